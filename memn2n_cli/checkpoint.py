@@ -1,0 +1,106 @@
+"""Run directories: everything `eval`, `predict` and `visualize` need, without the data.
+
+A model directory holds ``model.safetensors`` (weights), ``config.json`` (model and training
+configuration, task, data files and their checksums, seed), ``vocab.json`` (words and answers)
+and ``metrics.json``. ``--task all`` without ``--joint`` trains one model per task: the run
+directory then holds one model directory per task (``qa1/`` ... ``qa20/``) and the summary.
+Every file is written under a temporary name and renamed into place. No pickle anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import safetensors.torch
+
+from memn2n_cli.errors import UserError
+from memn2n_cli.model import MemN2N, ModelConfig
+from tasks.babi import Vocabulary
+
+MODEL_FILE, CONFIG_FILE, VOCAB_FILE, METRICS_FILE = "model.safetensors", "config.json", "vocab.json", "metrics.json"
+FORMAT = "memn2n-run/1"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write through ``write(temporary_path)``, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; a run is an ordinary file
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_json(path: Path, data: dict) -> None:
+    _atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2) + "\n"))
+
+
+def read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError("missing file; not a complete memn2n run", path) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"corrupt JSON: {e}", path) from None
+    if not isinstance(data, dict):
+        raise UserError("corrupt JSON: expected an object", path)
+    return data
+
+
+def save_model(directory: Path, model: MemN2N, config: dict, vocab: Vocabulary, metrics: dict) -> None:
+    """Weights first, config.json last: a directory with a config.json is complete."""
+    _atomic_write(directory / MODEL_FILE,
+                  lambda tmp: safetensors.torch.save_model(model, tmp, metadata={"format": FORMAT}))
+    write_json(directory / VOCAB_FILE, vocab.to_json())
+    write_json(directory / METRICS_FILE, metrics)
+    write_json(directory / CONFIG_FILE, {"format": FORMAT, **config, "model": vars(model.config)})
+
+
+def load_model(directory: Path) -> tuple[MemN2N, dict, Vocabulary]:
+    """(model, config, vocabulary) of a model directory; UserError when missing, corrupt or mismatched."""
+    if not directory.is_dir():
+        raise UserError("run directory not found", directory)
+    config = read_json(directory / CONFIG_FILE)
+    if config.get("format") != FORMAT:
+        raise UserError(f"not a memn2n run (format {config.get('format')!r}, expected {FORMAT!r})", directory / CONFIG_FILE)
+    try:
+        vocab = Vocabulary.from_json(read_json(directory / VOCAB_FILE))
+        model = MemN2N(ModelConfig(**config["model"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise UserError(f"corrupt run configuration: {e}", directory) from None
+    if model.config.vocab_size != len(vocab.words) or len(model.config.answer_word_ids) != len(vocab.answers):
+        raise UserError("vocab.json does not match config.json", directory)
+    weights = directory / MODEL_FILE
+    if not weights.is_file():
+        raise UserError("missing file; not a complete memn2n run", weights)
+    try:
+        missing, unexpected = safetensors.torch.load_model(model, weights, strict=False)
+    except RuntimeError as e:  # shapes that do not fit the config
+        raise UserError(f"weights do not match config.json: {str(e).splitlines()[0]}", weights) from None
+    except Exception as e:  # safetensors raises its own error types for truncated or garbled files
+        raise UserError(f"corrupt weights file: {e}", weights) from None
+    if missing or unexpected:
+        raise UserError(f"weights do not match config.json (missing {sorted(missing)}, unexpected {sorted(unexpected)})", weights)
+    model.eval()
+    return model, config, vocab
+
+
+def model_dirs(run: Path) -> list[Path]:
+    """The model directories of a run: the run itself, or its per-task subdirectories in task order."""
+    if not run.is_dir():
+        raise UserError("run directory not found", run)
+    if (run / CONFIG_FILE).exists():
+        return [run]
+    found = sorted((d for d in run.iterdir() if (d / CONFIG_FILE).exists()), key=lambda d: (len(d.name), d.name))
+    if not found:
+        raise UserError("not a memn2n run: no config.json in it or in its subdirectories", run)
+    return found

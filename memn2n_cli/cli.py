@@ -1,0 +1,57 @@
+"""The `memn2n` command: a Typer app whose commands parse options and call plain functions.
+
+Data goes to stdout, progress and logs to stderr. Exit codes: 0 ok, 1 failed run, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+
+import typer
+from rich.console import Console
+
+from memn2n_cli.errors import UserError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="End-To-End Memory Networks (Sukhbaatar et al. 2015): train, evaluate, inspect.")
+data_app = typer.Typer(no_args_is_help=True, help="Get datasets.")
+app.add_typer(data_app, name="data")
+
+
+def stdout() -> Console:
+    return Console(file=sys.stdout, soft_wrap=True)
+
+
+def stderr() -> Console:
+    return Console(file=sys.stderr, soft_wrap=True)
+
+
+class _StderrHandler(logging.Handler):
+    """Warnings from the library, as 'warning: ...' lines on the current stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"{record.levelname.lower()}: {record.getMessage()}", file=sys.stderr)
+
+
+def command(function):
+    """Register a command; a UserError becomes one line on stderr and exit code 2."""
+
+    @functools.wraps(function)
+    def run(*args, **kwargs):
+        logger = logging.getLogger("memn2n")
+        if not logger.handlers:
+            logger.addHandler(_StderrHandler())
+            logger.setLevel(logging.INFO)
+        try:
+            return function(*args, **kwargs)
+        except UserError as e:
+            print(f"error: {e}", file=sys.stderr)
+            raise typer.Exit(2) from None
+
+    return run
+
+
+# The commands register themselves on `app` when imported.
+from memn2n_cli.commands import data, evaluate, tasks, train  # noqa: E402,F401

@@ -1,0 +1,128 @@
+"""`memn2n train TASK`: train with the paper's recipe, print a Table 1-style summary."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from memn2n_cli.cli import app, command, stderr, stdout
+from memn2n_cli.commands.options import DataDir, Device, Json
+from memn2n_cli.errors import UserError
+
+PAPER = "Paper default"
+
+
+def _progress_reporter(config, label_count: int):
+    """A rich progress bar on a terminal, else a plain line every 10 epochs and at phase changes."""
+    if not sys.stderr.isatty():
+        def plain(label: str, record: dict) -> None:
+            if record["epoch"] % 10 == 0 or record["phase"] == "linear":
+                valid = f" valid {record['valid_error']:.1f}%" if "valid_error" in record else ""
+                print(f"{label} epoch {record['epoch']} ({record['phase']}, lr {record['lr']:.5f}): "
+                      f"train {record['train_error']:.1f}%{valid}", file=sys.stderr, flush=True)
+        return plain, None
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=stderr())
+    bars: dict[str, int] = {}
+
+    def fancy(label: str, record: dict) -> None:
+        if label not in bars:
+            linear = config.ls_max_epochs if config.linear_start else 0
+            bars[label] = progress.add_task(label, total=config.epochs + linear, status="")
+        bar = bars[label]
+        if record["phase"] == "softmax" and progress.tasks[bar].fields["status"].startswith("linear"):
+            progress.update(bar, total=record["epoch"] - 1 + config.epochs)  # linear start ended early
+        valid = f"valid {record['valid_error']:.1f}%" if "valid_error" in record else ""
+        progress.update(bar, completed=record["epoch"],
+                        status=f"{record['phase']} lr {record['lr']:.4f} train {record['train_error']:.1f}% {valid}")
+
+    return fancy, progress
+
+
+@app.command()
+@command
+def train(
+    task_name: Annotated[str, typer.Argument(metavar="TASK", help="A registered task (see `memn2n tasks`).")],
+    task: Annotated[list[str] | None, typer.Option("--task", "-t", help="bAbI task number, repeatable, or 'all'. [default: 1]")] = None,
+    joint: Annotated[bool, typer.Option(help="One model for all the tasks given (d=50, 60 epochs, halving every 15).")] = False,
+    data_dir: DataDir = None,
+    out: Annotated[Path | None, typer.Option(help="Run directory. [default: checkpoints/<task>-<time>]")] = None,
+    json_output: Json = False,
+    # Model (Sections 2 and 4.1)
+    hops: Annotated[int, typer.Option(min=1, help="K, memory hops.", rich_help_panel="Model")] = 3,
+    dim: Annotated[int | None, typer.Option(min=1, help="d, embedding size. [default: 20; 50 with --joint]", rich_help_panel="Model")] = None,
+    memory_size: Annotated[int, typer.Option(min=1, help="Most recent sentences kept in memory.", rich_help_panel="Model")] = 50,
+    encoding: Annotated[str, typer.Option(help="Sentence representation: pe (position encoding) or bow.", rich_help_panel="Model")] = "pe",
+    pe_formula: Annotated[str, typer.Option(help="paper: l_kj=(1-j/J)-(k/d)(1-2j/J); official: the authors' code.", rich_help_panel="Model")] = "paper",
+    temporal: Annotated[bool, typer.Option(help="Temporal encoding T_A, T_C.", rich_help_panel="Model")] = True,
+    tying: Annotated[str, typer.Option(help="Weight tying: adjacent or layerwise.", rich_help_panel="Model")] = "adjacent",
+    relu: Annotated[bool, typer.Option(help="ReLU on the internal state after each hop (10k variant).", rich_help_panel="Model")] = False,
+    init_std: Annotated[float, typer.Option(min=0.0, help="Weights drawn from N(0, std).", rich_help_panel="Model")] = 0.1,
+    # Training (Section 4.2)
+    epochs: Annotated[int | None, typer.Option(min=1, help="Epochs after linear start. [default: 100; 60 with --joint]", rich_help_panel="Training")] = None,
+    lr: Annotated[float, typer.Option(min=0.0, help="Learning rate without linear start.", rich_help_panel="Training")] = 0.01,
+    anneal_every: Annotated[int | None, typer.Option(min=1, help="Halve the learning rate every N epochs. [default: 25; 15 with --joint]", rich_help_panel="Training")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Examples per step; the loss is summed.", rich_help_panel="Training")] = 32,
+    max_grad_norm: Annotated[float, typer.Option(min=0.0, help="Gradient L2 norm clipped to this.", rich_help_panel="Training")] = 40.0,
+    validation_fraction: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share of training stories held out.", rich_help_panel="Training")] = 0.1,
+    linear_start: Annotated[bool, typer.Option(help="Linear start (LS).", rich_help_panel="Training")] = True,
+    ls_lr: Annotated[float, typer.Option(min=0.0, help="Learning rate of a run with linear start.", rich_help_panel="Training")] = 0.005,
+    ls_max_epochs: Annotated[int, typer.Option(min=1, help="Longest linear phase.", rich_help_panel="Training")] = 20,
+    random_noise: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of empty memories inserted (RN); 0 = off.", rich_help_panel="Training")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Seed of initialisation, split, order and noise.", rich_help_panel="Training")] = 0,
+    device: Device = "auto",
+) -> None:
+    """Train End-To-End Memory Networks, e.g. `memn2n train babi --task all --joint`."""
+    from memn2n_cli.report import results_table
+    from memn2n_cli.runs import ModelOptions, train_babi
+    from memn2n_cli.training import TrainConfig
+    from tasks import get_task
+    from tasks.babi import parse_task_ids
+
+    if get_task(task_name).kind != "qa":
+        raise UserError(f"task {task_name!r} cannot be trained by this version")
+    task_ids = parse_task_ids(task or [])
+    if joint and len(task_ids) < 2:
+        raise UserError("--joint needs at least two tasks (e.g. --task all)")
+    if encoding not in ("pe", "bow") or tying not in ("adjacent", "layerwise") or pe_formula not in ("paper", "official"):
+        raise UserError("--encoding is pe or bow, --tying adjacent or layerwise, --pe-formula paper or official")
+    if encoding == "bow" and pe_formula != "paper":
+        raise UserError("--pe-formula applies to --encoding pe only")
+    if random_noise > 0 and not temporal:
+        raise UserError("--random-noise perturbs temporal encoding: use --random-noise 0 with --no-temporal")
+    if linear_start and validation_fraction == 0:
+        raise UserError("--linear-start ends when the validation loss stops falling: it needs --validation-fraction > 0")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {device}: no CUDA device is available")
+    out = out or Path("checkpoints") / f"{task_name}-{'joint' if joint else 'task'}-{datetime.now():%Y%m%d-%H%M%S}"
+    if out.exists() and any(out.iterdir()):
+        raise UserError("already holds files; choose another --out", out)
+
+    options = ModelOptions(dim=dim or (50 if joint else 20), hops=hops, memory_size=memory_size, encoding=encoding,
+                           pe_formula=pe_formula, temporal=temporal, tying=tying, relu=relu, init_std=init_std)
+    config = TrainConfig(epochs=epochs or (60 if joint else 100), lr=lr, anneal_every=anneal_every or (15 if joint else 25),
+                         batch_size=batch_size, max_grad_norm=max_grad_norm, validation_fraction=validation_fraction,
+                         linear_start=linear_start, ls_lr=ls_lr, ls_max_epochs=ls_max_epochs,
+                         random_noise=random_noise, seed=seed)
+    report, progress = _progress_reporter(config, len(task_ids))
+    if progress:
+        with progress:
+            summary = train_babi(task_ids, joint, data_dir, out, options, config, device, report)
+    else:
+        summary = train_babi(task_ids, joint, data_dir, out, options, config, device, report)
+    if json_output:
+        print(json.dumps(summary))
+    else:
+        stdout().print(results_table(summary, ("train", "valid", "test")))
+    print(f"saved {out}", file=sys.stderr)

@@ -1,0 +1,208 @@
+"""End-To-End Memory Networks: the model of Sections 2 and 4.1.
+
+Sukhbaatar, Szlam, Weston, Fergus. End-To-End Memory Networks. NIPS 2015. arXiv:1503.08895.
+
+One hop (Sec. 2.1), for a controller state u and memories m_i (input) and c_i (output):
+
+    p_i = Softmax(u^T m_i)                         (1)
+    o   = sum_i p_i c_i                            (2)
+    u'  = u + o        (adjacent tying, Sec. 2.2)  or  u' = H u + o  (layer-wise tying)
+
+and after K hops the answer distribution is  a^ = Softmax(W (o^K + u^K))  (3).
+`memory_hop` and `multi_hop` are that computation, shared by `MemN2N` (sentences of words,
+Sec. 4) and `MemoryNetwork` (any continuous vectors).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def memory_hop(u: Tensor, memory_in: Tensor, memory_out: Tensor, mask: Tensor | None = None, *,
+               linear: bool = False, transition: nn.Module | None = None) -> tuple[Tensor, Tensor]:
+    """One hop: attend (Eq. 1), read (Eq. 2), add (Sec. 2.2). Returns (u', p).
+
+    u (..., d); memory_in, memory_out (..., M, d); mask (..., M), True where a memory is filled.
+    ``linear``: linear start (Sec. 4.2), the softmax removed. ``transition``: H of layer-wise tying.
+    """
+    scores = (memory_in @ u.unsqueeze(-1)).squeeze(-1)  # u^T m_i            (..., M)
+    if linear:
+        p = scores if mask is None else scores.masked_fill(~mask, 0.0)
+    else:
+        p = torch.softmax(scores if mask is None else scores.masked_fill(~mask, float("-inf")), dim=-1)  # (1)
+    o = (p.unsqueeze(-2) @ memory_out).squeeze(-2)  # sum_i p_i c_i       (..., d)  (2)
+    return (u if transition is None else transition(u)) + o, p
+
+
+def multi_hop(u: Tensor, memories: Sequence[tuple[Tensor, Tensor]], mask: Tensor | None = None, *,
+              linear: bool = False, transition: nn.Module | None = None, relu: bool = False) -> tuple[Tensor, Tensor]:
+    """K hops, one per (memory_in, memory_out) pair. Returns (u^{K+1} = o^K + u^K, p (..., K, M))."""
+    attention = []
+    for memory_in, memory_out in memories:
+        u, p = memory_hop(u, memory_in, memory_out, mask, linear=linear, transition=transition)
+        if relu:  # the non-linearity of the 10k variant, on the internal state
+            u = torch.relu(u)
+        attention.append(p)
+    return u, torch.stack(attention, dim=-2)
+
+
+def position_encoding(lengths: Tensor, width: int, dim: int) -> Tensor:
+    """Sec. 4.1: l_kj = (1 - j/J) - (k/d)(1 - 2j/J), for a sentence of J words, j = 1..J, k = 1..d.
+
+    lengths (...) holds J for each sentence; the result (..., width, dim) holds l_kj at [..., j-1, k-1]
+    (positions past J multiply the nil word, whose embedding is zero).
+    """
+    j = torch.arange(1, width + 1, dtype=torch.float32, device=lengths.device).unsqueeze(-1)  # (width, 1)
+    k = torch.arange(1, dim + 1, dtype=torch.float32, device=lengths.device)  # (dim,)
+    J = lengths.clamp(min=1).to(torch.float32)[..., None, None]  # (..., 1, 1)
+    return (1 - j / J) - (k / dim) * (1 - 2 * j / J)
+
+
+def official_position_encoding(sentence_size: int, width: int, dim: int) -> Tensor:
+    """The formula of the authors' released code: l_kj = 1 + 4 (k - (d+1)/2)(j - (J+1)/2) / (d J),
+    with J the padded sentence size rather than each sentence's length. (width, dim)."""
+    j = torch.arange(1, width + 1, dtype=torch.float32).unsqueeze(-1)
+    k = torch.arange(1, dim + 1, dtype=torch.float32)
+    J = float(sentence_size)
+    return 1 + 4 * (k - (dim + 1) / 2) * (j - (J + 1) / 2) / (dim * J)
+
+
+@dataclass
+class ModelConfig:
+    vocab_size: int  # words, id 0 the nil word
+    answer_word_ids: list[int]  # the word id of each answer: W^T = C^K reads these rows (adjacent tying)
+    dim: int = 20  # d: 20 for one task, 50 for joint training (Sec. 4.2)
+    hops: int = 3  # K = 3 (Sec. 4.2)
+    memory_size: int = 50  # the 50 most recent sentences (Sec. 4.2)
+    encoding: str = "pe"  # "bow" or "pe": position encoding (Sec. 4.1)
+    pe_formula: str = "paper"  # "paper" (Sec. 4.1) or "official" (the released code's formula)
+    sentence_size: int = 11  # J of the official formula: the longest sentence in training
+    temporal: bool = True  # temporal encoding T_A, T_C (Sec. 4.1)
+    tying: str = "adjacent"  # "adjacent" or "layerwise" (Sec. 2.2)
+    relu: bool = False  # ReLU on u after each hop (the 10k variant)
+    init_std: float = 0.1  # weights drawn from N(0, 0.1) (Sec. 4.2)
+
+    def __post_init__(self):
+        if self.encoding not in ("bow", "pe"):
+            raise ValueError(f"encoding must be 'bow' or 'pe', not {self.encoding!r}")
+        if self.pe_formula not in ("paper", "official"):
+            raise ValueError(f"pe_formula must be 'paper' or 'official', not {self.pe_formula!r}")
+        if self.tying not in ("adjacent", "layerwise"):
+            raise ValueError(f"tying must be 'adjacent' or 'layerwise', not {self.tying!r}")
+        if min(self.dim, self.hops, self.memory_size, self.vocab_size) < 1 or not self.answer_word_ids:
+            raise ValueError("dim, hops, memory_size, vocab_size and the answer vocabulary must be positive")
+
+
+class Output(NamedTuple):
+    logits: Tensor  # (B, answers)
+    loss: Tensor | None  # summed cross-entropy over the batch (Sec. 4.2: not averaged)
+    attention: Tensor  # (B, K, M) p of every hop, detached, for `visualize`
+
+
+def _zero_nil_row(grad: Tensor) -> Tensor:
+    """Keep the nil word's embedding at zero (Sec. 4.1): its gradient is dropped."""
+    grad = grad.clone()
+    grad[..., 0, :] = 0
+    return grad
+
+
+class MemN2N(nn.Module):
+    """The bAbI model: sentences of word ids in, answer-vocabulary logits out.
+
+    Adjacent tying (Sec. 2.2): A^{k+1} = C^k, B = A^1, W^T = C^K (and T_A^{k+1} = T_C^k), so the
+    K+1 distinct embeddings are one tensor ``embedding[0..K]``: A^1 = B is ``embedding[0]``, C^k is
+    ``embedding[k]``. Layer-wise tying: A^1 = ... = A^K, C^1 = ... = C^K, u^{k+1} = H u^k + o^k,
+    with B and W of their own.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = c = config
+        self.linear_start = False  # True during the linear-start phase (Sec. 4.2)
+        n_embeddings = c.hops + 1 if c.tying == "adjacent" else 2  # adjacent: A^1, C^1..C^K; layer-wise: A, C
+        self.embedding = nn.Parameter(torch.randn(n_embeddings, c.vocab_size, c.dim) * c.init_std)  # (E, V, d)
+        self.temporal = nn.Parameter(torch.randn(n_embeddings, c.memory_size, c.dim) * c.init_std) if c.temporal else None
+        if c.tying == "layerwise":
+            self.query_embedding = nn.Parameter(torch.randn(c.vocab_size, c.dim) * c.init_std)  # B  (V, d)
+            self.H = nn.Linear(c.dim, c.dim, bias=False)
+            self.W = nn.Parameter(torch.randn(len(c.answer_word_ids), c.dim) * c.init_std)  # (answers, d)
+            nn.init.normal_(self.H.weight, std=c.init_std)
+        self.register_buffer("answer_word_ids", torch.tensor(c.answer_word_ids), persistent=False)
+        with torch.no_grad():
+            for weight in self.word_embeddings():
+                weight[..., 0, :] = 0
+                weight.register_hook(_zero_nil_row)
+
+    def word_embeddings(self) -> list[nn.Parameter]:
+        return [self.embedding] + ([self.query_embedding] if self.config.tying == "layerwise" else [])
+
+    def embed_sentences(self, weight: Tensor, words: Tensor) -> Tensor:
+        """m_i = sum_j l_j * A x_ij (Sec. 4.1; l_j = 1 for bag of words). words (..., J) -> (E.., ..., d)."""
+        vectors = weight[words] if weight.dim() == 2 else weight[:, words]  # ([E,] ..., J, d)
+        if self.config.encoding == "pe":
+            width = words.shape[-1]
+            if self.config.pe_formula == "paper":
+                table = position_encoding(torch.arange(width + 1, device=words.device), width, self.config.dim)
+                vectors = vectors * table[(words != 0).sum(-1)]  # l for each sentence's own J  (..., J, d)
+            else:
+                vectors = vectors * official_position_encoding(self.config.sentence_size, width, self.config.dim).to(words.device)
+        return vectors.sum(-2)
+
+    def forward(self, story: Tensor, story_size: Tensor, query: Tensor, time: Tensor | None = None,
+                answer: Tensor | None = None) -> Output:
+        """story (B, M, J) word ids, slot 0 the most recent sentence; story_size (B,) filled slots;
+        query (B, J); time (B, M) temporal index of each slot (default: the slot itself);
+        answer (B,) answer ids, -1 for an answer never seen in training (counted as wrong)."""
+        c = self.config
+        B, M, _ = story.shape
+        slots = torch.arange(M, device=story.device)
+        mask = slots < story_size.unsqueeze(-1)  # (B, M) padded slots get no attention
+        memory = self.embed_sentences(self.embedding, story)  # (E, B, M, d)
+        if self.temporal is not None:  # m_i = sum_j A x_ij + T_A(i)  (Sec. 4.1)
+            time = slots.expand(B, M) if time is None else time
+            memory = memory + self.temporal[:, time.clamp(max=c.memory_size - 1)]  # (E, B, M, d)
+        if c.tying == "adjacent":
+            u = self.embed_sentences(self.embedding[0], query)  # B = A^1  (B, d)
+            memories = [(memory[k], memory[k + 1]) for k in range(c.hops)]  # (A^k, C^k), A^{k+1} = C^k
+            u, attention = multi_hop(u, memories, mask, linear=self.linear_start, relu=c.relu)
+            W = self.embedding[c.hops][self.answer_word_ids]  # W^T = C^K  (answers, d)
+        else:
+            u = self.embed_sentences(self.query_embedding, query)
+            memories = [(memory[0], memory[1])] * c.hops
+            u, attention = multi_hop(u, memories, mask, linear=self.linear_start, transition=self.H, relu=c.relu)
+            W = self.W
+        logits = u @ W.T  # W (o^K + u^K), Eq. (3); the softmax is in the loss  (B, answers)
+        loss = None if answer is None else F.cross_entropy(logits, answer, reduction="sum", ignore_index=-1)
+        return Output(logits, loss, attention.detach())
+
+
+class MemoryNetwork(nn.Module):
+    """A memory layer over continuous vectors, with the hops of MemN2N (adjacent tying).
+
+    query (B, input_dim) and memories (B, N, input_dim) -> (B, output_dim), or (B, memory_dim)
+    when ``output_dim`` is None. The embeddings A^k, C^k are linear maps; ``num_memories`` adds
+    temporal encoding for memories given in order, most recent first.
+    """
+
+    def __init__(self, input_dim: int, memory_dim: int = 128, num_hops: int = 3, output_dim: int | None = None,
+                 num_memories: int | None = None, init_std: float = 0.1):
+        super().__init__()
+        self.num_hops = num_hops
+        self.embedding = nn.Parameter(torch.randn(num_hops + 1, input_dim, memory_dim) * init_std)  # B = A^1, C^1..C^K
+        self.temporal = nn.Parameter(torch.randn(num_hops + 1, num_memories, memory_dim) * init_std) if num_memories else None
+        self.output = nn.Linear(memory_dim, output_dim, bias=False) if output_dim else None
+        self.attention: Tensor | None = None  # (B, K, N), kept from the last forward
+
+    def forward(self, query: Tensor, memories: Tensor, mask: Tensor | None = None) -> Tensor:
+        memory = memories.unsqueeze(0) @ self.embedding.unsqueeze(1)  # (K+1, B, N, memory_dim)
+        if self.temporal is not None:
+            memory = memory + self.temporal[:, None, : memories.shape[1]]
+        u = query @ self.embedding[0]  # (B, memory_dim)
+        u, attention = multi_hop(u, [(memory[k], memory[k + 1]) for k in range(self.num_hops)], mask)
+        self.attention = attention.detach()
+        return u if self.output is None else self.output(u)

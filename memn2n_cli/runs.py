@@ -1,0 +1,144 @@
+"""Train and evaluate bAbI runs: plain functions behind `memn2n train` and `memn2n eval`.
+
+train_babi:  data files -> questions -> validation split -> vocabulary -> tensors
+             -> MemN2N -> fit (training.py) -> error per task and split -> run directory
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from memn2n_cli import __version__
+from memn2n_cli.checkpoint import METRICS_FILE, load_model, model_dirs, save_model, write_json
+from memn2n_cli.model import MemN2N, ModelConfig
+from memn2n_cli.training import TrainConfig, evaluate, fit
+from tasks import get_task
+from tasks.babi import Encoded, Question, Vocabulary, encode, resolve_data_dir, split_validation, task_file
+
+log = logging.getLogger("memn2n")
+PASS_ERROR = 5.0  # a task passes with test error <= 5% (Table 1)
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass
+class ModelOptions:
+    """The model options a user chooses; sizes taken from the data are filled in by train_model."""
+
+    dim: int = 20
+    hops: int = 3
+    memory_size: int = 50
+    encoding: str = "pe"
+    pe_formula: str = "paper"
+    temporal: bool = True
+    tying: str = "adjacent"
+    relu: bool = False
+    init_std: float = 0.1
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def file_checksums(paths: list[Path]) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
+
+
+def load_splits(data_dir: Path, task_ids: list[int], fraction: float, seed: int) -> dict[str, list[Question]]:
+    task = get_task("babi")
+    train = task.read(data_dir, task_ids, "train")
+    train_part, valid_part = split_validation(train, fraction, seed)
+    return {"train": train_part, "valid": valid_part, "test": task.read(data_dir, task_ids, "test"), "all_train": train}
+
+
+def encode_splits(splits: dict[str, list[Question]], vocab: Vocabulary, memory_size: int, device) -> dict[str, Encoded]:
+    encoded = {name: encode(splits[name], vocab, memory_size).to(device) for name in SPLITS}
+    unknown = sum((e.unknown_words for e in encoded.values()), start=Counter())
+    if unknown:
+        examples = ", ".join(sorted(unknown)[:5])
+        log.warning("%d occurrences of %d words never seen in training were read as the nil word (%s%s)",
+                    sum(unknown.values()), len(unknown), examples, ", ..." if len(unknown) > 5 else "")
+    return encoded
+
+
+def error_table(counts: dict[str, dict[int, dict]]) -> list[dict]:
+    """Rows {task, train_error, valid_error, test_error} in percent from per-split, per-task counts."""
+    babi = get_task("babi")
+    tasks = sorted(next(iter(counts.values())))
+    return [{"task": t, **{f"{split}_error": babi.metrics(c[t])["error"] for split, c in counts.items() if t in c}}
+            for t in tasks]
+
+
+def summarize(rows: list[dict], run: Path, split: str = "test") -> dict:
+    key = f"{split}_error"
+    return {"tasks": rows, f"mean_{key}": sum(r[key] for r in rows) / len(rows),
+            "failed_tasks": sum(r[key] > PASS_ERROR for r in rows), "run": str(run)}
+
+
+def train_model(task_ids: list[int], data_dir: Path, directory: Path, options: ModelOptions, config: TrainConfig,
+                device: torch.device, on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
+    """Train one model on ``task_ids`` (one task, or several jointly) and save it in ``directory``."""
+    splits = load_splits(data_dir, task_ids, config.validation_fraction, config.seed)
+    vocab = Vocabulary.build(splits["all_train"])
+    memory_size = min(options.memory_size, max(len(q.story) for q in splits["all_train"]))
+    encoded = encode_splits(splits, vocab, memory_size, device)
+    torch.manual_seed(config.seed)
+    model = MemN2N(ModelConfig(vocab_size=len(vocab.words), answer_word_ids=vocab.answer_word_ids(),
+                               **{**asdict(options), "memory_size": memory_size},
+                               sentence_size=encoded["train"].sentences.shape[1])).to(device)
+    history = fit(model, encoded["train"], encoded["valid"], config, on_epoch)
+    rows = error_table({split: evaluate(model, encoded[split]) for split in SPLITS})
+    files = [task_file(data_dir, t, s) for t in task_ids for s in ("train", "test")]
+    run_config = {
+        "task": "babi", "tasks": task_ids, "joint": len(task_ids) > 1, "training": asdict(config),
+        "data": {"dir": str(data_dir.resolve()), "files": file_checksums(files)},
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "memn2n_version": __version__,
+    }
+    save_model(directory, model.cpu(), run_config, vocab, {"tasks": rows, "history": history})
+    return rows
+
+
+def train_babi(task_ids: list[int], joint: bool, data_dir: Path | None, out: Path, options: ModelOptions,
+               config: TrainConfig, device: str = "auto",
+               on_epoch: Callable[[str, dict], None] | None = None) -> dict:
+    """One model per task, or one model for all of them (``joint``). Returns the summary."""
+    data_dir = resolve_data_dir(data_dir)
+    groups = [task_ids] if joint or len(task_ids) == 1 else [[t] for t in task_ids]
+    rows = []
+    for group in groups:
+        label = "joint" if len(group) > 1 else f"qa{group[0]}"
+        directory = out if len(groups) == 1 else out / label
+        rows += train_model(group, data_dir, directory, options, config, pick_device(device),
+                            (lambda record, label=label: on_epoch(label, record)) if on_epoch else None)
+    summary = summarize(rows, out)
+    if len(groups) > 1:
+        write_json(out / METRICS_FILE, summary)
+    return summary
+
+
+def evaluate_run(run: Path, split: str = "test", data_dir: Path | None = None, device: str = "auto") -> dict:
+    """Re-compute the error of every model in ``run`` on ``split`` from its saved files and the data."""
+    rows = []
+    for directory in model_dirs(run):
+        model, config, vocab = load_model(directory)
+        given = data_dir if data_dir is not None else Path(config["data"]["dir"])
+        source = resolve_data_dir(given)
+        training = TrainConfig(**config["training"])
+        splits = load_splits(source, config["tasks"], training.validation_fraction, training.seed)
+        recorded = config["data"]["files"]
+        used = file_checksums([task_file(source, t, s) for t in config["tasks"] for s in ("train", "test")])
+        if used != recorded:
+            log.warning("%s: the data files differ from the ones this model was trained on", source)
+        device_ = pick_device(device)
+        encoded = encode(splits[split], vocab, model.config.memory_size).to(device_)
+        rows += error_table({split: evaluate(model.to(device_), encoded)})
+    return summarize(rows, run, split)
