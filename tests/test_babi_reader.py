@@ -1,0 +1,120 @@
+"""The bAbI reader, tokenizer, vocabulary and encoding, on the real upstream files."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from memn2n_cli.errors import UserError
+from tasks.babi import (NIL, Vocabulary, encode, parse_task_ids, read_file, split_validation, task_file,
+                        tokenize)
+from tests.conftest import BABI
+
+
+def test_every_v12_en_file_holds_1000_questions(en_dir):
+    for task in range(1, 21):
+        for split in ("train", "test"):
+            assert len(read_file(task_file(en_dir, task, split), task)) == 1000
+
+
+def test_first_questions_of_task_1(en_dir):
+    q = read_file(task_file(en_dir, 1, "train"), 1)
+    assert q[0].story == (("mary", "moved", "to", "the", "bathroom"), ("john", "went", "to", "the", "hallway"))
+    assert q[0].question == ("where", "is", "mary") and q[0].answer == "bathroom" and q[0].supporting == (1,)
+    # Questions are not memories: the third question sees the 6 sentences before it (lines 1 2 4 5 7 8).
+    assert q[2].line_ids == (1, 2, 4, 5, 7, 8) and q[2].supporting == (4,)
+    assert q[0].source.endswith("qa1_single-supporting-fact_train.txt:3")
+
+
+def test_v11_task16_has_stories_without_questions():
+    questions = read_file(task_file(BABI / "v1.1" / "en", 16, "train"), 16)
+    assert len(questions) == 1000
+    assert max(q.story_id for q in questions) + 1 == 1428  # MANIFEST: 1428 stories for 1000 questions
+
+
+def test_list_and_path_answers_are_single_answer_entries(en_dir):
+    assert "n,w" in {q.answer for q in read_file(task_file(en_dir, 19, "train"), 19)}
+    assert "apple,football" in {q.answer for q in read_file(task_file(en_dir, 8, "train"), 8)}
+
+
+def test_vocabulary_over_all_tasks_matches_the_manifest_count(en_dir):
+    questions = [q for t in range(1, 21) for s in ("train", "test") for q in read_file(task_file(en_dir, t, s), t)]
+    vocab = Vocabulary.build(questions)
+    assert vocab.words[0] == NIL
+    # MANIFEST.md: 156 distinct words, lower-cased, '.' and '?' dropped, comma-joined answers split.
+    assert len({part for w in vocab.words[1:] for part in w.split(",")}) == 156
+    assert all(vocab.words[i] == a for i, a in zip(vocab.answer_word_ids(), vocab.answers))
+
+
+def test_tokenizer_strips_unicode_punctuation_and_lowercases():
+    assert tokenize("Mary moved to the bathroom.") == ["mary", "moved", "to", "the", "bathroom"]
+    assert tokenize("Pallavi bhedia hai ?.") == ["pallavi", "bhedia", "hai"]
+    assert tokenize("¿Dónde está María?") == ["dónde", "está", "maría"]
+
+
+def test_hindi_and_shuffled_folders_read(en_dir):
+    hindi = read_file(task_file(BABI / "v1.2" / "hn", 1, "train"), 1)
+    shuffled = read_file(task_file(BABI / "v1.2" / "shuffled", 1, "train"), 1)
+    assert len(hindi) == len(shuffled) == 1000
+    assert hindi[0].answer == "sayanakaksh"
+
+
+def test_en_valid_file_names_are_found():
+    assert task_file(BABI / "v1.2" / "en-valid", 3, "valid").name == "qa3_valid.txt"
+
+
+def test_encoding_puts_the_most_recent_sentence_in_slot_0_and_caps_memory(en_dir):
+    questions = read_file(task_file(en_dir, 3, "train"), 3)
+    vocab = Vocabulary.build(questions)
+    data = encode(questions, vocab, memory_size=50)
+    longest = max(range(len(questions)), key=lambda n: len(questions[n].story))
+    q = questions[longest]
+    assert len(q.story) > 50 and int(data.memory_size[longest]) == 50
+    first_slot = data.sentences[data.memory[longest, 0]]
+    assert [vocab.words[i] for i in first_slot if i] == list(q.story[-1])
+    last_slot = data.sentences[data.memory[longest, 49]]
+    assert [vocab.words[i] for i in last_slot if i] == list(q.story[-50])
+
+
+def test_unknown_test_words_map_to_nil_and_are_counted(en_dir):
+    train = read_file(task_file(en_dir, 1, "train"), 1)
+    vocab = Vocabulary.build(train)
+    other = read_file(task_file(en_dir, 8, "test"), 8)  # objects and lists: words and answers task 1 never uses
+    data = encode(other, vocab, 50)
+    assert "football" in data.unknown_words and data.unknown_words["football"] > 0
+    assert int((data.answer == -1).sum()) > 0  # answers never seen in training
+
+
+def test_validation_split_holds_out_whole_stories(en_dir):
+    questions = read_file(task_file(en_dir, 1, "train"), 1)
+    train, valid = split_validation(questions, 0.1, seed=0)
+    assert {q.story_id for q in train}.isdisjoint({q.story_id for q in valid})
+    assert len({q.story_id for q in valid}) == 20 and len(train) + len(valid) == 1000
+    assert [q.source for q in split_validation(questions, 0.1, seed=0)[1]] == [q.source for q in valid]
+
+
+@pytest.mark.parametrize("content, line, fragment", [
+    (b"", None, "empty file"),
+    (b"1 Mary went home.\n2 Where is Mary?\thome\t1\n3 \xff\xfe bad\n", 3, "not UTF-8"),
+    (b"1 Mary went home.\nMary went home.\n", 2, "expected '<id> <sentence>'"),
+    (b"1 Mary went home.\n3 John went home.\n", 2, "does not follow"),
+    (b"1 Mary went home.\n2 Where is Mary?\t\t1\n", 2, "question<TAB>answer"),
+    (b"1 Where is Mary?\thome\t1\n", 1, "no sentence before"),
+    (b"1 Mary went home.\n2 Where is Mary?\thome\tx\n", 2, "supporting ids"),
+    (b"1 Mary went home.\n2 John went home.\n", None, "no questions"),
+])
+def test_malformed_files_name_file_and_line(tmp_path, content, line, fragment):
+    path = tmp_path / "qa1_bad_train.txt"
+    path.write_bytes(content)
+    with pytest.raises(UserError) as error:
+        read_file(path, 1)
+    assert fragment in str(error.value) and error.value.line == line
+    assert str(error.value).startswith(f"{path}:{line}:" if line else f"{path}:")
+
+
+def test_task_ids():
+    assert parse_task_ids(["all"]) == list(range(1, 21))
+    assert parse_task_ids(["3", "1", "3"]) == [1, 3]
+    for bad in (["0"], ["21"], ["x"]):
+        with pytest.raises(UserError):
+            parse_task_ids(bad)

@@ -1,0 +1,197 @@
+"""The command line on real data, and every kind of bad input: one stderr line, exit code 2."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+
+import pytest
+import torch
+
+from memn2n_cli.checkpoint import load_model
+from tests.conftest import assert_one_line_error
+
+FAST = ["--epochs", "3", "--ls-max-epochs", "2"]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, en_dir):
+    """`memn2n train babi --task 1` for a few epochs, on the real task 1."""
+    from typer.testing import CliRunner
+
+    from memn2n_cli.cli import app
+
+    out = tmp_path_factory.mktemp("runs") / "task1"
+    result = CliRunner().invoke(app, ["train", "babi", "--task", "1", "--data-dir", str(en_dir), "--out", str(out),
+                                      "--json", "--epochs", "15", "--ls-max-epochs", "5"])
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    return out, json.loads(result.stdout)
+
+
+def test_train_writes_a_complete_run_and_reports_json(trained_run):
+    out, summary = trained_run
+    assert {p.name for p in out.iterdir()} == {"model.safetensors", "config.json", "vocab.json", "metrics.json"}
+    (row,) = summary["tasks"]
+    assert set(row) == {"task", "train_error", "valid_error", "test_error"} and row["task"] == 1
+    assert summary["mean_test_error"] == row["test_error"] and summary["run"] == str(out)
+    assert row["test_error"] < 60  # 15 epochs is far from converged, but well above chance (6 places)
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"]["dim"] == 20 and config["training"]["lr"] == 0.01 and config["training"]["batch_size"] == 32
+    assert sorted(config["data"]["files"]) == ["qa1_single-supporting-fact_test.txt", "qa1_single-supporting-fact_train.txt"]
+
+
+def test_eval_recomputes_the_same_figures(cli, trained_run, en_dir):
+    out, summary = trained_run
+    for split in ("test", "valid", "train"):
+        result = cli("eval", out, "--split", split, "--json")
+        assert result.exit_code == 0, result.stderr
+        evaluated = json.loads(result.stdout)
+        assert evaluated["tasks"][0][f"{split}_error"] == pytest.approx(summary["tasks"][0][f"{split}_error"])
+    table = cli("eval", out)
+    assert table.exit_code == 0 and "Mean" in table.stdout and "Test" in table.stdout
+
+
+def test_checkpoint_round_trip_gives_identical_predictions(trained_run, en_dir):
+    from memn2n_cli.runs import load_splits
+    from memn2n_cli.training import make_batch
+    from tasks.babi import Vocabulary, encode
+
+    out, _ = trained_run
+    model, config, vocab = load_model(out)
+    assert isinstance(vocab, Vocabulary) and config["tasks"] == [1]
+    data = encode(load_splits(en_dir, [1], 0.1, 0)["test"], vocab, model.config.memory_size)
+    batch = make_batch(data, torch.arange(len(data)))
+    again, _, _ = load_model(out)
+    assert torch.equal(model(**batch).logits, again(**batch).logits)
+
+
+def test_train_all_tasks_independently_writes_one_model_per_task(cli, tmp_path, en_dir):
+    out = tmp_path / "two"
+    result = cli("train", "babi", "--task", "1", "--task", "4", "--data-dir", en_dir, "--out", out, *FAST)
+    assert result.exit_code == 0, result.stderr
+    assert (out / "qa1" / "model.safetensors").exists() and (out / "qa4" / "config.json").exists()
+    assert [r["task"] for r in json.loads((out / "metrics.json").read_text())["tasks"]] == [1, 4]
+    assert "Failed" in result.stdout and "saved" in result.stderr
+    evaluated = cli("eval", out, "--json")
+    assert [r["task"] for r in json.loads(evaluated.stdout)["tasks"]] == [1, 4]
+
+
+def test_joint_training_reports_every_task(cli, tmp_path, en_dir):
+    out = tmp_path / "joint"
+    result = cli("train", "babi", "--task", "1", "--task", "2", "--joint", "--data-dir", en_dir, "--out", out,
+                 "--json", "--epochs", "1", "--ls-max-epochs", "1")
+    assert result.exit_code == 0, result.stderr
+    assert [r["task"] for r in json.loads(result.stdout)["tasks"]] == [1, 2]
+    assert json.loads((out / "config.json").read_text())["model"]["dim"] == 50
+
+
+def test_tasks_lists_the_registry(cli):
+    result = cli("tasks")
+    assert result.exit_code == 0 and "babi" in result.stdout
+
+
+def test_data_dir_from_environment(cli, tmp_path, en_dir, monkeypatch):
+    monkeypatch.setenv("MEMN2N_DATA_DIR", str(en_dir))
+    result = cli("train", "babi", "--task", "1", "--out", tmp_path / "r", *FAST, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["data"]["dir"] == str(en_dir.resolve())
+
+
+# Bad input ------------------------------------------------------------------------------------
+
+def _write_task(folder, train: bytes, test: bytes = b"1 Mary went home.\n2 Where is Mary?\thome\t1\n"):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "qa1_custom_train.txt").write_bytes(train)
+    (folder / "qa1_custom_test.txt").write_bytes(test)
+    return folder
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["train", "babi", "--task", "21"], ["unknown bAbI task '21'"]),
+    (["train", "nope"], ["unknown task 'nope'", "babi"]),
+    (["train", "babi", "--task", "1", "--joint"], ["--joint needs at least two tasks"]),
+    (["train", "babi", "--no-temporal"], ["--random-noise"]),
+    (["train", "babi", "--encoding", "bow", "--pe-formula", "official"], ["--pe-formula"]),
+    (["train", "babi", "--encoding", "cnn"], ["--encoding is pe or bow"]),
+    (["train", "babi", "--validation-fraction", "0"], ["--linear-start"]),
+    (["eval", "/no/such/run"], ["/no/such/run", "run directory not found"]),
+    (["eval", ".", "--split", "dev"], ["--split"]),
+    (["data", "download", "text9"], ["no download for 'text9'"]),
+])
+def test_bad_options(cli, args, fragments):
+    assert_one_line_error(cli(*args), *fragments)
+
+
+def test_missing_data_directory(cli, tmp_path):
+    assert_one_line_error(cli("train", "babi", "--data-dir", tmp_path / "none"), "data directory not found")
+
+
+def test_data_directory_without_the_task(cli, tmp_path):
+    assert_one_line_error(cli("train", "babi", "--task", "2", "--data-dir", tmp_path), "no file for task 2")
+
+
+@pytest.mark.parametrize("train, fragments", [
+    (b"", ["qa1_custom_train.txt", "empty file"]),
+    (b"1 Mary went home.\n2 Where is Mary?\thome\t1\nbroken line\n", ["qa1_custom_train.txt:3:", "expected"]),
+    (b"1 Mary went home.\n2 Wh\xe9re is Mary?\thome\t1\n", ["qa1_custom_train.txt:2:", "not UTF-8"]),
+])
+def test_malformed_data(cli, tmp_path, train, fragments):
+    folder = _write_task(tmp_path / "data", train)
+    assert_one_line_error(cli("train", "babi", "--data-dir", folder, "--out", tmp_path / "r"), *fragments)
+
+
+def test_out_directory_in_use(cli, tmp_path, en_dir):
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "file").write_text("x")
+    assert_one_line_error(cli("train", "babi", "--data-dir", en_dir, "--out", tmp_path / "used"), "already holds files")
+
+
+def test_no_data_and_no_network(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("MEMN2N_BABI_URL", (tmp_path / "absent.tar.gz").as_uri())
+    assert_one_line_error(cli("train", "babi", "--out", tmp_path / "r"), "download failed", "--data-dir")
+
+
+def _copy_run(src, dst):
+    dst.mkdir()
+    for f in src.iterdir():
+        (dst / f.name).write_bytes(f.read_bytes())
+    return dst
+
+
+@pytest.mark.parametrize("damage, fragments", [
+    (lambda run: (run / "model.safetensors").write_bytes((run / "model.safetensors").read_bytes()[:100]),
+     ["model.safetensors", "corrupt weights file"]),
+    (lambda run: (run / "config.json").write_text("{not json"), ["config.json", "corrupt JSON"]),
+    (lambda run: (run / "vocab.json").unlink(), ["vocab.json", "missing file"]),
+    (lambda run: (run / "config.json").write_text(
+        (run / "config.json").read_text().replace('"dim": 20', '"dim": 30')), ["weights do not match"]),
+    (lambda run: (run / "config.json").write_text('{"format": "other"}'), ["not a memn2n run"]),
+])
+def test_corrupt_or_mismatched_runs(cli, trained_run, tmp_path, damage, fragments):
+    run = _copy_run(trained_run[0], tmp_path / "copy")
+    damage(run)
+    assert_one_line_error(cli("eval", run), *fragments)
+
+
+def test_download_verifies_and_unpacks(cli, tmp_path, en_dir, monkeypatch):
+    from tasks import babi
+
+    archive = tmp_path / "babi.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for task in (1, 2):
+            for split in ("train", "test"):
+                path = babi.task_file(en_dir, task, split)
+                tar.add(path, arcname=f"{babi.ARCHIVE_ROOT}/en/{path.name}")
+    sums = tmp_path / "sums"
+    sums.write_text("".join(line + "\n" for line in babi.CHECKSUMS.read_text().splitlines()
+                            if line.split()[1].startswith(("en/qa1_", "en/qa2_"))))
+    monkeypatch.setattr(babi, "CHECKSUMS", sums)
+    result = cli("data", "download", "babi", "--url", archive.as_uri(), "--dest", tmp_path / "cache")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() == str(tmp_path / "cache" / babi.ARCHIVE_ROOT / "en")
+    assert len(list((tmp_path / "cache" / babi.ARCHIVE_ROOT / "en").iterdir())) == 4
+
+    sums.write_text(sums.read_text().replace(sums.read_text()[:8], "00000000", 1))
+    assert_one_line_error(cli("data", "download", "babi", "--url", archive.as_uri(), "--dest", tmp_path / "c2"),
+                          "checksum mismatch")

@@ -1,0 +1,71 @@
+"""The training recipe of Section 4.2 on real task-1 data."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from memn2n_cli.model import MemN2N, ModelConfig
+from memn2n_cli.runs import load_splits
+from memn2n_cli.training import TrainConfig, fit, learning_rate
+from tasks import Task, available_tasks, get_task, register_task
+from tasks.babi import Vocabulary, encode
+
+
+def test_learning_rate_schedule():
+    paper = TrainConfig(linear_start=False)
+    assert [learning_rate(paper, e) for e in (0, 24, 25, 49, 50, 75, 99)] == [0.01, 0.01, 0.005, 0.005, 0.0025, 0.00125, 0.00125]
+    joint = TrainConfig(linear_start=False, epochs=60, anneal_every=15)
+    assert [learning_rate(joint, e) for e in (14, 15, 30, 59)] == [0.01, 0.005, 0.0025, 0.00125]
+    assert learning_rate(TrainConfig(), 0) == 0.005 and learning_rate(TrainConfig(), 25) == 0.0025  # with LS
+
+
+@pytest.fixture(scope="module")
+def task1(en_dir):
+    splits = load_splits(en_dir, [1], 0.1, seed=0)
+    vocab = Vocabulary.build(splits["all_train"])
+    return vocab, {name: encode(splits[name], vocab, 10) for name in ("train", "valid")}
+
+
+def _train(task1, **overrides):
+    vocab, data = task1
+    torch.manual_seed(0)
+    model = MemN2N(ModelConfig(len(vocab.words), vocab.answer_word_ids(), memory_size=10))
+    history = fit(model, data["train"], data["valid"], TrainConfig(**overrides))
+    return model, history
+
+
+def test_linear_start_ends_when_the_validation_loss_stops_falling(task1):
+    model, history = _train(task1, epochs=2, ls_max_epochs=20)
+    phases = [r["phase"] for r in history]
+    n_linear = phases.count("linear")
+    assert phases == ["linear"] * n_linear + ["softmax"] * 2 and n_linear >= 2
+    losses = [r["valid_loss"] for r in history[:n_linear]]
+    assert all(b < a for a, b in zip(losses[:-2], losses[1:-1]))  # falling while linear...
+    assert n_linear == 20 or losses[-1] >= min(losses[:-1])  # ...until it stopped falling (or the cap)
+    assert all(r["lr"] == 0.005 for r in history) and not model.linear_start
+
+
+def test_linear_start_phase_is_capped(task1):
+    _, history = _train(task1, epochs=1, ls_max_epochs=1)
+    assert [r["phase"] for r in history] == ["linear", "softmax"]
+
+
+def test_training_is_repeatable_with_a_seed(task1):
+    _, first = _train(task1, epochs=2, ls_max_epochs=2)
+    _, second = _train(task1, epochs=2, ls_max_epochs=2)
+    assert first == second
+
+
+def test_training_reduces_the_error(task1):
+    _, history = _train(task1, epochs=15, linear_start=False)
+    assert history[-1]["train_error"] < history[0]["train_error"] - 20
+
+
+def test_registry_refuses_duplicates_and_non_tasks():
+    assert isinstance(get_task("babi"), Task) and "babi" in available_tasks()
+    with pytest.raises(ValueError, match="already registered"):
+        register_task("babi")(type(get_task("babi")))
+    with pytest.raises(TypeError, match="Task interface"):
+        register_task("not-a-task")(type("NotATask", (), {}))
+    assert "not-a-task" not in available_tasks()
