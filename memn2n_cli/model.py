@@ -80,7 +80,7 @@ class ModelConfig:
     hops: int = 3  # K = 3 (Sec. 4.2)
     memory_size: int = 50  # the 50 most recent sentences (Sec. 4.2)
     encoding: str = "pe"  # "bow" or "pe": position encoding (Sec. 4.1)
-    pe_formula: str = "paper"  # "paper" (Sec. 4.1) or "official" (the released code's formula)
+    pe_formula: str = "official"  # the authors' code's (which made Table 1), or "paper" (Sec. 4.1): see README
     sentence_size: int = 11  # J of the official formula: the longest sentence in training
     temporal: bool = True  # temporal encoding T_A, T_C (Sec. 4.1)
     tying: str = "adjacent"  # "adjacent" or "layerwise" (Sec. 2.2)

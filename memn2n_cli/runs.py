@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -17,7 +18,8 @@ from typing import Callable
 import torch
 
 from memn2n_cli import __version__
-from memn2n_cli.checkpoint import METRICS_FILE, load_model, model_dirs, save_model, write_json
+from memn2n_cli.errors import UserError
+from memn2n_cli.checkpoint import CONFIG_FILE, METRICS_FILE, load_model, model_dirs, read_json, save_model, write_json
 from memn2n_cli.model import MemN2N, ModelConfig
 from memn2n_cli.training import TrainConfig, evaluate, fit
 from tasks import get_task
@@ -36,7 +38,7 @@ class ModelOptions:
     hops: int = 3
     memory_size: int = 50
     encoding: str = "pe"
-    pe_formula: str = "paper"
+    pe_formula: str = "official"
     temporal: bool = True
     tying: str = "adjacent"
     relu: bool = False
@@ -95,7 +97,9 @@ def train_model(task_ids: list[int], data_dir: Path, directory: Path, options: M
     model = MemN2N(ModelConfig(vocab_size=len(vocab.words), answer_word_ids=vocab.answer_word_ids(),
                                **{**asdict(options), "memory_size": memory_size},
                                sentence_size=encoded["train"].sentences.shape[1])).to(device)
+    started = time.perf_counter()
     history = fit(model, encoded["train"], encoded["valid"], config, on_epoch)
+    seconds = time.perf_counter() - started
     rows = error_table({split: evaluate(model, encoded[split]) for split in SPLITS})
     files = [task_file(data_dir, t, s) for t in task_ids for s in ("train", "test")]
     run_config = {
@@ -103,20 +107,40 @@ def train_model(task_ids: list[int], data_dir: Path, directory: Path, options: M
         "data": {"dir": str(data_dir.resolve()), "files": file_checksums(files)},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "memn2n_version": __version__,
     }
-    save_model(directory, model.cpu(), run_config, vocab, {"tasks": rows, "history": history})
+    speed = {"train_seconds": seconds, "examples_per_second": len(history) * len(encoded["train"]) / seconds}
+    save_model(directory, model.cpu(), run_config, vocab, {"tasks": rows, **speed, "history": history})
     return rows
 
 
+def finished_rows(directory: Path, options: ModelOptions, config: TrainConfig) -> list[dict] | None:
+    """The results of a model already trained in ``directory`` with these options (for --resume)."""
+    if not (directory / CONFIG_FILE).exists():
+        return None
+    saved = read_json(directory / CONFIG_FILE)
+    chosen = {k: v for k, v in saved.get("model", {}).items() if k in asdict(options) and k != "memory_size"}
+    if saved.get("training") != asdict(config) or chosen != {k: v for k, v in asdict(options).items() if k != "memory_size"}:
+        raise UserError("holds a model trained with other options; resume with the same options or another --out", directory)
+    return read_json(directory / METRICS_FILE)["tasks"]
+
+
 def train_babi(task_ids: list[int], joint: bool, data_dir: Path | None, out: Path, options: ModelOptions,
-               config: TrainConfig, device: str = "auto",
-               on_epoch: Callable[[str, dict], None] | None = None) -> dict:
-    """One model per task, or one model for all of them (``joint``). Returns the summary."""
+               config: TrainConfig, device: str = "auto", on_epoch: Callable[[str, dict], None] | None = None,
+               resume: bool = False) -> dict:
+    """One model per task, or one model for all of them (``joint``). Returns the summary.
+
+    ``resume``: models already complete in ``out`` (trained with the same options) are kept.
+    """
     data_dir = resolve_data_dir(data_dir)
     groups = [task_ids] if joint or len(task_ids) == 1 else [[t] for t in task_ids]
     rows = []
     for group in groups:
         label = "joint" if len(group) > 1 else f"qa{group[0]}"
         directory = out if len(groups) == 1 else out / label
+        done = finished_rows(directory, options, config) if resume else None
+        if done is not None:
+            log.info("%s: already trained, kept", directory)
+            rows += done
+            continue
         rows += train_model(group, data_dir, directory, options, config, pick_device(device),
                             (lambda record, label=label: on_epoch(label, record)) if on_epoch else None)
     summary = summarize(rows, out)

@@ -11,7 +11,7 @@ import torch
 from memn2n_cli.checkpoint import load_model
 from tests.conftest import assert_one_line_error
 
-FAST = ["--epochs", "3", "--ls-max-epochs", "2"]
+FAST = ["--epochs", "3", "--ls-epochs", "2"]
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def trained_run(tmp_path_factory, en_dir):
 
     out = tmp_path_factory.mktemp("runs") / "task1"
     result = CliRunner().invoke(app, ["train", "babi", "--task", "1", "--data-dir", str(en_dir), "--out", str(out),
-                                      "--json", "--epochs", "15", "--ls-max-epochs", "5"])
+                                      "--json", "--epochs", "15", "--ls-epochs", "5"])
     assert result.exit_code == 0, (result.stderr, result.exception)
     return out, json.loads(result.stdout)
 
@@ -79,7 +79,7 @@ def test_train_all_tasks_independently_writes_one_model_per_task(cli, tmp_path, 
 def test_joint_training_reports_every_task(cli, tmp_path, en_dir):
     out = tmp_path / "joint"
     result = cli("train", "babi", "--task", "1", "--task", "2", "--joint", "--data-dir", en_dir, "--out", out,
-                 "--json", "--epochs", "1", "--ls-max-epochs", "1")
+                 "--json", "--epochs", "1", "--ls-epochs", "1")
     assert result.exit_code == 0, result.stderr
     assert [r["task"] for r in json.loads(result.stdout)["tasks"]] == [1, 2]
     assert json.loads((out / "config.json").read_text())["model"]["dim"] == 50
@@ -111,9 +111,8 @@ def _write_task(folder, train: bytes, test: bytes = b"1 Mary went home.\n2 Where
     (["train", "nope"], ["unknown task 'nope'", "babi"]),
     (["train", "babi", "--task", "1", "--joint"], ["--joint needs at least two tasks"]),
     (["train", "babi", "--no-temporal"], ["--random-noise"]),
-    (["train", "babi", "--encoding", "bow", "--pe-formula", "official"], ["--pe-formula"]),
     (["train", "babi", "--encoding", "cnn"], ["--encoding is pe or bow"]),
-    (["train", "babi", "--validation-fraction", "0"], ["--linear-start"]),
+    (["train", "babi", "--validation-fraction", "0", "--ls-patience", "1"], ["--ls-patience"]),
     (["eval", "/no/such/run"], ["/no/such/run", "run directory not found"]),
     (["eval", ".", "--split", "dev"], ["--split"]),
     (["data", "download", "text9"], ["no download for 'text9'"]),
@@ -195,3 +194,23 @@ def test_download_verifies_and_unpacks(cli, tmp_path, en_dir, monkeypatch):
     sums.write_text(sums.read_text().replace(sums.read_text()[:8], "00000000", 1))
     assert_one_line_error(cli("data", "download", "babi", "--url", archive.as_uri(), "--dest", tmp_path / "c2"),
                           "checksum mismatch")
+
+
+def test_resume_keeps_finished_models_and_trains_the_rest(cli, tmp_path, en_dir):
+    out = tmp_path / "resumed"
+    first = cli("train", "babi", "--task", "1", "--task", "4", "--data-dir", en_dir, "--out", out, *FAST)
+    assert first.exit_code == 0, first.stderr
+    kept = (out / "qa1" / "model.safetensors").read_bytes()
+    for f in (out / "qa4").iterdir():  # as if the run had been interrupted during task 4
+        f.unlink()
+    again = cli("train", "babi", "--task", "1", "--task", "4", "--data-dir", en_dir, "--out", out, *FAST, "--resume", "--json")
+    assert again.exit_code == 0, again.stderr
+    assert "qa1: already trained, kept" in again.stderr and (out / "qa4" / "config.json").exists()
+    assert (out / "qa1" / "model.safetensors").read_bytes() == kept
+    assert [r["task"] for r in json.loads(again.stdout)["tasks"]] == [1, 4]
+    other = cli("train", "babi", "--task", "1", "--task", "4", "--data-dir", en_dir, "--out", out, *FAST, "--resume", "--hops", "2")
+    assert_one_line_error(other, "trained with other options")
+
+
+def test_resume_needs_out(cli):
+    assert_one_line_error(cli("train", "babi", "--resume"), "--resume needs --out")

@@ -113,15 +113,18 @@ def test_relu_variant_applies_relu_to_each_hop_output():
     assert torch.allclose(model(STORY, torch.tensor([2]), QUERY).logits[0], u @ E[1][[4, 5, 6]].T, atol=1e-6)
 
 
-def test_position_and_temporal_encoding_in_the_model_by_hand():
+@pytest.mark.parametrize("formula", ["paper", "official"])
+def test_position_and_temporal_encoding_in_the_model_by_hand(formula):
     torch.manual_seed(2)
-    model = MemN2N(ModelConfig(vocab_size=7, answer_word_ids=[4, 5], dim=2, hops=1, memory_size=3))
+    model = MemN2N(ModelConfig(vocab_size=7, answer_word_ids=[4, 5], dim=2, hops=1, memory_size=3,
+                               pe_formula=formula, sentence_size=3))
     E, T = model.embedding.detach(), model.temporal.detach()
     story = torch.tensor([[[1, 2, 3], [4, 0, 0]]])  # slot 0: 3 words, slot 1: 1 word
     query = torch.tensor([[5, 6, 0]])
-    l3 = position_encoding(torch.tensor(3), 3, 2)  # (j, k)
-    l1 = position_encoding(torch.tensor(1), 1, 2)
-    l2 = position_encoding(torch.tensor(2), 2, 2)
+    if formula == "paper":  # J is each sentence's own length
+        l3, l1, l2 = (position_encoding(torch.tensor(n), n, 2) for n in (3, 1, 2))
+    else:  # J is the padded sentence size, 3
+        l3, l1, l2 = (official_position_encoding(3, 3, 2)[:n] for n in (3, 1, 2))
     u = (l2 * E[0][[5, 6]]).sum(0)
     m = torch.stack([(l3 * E[0][[1, 2, 3]]).sum(0), (l1 * E[0][[4]]).sum(0)]) + T[0, :2]  # m_i + T_A(i)
     c = torch.stack([(l3 * E[1][[1, 2, 3]]).sum(0), (l1 * E[1][[4]]).sum(0)]) + T[1, :2]  # c_i + T_C(i)

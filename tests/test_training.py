@@ -35,8 +35,8 @@ def _train(task1, **overrides):
     return model, history
 
 
-def test_linear_start_ends_when_the_validation_loss_stops_falling(task1):
-    model, history = _train(task1, epochs=2, ls_max_epochs=20)
+def test_linear_start_with_patience_ends_when_the_validation_loss_stops_falling(task1):
+    model, history = _train(task1, epochs=2, ls_epochs=20, ls_patience=1)
     phases = [r["phase"] for r in history]
     n_linear = phases.count("linear")
     assert phases == ["linear"] * n_linear + ["softmax"] * 2 and n_linear >= 2
@@ -46,14 +46,14 @@ def test_linear_start_ends_when_the_validation_loss_stops_falling(task1):
     assert all(r["lr"] == 0.005 for r in history) and not model.linear_start
 
 
-def test_linear_start_phase_is_capped(task1):
-    _, history = _train(task1, epochs=1, ls_max_epochs=1)
-    assert [r["phase"] for r in history] == ["linear", "softmax"]
+def test_linear_start_runs_a_fixed_number_of_epochs_by_default(task1):
+    _, history = _train(task1, epochs=1, ls_epochs=3)
+    assert [r["phase"] for r in history] == ["linear"] * 3 + ["softmax"]
 
 
 def test_training_is_repeatable_with_a_seed(task1):
-    _, first = _train(task1, epochs=2, ls_max_epochs=2)
-    _, second = _train(task1, epochs=2, ls_max_epochs=2)
+    _, first = _train(task1, epochs=2, ls_epochs=2)
+    _, second = _train(task1, epochs=2, ls_epochs=2)
     assert first == second
 
 

@@ -35,7 +35,7 @@ def _progress_reporter(config, label_count: int):
 
     def fancy(label: str, record: dict) -> None:
         if label not in bars:
-            linear = config.ls_max_epochs if config.linear_start else 0
+            linear = config.ls_epochs if config.linear_start else 0
             bars[label] = progress.add_task(label, total=config.epochs + linear, status="")
         bar = bars[label]
         if record["phase"] == "softmax" and progress.tasks[bar].fields["status"].startswith("linear"):
@@ -56,12 +56,13 @@ def train(
     data_dir: DataDir = None,
     out: Annotated[Path | None, typer.Option(help="Run directory. [default: checkpoints/<task>-<time>]")] = None,
     json_output: Json = False,
+    resume: Annotated[bool, typer.Option(help="Keep the models already complete in --out; train the rest.")] = False,
     # Model (Sections 2 and 4.1)
     hops: Annotated[int, typer.Option(min=1, help="K, memory hops.", rich_help_panel="Model")] = 3,
     dim: Annotated[int | None, typer.Option(min=1, help="d, embedding size. [default: 20; 50 with --joint]", rich_help_panel="Model")] = None,
     memory_size: Annotated[int, typer.Option(min=1, help="Most recent sentences kept in memory.", rich_help_panel="Model")] = 50,
     encoding: Annotated[str, typer.Option(help="Sentence representation: pe (position encoding) or bow.", rich_help_panel="Model")] = "pe",
-    pe_formula: Annotated[str, typer.Option(help="paper: l_kj=(1-j/J)-(k/d)(1-2j/J); official: the authors' code.", rich_help_panel="Model")] = "paper",
+    pe_formula: Annotated[str, typer.Option(help="With pe: official (the authors' code) or paper (l_kj=(1-j/J)-(k/d)(1-2j/J)).", rich_help_panel="Model")] = "official",
     temporal: Annotated[bool, typer.Option(help="Temporal encoding T_A, T_C.", rich_help_panel="Model")] = True,
     tying: Annotated[str, typer.Option(help="Weight tying: adjacent or layerwise.", rich_help_panel="Model")] = "adjacent",
     relu: Annotated[bool, typer.Option(help="ReLU on the internal state after each hop (10k variant).", rich_help_panel="Model")] = False,
@@ -75,7 +76,8 @@ def train(
     validation_fraction: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share of training stories held out.", rich_help_panel="Training")] = 0.1,
     linear_start: Annotated[bool, typer.Option(help="Linear start (LS).", rich_help_panel="Training")] = True,
     ls_lr: Annotated[float, typer.Option(min=0.0, help="Learning rate of a run with linear start.", rich_help_panel="Training")] = 0.005,
-    ls_max_epochs: Annotated[int, typer.Option(min=1, help="Longest linear phase.", rich_help_panel="Training")] = 20,
+    ls_epochs: Annotated[int, typer.Option(min=1, help="Epochs of the linear phase.", rich_help_panel="Training")] = 20,
+    ls_patience: Annotated[int, typer.Option(min=0, help="End the linear phase after N epochs without a lower validation loss (1: the paper's rule); 0 = off.", rich_help_panel="Training")] = 0,
     random_noise: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of empty memories inserted (RN); 0 = off.", rich_help_panel="Training")] = 0.1,
     seed: Annotated[int, typer.Option(help="Seed of initialisation, split, order and noise.", rich_help_panel="Training")] = 0,
     device: Device = "auto",
@@ -94,33 +96,33 @@ def train(
         raise UserError("--joint needs at least two tasks (e.g. --task all)")
     if encoding not in ("pe", "bow") or tying not in ("adjacent", "layerwise") or pe_formula not in ("paper", "official"):
         raise UserError("--encoding is pe or bow, --tying adjacent or layerwise, --pe-formula paper or official")
-    if encoding == "bow" and pe_formula != "paper":
-        raise UserError("--pe-formula applies to --encoding pe only")
     if random_noise > 0 and not temporal:
         raise UserError("--random-noise perturbs temporal encoding: use --random-noise 0 with --no-temporal")
-    if linear_start and validation_fraction == 0:
-        raise UserError("--linear-start ends when the validation loss stops falling: it needs --validation-fraction > 0")
+    if linear_start and ls_patience and validation_fraction == 0:
+        raise UserError("--ls-patience watches the validation loss: it needs --validation-fraction > 0")
     if device.startswith("cuda"):
         import torch
 
         if not torch.cuda.is_available():
             raise UserError(f"--device {device}: no CUDA device is available")
+    if resume and out is None:
+        raise UserError("--resume needs --out, the run directory to complete")
     out = out or Path("checkpoints") / f"{task_name}-{'joint' if joint else 'task'}-{datetime.now():%Y%m%d-%H%M%S}"
-    if out.exists() and any(out.iterdir()):
-        raise UserError("already holds files; choose another --out", out)
+    if not resume and out.exists() and any(out.iterdir()):
+        raise UserError("already holds files; choose another --out, or --resume to complete it", out)
 
     options = ModelOptions(dim=dim or (50 if joint else 20), hops=hops, memory_size=memory_size, encoding=encoding,
                            pe_formula=pe_formula, temporal=temporal, tying=tying, relu=relu, init_std=init_std)
     config = TrainConfig(epochs=epochs or (60 if joint else 100), lr=lr, anneal_every=anneal_every or (15 if joint else 25),
                          batch_size=batch_size, max_grad_norm=max_grad_norm, validation_fraction=validation_fraction,
-                         linear_start=linear_start, ls_lr=ls_lr, ls_max_epochs=ls_max_epochs,
+                         linear_start=linear_start, ls_lr=ls_lr, ls_epochs=ls_epochs, ls_patience=ls_patience,
                          random_noise=random_noise, seed=seed)
     report, progress = _progress_reporter(config, len(task_ids))
     if progress:
         with progress:
-            summary = train_babi(task_ids, joint, data_dir, out, options, config, device, report)
+            summary = train_babi(task_ids, joint, data_dir, out, options, config, device, report, resume)
     else:
-        summary = train_babi(task_ids, joint, data_dir, out, options, config, device, report)
+        summary = train_babi(task_ids, joint, data_dir, out, options, config, device, report, resume)
     if json_output:
         print(json.dumps(summary))
     else:
