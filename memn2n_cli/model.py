@@ -51,25 +51,27 @@ def multi_hop(u: Tensor, memories: Sequence[tuple[Tensor, Tensor]], mask: Tensor
     return u, torch.stack(attention, dim=-2)
 
 
-def position_encoding(lengths: Tensor, width: int, dim: int) -> Tensor:
-    """Sec. 4.1: l_kj = (1 - j/J) - (k/d)(1 - 2j/J), for a sentence of J words, j = 1..J, k = 1..d.
+def position_encoding(words: Tensor, dim: int, formula: str = "official", sentence_size: int = 0
+                      ) -> tuple[Tensor, Tensor, Tensor]:
+    """Position encoding (Sec. 4.1), l_kj for word j and embedding dimension k, in the separable
+    form l_kj = a_j + g_k b_j that both formulas share (j = 1..J, k = 1..d):
 
-    lengths (...) holds J for each sentence; the result (..., width, dim) holds l_kj at [..., j-1, k-1]
-    (positions past J multiply the nil word, whose embedding is zero).
+    paper     l_kj = (1 - j/J) - (k/d)(1 - 2j/J),  J the words in each sentence:
+              a_j = 1 - j/J,   b_j = 2j/J - 1,           g_k = k/d
+    official  l_kj = 1 + 4 (k - (d+1)/2)(j - (J+1)/2) / (d J),  J = ``sentence_size`` (the authors' code):
+              a_j = 1,         b_j = (j - (J+1)/2) / J,  g_k = 4 (k - (d+1)/2) / d
+
+    words (..., width) word ids, 0 = nil -> a, b (..., width) and g (dim,).
+    Positions past a sentence's end hold the nil word, whose embedding is zero.
     """
-    j = torch.arange(1, width + 1, dtype=torch.float32, device=lengths.device).unsqueeze(-1)  # (width, 1)
-    k = torch.arange(1, dim + 1, dtype=torch.float32, device=lengths.device)  # (dim,)
-    J = lengths.clamp(min=1).to(torch.float32)[..., None, None]  # (..., 1, 1)
-    return (1 - j / J) - (k / dim) * (1 - 2 * j / J)
-
-
-def official_position_encoding(sentence_size: int, width: int, dim: int) -> Tensor:
-    """The formula of the authors' released code: l_kj = 1 + 4 (k - (d+1)/2)(j - (J+1)/2) / (d J),
-    with J the padded sentence size rather than each sentence's length. (width, dim)."""
-    j = torch.arange(1, width + 1, dtype=torch.float32).unsqueeze(-1)
-    k = torch.arange(1, dim + 1, dtype=torch.float32)
+    j = torch.arange(1, words.shape[-1] + 1, dtype=torch.float32, device=words.device)  # (width,)
+    k = torch.arange(1, dim + 1, dtype=torch.float32, device=words.device)  # (dim,)
+    if formula == "paper":
+        J = (words != 0).sum(-1, keepdim=True).clamp(min=1)  # (..., 1)
+        return 1 - j / J, 2 * j / J - 1, k / dim
     J = float(sentence_size)
-    return 1 + 4 * (k - (dim + 1) / 2) * (j - (J + 1) / 2) / (dim * J)
+    b = ((j - (J + 1) / 2) / J).expand(words.shape)
+    return torch.ones_like(b), b, 4 * (k - (dim + 1) / 2) / dim
 
 
 @dataclass
@@ -142,16 +144,24 @@ class MemN2N(nn.Module):
         return [self.embedding] + ([self.query_embedding] if self.config.tying == "layerwise" else [])
 
     def embed_sentences(self, weight: Tensor, words: Tensor) -> Tensor:
-        """m_i = sum_j l_j * A x_ij (Sec. 4.1; l_j = 1 for bag of words). words (..., J) -> (E.., ..., d)."""
-        vectors = weight[words] if weight.dim() == 2 else weight[:, words]  # ([E,] ..., J, d)
-        if self.config.encoding == "pe":
-            width = words.shape[-1]
-            if self.config.pe_formula == "paper":
-                table = position_encoding(torch.arange(width + 1, device=words.device), width, self.config.dim)
-                vectors = vectors * table[(words != 0).sum(-1)]  # l for each sentence's own J  (..., J, d)
-            else:
-                vectors = vectors * official_position_encoding(self.config.sentence_size, width, self.config.dim).to(words.device)
-        return vectors.sum(-2)
+        """m = sum_j l_j * A x_j (Sec. 4.1), x_j the one-hot vector of word j; l_kj = 1 for bag of words.
+
+        With l_kj = a_j + g_k b_j (see position_encoding) the sum is two weighted bags of words times
+        the embedding matrix: m = (sum_j a_j x_j) A + g * (sum_j b_j x_j) A. Bags are vectors over the
+        vocabulary, so this is a matrix product, much cheaper than gathering a vector per word.
+        weight ([E,] V, d), words (..., J) -> ([E,] ..., d).
+        """
+        flat = words.reshape(-1, words.shape[-1])  # (N, J)
+
+        def bag(coefficient: Tensor) -> Tensor:  # sum_j c_j x_j times A  ([E,] ..., d)
+            counts = torch.zeros(len(flat), weight.shape[-2], device=words.device)
+            counts.scatter_add_(1, flat, coefficient.expand(words.shape).reshape(flat.shape))  # (N, V)
+            return (counts @ weight).unflatten(-2, words.shape[:-1])
+
+        if self.config.encoding == "bow":
+            return bag(torch.ones(()))
+        a, b, g = position_encoding(words, self.config.dim, self.config.pe_formula, self.config.sentence_size)
+        return bag(a) + g * bag(b)
 
     def forward(self, story: Tensor, story_size: Tensor, query: Tensor, time: Tensor | None = None,
                 answer: Tensor | None = None) -> Output:

@@ -7,9 +7,14 @@ import math
 import pytest
 import torch
 
-from memn2n_cli.model import (MemN2N, MemoryNetwork, ModelConfig, memory_hop, multi_hop,
-                              official_position_encoding, position_encoding)
+from memn2n_cli.model import MemN2N, MemoryNetwork, ModelConfig, memory_hop, multi_hop, position_encoding
 from memn2n_cli.training import random_noise_time
+
+
+def l_table(words, dim, formula, sentence_size=0):
+    """l_kj = a_j + g_k b_j from position_encoding, as a (..., J, d) table."""
+    a, b, g = position_encoding(torch.tensor(words), dim, formula, sentence_size)
+    return a.unsqueeze(-1) + g * b.unsqueeze(-1)
 
 
 def test_position_encoding_matches_the_paper_formula_by_hand():
@@ -18,14 +23,14 @@ def test_position_encoding_matches_the_paper_formula_by_hand():
     # j=2: k=1 -> 1/3 + 1/2*1/3 = 1/2,  k=2 -> 1/3 + 1/3 = 2/3
     # j=3: k=1 -> 0 + 1/2 = 1/2,         k=2 -> 0 + 1 = 1
     expected = torch.tensor([[0.5, 1 / 3], [0.5, 2 / 3], [0.5, 1.0]])
-    assert torch.allclose(position_encoding(torch.tensor(3), 3, 2), expected)
+    assert torch.allclose(l_table([1, 2, 3], 2, "paper"), expected)
 
 
 def test_position_encoding_uses_each_sentences_own_length():
     # A 2-word sentence padded to width 3 uses J = 2, not the padded width.
     # J = 2, d = 2.  j=1: 1 - 2j/J = 0, so l = 1 - 1/2 = 1/2 for k = 1, 2.
     #                j=2: 1 - j/J = 0, 1 - 2j/J = -1, so l = k/d: 1/2, 1.
-    l = position_encoding(torch.tensor([2]), 3, 2)[0]
+    l = l_table([1, 2, 0], 2, "paper")
     assert torch.allclose(l[:2], torch.tensor([[0.5, 0.5], [0.5, 1.0]]))
 
 
@@ -33,7 +38,9 @@ def test_official_position_encoding_by_hand():
     # l_kj = 1 + 4 (k - (d+1)/2)(j - (J+1)/2) / (d J), d = 2, J = 3:
     # j=1: k=1 -> 1 + 4(-1/2)(-1)/6 = 4/3,  k=2 -> 1 + 4(1/2)(-1)/6 = 2/3;  j=2 -> 1, 1;  j=3 -> 2/3, 4/3
     expected = torch.tensor([[4 / 3, 2 / 3], [1.0, 1.0], [2 / 3, 4 / 3]])
-    assert torch.allclose(official_position_encoding(3, 3, 2), expected)
+    assert torch.allclose(l_table([1, 2, 3], 2, "official", sentence_size=3), expected)
+    # J is the padded size, whatever the sentence's own length: a 1-word sentence gets row j = 1.
+    assert torch.allclose(l_table([7, 0, 0], 2, "official", sentence_size=3)[0], expected[0])
 
 
 def test_memory_hop_by_hand():
@@ -122,9 +129,9 @@ def test_position_and_temporal_encoding_in_the_model_by_hand(formula):
     story = torch.tensor([[[1, 2, 3], [4, 0, 0]]])  # slot 0: 3 words, slot 1: 1 word
     query = torch.tensor([[5, 6, 0]])
     if formula == "paper":  # J is each sentence's own length
-        l3, l1, l2 = (position_encoding(torch.tensor(n), n, 2) for n in (3, 1, 2))
+        l3, l1, l2 = (l_table([1] * n, 2, "paper") for n in (3, 1, 2))
     else:  # J is the padded sentence size, 3
-        l3, l1, l2 = (official_position_encoding(3, 3, 2)[:n] for n in (3, 1, 2))
+        l3, l1, l2 = (l_table([1, 1, 1], 2, "official", sentence_size=3)[:n] for n in (3, 1, 2))
     u = (l2 * E[0][[5, 6]]).sum(0)
     m = torch.stack([(l3 * E[0][[1, 2, 3]]).sum(0), (l1 * E[0][[4]]).sum(0)]) + T[0, :2]  # m_i + T_A(i)
     c = torch.stack([(l3 * E[1][[1, 2, 3]]).sum(0), (l1 * E[1][[4]]).sum(0)]) + T[1, :2]  # c_i + T_C(i)

@@ -1,0 +1,51 @@
+"""Training speed: examples per second of the bAbI training loop (Sec. 4.2 recipe) on this machine.
+
+    python benchmarks/train_speed.py --task 3 --epochs 5            # one model, one task
+    python benchmarks/train_speed.py --joint --epochs 2             # the joint model (d = 50)
+    python benchmarks/train_speed.py --repo /path/to/other/checkout # time another version
+
+Prints one JSON line. Data loading is not timed; each epoch's validation pass is, as in training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("--task", type=int, default=3)
+parser.add_argument("--joint", action="store_true", help="all 20 tasks, one model, d = 50")
+parser.add_argument("--epochs", type=int, default=5)
+parser.add_argument("--threads", type=int, default=0, help="torch threads; 0 = torch's default")
+parser.add_argument("--data-dir", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/babi/v1.2/en")
+parser.add_argument("--repo", type=Path, default=Path(__file__).resolve().parents[1], help="checkout to time")
+args = parser.parse_args()
+sys.path.insert(0, str(args.repo))
+
+import torch  # noqa: E402
+
+from memn2n_cli.model import MemN2N, ModelConfig  # noqa: E402
+from memn2n_cli.runs import encode_splits, load_splits  # noqa: E402
+from memn2n_cli.training import TrainConfig, fit  # noqa: E402
+from tasks.babi import Vocabulary  # noqa: E402
+
+if args.threads:
+    torch.set_num_threads(args.threads)
+tasks = list(range(1, 21)) if args.joint else [args.task]
+splits = load_splits(args.data_dir, tasks, 0.1, 0)
+vocab = Vocabulary.build(splits["all_train"])
+memory = min(50, max(len(q.story) for q in splits["all_train"]))
+data = encode_splits(splits, vocab, memory, "cpu")
+torch.manual_seed(0)
+model = MemN2N(ModelConfig(len(vocab.words), vocab.answer_word_ids(), dim=50 if args.joint else 20, memory_size=memory,
+                           sentence_size=data["train"].sentences.shape[1]))
+started = time.perf_counter()
+history = fit(model, data["train"], data["valid"], TrainConfig(epochs=args.epochs, ls_epochs=1))
+seconds = time.perf_counter() - started
+print(json.dumps({"repo": str(args.repo), "tasks": "joint" if args.joint else args.task, "epochs": len(history),
+                  "examples": len(history) * len(data["train"]), "seconds": round(seconds, 2),
+                  "examples_per_second": round(len(history) * len(data["train"]) / seconds),
+                  "threads": torch.get_num_threads(), "torch": torch.__version__}))
