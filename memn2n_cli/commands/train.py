@@ -20,8 +20,11 @@ PAPER = "Paper default"
 def _progress_reporter(config, label_count: int):
     """A rich progress bar on a terminal, else a plain line every 10 epochs and at phase changes."""
     if not sys.stderr.isatty():
+        last_phase: dict[str, str] = {}
+
         def plain(label: str, record: dict) -> None:
-            if record["epoch"] % 10 == 0 or record["phase"] == "linear":
+            if record["epoch"] % 10 == 0 or last_phase.setdefault(label, record["phase"]) != record["phase"]:
+                last_phase[label] = record["phase"]
                 valid = f" valid {record['valid_error']:.1f}%" if "valid_error" in record else ""
                 print(f"{label} epoch {record['epoch']} ({record['phase']}, lr {record['lr']:.5f}): "
                       f"train {record['train_error']:.1f}%{valid}", file=sys.stderr, flush=True)
