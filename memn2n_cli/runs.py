@@ -18,10 +18,10 @@ from typing import Callable
 import torch
 
 from memn2n_cli import __version__
-from memn2n_cli.errors import UserError
 from memn2n_cli.checkpoint import CONFIG_FILE, METRICS_FILE, load_model, model_dirs, read_json, save_model, write_json
+from memn2n_cli.errors import UserError
 from memn2n_cli.model import MemN2N, ModelConfig
-from memn2n_cli.training import TrainConfig, evaluate, fit
+from memn2n_cli.training import TrainConfig, evaluate, fit, metrics
 from tasks import get_task
 from tasks.babi import Encoded, Question, Vocabulary, encode, resolve_data_dir, split_validation, task_file
 
@@ -74,9 +74,8 @@ def encode_splits(splits: dict[str, list[Question]], vocab: Vocabulary, memory_s
 
 def error_table(counts: dict[str, dict[int, dict]]) -> list[dict]:
     """Rows {task, train_error, valid_error, test_error} in percent from per-split, per-task counts."""
-    babi = get_task("babi")
     tasks = sorted(next(iter(counts.values())))
-    return [{"task": t, **{f"{split}_error": babi.metrics(c[t])["error"] for split, c in counts.items() if t in c}}
+    return [{"task": t, **{f"{split}_error": metrics(c[t])["error"] for split, c in counts.items() if t in c}}
             for t in tasks]
 
 
@@ -151,7 +150,7 @@ def train_babi(task_ids: list[int], joint: bool, data_dir: Path | None, out: Pat
 
 def evaluate_run(run: Path, split: str = "test", data_dir: Path | None = None, device: str = "auto") -> dict:
     """Re-compute the error of every model in ``run`` on ``split`` from its saved files and the data."""
-    rows = []
+    rows, torch_device = [], pick_device(device)
     for directory in model_dirs(run):
         model, config, vocab = load_model(directory)
         given = data_dir if data_dir is not None else Path(config["data"]["dir"])
@@ -162,7 +161,6 @@ def evaluate_run(run: Path, split: str = "test", data_dir: Path | None = None, d
         used = file_checksums([task_file(source, t, s) for t in config["tasks"] for s in ("train", "test")])
         if used != recorded:
             log.warning("%s: the data files differ from the ones this model was trained on", source)
-        device_ = pick_device(device)
-        encoded = encode(splits[split], vocab, model.config.memory_size).to(device_)
-        rows += error_table({split: evaluate(model.to(device_), encoded)})
+        encoded = encode(splits[split], vocab, model.config.memory_size).to(torch_device)
+        rows += error_table({split: evaluate(model.to(torch_device), encoded)})
     return summarize(rows, run, split)

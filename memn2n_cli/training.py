@@ -5,8 +5,8 @@ batch 32 with the loss summed, not averaged; gradients of L2 norm above 40 resca
 the training stories held out for validation. Linear start: the memory softmaxes are removed and
 training runs at 0.005 for 20 epochs, as in the authors' code (``ls_patience`` = 1 ends it as soon
 as the validation loss stops falling, the paper's wording), then they are re-inserted and the
-schedule above runs from 0.005. Random noise:
-10% empty memories inserted into each story's time line at training time (Sec. 4.1).
+schedule above runs from 0.005. Random noise: 10% empty memories inserted into each story's time
+line at training time (Sec. 4.1).
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ import torch
 from torch import Tensor
 
 from memn2n_cli.model import MemN2N
-from tasks.babi import Encoded
+from tasks.babi import BabiTask, Encoded
+
+metrics = BabiTask().metrics  # error (%) and mean loss from summed counts
 
 
 @dataclass
@@ -81,7 +83,8 @@ def evaluate(model: MemN2N, data: Encoded, batch_size: int = 512) -> dict[int, d
         batch = make_batch(data, index)
         out = model(**batch)
         correct.append(out.logits.argmax(-1) == batch["answer"])
-        loss.append(torch.nn.functional.cross_entropy(out.logits, batch["answer"].clamp(min=0), reduction="none"))
+        # An answer never seen in training (-1) counts as an error and adds no loss.
+        loss.append(torch.nn.functional.cross_entropy(out.logits, batch["answer"], reduction="none", ignore_index=-1))
     correct, loss = torch.cat(correct).double(), torch.cat(loss).double()
     model.train()
     return {
@@ -128,12 +131,12 @@ def fit(model: MemN2N, train: Encoded, valid: Encoded, config: TrainConfig,
             optimizer.step()
             train_loss += float(out.loss.detach())
             train_correct += float((out.logits.argmax(-1) == batch["answer"]).sum())
-        valid_counts = summed(evaluate(model, valid)) if len(valid) else None
-        record = {"epoch": len(history) + 1, "phase": "linear" if model.linear_start else "softmax", "lr": lr,
-                  "train_loss": train_loss / len(train), "train_error": 100 * (1 - train_correct / len(train))}
-        if valid_counts:
-            record.update(valid_loss=valid_counts["loss"] / valid_counts["total"],
-                          valid_error=100 * (1 - valid_counts["correct"] / valid_counts["total"]))
+        record = {"epoch": len(history) + 1, "phase": "linear" if model.linear_start else "softmax", "lr": lr}
+        splits = {"train": {"correct": train_correct, "total": len(train), "loss": train_loss}}
+        if len(valid):
+            splits["valid"] = summed(evaluate(model, valid))
+        record.update({f"{split}_{name}": value for split, counts in splits.items()
+                       for name, value in metrics(counts).items()})
         history.append(record)
         if on_epoch:
             on_epoch(record)
