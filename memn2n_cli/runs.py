@@ -149,7 +149,9 @@ def train_babi(task_ids: list[int], joint: bool, data_dir: Path | None, out: Pat
 
 
 def evaluate_run(run: Path, split: str = "test", data_dir: Path | None = None, device: str = "auto") -> dict:
-    """Re-compute the error of every model in ``run`` on ``split`` from its saved files and the data."""
+    """Re-compute the error of every model in ``run`` on ``split`` from its saved files and the data,
+    with where its attention lands: the share of questions whose most-attended sentence is a
+    supporting fact, per hop (``attention_on_support``) and at some hop (``..._any``)."""
     rows, torch_device = [], pick_device(device)
     for directory in model_dirs(run):
         model, config, vocab = load_model(directory)
@@ -162,5 +164,8 @@ def evaluate_run(run: Path, split: str = "test", data_dir: Path | None = None, d
         if used != recorded:
             log.warning("%s: the data files differ from the ones this model was trained on", source)
         encoded = encode(splits[split], vocab, model.config.memory_size).to(torch_device)
-        rows += error_table({split: evaluate(model.to(torch_device), encoded)})
+        for task, counts in sorted(evaluate(model.to(torch_device), encoded).items()):
+            figures = metrics(counts)
+            rows.append({"task": task, f"{split}_error": figures["error"],
+                         **{k: v for k, v in figures.items() if k.startswith("attention")}})
     return summarize(rows, run, split)

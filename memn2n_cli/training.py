@@ -75,23 +75,30 @@ def make_batch(data: Encoded, index: Tensor, time: Tensor | None = None) -> dict
 
 
 @torch.no_grad()
-def evaluate(model: MemN2N, data: Encoded, batch_size: int = 512) -> dict[int, dict[str, float]]:
-    """Summed counts {correct, total, loss} for each bAbI task in ``data``."""
+def evaluate(model: MemN2N, data: Encoded, batch_size: int = 512) -> dict[int, dict]:
+    """Summed counts for each bAbI task in ``data``: {correct, total, loss} and, for the attention,
+    {supported, on_support (per hop), on_support_any} (see BabiTask.metrics)."""
     model.eval()
-    correct, loss = [], []
+    correct, loss, on_support = [], [], []
     for index in torch.arange(len(data), device=data.answer.device).split(batch_size):
         batch = make_batch(data, index)
         out = model(**batch)
         correct.append(out.logits.argmax(-1) == batch["answer"])
         # An answer never seen in training (-1) counts as an error and adds no loss.
         loss.append(torch.nn.functional.cross_entropy(out.logits, batch["answer"], reduction="none", ignore_index=-1))
-    correct, loss = torch.cat(correct).double(), torch.cat(loss).double()
+        support = data.support[index, : out.attention.shape[-1]]  # (B, M)
+        on_support.append(support.gather(1, out.attention.argmax(-1)))  # (B, K) hop k's top sentence supports
     model.train()
-    return {
-        int(t): {"correct": float(correct[data.task == t].sum()), "total": int((data.task == t).sum()),
-                 "loss": float(loss[data.task == t].sum())}
-        for t in data.task.unique()
-    }
+    correct, loss, on_support = torch.cat(correct), torch.cat(loss).double(), torch.cat(on_support)
+    supported = data.support.any(1)
+    counts = {}
+    for t in data.task.unique().tolist():
+        of_task = data.task == t
+        counts[t] = {"correct": int(correct[of_task].sum()), "total": int(of_task.sum()),
+                     "loss": float(loss[of_task].sum()), "supported": int(supported[of_task].sum()),
+                     "on_support": on_support[of_task].sum(0).tolist(),
+                     "on_support_any": int(on_support[of_task].any(1).sum())}
+    return counts
 
 
 def summed(counts: dict[int, dict[str, float]]) -> dict[str, float]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
@@ -35,11 +36,13 @@ CHECKSUMS = Path(__file__).with_name("babi_v1.2.sha256")
 
 @dataclass(frozen=True)
 class Question:
-    task: int
+    task: int  # bAbI task number (0 for a user's own story)
     story: tuple[tuple[str, ...], ...]  # tokenized sentences before the question, oldest first
+    sentences: tuple[str, ...]  # the same sentences as written, for display
     line_ids: tuple[int, ...]  # each story sentence's id in the file
-    question: tuple[str, ...]
-    answer: str  # one entry of the answer vocabulary, even when it lists words ("n,w")
+    question: tuple[str, ...]  # tokenized
+    text: str  # the question as written
+    answer: str | None  # one answer-vocabulary entry, even a list ("n,w"); None when not given
     supporting: tuple[int, ...]  # line ids of the supporting facts: shown, never trained on
     story_id: int  # index of the story within its file (the validation split keeps stories whole)
     source: str  # "file:line", for messages
@@ -55,23 +58,45 @@ def normalize_answer(text: str) -> str:
     return text.strip().lower()
 
 
-def read_file(path: Path, task: int) -> list[Question]:
-    """Parse one upstream file. Bad input raises UserError naming the file and line."""
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise UserError(f"cannot read: {e.strerror}", path) from None
+class _Story:
+    """The sentences of one story so far; questions are asked about them."""
+
+    def __init__(self, story_id: int):
+        self.id, self.tokens, self.texts, self.line_ids, self.questions = story_id, [], [], [], 0
+
+    def tell(self, text: str, line_id: int) -> None:
+        self.tokens.append(tuple(tokenize(text)))
+        self.texts.append(text.strip())
+        self.line_ids.append(line_id)
+
+    def ask(self, task: int, text: str, answer: str | None, supporting: tuple[int, ...], path, lineno: int) -> Question:
+        if not self.tokens:
+            raise UserError("question with no sentence before it", path, lineno)
+        self.questions += 1
+        return Question(task, tuple(self.tokens), tuple(self.texts), tuple(self.line_ids), tuple(tokenize(text)),
+                        text.strip(), answer, supporting, self.id, f"{path}:{lineno}")
+
+
+def decode_lines(raw: bytes, path) -> list[str]:
+    """UTF-8 text as lines; binary, empty or undecodable input raises UserError."""
+    if b"\x00" in raw:
+        raise UserError("not a text file", path)
     if not raw.strip():
         raise UserError("empty file", path)
-    questions: list[Question] = []
-    story: list[tuple[str, ...]] = []
-    line_ids: list[int] = []
-    story_id, previous_id = -1, 0
-    for lineno, line_bytes in enumerate(raw.splitlines(), 1):
+    lines = []
+    for lineno, line in enumerate(raw.splitlines(), 1):
         try:
-            line = line_bytes.decode("utf-8")
+            lines.append(line.decode("utf-8"))
         except UnicodeDecodeError:
             raise UserError("not UTF-8 text", path, lineno) from None
+    return lines
+
+
+def parse_babi(lines: list[str], path, task: int = 0, answers_required: bool = True) -> list[Question]:
+    """The upstream format. Without ``answers_required``, a line ending in '?' is a question too."""
+    questions: list[Question] = []
+    story, previous_id = None, 0
+    for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
         number, _, text = line.strip().partition(" ")
@@ -79,30 +104,69 @@ def read_file(path: Path, task: int) -> list[Question]:
             raise UserError(f"expected '<id> <sentence>', got {line.strip()[:40]!r}", path, lineno)
         line_id = int(number)
         if line_id == 1:
-            story, line_ids, story_id = [], [], story_id + 1
-        elif line_id != previous_id + 1 or story_id < 0:
+            story = _Story(story.id + 1 if story else 0)
+        elif line_id != previous_id + 1 or story is None:
             raise UserError(f"line id {line_id} does not follow {previous_id}", path, lineno)
         previous_id = line_id
-        if "\t" not in text:
-            story.append(tuple(tokenize(text)))
-            line_ids.append(line_id)
+        if "\t" not in text and (answers_required or not text.rstrip().endswith("?")):
+            story.tell(text, line_id)
             continue
         fields = text.split("\t")
-        if len(fields) not in (2, 3) or not fields[1].strip():
+        if len(fields) > 3 or (answers_required and (len(fields) < 2 or not fields[1].strip())):
             raise UserError("expected 'question<TAB>answer<TAB>supporting ids'", path, lineno)
         support = fields[2].split() if len(fields) == 3 else []
         if not all(s.isdigit() for s in support):
             raise UserError(f"supporting ids must be numbers, got {fields[2]!r}", path, lineno)
-        if not story:
-            raise UserError("question with no sentence before it", path, lineno)
-        questions.append(
-            Question(task, tuple(story), tuple(line_ids), tuple(tokenize(fields[0])),
-                     normalize_answer(fields[1]), tuple(int(s) for s in support), story_id,
-                     f"{path}:{lineno}")
-        )
+        answer = normalize_answer(fields[1]) if len(fields) > 1 and fields[1].strip() else None
+        questions.append(story.ask(task, fields[0], answer, tuple(int(s) for s in support), path, lineno))
     if not questions:
         raise UserError("no questions in file", path)
     return questions
+
+
+def parse_plain(lines: list[str], path) -> list[Question]:
+    """Plain text: a sentence per line, a line ending in '?' is a question, a blank line starts a new story."""
+    questions: list[Question] = []
+    story, start = _Story(0), 0  # start: the line the current story begins on
+
+    def check_asked(story: _Story, start: int) -> None:
+        if story.tokens and not story.questions:
+            raise UserError("story with no question (a question is a line ending in '?')", path, start)
+
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            if story.tokens:
+                check_asked(story, start)
+                story, start = _Story(story.id + 1), 0
+            continue
+        start = start or lineno
+        if line.strip().endswith("?"):
+            questions.append(story.ask(0, line, None, (), path, lineno))
+        else:
+            story.tell(line, len(story.line_ids) + story.questions + 1)
+    check_asked(story, start)
+    return questions
+
+
+BABI_LINE = re.compile(r"^\d+ ")
+
+
+def read_stories(raw: bytes, path) -> list[Question]:
+    """A user's stories, in the bAbI format (answers optional) or plain text, told apart by the first line."""
+    lines = decode_lines(raw, path)
+    first = next(line for line in lines if line.strip())
+    if BABI_LINE.match(first.strip()):
+        return parse_babi(lines, path, answers_required=False)
+    return parse_plain(lines, path)
+
+
+def read_file(path: Path, task: int) -> list[Question]:
+    """Parse one upstream file. Bad input raises UserError naming the file and line."""
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise UserError(f"cannot read: {e.strerror}", path) from None
+    return parse_babi(decode_lines(raw, path), path, task)
 
 
 def task_file(data_dir: Path, task: int, split: str) -> Path:
@@ -203,6 +267,7 @@ class Encoded:
     answer: torch.Tensor  # (N,) answer-vocabulary id, -1 when the answer was never seen in training
     task: torch.Tensor  # (N,) bAbI task number
     width: torch.Tensor  # (N,) words in the longest sentence of the example (memory or question)
+    support: torch.Tensor  # (N, M) True where the slot holds a supporting fact of the question
     unknown_words: Counter  # words mapped to nil because training never saw them
 
     def __len__(self) -> int:
@@ -225,9 +290,14 @@ def encode(questions: list[Question], vocab: Vocabulary, memory_size: int) -> En
         return rows[sentence]
 
     memory = torch.zeros(len(questions), memory_size, dtype=torch.long)
+    support = torch.zeros(len(questions), memory_size, dtype=torch.bool)
     for n, q in enumerate(questions):
         recent = [row(s) for s in reversed(q.story[-memory_size:])]
         memory[n, : len(recent)] = torch.tensor(recent)
+        for line_id in q.supporting:
+            slot = len(q.line_ids) - 1 - q.line_ids.index(line_id) if line_id in q.line_ids else memory_size
+            if slot < memory_size:
+                support[n, slot] = True
     query = torch.tensor([row(q.question) for q in questions])
     width = max(1, max(len(s) for s in rows))
     sentences = torch.zeros(len(rows), width, dtype=torch.long)
@@ -243,6 +313,7 @@ def encode(questions: list[Question], vocab: Vocabulary, memory_size: int) -> En
         answer=torch.tensor([vocab.answer_ids.get(q.answer, -1) for q in questions]),
         task=torch.tensor([q.task for q in questions]),
         width=torch.maximum(lengths[memory].max(dim=1).values, lengths[query]),
+        support=support,
         unknown_words=unknown,
     )
 
@@ -256,10 +327,16 @@ class BabiTask:
     def tokenize(self, text: str) -> list[str]:
         return tokenize(text)
 
-    def metrics(self, counts: dict[str, float]) -> dict[str, float]:
-        """Error in percent and mean loss, from summed counts {correct, total, loss}."""
+    def metrics(self, counts: dict) -> dict:
+        """Error in percent and mean loss from summed counts {correct, total, loss}; with the counts
+        {supported, on_support (one per hop), on_support_any}, also the share (%) of questions with
+        supporting facts whose most-attended sentence is one, per hop and for some hop."""
         total = counts["total"]
-        return {"error": 100.0 * (1.0 - counts["correct"] / total), "loss": counts["loss"] / total}
+        figures = {"error": 100.0 * (1.0 - counts["correct"] / total), "loss": counts["loss"] / total}
+        if counts.get("supported"):
+            figures["attention_on_support"] = [100.0 * hits / counts["supported"] for hits in counts["on_support"]]
+            figures["attention_on_support_any"] = 100.0 * counts["on_support_any"] / counts["supported"]
+        return figures
 
     def read(self, data_dir: Path, task_ids: list[int], split: str) -> list[Question]:
         return [q for t in task_ids for q in read_file(task_file(data_dir, t, split), t)]

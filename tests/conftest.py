@@ -39,3 +39,17 @@ def assert_one_line_error(result, *fragments: str) -> None:
     assert "Traceback" not in result.stderr
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, en_dir):
+    """`memn2n train babi --task 1` for a few epochs on the real task 1: (run directory, summary)."""
+    import json
+
+    from memn2n_cli.cli import app
+
+    out = tmp_path_factory.mktemp("runs") / "task1"
+    result = CliRunner().invoke(app, ["train", "babi", "--task", "1", "--data-dir", str(en_dir), "--out", str(out),
+                                      "--json", "--epochs", "15", "--ls-epochs", "5"])
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    return out, json.loads(result.stdout)

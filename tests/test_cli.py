@@ -14,20 +14,6 @@ from tests.conftest import assert_one_line_error
 FAST = ["--epochs", "3", "--ls-epochs", "2"]
 
 
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory, en_dir):
-    """`memn2n train babi --task 1` for a few epochs, on the real task 1."""
-    from typer.testing import CliRunner
-
-    from memn2n_cli.cli import app
-
-    out = tmp_path_factory.mktemp("runs") / "task1"
-    result = CliRunner().invoke(app, ["train", "babi", "--task", "1", "--data-dir", str(en_dir), "--out", str(out),
-                                      "--json", "--epochs", "15", "--ls-epochs", "5"])
-    assert result.exit_code == 0, (result.stderr, result.exception)
-    return out, json.loads(result.stdout)
-
-
 def test_train_writes_a_complete_run_and_reports_json(trained_run):
     out, summary = trained_run
     assert {p.name for p in out.iterdir()} == {"model.safetensors", "config.json", "vocab.json", "metrics.json"}

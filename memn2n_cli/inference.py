@@ -1,0 +1,104 @@
+"""Answers and hop attention for questions a user asks a trained model (`predict`, `visualize`)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from memn2n_cli.checkpoint import CONFIG_FILE, load_model, model_dirs
+from memn2n_cli.errors import UserError
+from memn2n_cli.model import MemN2N
+from memn2n_cli.training import make_batch
+from tasks.babi import Question, Vocabulary, encode
+
+log = logging.getLogger("memn2n")
+
+
+@dataclass
+class Prediction:
+    question: Question
+    answer: str
+    probability: float
+    top: list[tuple[str, float]]  # the top-k answers with their probabilities, best first
+    memory: list[int]  # indices into question.sentences of the sentences in memory, oldest first
+    attention: list[list[float]]  # per hop, p over the memory sentences (same order); each sums to 1
+
+    @property
+    def correct(self) -> bool | None:
+        return None if self.question.answer is None else self.answer == self.question.answer
+
+    def to_json(self) -> dict:
+        q = self.question
+        record = {"question": q.text, "answer": self.answer, "probability": self.probability,
+                  "top_k": [{"answer": a, "probability": p} for a, p in self.top],
+                  "story": [q.sentences[i] for i in self.memory],
+                  "attention": self.attention, "source": q.source}
+        if q.answer is not None:
+            record.update(expected=q.answer, correct=self.correct)
+        return record
+
+
+def newest_run(root: Path = Path("checkpoints")) -> Path:
+    """The most recently written run directory under ``root``."""
+    configs = sorted(root.glob(f"*/{CONFIG_FILE}")) + sorted(root.glob(f"*/*/{CONFIG_FILE}"))
+    if not configs:
+        raise UserError("no trained run here; train one (`memn2n train babi`) or pass --checkpoint RUN", root)
+    newest = max(configs, key=lambda p: p.stat().st_mtime)
+    return newest.parent if newest.parent.parent == root else newest.parent.parent
+
+
+def choose_model(run: Path, task: int | None) -> tuple[MemN2N, dict, Vocabulary, Path]:
+    """The model of ``run`` that answers: its only one, or the one trained on ``task``."""
+    directories = model_dirs(run)
+    if len(directories) > 1:
+        if task is None:
+            names = ", ".join(d.name for d in directories)
+            raise UserError(f"holds one model per task ({names}): pass --task N, or train with --joint", run)
+        directories = [d for d in directories if d.name == f"qa{task}"]
+        if not directories:
+            raise UserError(f"has no model for task {task}", run)
+    model, config, vocab = load_model(directories[0])
+    return model, config, vocab, directories[0]
+
+
+@torch.no_grad()
+def predict(model: MemN2N, vocab: Vocabulary, questions: list[Question], top_k: int = 3,
+            batch_size: int = 512) -> list[Prediction]:
+    """Answer each question from the sentences before it in its story, as in training."""
+    memory_size = model.config.memory_size
+    data = encode(questions, vocab, memory_size)
+    if data.unknown_words:
+        words = ", ".join(sorted(data.unknown_words))
+        log.warning("words this model never saw, read as the nil word: %s", words)
+    longer = sum(len(q.story) > memory_size for q in questions)
+    if longer:
+        log.warning("%d question(s) come after more sentences than the model's memory holds (%d): "
+                    "only the most recent %d were used", longer, memory_size, memory_size)
+    model.eval()
+    predictions = []
+    for index in torch.arange(len(data)).split(batch_size):
+        out = model(**make_batch(data, index))
+        probabilities = torch.softmax(out.logits, -1)
+        best = probabilities.topk(min(top_k, probabilities.shape[-1]), -1)
+        for row, n in enumerate(index.tolist()):
+            q, size = questions[n], int(data.memory_size[n])
+            top = [(vocab.answers[i], p) for p, i in zip(best.values[row].tolist(), best.indices[row].tolist())]
+            # Slot 0 is the most recent sentence: flip the filled slots to story order.
+            attention = out.attention[row, :, :size].flip(-1).tolist()
+            predictions.append(Prediction(q, top[0][0], top[0][1], top, list(range(len(q.story) - size, len(q.story))),
+                                          attention))
+    return predictions
+
+
+def read_story_input(story: str) -> tuple[bytes, str]:
+    """The bytes of a story file, or of standard input for '-', with the name to use in messages."""
+    if story == "-":
+        return sys.stdin.buffer.read(), "<stdin>"
+    path = Path(story)
+    if not path.is_file():
+        raise UserError("story file not found", path)
+    return path.read_bytes(), str(path)

@@ -1,0 +1,197 @@
+"""`memn2n predict`, `memn2n visualize` and the attention diagnostics of `eval`, on real task-1 data."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from memn2n_cli.checkpoint import load_model
+from memn2n_cli.inference import predict
+from tasks.babi import read_file, read_stories, task_file
+from tests.conftest import assert_one_line_error
+
+STORY = "Mary moved to the bathroom.\nJohn went to the hallway.\nWhere is Mary?\n"
+
+
+def babi_to_plain(text: str) -> str:
+    """The plain-text format of upstream bAbI lines: no ids, no answers, a blank line between stories."""
+    lines = []
+    for line in text.splitlines():
+        number, _, rest = line.partition(" ")
+        if number == "1" and lines:
+            lines.append("")
+        lines.append(rest.split("\t")[0].strip())
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="module")
+def test_stories(en_dir, tmp_path_factory):
+    """The first 30 stories of the real task-1 test file, in both formats."""
+    lines = task_file(en_dir, 1, "test").read_text().splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("1 ")]
+    babi_text = "\n".join(lines[: starts[30]]) + "\n"
+    folder = tmp_path_factory.mktemp("stories")
+    (folder / "babi.txt").write_text(babi_text)
+    (folder / "plain.txt").write_text(babi_to_plain(babi_text))
+    return folder / "babi.txt", folder / "plain.txt"
+
+
+def test_both_formats_give_the_same_answers(cli, trained_run, test_stories):
+    run, _ = trained_run
+    babi, plain = (cli("predict", path, "-c", run) for path in test_stories)
+    assert babi.exit_code == plain.exit_code == 0, (babi.stderr, plain.stderr)
+    babi_lines, plain_lines = babi.stdout.splitlines(), plain.stdout.splitlines()
+    assert len(babi_lines) == 150  # task 1: 5 questions per story
+    assert [line.split("\t")[:3] for line in babi_lines] == [line.split("\t") for line in plain_lines]
+    assert all(line.split("\t")[3] == "right" or line.split("\t")[3].startswith("wrong: ") for line in babi_lines)
+    assert plain.stderr.strip() == "" and babi.stderr.startswith("accuracy ")
+
+
+def test_predictions_agree_with_eval_on_the_test_file(trained_run, en_dir):
+    run, summary = trained_run
+    model, _, vocab = load_model(run)
+    questions = read_file(task_file(en_dir, 1, "test"), 1)
+    predictions = predict(model, vocab, questions)
+    error = 100 * sum(not p.correct for p in predictions) / len(predictions)
+    assert error == pytest.approx(summary["tasks"][0]["test_error"])
+
+
+def test_stdin_and_file_give_the_same_output(cli, trained_run, test_stories, monkeypatch):
+    from typer.testing import CliRunner
+
+    from memn2n_cli.cli import app
+
+    run, _ = trained_run
+    from_file = cli("predict", test_stories[1], "-c", run, "--json")
+    from_stdin = CliRunner().invoke(app, ["predict", "-", "-c", str(run), "--json"], input=test_stories[1].read_bytes())
+    assert from_file.exit_code == from_stdin.exit_code == 0
+    strip_source = lambda out: [{k: v for k, v in json.loads(l).items() if k != "source"} for l in out.splitlines()]
+    assert strip_source(from_file.stdout) == strip_source(from_stdin.stdout)
+
+
+def test_json_schema_and_attention_sums_to_one(cli, trained_run, test_stories):
+    run, _ = trained_run
+    result = cli("predict", test_stories[0], "-c", run, "--json", "--top-k", "4")
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) == 150
+    for r in records:
+        assert set(r) == {"question", "answer", "probability", "top_k", "story", "attention", "source", "expected", "correct"}
+        assert len(r["top_k"]) == 4 and r["top_k"][0] == {"answer": r["answer"], "probability": r["probability"]}
+        assert [t["probability"] for t in r["top_k"]] == sorted((t["probability"] for t in r["top_k"]), reverse=True)
+        assert len(r["attention"]) == 3  # one list per hop
+        for hop in r["attention"]:
+            assert len(hop) == len(r["story"]) and sum(hop) == pytest.approx(1.0, abs=1e-5)
+        assert r["correct"] == (r["answer"] == r["expected"])
+
+
+def test_the_story_is_the_sentences_before_each_question(cli, trained_run, tmp_path):
+    run, _ = trained_run
+    (tmp_path / "s.txt").write_text(STORY + "Mary travelled to the kitchen.\nWhere is Mary?\n")
+    records = [json.loads(l) for l in cli("predict", tmp_path / "s.txt", "-c", run, "--json").stdout.splitlines()]
+    assert records[0]["story"] == ["Mary moved to the bathroom.", "John went to the hallway."]
+    assert records[1]["story"][-1] == "Mary travelled to the kitchen." and len(records[1]["story"]) == 3
+
+
+def test_unknown_words_are_named_once_and_still_answered(cli, trained_run, tmp_path):
+    run, _ = trained_run
+    (tmp_path / "s.txt").write_text("Mary zoomed to the bathroom.\nWhere is Mary?\nMary zoomed to the moon.\nWhere is Mary?\n")
+    result = cli("predict", tmp_path / "s.txt", "-c", run)
+    assert result.exit_code == 0 and len(result.stdout.splitlines()) == 2
+    warnings = [l for l in result.stderr.splitlines() if "never saw" in l]
+    assert len(warnings) == 1 and "moon" in warnings[0] and "zoomed" in warnings[0]
+
+
+def test_a_story_longer_than_memory_keeps_the_most_recent_sentences(cli, trained_run, tmp_path):
+    run, _ = trained_run
+    memory = load_model(run)[0].config.memory_size
+    sentences = [f"{name} went to the {place}." for name, place in zip(["Mary", "John"] * 20, ["garden", "office"] * 20)]
+    (tmp_path / "s.txt").write_text("\n".join(sentences[: memory + 5]) + "\nWhere is Mary?\n")
+    result = cli("predict", tmp_path / "s.txt", "-c", run, "--json")
+    assert result.exit_code == 0 and "memory holds" in result.stderr
+    assert json.loads(result.stdout)["story"] == sentences[5: memory + 5]
+
+
+def test_newest_run_is_the_default(cli, trained_run, tmp_path, monkeypatch):
+    run, _ = trained_run
+    shutil.copytree(run, tmp_path / "checkpoints" / "only")
+    (tmp_path / "s.txt").write_text(STORY)
+    monkeypatch.chdir(tmp_path)
+    result = cli("predict", "s.txt")
+    assert result.exit_code == 0 and "using checkpoints/only" in result.stderr
+
+
+def test_a_run_of_several_models_needs_task(cli, trained_run, tmp_path):
+    run, _ = trained_run
+    shutil.copytree(run, tmp_path / "group" / "qa1")
+    shutil.copytree(run, tmp_path / "group" / "qa4")
+    (tmp_path / "s.txt").write_text(STORY)
+    assert_one_line_error(cli("predict", tmp_path / "s.txt", "-c", tmp_path / "group"), "pass --task N")
+    assert cli("predict", tmp_path / "s.txt", "-c", tmp_path / "group", "--task", "4").exit_code == 0
+    assert_one_line_error(cli("predict", tmp_path / "s.txt", "-c", tmp_path / "group", "--task", "7"), "no model for task 7")
+
+
+@pytest.mark.parametrize("content, fragments", [
+    (b"", ["empty file"]),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", ["not a text file"]),
+    (b"Mary went home.\nJohn went out.\n", ["s.txt:1:", "story with no question"]),
+    (b"Where is Mary?\n", ["s.txt:1:", "question with no sentence before it"]),
+    (b"1 Mary went home.\n3 Where is Mary?\n", ["s.txt:2:", "does not follow"]),
+])
+def test_bad_story_input(cli, trained_run, tmp_path, content, fragments):
+    (tmp_path / "s.txt").write_bytes(content)
+    assert_one_line_error(cli("predict", tmp_path / "s.txt", "-c", trained_run[0]), *fragments)
+
+
+def test_bad_run_or_missing_story(cli, trained_run, tmp_path):
+    (tmp_path / "s.txt").write_text(STORY)
+    assert_one_line_error(cli("predict", tmp_path / "s.txt", "-c", tmp_path / "nope"), "run directory not found")
+    assert_one_line_error(cli("predict", tmp_path / "none.txt", "-c", trained_run[0]), "story file not found")
+    corrupt = shutil.copytree(trained_run[0], tmp_path / "corrupt")
+    (corrupt / "model.safetensors").write_bytes(b"garbage")
+    assert_one_line_error(cli("predict", tmp_path / "s.txt", "-c", corrupt), "corrupt weights file")
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(cli("predict", tmp_path / "s.txt", "-c", tmp_path / "empty"), "not a memn2n run")
+
+
+def test_no_run_to_default_to(cli, tmp_path, monkeypatch):
+    (tmp_path / "s.txt").write_text(STORY)
+    monkeypatch.chdir(tmp_path)
+    assert_one_line_error(cli("predict", "s.txt"), "no trained run here")
+
+
+def test_visualize_shows_every_sentence_and_a_column_per_hop(cli, trained_run, tmp_path):
+    (tmp_path / "s.txt").write_text(STORY + "Mary travelled to the kitchen.\nWhere is Mary?\n")
+    result = cli("visualize", tmp_path / "s.txt", "-c", trained_run[0], "--hops")
+    assert result.exit_code == 0, result.stderr
+    header = next(l for l in result.stdout.splitlines() if "Story" in l)
+    assert header.split()[1:] == ["Hop", "1", "Hop", "2", "Hop", "3"]
+    for sentence in ("Mary moved to the bathroom.", "John went to the hallway.", "Mary travelled to the kitchen."):
+        assert sentence in result.stdout
+    assert result.stdout.count("Question: Where is Mary?") == 2 and "Prediction: " in result.stdout
+
+
+def test_visualize_samples_test_stories_and_writes_svg(cli, trained_run, tmp_path, en_dir):
+    svg = tmp_path / "fig2.svg"
+    result = cli("visualize", "-c", trained_run[0], "--sample", "2", "--errors", "--out", svg, "--data-dir", en_dir)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.count("Prediction: ") == 2 and result.stdout.count("Support") == 2
+    text = svg.read_text()
+    assert text.startswith("<svg") and "Prediction" in text and "Hop" in text
+    again = cli("visualize", "-c", trained_run[0], "--sample", "2", "--errors", "--data-dir", en_dir)
+    assert again.stdout == result.stdout  # the same seed picks the same stories
+    assert_one_line_error(cli("visualize", "-c", trained_run[0], "--out", tmp_path / "fig.png"), ".svg or .html")
+
+
+def test_eval_attention_on_support_matches_the_predictions(cli, trained_run, en_dir):
+    run, _ = trained_run
+    result = cli("eval", run, "--json", "--data-dir", en_dir)
+    row = json.loads(result.stdout)["tasks"][0]
+    model, _, vocab = load_model(run)
+    predictions = predict(model, vocab, read_file(task_file(en_dir, 1, "test"), 1))
+    hits = [[p.question.line_ids[p.memory[max(range(len(h)), key=h.__getitem__)]] in p.question.supporting
+             for h in p.attention] for p in predictions]
+    per_hop = [100 * sum(h[k] for h in hits) / len(hits) for k in range(3)]
+    assert row["attention_on_support"] == pytest.approx(per_hop)
+    assert row["attention_on_support_any"] == pytest.approx(100 * sum(any(h) for h in hits) / len(hits))
