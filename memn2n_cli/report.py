@@ -61,5 +61,6 @@ def attention_view(prediction) -> Group:
     if q.answer is not None:
         lines.append(Text.assemble(("Answer: ", "bold"), q.answer))
     verdict = {True: "green", False: "red", None: ""}[prediction.correct]
-    lines.append(Text.assemble(("Prediction: ", "bold"), (prediction.answer, verdict), f"  (p = {prediction.probability:.2f})"))
+    lines.append(Text.assemble(("Prediction: ", "bold"), (prediction.answer, verdict),
+                                 f"  (p = {prediction.probability:.2f})"))
     return Group(Text(q.source, style="dim"), table, *lines, Text())
