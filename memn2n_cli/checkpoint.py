@@ -41,7 +41,7 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def write_json(path: Path, data: dict) -> None:
-    _atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2) + "\n"))
+    write_files(path.parent, {path.name: (json.dumps(data, indent=2) + "\n").encode()})
 
 
 def read_json(path: Path) -> dict:
@@ -56,13 +56,18 @@ def read_json(path: Path) -> dict:
     return data
 
 
-def save_model(directory: Path, model: MemN2N, config: dict, vocab: Vocabulary, metrics: dict) -> None:
-    """Weights first, config.json last: a directory with a config.json is complete."""
-    _atomic_write(directory / MODEL_FILE,
-                  lambda tmp: safetensors.torch.save_model(model, tmp, metadata={"format": FORMAT}))
-    write_json(directory / VOCAB_FILE, vocab.to_json())
-    write_json(directory / METRICS_FILE, metrics)
-    write_json(directory / CONFIG_FILE, {"format": FORMAT, **config, "model": vars(model.config)})
+def model_files(model: MemN2N, config: dict, vocab: Vocabulary, metrics: dict) -> dict[str, bytes]:
+    """A model directory's files as bytes, config.json last: a directory with a config.json is complete."""
+    weights = safetensors.torch.save(model.state_dict(), metadata={"format": FORMAT})
+    as_json = lambda data: (json.dumps(data, indent=2) + "\n").encode()
+    return {MODEL_FILE: weights, VOCAB_FILE: as_json(vocab.to_json()), METRICS_FILE: as_json(metrics),
+            CONFIG_FILE: as_json({"format": FORMAT, **config, "model": vars(model.config)})}
+
+
+def write_files(directory: Path, files: dict[str, bytes]) -> None:
+    """Write each file under a temporary name and rename it into place, in order."""
+    for name, content in files.items():
+        _atomic_write(directory / name, lambda tmp: Path(tmp).write_bytes(content))
 
 
 def load_model(directory: Path) -> tuple[MemN2N, dict, Vocabulary]:

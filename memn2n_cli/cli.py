@@ -11,10 +11,35 @@ import sys
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from memn2n_cli.errors import UserError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+try:
+    from typer import _click as click  # recent Typer carries its own copy of Click
+except ImportError:  # pragma: no cover - older Typer depends on Click
+    import click
+
+
+class OneLineErrors(TyperGroup):
+    """Typer's own complaints (an unknown option, a value out of range) as one `error:` line and
+    exit code 2, like every other bad input; a bare `memn2n` still shows the help."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as e:
+            e.show()
+            sys.exit(e.exit_code)
+        except click.ClickException as e:
+            print(f"error: {e.format_message()}", file=sys.stderr)
+            sys.exit(e.exit_code)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+app = typer.Typer(cls=OneLineErrors, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="End-To-End Memory Networks (Sukhbaatar et al. 2015): train, evaluate, inspect.")
 data_app = typer.Typer(no_args_is_help=True, help="Get datasets.")
 app.add_typer(data_app, name="data")
@@ -54,4 +79,4 @@ def command(function):
 
 
 # The commands register themselves on `app` when imported.
-from memn2n_cli.commands import data, evaluate, predict, tasks, train, visualize  # noqa: E402,F401
+from memn2n_cli.commands import data, evaluate, predict, sweep, tasks, train, visualize  # noqa: E402,F401

@@ -24,23 +24,26 @@ from torch import Tensor, nn
 
 
 def memory_hop(u: Tensor, memory_in: Tensor, memory_out: Tensor, mask: Tensor | None = None, *,
-               linear: bool = False, transition: nn.Module | None = None) -> tuple[Tensor, Tensor]:
+               linear: bool | Tensor = False, transition: nn.Module | None = None) -> tuple[Tensor, Tensor]:
     """One hop: attend (Eq. 1), read (Eq. 2), add (Sec. 2.2). Returns (u', p).
 
     u (..., d); memory_in, memory_out (..., M, d); mask (..., M), True where a memory is filled.
     ``linear``: linear start (Sec. 4.2), the softmax removed. ``transition``: H of layer-wise tying.
     """
     scores = (memory_in @ u.unsqueeze(-1)).squeeze(-1)  # u^T m_i            (..., M)
-    if linear:
-        p = scores if mask is None else scores.masked_fill(~mask, 0.0)
+    linear_p = scores if mask is None else scores.masked_fill(~mask, 0.0)
+    if linear is True:
+        p = linear_p
     else:
         p = torch.softmax(scores if mask is None else scores.masked_fill(~mask, float("-inf")), dim=-1)  # (1)
+        if isinstance(linear, Tensor):  # one flag per restart, when restarts are trained together
+            p = torch.where(linear, linear_p, p)
     o = (p.unsqueeze(-2) @ memory_out).squeeze(-2)  # sum_i p_i c_i       (..., d)  (2)
     return (u if transition is None else transition(u)) + o, p
 
 
 def multi_hop(u: Tensor, memories: Sequence[tuple[Tensor, Tensor]], mask: Tensor | None = None, *,
-              linear: bool = False, transition: nn.Module | None = None, relu: bool = False) -> tuple[Tensor, Tensor]:
+              linear: bool | Tensor = False, transition: nn.Module | None = None, relu: bool = False) -> tuple[Tensor, Tensor]:
     """K hops, one per (memory_in, memory_out) pair. Returns (u^{K+1} = o^K + u^K, p (..., K, M))."""
     attention = []
     for memory_in, memory_out in memories:
@@ -154,8 +157,8 @@ class MemN2N(nn.Module):
         flat = words.reshape(-1, words.shape[-1])  # (N, J)
 
         def bag(coefficient: Tensor) -> Tensor:  # sum_j c_j x_j times A  ([E,] ..., d)
-            counts = torch.zeros(len(flat), weight.shape[-2], device=words.device)
-            counts.scatter_add_(1, flat, coefficient.expand(words.shape).reshape(flat.shape))  # (N, V)
+            counts = torch.zeros(len(flat), weight.shape[-2], device=words.device).scatter_add(
+                1, flat, coefficient.expand(words.shape).reshape(flat.shape))  # (N, V); out of place for vmap
             return (counts @ weight).unflatten(-2, words.shape[:-1])
 
         if self.config.encoding == "bow":
@@ -164,11 +167,13 @@ class MemN2N(nn.Module):
         return bag(a) + g * bag(b)
 
     def forward(self, story: Tensor, story_size: Tensor, query: Tensor, time: Tensor | None = None,
-                answer: Tensor | None = None) -> Output:
+                answer: Tensor | None = None, linear_start: bool | Tensor | None = None) -> Output:
         """story (B, M, J) word ids, slot 0 the most recent sentence; story_size (B,) filled slots;
         query (B, J); time (B, M) temporal index of each slot (default: the slot itself);
-        answer (B,) answer ids, -1 for an answer never seen in training (counted as wrong)."""
+        answer (B,) answer ids, -1 for an answer never seen in training (counted as wrong);
+        linear_start: the phase, when not the model's own (a tensor flag for vmapped restarts)."""
         c = self.config
+        linear = self.linear_start if linear_start is None else linear_start
         B, M, _ = story.shape
         slots = torch.arange(M, device=story.device)
         mask = slots < story_size.unsqueeze(-1)  # (B, M) padded slots get no attention
@@ -179,12 +184,12 @@ class MemN2N(nn.Module):
         if c.tying == "adjacent":
             u = self.embed_sentences(self.embedding[0], query)  # B = A^1  (B, d)
             memories = [(memory[k], memory[k + 1]) for k in range(c.hops)]  # (A^k, C^k), A^{k+1} = C^k
-            u, attention = multi_hop(u, memories, mask, linear=self.linear_start, relu=c.relu)
+            u, attention = multi_hop(u, memories, mask, linear=linear, relu=c.relu)
             W = self.embedding[c.hops][self.answer_word_ids]  # W^T = C^K  (answers, d)
         else:
             u = self.embed_sentences(self.query_embedding, query)
             memories = [(memory[0], memory[1])] * c.hops
-            u, attention = multi_hop(u, memories, mask, linear=self.linear_start, transition=self.H, relu=c.relu)
+            u, attention = multi_hop(u, memories, mask, linear=linear, transition=self.H, relu=c.relu)
             W = self.W
         logits = u @ W.T  # W (o^K + u^K), Eq. (3); the softmax is in the loss  (B, answers)
         loss = None if answer is None else F.cross_entropy(logits, answer, reduction="sum", ignore_index=-1)

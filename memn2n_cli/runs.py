@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 
 from memn2n_cli import __version__
-from memn2n_cli.checkpoint import CONFIG_FILE, METRICS_FILE, load_model, model_dirs, read_json, save_model, write_json
+from memn2n_cli.checkpoint import CONFIG_FILE, METRICS_FILE, load_model, model_dirs, model_files, read_json, write_files, write_json
 from memn2n_cli.errors import UserError
 from memn2n_cli.model import MemN2N, ModelConfig
 from memn2n_cli.training import TrainConfig, evaluate, fit, metrics
@@ -44,6 +44,14 @@ class ModelOptions:
     relu: bool = False
     init_std: float = 0.1
 
+    def __post_init__(self):
+        choices = {"encoding": ("pe", "bow"), "pe_formula": ("official", "paper"), "tying": ("adjacent", "layerwise")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise UserError(f"--{name.replace('_', '-')} is {' or '.join(allowed)}, not {getattr(self, name)!r}")
+        if min(self.dim, self.hops, self.memory_size) < 1:
+            raise UserError("--dim, --hops and --memory-size must be at least 1")
+
 
 def pick_device(name: str) -> torch.device:
     if name == "auto":
@@ -55,10 +63,10 @@ def file_checksums(paths: list[Path]) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
 
 
-def load_splits(data_dir: Path, task_ids: list[int], fraction: float, seed: int) -> dict[str, list[Question]]:
+def load_splits(data_dir: Path, task_ids: list[int], fraction: float, split_seed: int) -> dict[str, list[Question]]:
     task = get_task("babi")
     train = task.read(data_dir, task_ids, "train")
-    train_part, valid_part = split_validation(train, fraction, seed)
+    train_part, valid_part = split_validation(train, fraction, split_seed)
     return {"train": train_part, "valid": valid_part, "test": task.read(data_dir, task_ids, "test"), "all_train": train}
 
 
@@ -85,29 +93,59 @@ def summarize(rows: list[dict], run: Path, split: str = "test") -> dict:
             "failed_tasks": sum(r[key] > PASS_ERROR for r in rows), "run": str(run)}
 
 
-def train_model(task_ids: list[int], data_dir: Path, directory: Path, options: ModelOptions, config: TrainConfig,
-                device: torch.device, on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
-    """Train one model on ``task_ids`` (one task, or several jointly) and save it in ``directory``."""
-    splits = load_splits(data_dir, task_ids, config.validation_fraction, config.seed)
+@dataclass
+class Prepared:
+    """What every model trained on the same tasks and data shares: vocabulary, tensors, sizes."""
+
+    task_ids: list[int]
+    data_dir: Path
+    vocab: Vocabulary
+    encoded: dict[str, Encoded]
+    model_config: ModelConfig
+
+
+def prepare(task_ids: list[int], data_dir: Path, options: ModelOptions, config: TrainConfig,
+            device: torch.device) -> Prepared:
+    """Read the tasks, hold out validation stories, build the vocabulary and encode every split."""
+    splits = load_splits(data_dir, task_ids, config.validation_fraction, config.split_seed)
     vocab = Vocabulary.build(splits["all_train"])
     memory_size = min(options.memory_size, max(len(q.story) for q in splits["all_train"]))
     encoded = encode_splits(splits, vocab, memory_size, device)
-    torch.manual_seed(config.seed)
-    model = MemN2N(ModelConfig(vocab_size=len(vocab.words), answer_word_ids=vocab.answer_word_ids(),
+    model_config = ModelConfig(vocab_size=len(vocab.words), answer_word_ids=vocab.answer_word_ids(),
                                **{**asdict(options), "memory_size": memory_size},
-                               sentence_size=encoded["train"].sentences.shape[1])).to(device)
-    started = time.perf_counter()
-    history = fit(model, encoded["train"], encoded["valid"], config, on_epoch)
-    seconds = time.perf_counter() - started
-    rows = error_table({split: evaluate(model, encoded[split]) for split in SPLITS})
-    files = [task_file(data_dir, t, s) for t in task_ids for s in ("train", "test")]
+                               sentence_size=encoded["train"].sentences.shape[1])
+    return Prepared(task_ids, data_dir, vocab, encoded, model_config)
+
+
+def build_model(prepared: Prepared, seed: int, device: torch.device) -> MemN2N:
+    torch.manual_seed(seed)  # weights from N(0, init_std), repeatable
+    return MemN2N(prepared.model_config).to(device)
+
+
+def trained_files(model: MemN2N, prepared: Prepared, config: TrainConfig, metrics: dict) -> tuple[list[dict], dict]:
+    """Evaluate ``model`` on every split: its error rows, and its run directory's files (with
+    everything `eval` and `predict` need) as bytes."""
+    rows = error_table({split: evaluate(model, prepared.encoded[split]) for split in SPLITS})
+    files = [task_file(prepared.data_dir, t, s) for t in prepared.task_ids for s in ("train", "test")]
     run_config = {
-        "task": "babi", "tasks": task_ids, "joint": len(task_ids) > 1, "training": asdict(config),
-        "data": {"dir": str(data_dir.resolve()), "files": file_checksums(files)},
+        "task": "babi", "tasks": prepared.task_ids, "joint": len(prepared.task_ids) > 1, "training": asdict(config),
+        "data": {"dir": str(prepared.data_dir.resolve()), "files": file_checksums(files)},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "memn2n_version": __version__,
     }
-    speed = {"train_seconds": seconds, "examples_per_second": len(history) * len(encoded["train"]) / seconds}
-    save_model(directory, model.cpu(), run_config, vocab, {"tasks": rows, **speed, "history": history})
+    return rows, model_files(model.cpu(), run_config, prepared.vocab, {"tasks": rows, **metrics})
+
+
+def train_model(task_ids: list[int], data_dir: Path, directory: Path, options: ModelOptions, config: TrainConfig,
+                device: torch.device, on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
+    """Train one model on ``task_ids`` (one task, or several jointly) and save it in ``directory``."""
+    prepared = prepare(task_ids, data_dir, options, config, device)
+    model = build_model(prepared, config.seed, device)
+    started = time.perf_counter()
+    history = fit(model, prepared.encoded["train"], prepared.encoded["valid"], config, on_epoch)
+    seconds = time.perf_counter() - started
+    speed = {"train_seconds": seconds, "examples_per_second": len(history) * len(prepared.encoded["train"]) / seconds}
+    rows, files = trained_files(model, prepared, config, {**speed, "history": history})
+    write_files(directory, files)
     return rows
 
 
@@ -158,7 +196,7 @@ def evaluate_run(run: Path, split: str = "test", data_dir: Path | None = None, d
         given = data_dir if data_dir is not None else Path(config["data"]["dir"])
         source = resolve_data_dir(given)
         training = TrainConfig(**config["training"])
-        splits = load_splits(source, config["tasks"], training.validation_fraction, training.seed)
+        splits = load_splits(source, config["tasks"], training.validation_fraction, training.split_seed)
         recorded = config["data"]["files"]
         used = file_checksums([task_file(source, t, s) for t in config["tasks"] for s in ("train", "test")])
         if used != recorded:

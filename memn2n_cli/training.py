@@ -37,7 +37,8 @@ class TrainConfig:
     ls_epochs: int = 20  # length of the linear phase, as in the authors' code
     ls_patience: int = 0  # if > 0, end it sooner after this many epochs without a better validation loss
     random_noise: float = 0.1  # share of empty memories inserted (Sec. 4.1); 0 turns it off
-    seed: int = 0
+    seed: int = 0  # initialisation, batch order and noise
+    split_seed: int = 0  # which stories are held out for validation: restarts of a sweep share it
 
 
 def random_noise_time(size: Tensor, slots: int, noise: float, generator: torch.Generator) -> Tensor:
@@ -58,7 +59,11 @@ def random_noise_time(size: Tensor, slots: int, noise: float, generator: torch.G
 
 
 def make_batch(data: Encoded, index: Tensor, time: Tensor | None = None) -> dict[str, Tensor]:
-    """Gather examples, padding memory to the longest story and sentences to the longest sentence in the batch."""
+    """Gather examples, padding memory to the longest story and sentences to the longest sentence in the batch.
+
+    ``index`` (B,) for one model, or (R, B) for R restarts trained together, each with its own
+    examples; ``time`` is then (R, N, M), each restart's time indices.
+    """
     size = data.memory_size[index]
     slots = max(1, int(size.max()))
     width = int(data.width[index].max())
@@ -69,8 +74,10 @@ def make_batch(data: Encoded, index: Tensor, time: Tensor | None = None) -> dict
         "query": sentences[data.query[index]],  # (B, J)
         "answer": data.answer[index],
     }
-    if time is not None:
+    if time is not None and index.dim() == 1:
         batch["time"] = time[index, :slots]
+    elif time is not None:  # restart r takes its examples from its own time indices
+        batch["time"] = time[torch.arange(len(index), device=index.device).unsqueeze(1), index, :slots]
     return batch
 
 
@@ -111,19 +118,55 @@ def learning_rate(config: TrainConfig, epoch: int) -> float:
     return base * 0.5 ** (epoch // config.anneal_every)
 
 
+class Schedule:
+    """One model's way through the recipe: the linear-start phase, then ``epochs`` epochs of the
+    main phase; the learning rate of the next epoch; when the softmaxes come back (Sec. 4.2)."""
+
+    def __init__(self, config: TrainConfig):
+        self.config = config
+        self.linear = config.linear_start
+        self.epoch = 0  # epochs of the main phase done
+        self.linear_epochs, self.stalled, self.best_valid_loss = 0, 0, math.inf
+
+    @property
+    def done(self) -> bool:
+        return self.epoch >= self.config.epochs
+
+    @property
+    def lr(self) -> float:
+        return self.config.ls_lr if self.linear else learning_rate(self.config, self.epoch)
+
+    def end_epoch(self, record: dict) -> None:
+        if not self.linear:
+            self.epoch += 1
+            return
+        self.linear_epochs += 1
+        valid_loss = record.get("valid_loss", math.inf)
+        self.stalled = self.stalled + 1 if valid_loss >= self.best_valid_loss else 0
+        self.best_valid_loss = min(self.best_valid_loss, valid_loss)
+        if 0 < self.config.ls_patience <= self.stalled or self.linear_epochs >= self.config.ls_epochs:
+            self.linear = False  # re-insert the softmaxes
+
+
+def epoch_record(epoch: int, schedule: Schedule, lr: float, counts: dict[str, dict]) -> dict:
+    """One line of a training history: phase, learning rate, and each split's metrics."""
+    record = {"epoch": epoch, "phase": "linear" if schedule.linear else "softmax", "lr": lr}
+    record.update({f"{split}_{name}": value for split, c in counts.items() for name, value in metrics(c).items()})
+    return record
+
+
 def fit(model: MemN2N, train: Encoded, valid: Encoded, config: TrainConfig,
         on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
     """Train ``model`` in place; returns one record per epoch (linear-start epochs included)."""
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr)
     model.train()
-    model.linear_start = config.linear_start
+    schedule = Schedule(config)
     history: list[dict] = []
-    best_valid_loss, linear_epochs, stalled, epoch = math.inf, 0, 0, 0
-    while epoch < config.epochs:
-        lr = config.ls_lr if model.linear_start else learning_rate(config, epoch)
+    while not schedule.done:
+        model.linear_start = schedule.linear
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = schedule.lr
         time = None
         if config.random_noise > 0 and model.temporal is not None:
             time = random_noise_time(train.memory_size.cpu(), train.memory.shape[1], config.random_noise, generator)
@@ -138,23 +181,13 @@ def fit(model: MemN2N, train: Encoded, valid: Encoded, config: TrainConfig,
             optimizer.step()
             train_loss += float(out.loss.detach())
             train_correct += float((out.logits.argmax(-1) == batch["answer"]).sum())
-        record = {"epoch": len(history) + 1, "phase": "linear" if model.linear_start else "softmax", "lr": lr}
-        splits = {"train": {"correct": train_correct, "total": len(train), "loss": train_loss}}
+        counts = {"train": {"correct": train_correct, "total": len(train), "loss": train_loss}}
         if len(valid):
-            splits["valid"] = summed(evaluate(model, valid))
-        record.update({f"{split}_{name}": value for split, counts in splits.items()
-                       for name, value in metrics(counts).items()})
+            counts["valid"] = summed(evaluate(model, valid))
+        record = epoch_record(len(history) + 1, schedule, optimizer.param_groups[0]["lr"], counts)
         history.append(record)
         if on_epoch:
             on_epoch(record)
-        if model.linear_start:
-            linear_epochs += 1
-            valid_loss = record.get("valid_loss", math.inf)
-            stalled = stalled + 1 if valid_loss >= best_valid_loss else 0
-            best_valid_loss = min(best_valid_loss, valid_loss)
-            if 0 < config.ls_patience <= stalled or linear_epochs >= config.ls_epochs:
-                model.linear_start = False  # re-insert the softmaxes (Sec. 4.2)
-        else:
-            epoch += 1
+        schedule.end_epoch(record)
     model.linear_start = False
     return history

@@ -98,6 +98,7 @@ def _write_task(folder, train: bytes, test: bytes = b"1 Mary went home.\n2 Where
     (["train", "babi", "--task", "1", "--joint"], ["--joint needs at least two tasks"]),
     (["train", "babi", "--no-temporal"], ["--random-noise"]),
     (["train", "babi", "--encoding", "cnn"], ["--encoding is pe or bow"]),
+    (["train", "babi", "--tying", "none"], ["--tying is adjacent or layerwise"]),
     (["train", "babi", "--validation-fraction", "0", "--ls-patience", "1"], ["--ls-patience"]),
     (["eval", "/no/such/run"], ["/no/such/run", "run directory not found"]),
     (["eval", ".", "--split", "dev"], ["--split"]),

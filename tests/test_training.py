@@ -22,7 +22,7 @@ def test_learning_rate_schedule():
 
 @pytest.fixture(scope="module")
 def task1(en_dir):
-    splits = load_splits(en_dir, [1], 0.1, seed=0)
+    splits = load_splits(en_dir, [1], 0.1, split_seed=0)
     vocab = Vocabulary.build(splits["all_train"])
     return vocab, {name: encode(splits[name], vocab, 10) for name in ("train", "valid")}
 

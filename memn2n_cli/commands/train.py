@@ -97,8 +97,6 @@ def train(
     task_ids = parse_task_ids(task or [])
     if joint and len(task_ids) < 2:
         raise UserError("--joint needs at least two tasks (e.g. --task all)")
-    if encoding not in ("pe", "bow") or tying not in ("adjacent", "layerwise") or pe_formula not in ("paper", "official"):
-        raise UserError("--encoding is pe or bow, --tying adjacent or layerwise, --pe-formula paper or official")
     if random_noise > 0 and not temporal:
         raise UserError("--random-noise perturbs temporal encoding: use --random-noise 0 with --no-temporal")
     if linear_start and ls_patience and validation_fraction == 0:

@@ -34,7 +34,7 @@ def visualize(
 
     from memn2n_cli.inference import choose_model, newest_run, predict, read_story_input
     from memn2n_cli.report import attention_view
-    from memn2n_cli.runs import load_splits
+    from tasks import get_task
     from tasks.babi import read_stories, resolve_data_dir
 
     if out is not None and out.suffix.lower() not in (".svg", ".html"):
@@ -47,7 +47,7 @@ def visualize(
         predictions = predict(model, vocab, read_stories(*read_story_input(story)))
     else:
         source = resolve_data_dir(data_dir if data_dir is not None else Path(config["data"]["dir"]))
-        test = load_splits(source, config["tasks"], config["training"]["validation_fraction"], config["training"]["seed"])["test"]
+        test = get_task("babi").read(source, config["tasks"], "test")
         predictions = [p for p in predict(model, vocab, test) if not errors or not p.correct]
         if not predictions:
             raise UserError("the model answers every test question right: nothing to show with --errors", checkpoint)

@@ -1,0 +1,99 @@
+"""`memn2n sweep TASK`: best-of-N restarts over a grid of configurations (the paper's Table 1)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from memn2n_cli.cli import app, command, stderr, stdout
+from memn2n_cli.commands.options import DataDir, Json
+from memn2n_cli.errors import UserError
+
+
+@app.command()
+@command
+def sweep(
+    task_name: Annotated[str, typer.Argument(metavar="TASK", help="A registered task (see `memn2n tasks`).")],
+    out: Annotated[Path, typer.Option(help="Sweep directory; run the same command again to complete it.")],
+    task: Annotated[list[str] | None, typer.Option("--task", "-t", help="bAbI task number, repeatable, or 'all'. [default: all]")] = None,
+    grid: Annotated[list[str] | None, typer.Option(help="OPTION=V1,V2,... (repeatable): every combination is a configuration; "
+                                                   "one value fixes an option, e.g. --grid epochs=50.")] = None,
+    restarts: Annotated[int, typer.Option(min=1, help="Restarts per task and configuration.")] = 10,
+    joint: Annotated[bool, typer.Option(help="One model for all the tasks given (d=50, 60 epochs, halving every 15).")] = False,
+    select: Annotated[str, typer.Option(help="Keep the restart with the lowest train (the paper's rule) or valid error.")] = "train",
+    seed: Annotated[int, typer.Option(help="Restart r uses seed + r.")] = 0,
+    backend: Annotated[str, typer.Option(help="local (a pool of processes) or ray (Ray tasks on the cluster ray.init finds).")] = "local",
+    workers: Annotated[int, typer.Option(min=0, help="Processes of the local backend; 0 = one per CPU core.")] = 0,
+    data_dir: DataDir = None,
+    json_output: Json = False,
+) -> None:
+    """Train every configuration x task x restart and print a Table 1-style matrix of the selected restarts."""
+    from memn2n_cli.sweep import SweepSpec, parse_grid, run_sweep
+    from tasks import get_task
+    from tasks.babi import parse_task_ids, resolve_data_dir
+
+    if get_task(task_name).kind != "qa":
+        raise UserError(f"task {task_name!r} cannot be swept by this version")
+    if select not in ("train", "valid") or backend not in ("local", "ray"):
+        raise UserError("--select is train or valid; --backend is local or ray")
+    task_ids = parse_task_ids(task or ["all"])
+    if joint and len(task_ids) < 2:
+        raise UserError("--joint needs at least two tasks (e.g. --task all)")
+    spec = SweepSpec(task_ids=task_ids, joint=joint, restarts=restarts, seed=seed, select=select,
+                     grid=parse_grid(grid or []), data_dir=str(resolve_data_dir(data_dir).resolve()))
+    for _, overrides in spec.configurations():
+        spec.settings(overrides)  # an impossible option value fails here, before any training
+    report, progress = _progress(len(spec.trials()))
+    if progress:
+        with progress:
+            summary = run_sweep(spec, out, backend, workers or os.cpu_count() or 1, report)
+    else:
+        summary = run_sweep(spec, out, backend, workers or os.cpu_count() or 1, report)
+    if json_output:
+        print(json.dumps({k: summary[k] for k in ("configurations", "cells", "columns", "out")}))
+    else:
+        stdout().print(_matrix(summary))
+    print(f"results in {out}/results.{{json,csv,md}}", file=sys.stderr)
+
+
+def _progress(total: int):
+    """One overall bar with elapsed time and an estimate of what is left; plain lines off a terminal."""
+    def describe(result: dict) -> str:
+        chosen = result["restarts"][result["selected"]]["mean"]
+        return (f"{result['name']} {result['label']}: best of {len(result['restarts'])} (restart {result['selected']}) "
+                f"test {chosen['test_error']:.1f}%")
+
+    if not sys.stderr.isatty():
+        return (lambda result, done, total: print(f"[{done}/{total}] {describe(result)}", file=sys.stderr, flush=True)), None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    progress = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        TextColumn("left"), TimeRemainingColumn(), TextColumn("{task.description}"), console=stderr())
+    bar = progress.add_task("", total=total)
+    return (lambda result, done, total: progress.update(bar, completed=done, description=describe(result))), progress
+
+
+def _matrix(summary: dict):
+    from rich.table import Table
+
+    from memn2n_cli.runs import PASS_ERROR
+
+    labels = summary["configurations"]
+    spec = summary["spec"]
+    table = Table(title=f"Test error (%), best of {spec['restarts']} by {spec['select']} error  ·  {summary['out']}",
+                  title_justify="left")
+    table.add_column("Task", justify="right")
+    for label in labels:
+        table.add_column(label, justify="right")
+    for t in sorted({t for label in labels for t in summary["cells"][label]}, key=int):
+        cells = [summary["cells"][label][t]["test_error"] for label in labels]
+        table.add_row(str(t), *(f"[red]{e:.1f}[/]" if e > PASS_ERROR else f"{e:.1f}" for e in cells))
+    table.add_section()
+    table.add_row("Mean", *(f"{summary['columns'][label]['mean_test_error']:.1f}" for label in labels))
+    table.add_row(f"Failed (> {PASS_ERROR:g}%)", *(str(summary["columns"][label]["failed_tasks"]) for label in labels))
+    return table

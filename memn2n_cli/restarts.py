@@ -1,0 +1,90 @@
+"""Restarts trained together: R models of the same recipe, one vmapped forward and backward for all.
+
+The paper reports the best of 10 restarts per task. Restarts of one task and configuration share
+their data, so their parameters are stacked along a first dimension (``stack_module_state``) and
+the unchanged model runs once for all of them under ``torch.func.vmap``. Each restart keeps what
+makes it a restart of its own: its seed (initialisation, done by the caller; batch order; random
+noise), its linear-start switch-over, its learning rate and its gradient clipping. The result is
+what `fit` gives each seed alone, to floating-point tolerance (tests/test_sweep.py checks it).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Callable
+
+import torch
+from torch.func import functional_call, stack_module_state, vmap
+
+from memn2n_cli.model import MemN2N
+from memn2n_cli.training import Schedule, TrainConfig, epoch_record, make_batch, random_noise_time
+from tasks.babi import Encoded
+
+WORD_EMBEDDINGS = ("embedding", "query_embedding")  # whose row 0, the nil word, stays zero
+
+
+def fit_restarts(models: list[MemN2N], train: Encoded, valid: Encoded, config: TrainConfig, seeds: list[int],
+                 on_epoch: Callable[[int, dict], None] | None = None) -> list[list[dict]]:
+    """Train ``models`` in place, restart r with ``seeds[r]``; one history per restart, as `fit` returns."""
+    R = len(models)
+    params, buffers = stack_module_state(models)  # name -> (R, ...)
+    base = copy.deepcopy(models[0]).to("meta")
+
+    def run(p, b, linear, story, story_size, query, time, answer):
+        out = functional_call(base, (p, b), (story, story_size, query, time, answer), {"linear_start": linear})
+        return out.loss, out.logits
+
+    step = vmap(run)  # every argument has the restart dimension first
+    check = vmap(run, in_dims=(0, 0, 0, None, None, None, None, None))  # the same validation batch for all
+    generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+    schedules = [Schedule(config) for _ in range(R)]
+    histories: list[list[dict]] = [[] for _ in range(R)]
+    slots = torch.arange(train.memory.shape[1])
+    while not all(s.done for s in schedules):
+        linear = torch.tensor([s.linear for s in schedules])
+        lr = torch.tensor([0.0 if s.done else s.lr for s in schedules])  # a finished restart stays as it is
+        time = None
+        if config.random_noise > 0 and models[0].temporal is not None:
+            time = torch.stack([random_noise_time(train.memory_size, len(slots), config.random_noise, g) for g in generators])
+        order = torch.stack([torch.randperm(len(train), generator=g) for g in generators])  # (R, N)
+        loss_sum, correct = torch.zeros(R, dtype=torch.float64), torch.zeros(R)
+        for index in order.split(config.batch_size, dim=1):
+            batch = make_batch(train, index, time)
+            default_time = slots[: batch["story"].shape[-2]].expand(*index.shape, -1)
+            loss, logits = step(params, buffers, linear, batch["story"], batch["story_size"], batch["query"],
+                                batch.get("time", default_time), batch["answer"])
+            grads = dict(zip(params, torch.autograd.grad(loss.sum(), list(params.values()))))
+            with torch.no_grad():
+                for name in WORD_EMBEDDINGS:
+                    if name in grads:
+                        grads[name][..., 0, :] = 0  # the nil word's embedding is held at zero
+                # clip_grad_norm_ for each restart: rescale its gradients to L2 norm at most max_norm
+                norm = torch.stack([g.flatten(1).pow(2).sum(1) for g in grads.values()]).sum(0).sqrt()
+                scale = lr * (config.max_grad_norm / (norm + 1e-6)).clamp(max=1.0)  # (R,)
+                for name, g in grads.items():
+                    params[name].sub_(scale.view(-1, *[1] * (g.dim() - 1)) * g)
+            loss_sum += loss.detach().double()
+            correct += (logits.argmax(-1) == batch["answer"]).sum(1)
+        valid_counts = None
+        if len(valid):
+            batch = make_batch(valid, torch.arange(len(valid)))
+            with torch.no_grad():
+                v_loss, v_logits = check(params, buffers, linear, batch["story"], batch["story_size"], batch["query"],
+                                         slots[: batch["story"].shape[1]].expand(len(valid), -1), batch["answer"])
+            valid_counts = [{"correct": int(c), "total": len(valid), "loss": float(l)}
+                            for c, l in zip((v_logits.argmax(-1) == batch["answer"]).sum(1), v_loss)]
+        for r, schedule in enumerate(schedules):
+            if schedule.done:
+                continue
+            counts = {"train": {"correct": float(correct[r]), "total": len(train), "loss": float(loss_sum[r])}}
+            if valid_counts:
+                counts["valid"] = valid_counts[r]
+            record = epoch_record(len(histories[r]) + 1, schedule, float(lr[r]), counts)
+            histories[r].append(record)
+            if on_epoch:
+                on_epoch(r, record)
+            schedule.end_epoch(record)
+    for r, model in enumerate(models):
+        model.load_state_dict({name: value[r].detach() for name, value in params.items()}, strict=False)
+        model.linear_start = False
+    return histories

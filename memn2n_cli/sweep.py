@@ -1,0 +1,231 @@
+"""`memn2n sweep`: Table 1 as one command. Every configuration x task x restart, best of N.
+
+A *trial* is one configuration on one task (or on all tasks jointly) with its N restarts, trained
+together (restarts.py). The paper keeps, per task and configuration, the restart with the lowest
+training error; ties (common: several restarts reach 0% on 1k tasks) go to the lower validation
+error. ``select="valid"`` ranks by validation error first. The kept model is saved as an ordinary
+run directory, and every restart's figures and seed go to the results.
+
+Trials are independent: the local backend runs them in a pool of processes, the Ray backend as
+Ray tasks on whatever cluster ``ray.init`` finds. A finished trial is a file under ``trials/``,
+so running the same command again skips it and completes the rest.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from memn2n_cli.checkpoint import read_json, write_files, write_json
+from memn2n_cli.errors import UserError
+from memn2n_cli.restarts import fit_restarts
+from memn2n_cli.runs import PASS_ERROR, ModelOptions, build_model, error_table, prepare, trained_files
+from memn2n_cli.training import TrainConfig, evaluate
+
+OPTION_TYPES = {f.name: f.type for f in fields(ModelOptions) + fields(TrainConfig) if f.name not in ("seed", "split_seed")}
+SPEC_FILE, TRIALS = "sweep.json", "trials"
+
+
+def _value(key: str, text: str):
+    kind = OPTION_TYPES[key]
+    try:
+        if kind == "bool":
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(text)
+            return text.lower() in ("true", "1", "yes")
+        return {"int": int, "float": float}.get(kind, str)(text)
+    except ValueError:
+        raise UserError(f"--grid {key}: {text!r} is not {'an' if kind == 'int' else 'a'} {kind}") from None
+
+
+def parse_grid(specs: list[str]) -> dict[str, list]:
+    """``["hops=1,2,3", "encoding=bow,pe"]`` -> {"hops": [1, 2, 3], "encoding": ["bow", "pe"]}."""
+    grid: dict[str, list] = {}
+    for spec in specs:
+        key, _, values = spec.partition("=")
+        key = key.strip().replace("-", "_")
+        if key not in OPTION_TYPES or not values:
+            known = ", ".join(sorted(OPTION_TYPES))
+            raise UserError(f"--grid {spec!r}: expected OPTION=V1,V2,... with OPTION one of: {known}")
+        grid[key] = [_value(key, v.strip()) for v in values.split(",")]
+    return grid
+
+
+@dataclass
+class SweepSpec:
+    """Everything that decides a sweep's results; stored as sweep.json in its directory."""
+
+    task_ids: list[int]
+    joint: bool
+    restarts: int
+    seed: int  # restart r uses seed + r; all share the validation split of `memn2n train`
+    select: str  # "train" (the paper's rule) or "valid"
+    grid: dict[str, list]
+    data_dir: str
+
+    def configurations(self) -> list[tuple[str, dict]]:
+        """(label, overrides) for every combination; the label names the options that vary."""
+        keys = list(self.grid)
+        varying = [k for k in keys if len(self.grid[k]) > 1]
+        combos = []
+        for values in itertools.product(*(self.grid[k] for k in keys)):
+            overrides = dict(zip(keys, values))
+            label = ",".join(f"{k}={overrides[k]}" for k in varying) or "defaults"
+            combos.append((label, overrides))
+        return combos
+
+    def trials(self) -> list[dict]:
+        groups = [self.task_ids] if self.joint else [[t] for t in self.task_ids]
+        return [{"label": label, "overrides": overrides, "tasks": group,
+                 "name": "joint" if self.joint else f"qa{group[0]}"}
+                for label, overrides in self.configurations() for group in groups]
+
+    def settings(self, overrides: dict) -> tuple[ModelOptions, TrainConfig]:
+        joint = {"dim": 50, "epochs": 60, "anneal_every": 15} if self.joint else {}
+        chosen = {**joint, **overrides}
+        model = {k: v for k, v in chosen.items() if k in ModelOptions.__dataclass_fields__}
+        training = {k: v for k, v in chosen.items() if k in TrainConfig.__dataclass_fields__}
+        return ModelOptions(**model), TrainConfig(**training, seed=self.seed)
+
+
+def trial_file(out: Path, trial: dict) -> Path:
+    return out / TRIALS / trial["label"] / f"{trial['name']}.json"
+
+
+def run_trial(spec: dict, trial: dict, threads: int = 0) -> dict:
+    """Train a trial's restarts together and keep the best: the trial's results, with the kept
+    model's run-directory files as bytes under "files". It writes nothing: on a cluster it runs
+    wherever Ray puts it, and the driver writes the sweep directory."""
+    if threads:
+        torch.set_num_threads(threads)
+    sweep = SweepSpec(**spec)
+    options, config = sweep.settings(trial["overrides"])
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    prepared = prepare(trial["tasks"], Path(sweep.data_dir), options, config, device)
+    seeds = [sweep.seed + r for r in range(sweep.restarts)]
+    models = [build_model(prepared, seed, device) for seed in seeds]
+    started = time.perf_counter()
+    histories = fit_restarts(models, prepared.encoded["train"], prepared.encoded["valid"], config, seeds)
+    seconds = time.perf_counter() - started
+    restarts = []
+    for seed, model in zip(seeds, models):
+        rows = error_table({split: evaluate(model, prepared.encoded[split]) for split in ("train", "valid", "test")})
+        restarts.append({"seed": seed, "tasks": rows,
+                         "mean": {k: sum(r[k] for r in rows) / len(rows) for k in ("train_error", "valid_error", "test_error")}})
+    other = "valid" if sweep.select == "train" else "train"  # breaks ties: 1k runs often reach 0% training error
+    best = min(range(len(restarts)), key=lambda r: (restarts[r]["mean"][f"{sweep.select}_error"],
+                                                    restarts[r]["mean"][f"{other}_error"]))
+    examples = sum(len(h) for h in histories) * len(prepared.encoded["train"])
+    speed = {"train_seconds": seconds, "examples_per_second": examples / seconds}
+    _, files = trained_files(models[best], prepared, TrainConfig(**{**asdict(config), "seed": seeds[best]}),
+                             {**speed, "history": histories[best]})
+    return {**trial, "selected": best, "restarts": restarts, **speed, "files": files}
+
+
+def _start_ray():
+    try:
+        import ray
+    except ImportError:
+        raise UserError("--backend ray needs Ray: pip install 'memn2n[ray]'") from None
+    if not ray.is_initialized():
+        ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=False)  # a cluster if one is set, else local
+    return ray
+
+
+def run_sweep(spec: SweepSpec, out: Path, backend: str = "local", workers: int = 1,
+              on_trial: Callable[[dict, int, int], None] | None = None) -> dict:
+    """Run every trial not yet finished in ``out``; returns the summary (also written as results.*)."""
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / SPEC_FILE).exists():
+        if read_json(out / SPEC_FILE) != json.loads(json.dumps(asdict(spec))):
+            raise UserError("holds a sweep with other settings; use the same command to complete it, or another --out", out)
+    else:
+        write_json(out / SPEC_FILE, asdict(spec))
+    trials = spec.trials()
+    results = {trial_file(out, t): read_json(trial_file(out, t)) for t in trials if trial_file(out, t).exists()}
+    pending = [t for t in trials if trial_file(out, t) not in results]
+
+    def finished(result: dict) -> None:
+        """Write the kept model, then the trial's file, which marks it done."""
+        write_files(out / result["label"] / result["name"], result.pop("files"))
+        write_json(trial_file(out, result), result)
+        results[trial_file(out, result)] = result
+        if on_trial:
+            on_trial(result, len(results), len(trials))
+
+    if pending and backend == "ray":
+        ray = _start_ray()
+        remote = ray.remote(num_cpus=1)(run_trial)
+        waiting = [remote.remote(asdict(spec), t, 1) for t in pending]
+        while waiting:
+            ready, waiting = ray.wait(waiting, num_returns=1)
+            finished(ray.get(ready[0]))
+    elif pending and min(workers, len(pending)) > 1:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from multiprocessing import get_context
+
+        processes = min(workers, len(pending))
+        threads = max(1, (os.cpu_count() or 1) // processes)  # the cores shared out among the processes
+        with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
+            futures = [pool.submit(run_trial, asdict(spec), t, threads) for t in pending]
+            for future in as_completed(futures):
+                finished(future.result())
+    else:
+        for trial in pending:
+            finished(run_trial(asdict(spec), trial))
+    summary = summarize(spec, [results[trial_file(out, t)] for t in trials], out)
+    write_results(out, summary)
+    return summary
+
+
+def summarize(spec: SweepSpec, results: list[dict], out: Path) -> dict:
+    """Per configuration and task, the selected restart's figures; per configuration, mean and failures."""
+    labels = [label for label, _ in spec.configurations()]
+    cells: dict[str, dict[int, dict]] = {label: {} for label in labels}
+    for result in results:
+        chosen = result["restarts"][result["selected"]]
+        for row in chosen["tasks"]:
+            cells[result["label"]][row["task"]] = {**row, "restart": result["selected"], "seed": chosen["seed"],
+                                                   "run": str(out / result["label"] / result["name"])}
+    columns = {label: {"mean_test_error": sum(c["test_error"] for c in cells[label].values()) / len(cells[label]),
+                       "failed_tasks": sum(c["test_error"] > PASS_ERROR for c in cells[label].values())}
+               for label in labels}
+    return {"spec": asdict(spec), "configurations": labels, "cells": cells, "columns": columns,
+            "trials": results, "out": str(out)}
+
+
+def write_results(out: Path, summary: dict) -> None:
+    """results.json (everything), results.csv (one row per restart and task), results.md (the matrix)."""
+    write_json(out / "results.json", summary)
+    rows = io.StringIO()
+    writer = csv.writer(rows, lineterminator="\n")
+    writer.writerow(["configuration", "task", "restart", "seed", "train_error", "valid_error", "test_error", "selected"])
+    for result in summary["trials"]:
+        for r, restart in enumerate(result["restarts"]):
+            for row in restart["tasks"]:
+                writer.writerow([result["label"], row["task"], r, restart["seed"], f"{row['train_error']:.2f}",
+                                 f"{row['valid_error']:.2f}", f"{row['test_error']:.2f}", int(r == result["selected"])])
+    (out / "results.csv").write_text(rows.getvalue())
+    (out / "results.md").write_text(results_markdown(summary))
+
+
+def results_markdown(summary: dict) -> str:
+    labels = summary["configurations"]
+    tasks = sorted({t for label in labels for t in summary["cells"][label]}, key=int)
+    spec = summary["spec"]
+    lines = [f"Test error (%) of the restart with the lowest {spec['select']} error, best of {spec['restarts']}.", "",
+             "| task | " + " | ".join(labels) + " |", "| ---: |" + " ---: |" * len(labels)]
+    for t in tasks:
+        lines.append(f"| {t} | " + " | ".join(f"{summary['cells'][label][t]['test_error']:.1f}" for label in labels) + " |")
+    lines.append("| **mean** | " + " | ".join(f"**{summary['columns'][label]['mean_test_error']:.1f}**" for label in labels) + " |")
+    lines.append(f"| **failed (> {PASS_ERROR:g}%)** | " + " | ".join(f"**{summary['columns'][label]['failed_tasks']}**" for label in labels) + " |")
+    return "\n".join(lines) + "\n"

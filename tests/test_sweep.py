@@ -1,0 +1,165 @@
+"""Restarts trained together, and `memn2n sweep`: selection, results files, resume, backends."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+
+from memn2n_cli.errors import UserError
+from memn2n_cli.model import MemN2N
+from memn2n_cli.restarts import fit_restarts
+from memn2n_cli.runs import ModelOptions, build_model, prepare
+from memn2n_cli.sweep import parse_grid
+from memn2n_cli.training import TrainConfig, fit
+from tests.conftest import assert_one_line_error
+
+QUICK = ["--grid", "epochs=2", "--grid", "ls_epochs=1"]
+
+
+@pytest.fixture(scope="module")
+def task1(en_dir):
+    return prepare([1], en_dir, ModelOptions(), TrainConfig(), torch.device("cpu"))
+
+
+@pytest.mark.parametrize("overrides", [{"epochs": 2, "ls_epochs": 2},
+                                       {"epochs": 2, "ls_epochs": 6, "ls_patience": 1, "random_noise": 0.0}])
+def test_restarts_together_equal_restarts_alone(task1, overrides):
+    config = TrainConfig(**overrides)
+    seeds = [3, 7, 11]
+    data = task1.encoded
+    alone, histories = [], []
+    for seed in seeds:
+        model = build_model(task1, seed, torch.device("cpu"))
+        histories.append(fit(model, data["train"], data["valid"], TrainConfig(**{**vars(config), "seed": seed})))
+        alone.append(model)
+    together = [build_model(task1, seed, torch.device("cpu")) for seed in seeds]
+    batched = fit_restarts(together, data["train"], data["valid"], config, seeds)
+    for a, b, h1, h2 in zip(alone, together, histories, batched):
+        for name, value in a.state_dict().items():
+            torch.testing.assert_close(b.state_dict()[name], value, atol=1e-4, rtol=1e-4)
+        assert [r["phase"] for r in h1] == [r["phase"] for r in h2]
+        assert [r["train_error"] for r in h1] == pytest.approx([r["train_error"] for r in h2], abs=0.2)
+        assert [r["train_loss"] for r in h1] == pytest.approx([r["train_loss"] for r in h2], rel=1e-4)
+    assert all(torch.all(m.embedding[:, 0] == 0) for m in together)  # the nil word stays zero
+    assert len({m.embedding.sum().item() for m in together}) == 3  # three different models
+
+
+def test_parse_grid():
+    assert parse_grid(["hops=1,2,3", "encoding=bow,pe", "linear-start=false,true", "lr=0.02"]) == {
+        "hops": [1, 2, 3], "encoding": ["bow", "pe"], "linear_start": [False, True], "lr": [0.02]}
+    for bad in (["hops"], ["colour=red"], ["hops=two"], ["temporal=maybe"], ["seed=1,2"]):
+        with pytest.raises(UserError):
+            parse_grid(bad)
+
+
+@pytest.fixture(scope="module")
+def small_sweep(tmp_path_factory, en_dir):
+    """2 configurations x 2 tasks x 3 restarts, 2 epochs each, with the local pool of 2 processes."""
+    from typer.testing import CliRunner
+
+    from memn2n_cli.cli import app
+
+    out = tmp_path_factory.mktemp("sweeps") / "small"
+    args = ["sweep", "babi", "--task", "1", "--task", "4", "--restarts", "3", *QUICK, "--grid", "hops=1,2",
+            "--out", str(out), "--data-dir", str(en_dir), "--workers", "2", "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    return out, args, json.loads(result.stdout)
+
+
+def test_sweep_selects_the_lowest_training_error_and_writes_results(small_sweep):
+    out, _, summary = small_sweep
+    assert summary["configurations"] == ["hops=1", "hops=2"]
+    with (out / "results.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 * 2 * 3
+    for label in ("hops=1", "hops=2"):
+        for task in ("1", "4"):
+            restarts = [r for r in rows if r["configuration"] == label and r["task"] == task]
+            assert [int(r["seed"]) for r in restarts] == [0, 1, 2]
+            chosen = next(r for r in restarts if r["selected"] == "1")
+            ranked = min(restarts, key=lambda r: (float(r["train_error"]), float(r["valid_error"])))
+            assert (chosen["train_error"], chosen["valid_error"]) == (ranked["train_error"], ranked["valid_error"])
+            assert summary["cells"][label][task]["test_error"] == pytest.approx(float(chosen["test_error"]), abs=0.01)
+    means = summary["columns"]["hops=1"]["mean_test_error"]
+    assert means == pytest.approx(sum(summary["cells"]["hops=1"][t]["test_error"] for t in ("1", "4")) / 2)
+    assert "| **mean** |" in (out / "results.md").read_text()
+
+
+def test_selected_models_are_ordinary_runs(cli, small_sweep, en_dir, tmp_path):
+    out, _, summary = small_sweep
+    cell = summary["cells"]["hops=2"]["4"]
+    evaluated = cli("eval", out / "hops=2", "--json", "--data-dir", en_dir)
+    assert evaluated.exit_code == 0
+    row = next(r for r in json.loads(evaluated.stdout)["tasks"] if r["task"] == 4)
+    assert row["test_error"] == pytest.approx(cell["test_error"])
+    # The recorded seed reproduces the restart with `memn2n train`, trained alone.
+    again = cli("train", "babi", "--task", "4", "--hops", "2", "--epochs", "2", "--ls-epochs", "1",
+                "--seed", cell["seed"], "--data-dir", en_dir, "--out", tmp_path / "again", "--json")
+    assert json.loads(again.stdout)["tasks"][0]["test_error"] == pytest.approx(cell["test_error"], abs=0.5)
+    assert (out / "hops=2" / "qa4" / "config.json").exists()
+    story = tmp_path / "s.txt"
+    story.write_text("Mary moved to the bathroom.\nWhere is Mary?\n")
+    assert cli("predict", story, "-c", out / "hops=1" / "qa1").exit_code == 0
+
+
+def test_sweep_resumes_where_it_stopped(cli, small_sweep):
+    out, args, summary = small_sweep
+    trials = sorted((out / "trials").glob("*/*.json"))
+    assert len(trials) == 4
+    kept = {p: p.stat().st_mtime_ns for p in trials}
+    trials[0].unlink()  # as if that trial had been interrupted
+    result = cli(*args[:-1])
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.count("best of 3") == 1  # only the missing trial was trained again
+    assert all(p.stat().st_mtime_ns == t for p, t in kept.items() if p != trials[0]) and trials[0].exists()
+    assert json.loads((out / "results.json").read_text())["columns"] == summary["columns"]
+    assert_one_line_error(cli(*args[:-1], "--restarts", "4"), "other settings")
+
+
+def test_joint_sweep_and_validation_selection(cli, tmp_path, en_dir):
+    out = tmp_path / "joint"
+    result = cli("sweep", "babi", "--task", "1", "--task", "2", "--joint", "--restarts", "2", *QUICK,
+                 "--select", "valid", "--out", out, "--data-dir", en_dir, "--workers", "1", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert sorted(json.loads(result.stdout)["cells"]["defaults"]) == ["1", "2"]
+    trial = json.loads((out / "trials" / "defaults" / "joint.json").read_text())
+    ranks = [(r["mean"]["valid_error"], r["mean"]["train_error"]) for r in trial["restarts"]]
+    assert trial["selected"] == ranks.index(min(ranks))
+    assert json.loads((out / "defaults" / "joint" / "config.json").read_text())["model"]["dim"] == 50
+
+
+def test_ray_backend_on_a_local_instance_with_two_workers(cli, tmp_path, en_dir, small_sweep):
+    ray = pytest.importorskip("ray", reason="the Ray backend is the optional extra memn2n[ray]")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        out = tmp_path / "ray"
+        result = cli("sweep", "babi", "--task", "1", "--task", "4", "--restarts", "3", *QUICK, "--grid", "hops=1,2",
+                     "--out", out, "--data-dir", en_dir, "--backend", "ray", "--json")
+    finally:
+        ray.shutdown()
+    assert result.exit_code == 0, result.stderr
+    local = small_sweep[2]["cells"]
+    for label, cells in json.loads(result.stdout)["cells"].items():
+        for task, cell in cells.items():
+            assert cell["seed"] == local[label][task]["seed"]
+            assert cell["test_error"] == pytest.approx(local[label][task]["test_error"], abs=0.5)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--grid", "hops=two"], "not an int"),
+    (["--grid", "colour=red"], "expected OPTION=V1,V2"),
+    (["--select", "test"], "--select"),
+    (["--task", "1", "--joint"], "--joint needs"),
+    (["--grid", "encoding=pe,cnn"], "--encoding is pe or bow"),
+])
+def test_sweep_bad_options(cli, tmp_path, en_dir, args, fragment):
+    assert_one_line_error(cli("sweep", "babi", "--out", tmp_path / "s", "--data-dir", en_dir, *args), fragment)
+
+
+def test_typer_errors_are_one_line_too(cli):
+    assert_one_line_error(cli("train", "babi", "--hops", "0"), "--hops")
+    assert_one_line_error(cli("train", "babi", "--no-such-option"), "No such option")
