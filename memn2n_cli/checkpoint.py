@@ -77,6 +77,8 @@ def load_model(directory: Path) -> tuple[MemN2N, dict, Vocabulary]:
     config = read_json(directory / CONFIG_FILE)
     if config.get("format") != FORMAT:
         raise UserError(f"not a memn2n run (format {config.get('format')!r}, expected {FORMAT!r})", directory / CONFIG_FILE)
+    if config.get("task") != "babi":
+        raise UserError(f"is a {config.get('task')!r} run; this command takes a bAbI run", directory)
     try:
         vocab = Vocabulary.from_json(read_json(directory / VOCAB_FILE))
         model = MemN2N(ModelConfig(**config["model"]))

@@ -43,13 +43,17 @@ def memory_hop(u: Tensor, memory_in: Tensor, memory_out: Tensor, mask: Tensor | 
 
 
 def multi_hop(u: Tensor, memories: Sequence[tuple[Tensor, Tensor]], mask: Tensor | None = None, *,
-              linear: bool | Tensor = False, transition: nn.Module | None = None, relu: bool = False) -> tuple[Tensor, Tensor]:
-    """K hops, one per (memory_in, memory_out) pair. Returns (u^{K+1} = o^K + u^K, p (..., K, M))."""
+              linear: bool | Tensor = False, transition: nn.Module | None = None, relu: bool = False,
+              linear_dim: int = 0) -> tuple[Tensor, Tensor]:
+    """K hops, one per (memory_in, memory_out) pair. Returns (u^{K+1} = o^K + u^K, p (..., K, M)).
+
+    ``relu``: a ReLU on the internal state after each hop, on the units past the first
+    ``linear_dim`` (bAbI 10k variant: all of them; language model, Sec. 5.1: half)."""
     attention = []
     for memory_in, memory_out in memories:
         u, p = memory_hop(u, memory_in, memory_out, mask, linear=linear, transition=transition)
-        if relu:  # the non-linearity of the 10k variant, on the internal state
-            u = torch.relu(u)
+        if relu:
+            u = torch.cat([u[..., :linear_dim], torch.relu(u[..., linear_dim:])], dim=-1)
         attention.append(p)
     return u, torch.stack(attention, dim=-2)
 
@@ -221,3 +225,48 @@ class MemoryNetwork(nn.Module):
         u, attention = multi_hop(u, [(memory[k], memory[k + 1]) for k in range(self.num_hops)], mask)
         self.attention = attention.detach()
         return u if self.output is None else self.output(u)
+
+
+@dataclass
+class LMConfig:
+    """The language model of Section 5; defaults are the authors' code's (Table 2: PTB 150 units)."""
+
+    vocab_size: int
+    dim: int = 150  # d: 150 for Penn Treebank, 500 for Text8 (Table 2)
+    hops: int = 6  # K
+    memory_size: int = 100  # N previous words in memory, the current word included
+    linear_dim: int = 75  # units left linear; a ReLU on the others (Sec. 5.1: half of them)
+    init_std: float = 0.05  # weights drawn from N(0, 0.05) (Sec. 5.1)
+    query: float = 0.1  # the constant query u^1 (Sec. 5: no question, u = 0.1)
+
+    def __post_init__(self):
+        if min(self.vocab_size, self.dim, self.hops, self.memory_size) < 1 or not 0 <= self.linear_dim <= self.dim:
+            raise ValueError("vocab_size, dim, hops, memory_size must be positive and 0 <= linear_dim <= dim")
+
+
+class MemN2NLM(nn.Module):
+    """Section 5: each memory slot holds one of the N previous words (slot 0 the current one) with
+    its temporal embedding, m_i = A x_i + T_A(i), c_i = C x_i + T_C(i); the query is the constant
+    vector 0.1; layer-wise tying (one A, one C for all hops, u^{k+1} = H u^k + o^k) with a ReLU on
+    the units past ``linear_dim``; the output matrix W is its own (untied)."""
+
+    def __init__(self, config: LMConfig):
+        super().__init__()
+        self.config = c = config
+        self.A, self.C = nn.Embedding(c.vocab_size, c.dim), nn.Embedding(c.vocab_size, c.dim)
+        self.T_A, self.T_C = nn.Parameter(torch.empty(c.memory_size, c.dim)), nn.Parameter(torch.empty(c.memory_size, c.dim))
+        self.H = nn.Linear(c.dim, c.dim, bias=False)
+        self.W = nn.Linear(c.dim, c.vocab_size, bias=False)
+        for weight in self.parameters():
+            nn.init.normal_(weight, std=c.init_std)
+
+    def forward(self, context: Tensor, target: Tensor | None = None) -> Output:
+        """context (B, N) word ids, the current word first; target (B,) the next word -> logits (B, V)."""
+        c = self.config
+        m = self.A(context) + self.T_A[: context.shape[1]]  # (B, N, d)
+        memory_out = self.C(context) + self.T_C[: context.shape[1]]  # (B, N, d)
+        u = torch.full((len(context), c.dim), c.query, device=context.device)  # (B, d)
+        u, attention = multi_hop(u, [(m, memory_out)] * c.hops, transition=self.H, relu=True, linear_dim=c.linear_dim)
+        logits = self.W(u)  # (B, V)
+        loss = None if target is None else F.cross_entropy(logits, target, reduction="sum")
+        return Output(logits, loss, attention.detach())

@@ -45,9 +45,12 @@ def register_task(name: str):
     def decorate(cls: type) -> type:
         if name in _REGISTRY:
             raise ValueError(f"task {name!r} is already registered by {_REGISTRY[name].__qualname__}")
-        if not isinstance(cls, type) or not isinstance(cls(), Task):
-            raise TypeError(f"{cls!r} does not implement the Task interface (tasks.Task)")
+        if not isinstance(cls, type):
+            raise TypeError(f"{cls!r} is not a class")
         cls.name = name
+        if not isinstance(cls(), Task):
+            del cls.name
+            raise TypeError(f"{cls!r} does not implement the Task interface (tasks.Task)")
         _REGISTRY[name] = cls
         return cls
 
@@ -76,4 +79,4 @@ def get_task(name: str) -> Task:
 
 
 # Built-in tasks, registered by explicit import.
-from tasks import babi  # noqa: E402,F401
+from tasks import babi, lm  # noqa: E402,F401

@@ -320,7 +320,6 @@ def encode(questions: list[Question], vocab: Vocabulary, memory_size: int) -> En
 
 @register_task("babi")
 class BabiTask:
-    name = "babi"
     summary = "the 20 bAbI question-answering tasks (v1.1 or v1.2; 1k or 10k; en, hn, shuffled)"
     kind = "qa"
 

@@ -190,14 +190,15 @@ def test_resume_keeps_finished_models_and_trains_the_rest(cli, tmp_path, en_dir)
     kept = (out / "qa1" / "model.safetensors").read_bytes()
     for f in (out / "qa4").iterdir():  # as if the run had been interrupted during task 4
         f.unlink()
-    again = cli("train", "babi", "--task", "1", "--task", "4", "--data-dir", en_dir, "--out", out, *FAST, "--resume", "--json")
+    again = cli("train", "babi", "--task", "1", "--task", "4", "--data-dir", en_dir, "--resume", out, *FAST, "--json")
     assert again.exit_code == 0, again.stderr
     assert "qa1: already trained, kept" in again.stderr and (out / "qa4" / "config.json").exists()
     assert (out / "qa1" / "model.safetensors").read_bytes() == kept
     assert [r["task"] for r in json.loads(again.stdout)["tasks"]] == [1, 4]
-    other = cli("train", "babi", "--task", "1", "--task", "4", "--data-dir", en_dir, "--out", out, *FAST, "--resume", "--hops", "2")
+    other = cli("train", "babi", "--task", "1", "--task", "4", "--data-dir", en_dir, "--resume", out, *FAST, "--hops", "2")
     assert_one_line_error(other, "trained with other options")
 
 
-def test_resume_needs_out(cli):
-    assert_one_line_error(cli("train", "babi", "--resume"), "--resume needs --out")
+def test_resume_needs_a_run_directory(cli, tmp_path):
+    assert_one_line_error(cli("train", "babi", "--resume", tmp_path / "none"), "run directory not found")
+    assert_one_line_error(cli("train", "babi", "--resume", tmp_path, "--out", tmp_path / "x"), "leave out --out")

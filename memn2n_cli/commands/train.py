@@ -50,6 +50,9 @@ def _progress_reporter(config, label_count: int):
     return fancy, progress
 
 
+BABI, LM = "Model and training: bAbI (Sections 2, 4)", "Model and training: language model (Section 5)"
+
+
 @app.command()
 @command
 def train(
@@ -58,42 +61,74 @@ def train(
     joint: Annotated[bool, typer.Option(help="One model for all the tasks given (d=50, 60 epochs, halving every 15).")] = False,
     data_dir: DataDir = None,
     out: Annotated[Path | None, typer.Option(help="Run directory. [default: checkpoints/<task>-<time>]")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue the interrupted run in this directory (bAbI: keep its finished models).")] = None,
     json_output: Json = False,
-    resume: Annotated[bool, typer.Option(help="Keep the models already complete in --out; train the rest.")] = False,
-    # Model (Sections 2 and 4.1)
-    hops: Annotated[int, typer.Option(min=1, help="K, memory hops.", rich_help_panel="Model")] = 3,
-    dim: Annotated[int | None, typer.Option(min=1, help="d, embedding size. [default: 20; 50 with --joint]", rich_help_panel="Model")] = None,
-    memory_size: Annotated[int, typer.Option(min=1, help="Most recent sentences kept in memory.", rich_help_panel="Model")] = 50,
-    encoding: Annotated[str, typer.Option(help="Sentence representation: pe (position encoding) or bow.", rich_help_panel="Model")] = "pe",
-    pe_formula: Annotated[str, typer.Option(help="With pe: official (the authors' code) or paper (l_kj=(1-j/J)-(k/d)(1-2j/J)).", rich_help_panel="Model")] = "official",
-    temporal: Annotated[bool, typer.Option(help="Temporal encoding T_A, T_C.", rich_help_panel="Model")] = True,
-    tying: Annotated[str, typer.Option(help="Weight tying: adjacent or layerwise.", rich_help_panel="Model")] = "adjacent",
-    relu: Annotated[bool, typer.Option(help="ReLU on the internal state after each hop (10k variant).", rich_help_panel="Model")] = False,
-    init_std: Annotated[float, typer.Option(min=0.0, help="Weights drawn from N(0, std).", rich_help_panel="Model")] = 0.1,
-    # Training (Section 4.2)
-    epochs: Annotated[int | None, typer.Option(min=1, help="Epochs after linear start. [default: 100; 60 with --joint]", rich_help_panel="Training")] = None,
-    lr: Annotated[float, typer.Option(min=0.0, help="Learning rate without linear start.", rich_help_panel="Training")] = 0.01,
-    anneal_every: Annotated[int | None, typer.Option(min=1, help="Halve the learning rate every N epochs. [default: 25; 15 with --joint]", rich_help_panel="Training")] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Examples per step; the loss is summed.", rich_help_panel="Training")] = 32,
-    max_grad_norm: Annotated[float, typer.Option(min=0.0, help="Gradient L2 norm clipped to this.", rich_help_panel="Training")] = 40.0,
-    validation_fraction: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share of training stories held out.", rich_help_panel="Training")] = 0.1,
-    linear_start: Annotated[bool, typer.Option(help="Linear start (LS).", rich_help_panel="Training")] = True,
-    ls_lr: Annotated[float, typer.Option(min=0.0, help="Learning rate of a run with linear start.", rich_help_panel="Training")] = 0.005,
-    ls_epochs: Annotated[int, typer.Option(min=1, help="Epochs of the linear phase.", rich_help_panel="Training")] = 20,
-    ls_patience: Annotated[int, typer.Option(min=0, help="End the linear phase after N epochs without a lower validation loss (1: the paper's rule); 0 = off.", rich_help_panel="Training")] = 0,
-    random_noise: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of empty memories inserted (RN); 0 = off.", rich_help_panel="Training")] = 0.1,
-    seed: Annotated[int, typer.Option(help="Seed of initialisation, split, order and noise.", rich_help_panel="Training")] = 0,
+    # Shared, with defaults per task
+    hops: Annotated[int | None, typer.Option(min=1, help="K, memory hops. [default: 3; language model 6]")] = None,
+    dim: Annotated[int | None, typer.Option(min=1, help="d, embedding size. [default: 20, 50 with --joint; language model 150]")] = None,
+    memory_size: Annotated[int | None, typer.Option(min=1, help="Memories: sentences (bAbI) or previous words (language model). [default: 50; 100]")] = None,
+    init_std: Annotated[float | None, typer.Option(min=0.0, help="Weights drawn from N(0, std). [default: 0.1; language model 0.05]")] = None,
+    lr: Annotated[float, typer.Option(min=0.0, help="Learning rate (bAbI: without linear start).")] = 0.01,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Examples per step; the loss is summed. [default: 32; language model 128]")] = None,
+    max_grad_norm: Annotated[float | None, typer.Option(min=0.0, help="Gradient L2 norm clipped to this. [default: 40; language model 50]")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of initialisation, batch order and noise.")] = 0,
     device: Device = "auto",
+    # bAbI (Sections 2, 4.1, 4.2)
+    encoding: Annotated[str, typer.Option(help="Sentence representation: pe (position encoding) or bow.", rich_help_panel=BABI)] = "pe",
+    pe_formula: Annotated[str, typer.Option(help="With pe: official (the authors' code) or paper (l_kj=(1-j/J)-(k/d)(1-2j/J)).", rich_help_panel=BABI)] = "official",
+    temporal: Annotated[bool, typer.Option(help="Temporal encoding T_A, T_C.", rich_help_panel=BABI)] = True,
+    tying: Annotated[str, typer.Option(help="Weight tying: adjacent or layerwise.", rich_help_panel=BABI)] = "adjacent",
+    relu: Annotated[bool, typer.Option(help="ReLU on the internal state after each hop (10k variant).", rich_help_panel=BABI)] = False,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Epochs after linear start. [default: 100; 60 with --joint]", rich_help_panel=BABI)] = None,
+    anneal_every: Annotated[int | None, typer.Option(min=1, help="Halve the learning rate every N epochs. [default: 25; 15 with --joint]", rich_help_panel=BABI)] = None,
+    validation_fraction: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share of training stories held out.", rich_help_panel=BABI)] = 0.1,
+    linear_start: Annotated[bool, typer.Option(help="Linear start (LS).", rich_help_panel=BABI)] = True,
+    ls_lr: Annotated[float, typer.Option(min=0.0, help="Learning rate of a run with linear start.", rich_help_panel=BABI)] = 0.005,
+    ls_epochs: Annotated[int, typer.Option(min=1, help="Epochs of the linear phase.", rich_help_panel=BABI)] = 20,
+    ls_patience: Annotated[int, typer.Option(min=0, help="End the linear phase after N epochs without a lower validation loss (1: the paper's rule); 0 = off.", rich_help_panel=BABI)] = 0,
+    random_noise: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of empty memories inserted (RN); 0 = off.", rich_help_panel=BABI)] = 0.1,
+    # Language model (Section 5)
+    linear_dim: Annotated[int | None, typer.Option(min=0, help="Units left linear; a ReLU on the rest. [default: half of --dim]", rich_help_panel=LM)] = None,
+    max_epochs: Annotated[int, typer.Option(min=1, help="Stop after this many epochs, if the learning rate has not fallen below 1e-5 first.", rich_help_panel=LM)] = 100,
+    max_steps: Annotated[int, typer.Option(min=0, help="Stop (and checkpoint) after this many steps in all; 0 = no bound.", rich_help_panel=LM)] = 0,
 ) -> None:
-    """Train End-To-End Memory Networks, e.g. `memn2n train babi --task all --joint`."""
+    """Train End-To-End Memory Networks: `memn2n train babi --task all --joint`, `memn2n train ptb --hops 7`."""
+    from tasks import get_task
+
+    kind = get_task(task_name).kind
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {device}: no CUDA device is available")
+    if resume is not None:
+        if out is not None and out != resume:
+            raise UserError("--resume names the run directory: leave out --out")
+        if not resume.is_dir():
+            raise UserError("run directory not found", resume)
+        out = resume
+    out = out or Path("checkpoints") / f"{task_name}-{'joint' if joint else 'task'}-{datetime.now():%Y%m%d-%H%M%S}"
+    if resume is None and out.exists() and any(out.iterdir()):
+        raise UserError("already holds files; choose another --out, or --resume it", out)
+    if kind == "lm":
+        summary = _train_language_model(task_name, data_dir, out, resume is not None, hops or 6, dim or 150,
+                                        memory_size or 100, linear_dim, init_std or 0.05, lr, batch_size or 128,
+                                        max_grad_norm or 50.0, max_epochs, max_steps, seed)
+        if json_output:
+            print(json.dumps(summary))
+        else:
+            last = summary["history"][-1] if summary["history"] else {}
+            state = "finished" if summary["finished"] else "stopped; continue with --resume"
+            stdout().print(f"{task_name}: {summary['epochs']} epochs, {summary['steps']} steps, {state}; "
+                           f"valid perplexity {last.get('valid_perplexity', float('nan')):.1f}")
+        print(f"saved {out}", file=sys.stderr)
+        return
+
     from memn2n_cli.report import results_table
     from memn2n_cli.runs import ModelOptions, train_babi
     from memn2n_cli.training import TrainConfig
-    from tasks import get_task
     from tasks.babi import parse_task_ids
 
-    if get_task(task_name).kind != "qa":
-        raise UserError(f"task {task_name!r} cannot be trained by this version")
     task_ids = parse_task_ids(task or [])
     if joint and len(task_ids) < 2:
         raise UserError("--joint needs at least two tasks (e.g. --task all)")
@@ -101,31 +136,40 @@ def train(
         raise UserError("--random-noise perturbs temporal encoding: use --random-noise 0 with --no-temporal")
     if linear_start and ls_patience and validation_fraction == 0:
         raise UserError("--ls-patience watches the validation loss: it needs --validation-fraction > 0")
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise UserError(f"--device {device}: no CUDA device is available")
-    if resume and out is None:
-        raise UserError("--resume needs --out, the run directory to complete")
-    out = out or Path("checkpoints") / f"{task_name}-{'joint' if joint else 'task'}-{datetime.now():%Y%m%d-%H%M%S}"
-    if not resume and out.exists() and any(out.iterdir()):
-        raise UserError("already holds files; choose another --out, or --resume to complete it", out)
-
-    options = ModelOptions(dim=dim or (50 if joint else 20), hops=hops, memory_size=memory_size, encoding=encoding,
-                           pe_formula=pe_formula, temporal=temporal, tying=tying, relu=relu, init_std=init_std)
+    options = ModelOptions(dim=dim or (50 if joint else 20), hops=hops or 3, memory_size=memory_size or 50,
+                           encoding=encoding, pe_formula=pe_formula, temporal=temporal, tying=tying, relu=relu,
+                           init_std=0.1 if init_std is None else init_std)
     config = TrainConfig(epochs=epochs or (60 if joint else 100), lr=lr, anneal_every=anneal_every or (15 if joint else 25),
-                         batch_size=batch_size, max_grad_norm=max_grad_norm, validation_fraction=validation_fraction,
-                         linear_start=linear_start, ls_lr=ls_lr, ls_epochs=ls_epochs, ls_patience=ls_patience,
-                         random_noise=random_noise, seed=seed)
+                         batch_size=batch_size or 32, max_grad_norm=40.0 if max_grad_norm is None else max_grad_norm,
+                         validation_fraction=validation_fraction, linear_start=linear_start, ls_lr=ls_lr,
+                         ls_epochs=ls_epochs, ls_patience=ls_patience, random_noise=random_noise, seed=seed)
     report, progress = _progress_reporter(config, len(task_ids))
     if progress:
         with progress:
-            summary = train_babi(task_ids, joint, data_dir, out, options, config, device, report, resume)
+            summary = train_babi(task_ids, joint, data_dir, out, options, config, device, report, resume is not None)
     else:
-        summary = train_babi(task_ids, joint, data_dir, out, options, config, device, report, resume)
+        summary = train_babi(task_ids, joint, data_dir, out, options, config, device, report, resume is not None)
     if json_output:
         print(json.dumps(summary))
     else:
         stdout().print(results_table(summary, ("train", "valid", "test")))
     print(f"saved {out}", file=sys.stderr)
+
+
+def _train_language_model(task_name, data_dir, out, resume, hops, dim, memory_size, linear_dim, init_std, lr,
+                          batch_size, max_grad_norm, max_epochs, max_steps, seed) -> dict:
+    from memn2n_cli.lm_training import LMTrainConfig, train_lm
+    from tasks.lm import resolve_data_dir
+
+    if linear_dim is not None and linear_dim > dim:
+        raise UserError(f"--linear-dim {linear_dim} is more than --dim {dim}")
+    model = {"dim": dim, "hops": hops, "memory_size": memory_size, "init_std": init_std,
+             "linear_dim": dim // 2 if linear_dim is None else linear_dim}
+    config = LMTrainConfig(lr=lr, batch_size=batch_size, max_grad_norm=max_grad_norm, max_epochs=max_epochs,
+                           max_steps=max_steps, seed=seed)
+
+    def report(record: dict) -> None:
+        print(f"{task_name} epoch {record['epoch']} (lr {record['lr']:.5f}): train perplexity "
+              f"{record['train_perplexity']:.1f}, valid {record['valid_perplexity']:.1f}", file=sys.stderr, flush=True)
+
+    return train_lm(task_name, resolve_data_dir(task_name, data_dir), out, model, config, resume, report)

@@ -1,0 +1,188 @@
+"""The language-model training recipe of Section 5.1, resumable to the same result.
+
+Each step predicts the next word at ``batch_size`` random positions of the training text, the
+memory holding the N words up to and including the current one (as the authors' code draws
+them). SGD at 0.01; gradients of L2 norm above 50 rescaled to 50; after each epoch the learning
+rate is divided by 1.5 when the validation cost did not decrease (by 0.01%, as in the authors'
+code), and training stops when it falls below 1e-5. Perplexity is exp of the summed negative
+log-likelihood over the summed tokens, so it adds up across batches and processes.
+
+A run directory checkpoints at the end of each epoch and when ``max_steps`` stops it: weights,
+learning rate, position in the epoch, the random generator's state and the history, so that
+``resume`` continues exactly where the run stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import safetensors.torch
+import torch
+from torch import Tensor
+
+from memn2n_cli import __version__
+from memn2n_cli.checkpoint import CONFIG_FILE, FORMAT, read_json, write_files
+from memn2n_cli.errors import UserError
+from memn2n_cli.model import LMConfig, MemN2NLM
+from tasks import get_task
+from tasks.lm import Corpus, LanguageModelTask
+
+log = logging.getLogger("memn2n")
+STATE_FILE, GENERATOR_FILE = "state.json", "generator.safetensors"
+
+
+@dataclass
+class LMTrainConfig:
+    lr: float = 0.01  # Sec. 5.1
+    lr_divisor: float = 1.5  # after an epoch whose validation cost did not decrease
+    min_lr: float = 1e-5  # training stops below this
+    max_grad_norm: float = 50.0  # Sec. 5.1
+    batch_size: int = 128  # Sec. 5.1
+    max_epochs: int = 100
+    max_steps: int = 0  # stop (and checkpoint) after this many steps in all; 0 = no bound
+    seed: int = 0
+
+
+@dataclass
+class LMState:
+    """Where a run is: enough, with the weights and the generator, to resume it exactly."""
+
+    lr: float
+    epoch: int = 0  # epochs finished
+    step: int = 0  # steps done in the current epoch
+    steps: int = 0  # steps done in all
+    epoch_nll: float = 0.0  # the current epoch's summed training cost so far
+    finished: bool = False
+    history: list[dict] = field(default_factory=list)
+
+
+def next_lr(history: list[dict], lr: float, config: LMTrainConfig) -> float:
+    """Divide the learning rate by 1.5 when the last epoch's validation cost did not decrease
+    (is above 0.9999 times the one before, as in the authors' code)."""
+    if len(history) > 1 and history[-1]["valid_loss"] > history[-2]["valid_loss"] * 0.9999:
+        return lr / config.lr_divisor
+    return lr
+
+
+def contexts(ids: Tensor, positions: Tensor, memory_size: int) -> Tensor:
+    """The memory for predicting ids[m + 1]: ids[m], ids[m - 1], ..., the current word first. (B, N)"""
+    return ids[positions.unsqueeze(1) - torch.arange(memory_size, device=ids.device)]
+
+
+@torch.no_grad()
+def evaluate_lm(model: MemN2NLM, ids: Tensor, batch_size: int = 512) -> dict[str, float]:
+    """Summed counts {nll, tokens} over every position with a full memory, in order."""
+    model.eval()
+    N = model.config.memory_size
+    nll, tokens = 0.0, 0
+    for positions in torch.arange(N - 1, len(ids) - 1, device=ids.device).split(batch_size):
+        nll += float(model(contexts(ids, positions, N), ids[positions + 1]).loss)
+        tokens += len(positions)
+    model.train()
+    return {"nll": nll, "tokens": tokens}
+
+
+def fit_lm(model: MemN2NLM, corpus: Corpus, config: LMTrainConfig, state: LMState, generator: torch.Generator,
+           checkpoint: Callable[[LMState], None], on_epoch: Callable[[dict], None] | None = None) -> LMState:
+    """Train from ``state`` until the learning rate falls below ``min_lr``, ``max_epochs`` or ``max_steps``."""
+    metrics = LanguageModelTask().metrics
+    train, valid = corpus.ids["train"], corpus.ids["valid"]
+    N = model.config.memory_size
+    steps_per_epoch = math.ceil(len(train) / config.batch_size)
+    optimizer = torch.optim.SGD(model.parameters(), lr=state.lr)
+    model.train()
+    while not state.finished:
+        while state.step < steps_per_epoch:
+            if config.max_steps and state.steps >= config.max_steps:
+                checkpoint(state)
+                return state
+            positions = torch.randint(N - 1, len(train) - 1, (config.batch_size,), generator=generator)
+            out = model(contexts(train, positions, N), train[positions + 1])
+            optimizer.zero_grad(set_to_none=True)
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            state.epoch_nll += float(out.loss.detach())
+            state.step, state.steps = state.step + 1, state.steps + 1
+        train_figures = metrics({"nll": state.epoch_nll, "tokens": steps_per_epoch * config.batch_size})
+        valid_figures = metrics(evaluate_lm(model, valid))
+        record = {"epoch": state.epoch + 1, "lr": state.lr, "train_perplexity": train_figures["perplexity"],
+                  "valid_perplexity": valid_figures["perplexity"], "valid_loss": valid_figures["loss"]}
+        state.history.append(record)
+        state.epoch, state.step, state.epoch_nll = state.epoch + 1, 0, 0.0
+        state.lr = next_lr(state.history, state.lr, config)
+        for group in optimizer.param_groups:
+            group["lr"] = state.lr
+        state.finished = state.lr < config.min_lr or state.epoch >= config.max_epochs
+        checkpoint(state)
+        if on_epoch:
+            on_epoch(record)
+    return state
+
+
+def _run_files(model: MemN2NLM, task: str, data_dir: Path, corpus: Corpus, config: LMTrainConfig,
+               state: LMState, generator: torch.Generator) -> dict[str, bytes]:
+    """The run directory's files; config.json last, so a directory with one is complete."""
+    import json
+
+    as_json = lambda data: (json.dumps(data, indent=2) + "\n").encode()
+    run_config = {"format": FORMAT, "task": task, "training": asdict(config), "model": asdict(model.config),
+                  "data": {"dir": str(data_dir.resolve()), "tokens": {k: len(v) for k, v in corpus.ids.items()}},
+                  "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "memn2n_version": __version__}
+    return {"model.safetensors": safetensors.torch.save(model.state_dict(), metadata={"format": FORMAT}),
+            GENERATOR_FILE: safetensors.torch.save({"state": generator.get_state()}),
+            STATE_FILE: as_json(asdict(state)), "vocab.json": as_json(corpus.to_json()), CONFIG_FILE: as_json(run_config)}
+
+
+def load_lm(directory: Path) -> tuple[MemN2NLM, dict, list[str]]:
+    """(model, config, words) of a language-model run; UserError when it is missing or corrupt."""
+    config = read_json(directory / CONFIG_FILE)
+    try:
+        model = MemN2NLM(LMConfig(**config["model"]))
+        words = read_json(directory / "vocab.json")["words"]
+        safetensors.torch.load_model(model, directory / "model.safetensors")
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise UserError(f"corrupt or mismatched language-model run: {str(e).splitlines()[0]}", directory) from None
+    except Exception as e:  # safetensors' own errors for truncated files
+        raise UserError(f"corrupt weights file: {e}", directory / "model.safetensors") from None
+    if len(words) != model.config.vocab_size:
+        raise UserError("vocab.json does not match config.json", directory)
+    return model, config, words
+
+
+def train_lm(task: str, data_dir: Path, out: Path, model_config: dict, config: LMTrainConfig, resume: bool = False,
+             on_epoch: Callable[[dict], None] | None = None) -> dict:
+    """Train (or, with ``resume``, continue) a language model in ``out``; the summary."""
+    corpus = get_task(task).load(data_dir)
+    generator = torch.Generator()
+    if resume and (out / CONFIG_FILE).exists():
+        model, saved, words = load_lm(out)
+        if words != corpus.words:
+            raise UserError("the data's vocabulary differs from the run's", data_dir)
+        state = LMState(**read_json(out / STATE_FILE))
+        generator.set_state(safetensors.torch.load_file(out / GENERATOR_FILE)["state"])
+        config = LMTrainConfig(**{**saved["training"], "max_epochs": config.max_epochs, "max_steps": config.max_steps})
+        log.info("%s: resuming at epoch %d, step %d", out, state.epoch + 1, state.step)
+    else:
+        torch.manual_seed(config.seed)
+        model = MemN2NLM(LMConfig(vocab_size=len(corpus.words), **model_config))
+        generator.manual_seed(config.seed)
+        state = LMState(lr=config.lr)
+    checkpoint = lambda s: write_files(out, _run_files(model, task, data_dir, corpus, config, s, generator))
+    state = fit_lm(model, corpus, config, state, generator, checkpoint, on_epoch)
+    return {"task": task, "epochs": state.epoch, "steps": state.steps, "lr": state.lr, "finished": state.finished,
+            "history": state.history, "run": str(out)}
+
+
+def evaluate_lm_run(run: Path, split: str, data_dir: Path | None) -> dict:
+    model, config, words = load_lm(run)
+    corpus = get_task(config["task"]).load(data_dir or Path(config["data"]["dir"]))
+    if corpus.words != words:
+        raise UserError("the data's vocabulary differs from the run's", data_dir or config["data"]["dir"])
+    counts = evaluate_lm(model, corpus.ids[split])
+    return {"split": split, **get_task(config["task"]).metrics(counts), "tokens": counts["tokens"], "run": str(run)}

@@ -1,0 +1,140 @@
+"""Word-level language-modelling corpora (Section 5): Penn Treebank and Text8.
+
+The `datasets` library reads a corpus into Arrow, maps its words to ids once and caches the
+result on disk (memory-mapped, keyed by the data and the vocabulary), so a second run starts in
+seconds. Each split becomes one flat tensor of word ids over that Arrow memory.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from memn2n_cli.errors import UserError
+from tasks import register_task
+
+EOS, UNK = "<eos>", "<unk>"
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass
+class Corpus:
+    words: list[str]  # the vocabulary: id i is words[i]
+    ids: dict[str, torch.Tensor]  # split -> (T,) word ids, in text order
+
+    def to_json(self) -> dict:
+        return {"words": self.words}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "memn2n" / "arrow"
+
+
+def resolve_data_dir(task: str, given: Path | None) -> Path:
+    """``--data-dir``, else ``~/.cache/memn2n/<task>``."""
+    data_dir = given or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "memn2n" / task
+    if not data_dir.is_dir():
+        raise UserError(f"no {task} data: pass --data-dir DIR (the folder holding the corpus files)", data_dir)
+    return data_dir
+
+
+def _encode(lines: dict, word_ids: dict[str, int], unknown: int) -> dict:
+    return {"ids": [[word_ids.get(w, unknown) for w in line] for line in lines["words"]]}
+
+
+def _flat_ids(dataset) -> torch.Tensor:
+    """The "ids" column of every row, concatenated, as a tensor over the Arrow memory (no copy)."""
+    column = dataset.data.column("ids").combine_chunks().flatten()
+    with warnings.catch_warnings():  # Arrow memory is read-only; these ids are never written
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(column.to_numpy(zero_copy_only=True))
+
+
+def encode_corpus(splits, vocabulary: list[str]) -> Corpus:
+    """Map the "words" column of each split (a datasets.DatasetDict) to ids, cached by `datasets`."""
+    word_ids = {w: i for i, w in enumerate(vocabulary)}
+    encoded = splits.map(_encode, batched=True, remove_columns=["words"],
+                         fn_kwargs={"word_ids": word_ids, "unknown": word_ids.get(UNK, -1)})
+    ids = {split: _flat_ids(encoded[split]) for split in SPLITS}
+    for split, tensor in ids.items():
+        if bool((tensor < 0).any()):
+            raise UserError(f"the {split} split has words the vocabulary lacks, and the corpus has no {UNK}")
+    return Corpus(vocabulary, ids)
+
+
+class LanguageModelTask:
+    kind = "lm"
+
+    def tokenize(self, text: str) -> list[str]:
+        return text.split()
+
+    def metrics(self, counts: dict) -> dict:
+        """Perplexity from summed negative log-likelihood over summed tokens {nll, tokens}."""
+        loss = counts["nll"] / counts["tokens"]
+        return {"perplexity": math.exp(loss), "loss": loss}
+
+
+@register_task("ptb")
+class PennTreebank(LanguageModelTask):
+    """Mikolov's preprocessed Penn Treebank: ptb.{train,valid,test}.txt, one sentence a line,
+    an end-of-sentence token after each; the vocabulary is every training word (10,000)."""
+
+    summary = "Penn Treebank, word-level language modelling (Mikolov's 10k-word version)"
+
+    def load(self, data_dir: Path) -> Corpus:
+        import datasets
+
+        files = {split: data_dir / f"ptb.{split}.txt" for split in SPLITS}
+        for path in files.values():
+            if not path.is_file():
+                raise UserError("missing Penn Treebank file (ptb.train.txt, ptb.valid.txt, ptb.test.txt)", path)
+        datasets.disable_progress_bars()
+        text = datasets.load_dataset("text", data_files={k: str(v) for k, v in files.items()}, cache_dir=str(cache_dir()))
+        lines = text.map(lambda batch: {"words": [line.split() + [EOS] for line in batch["text"]]},
+                         batched=True, remove_columns=["text"])
+        counts = Counter(w for line in lines["train"]["words"] for w in line)
+        return encode_corpus(lines, sorted(counts))
+
+
+@register_task("text8")
+class Text8(LanguageModelTask):
+    """Text8: the first 10^8 characters of cleaned Wikipedia, one line. Split as in the paper:
+    93.3M / 5.7M / 1M characters for train / valid / test (cut at the next space); words seen
+    fewer than 5 times in training become <unk>."""
+
+    summary = "Text8 (cleaned Wikipedia), word-level language modelling"
+    SPLIT_CHARS = (93_300_000, 5_700_000, 1_000_000)
+    MIN_COUNT = 5
+
+    def load(self, data_dir: Path) -> Corpus:
+        import datasets
+
+        path = data_dir / "text8"
+        if not path.is_file():
+            raise UserError("missing text8 file (run `memn2n data download text8` or pass --data-dir)", path)
+        datasets.disable_progress_bars()
+        pieces = datasets.DatasetDict({split: datasets.Dataset.from_generator(
+            _text8_chunks, gen_kwargs={"path": str(path), "split": split, "sizes": self.SPLIT_CHARS},
+            cache_dir=str(cache_dir())) for split in SPLITS})
+        counts = Counter(w for chunk in pieces["train"]["words"] for w in chunk)
+        vocabulary = sorted({w for w, n in counts.items() if n >= self.MIN_COUNT} | {UNK})
+        return encode_corpus(pieces, vocabulary)
+
+
+def _text8_chunks(path: str, split: str, sizes: tuple[int, int, int], chunk_words: int = 100_000):
+    """The words of one split of text8, in rows of ``chunk_words`` words."""
+    text = Path(path).read_text(encoding="ascii", errors="replace")
+    bounds, start = {}, 0
+    for name, size in zip(SPLITS, sizes):
+        end = text.find(" ", start + size)
+        end = len(text) if end < 0 or name == "test" else end
+        bounds[name], start = (start, end), end
+    words = text[slice(*bounds[split])].split()
+    for i in range(0, len(words), chunk_words):
+        yield {"words": words[i: i + chunk_words]}

@@ -1,0 +1,134 @@
+"""Language modelling (Section 5): corpora, the model by hand, the recipe, exact resume."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from memn2n_cli.lm_training import LMTrainConfig, contexts, evaluate_lm, next_lr
+from memn2n_cli.model import LMConfig, MemN2NLM
+from tasks import get_task
+from tasks.lm import EOS, UNK
+from tests.conftest import ROOT, assert_one_line_error
+
+PTB = ROOT.parent / "shared" / "data" / "ptb"
+
+
+@pytest.fixture(scope="module")
+def ptb():
+    return get_task("ptb").load(PTB)
+
+
+def test_ptb_counts_match_the_manifest(ptb):
+    assert len(ptb.words) == 10_000 and EOS in ptb.words and UNK in ptb.words
+    assert {k: len(v) for k, v in ptb.ids.items()} == {"train": 929_589, "valid": 73_760, "test": 82_430}
+    first = (PTB / "ptb.valid.txt").read_text().splitlines()[0].split()
+    assert [ptb.words[i] for i in ptb.ids["valid"][: len(first) + 1]] == first + [EOS]
+
+
+@pytest.fixture(scope="module")
+def small_ptb(tmp_path_factory):
+    """A PTB-format corpus of the first 300 training sentences (valid and test drawn from them)."""
+    folder = tmp_path_factory.mktemp("ptb")
+    lines = (PTB / "ptb.train.txt").read_text().splitlines(keepends=True)[:300]
+    (folder / "ptb.train.txt").write_text("".join(lines))
+    (folder / "ptb.valid.txt").write_text("".join(lines[:40]))
+    (folder / "ptb.test.txt").write_text("".join(lines[40:80]))
+    return folder
+
+
+def test_text8_reader_splits_by_characters_and_maps_rare_words_to_unk(tmp_path, monkeypatch):
+    from tasks.lm import Text8
+
+    words = ["rare"] + ["the", "cat", "sat", "on", "mat"] * 40  # "rare" once, in the training part
+    (tmp_path / "text8").write_text(" " + " ".join(words))
+    monkeypatch.setattr(Text8, "SPLIT_CHARS", (400, 100, 100))
+    corpus = Text8().load(tmp_path)
+    assert sorted(corpus.words) == sorted(["the", "cat", "sat", "on", "mat", UNK])  # "rare" seen once
+    text = " " + " ".join(words)
+    cut = text.find(" ", 400)
+    assert len(corpus.ids["train"]) == len(text[:cut].split())
+    restored = [corpus.words[i] for i in torch.cat([corpus.ids[s] for s in ("train", "valid", "test")])]
+    assert restored == [w if w != "rare" else UNK for w in words]
+
+
+def test_contexts_put_the_current_word_first():
+    ids = torch.arange(100, 110)
+    assert contexts(ids, torch.tensor([5, 9]), 3).tolist() == [[105, 104, 103], [109, 108, 107]]
+
+
+def test_language_model_by_hand():
+    torch.manual_seed(0)
+    model = MemN2NLM(LMConfig(vocab_size=7, dim=4, hops=2, memory_size=3, linear_dim=2))
+    context = torch.tensor([[3, 1, 6]])
+    A, C, H, W = model.A.weight.detach(), model.C.weight.detach(), model.H.weight.detach(), model.W.weight.detach()
+    m = A[[3, 1, 6]] + model.T_A.detach()  # m_i = A x_i + T_A(i)
+    c = C[[3, 1, 6]] + model.T_C.detach()
+    u = torch.full((4,), 0.1)  # the constant query
+    for _ in range(2):
+        u = H @ u + torch.softmax(m @ u, 0) @ c  # layer-wise: u^{k+1} = H u^k + o^k
+        u = torch.cat([u[:2], torch.relu(u[2:])])  # ReLU on the units past linear_dim
+    out = model(context, torch.tensor([5]))
+    assert torch.allclose(out.logits[0], W @ u, atol=1e-6)
+    assert out.loss.item() == pytest.approx(-torch.log_softmax(W @ u, 0)[5].item(), rel=1e-5)
+
+
+def test_perplexity_from_summed_counts_and_evaluation_positions():
+    metrics = get_task("ptb").metrics({"nll": 2 * math.log(50.0) + math.log(200.0), "tokens": 3})
+    assert metrics["perplexity"] == pytest.approx((50 * 50 * 200) ** (1 / 3))
+    model = MemN2NLM(LMConfig(vocab_size=7, dim=4, hops=1, memory_size=3, linear_dim=2))
+    counts = evaluate_lm(model, torch.tensor([1, 2, 3, 4, 5, 6, 0, 1]), batch_size=2)
+    assert counts["tokens"] == 8 - 3  # every position with a full memory and a next word
+    by_hand = sum(model(contexts(torch.tensor([1, 2, 3, 4, 5, 6, 0, 1]), torch.tensor([m]), 3),
+                        torch.tensor([[1, 2, 3, 4, 5, 6, 0, 1][m + 1]])).loss.item() for m in range(2, 7))
+    assert counts["nll"] == pytest.approx(by_hand, rel=1e-5)
+
+
+def test_learning_rate_is_divided_when_validation_stops_improving():
+    config = LMTrainConfig()
+    assert next_lr([{"valid_loss": 5.0}], 0.01, config) == 0.01
+    assert next_lr([{"valid_loss": 5.0}, {"valid_loss": 4.9}], 0.01, config) == 0.01
+    assert next_lr([{"valid_loss": 5.0}, {"valid_loss": 5.0}], 0.01, config) == pytest.approx(0.01 / 1.5)
+    assert next_lr([{"valid_loss": 5.0}, {"valid_loss": 4.9999}], 0.01, config) == pytest.approx(0.01 / 1.5)
+
+
+SMALL = ["--dim", "16", "--hops", "2", "--memory-size", "8", "--batch-size", "32"]
+
+
+def test_training_lowers_perplexity_and_eval_reports_it(cli, small_ptb, tmp_path):
+    out = tmp_path / "lm"
+    result = cli("train", "ptb", "--data-dir", small_ptb, *SMALL, "--max-epochs", "3", "--lr", "0.05",
+                 "--out", out, "--json")
+    assert result.exit_code == 0, result.stderr
+    history = json.loads(result.stdout)["history"]
+    vocabulary = len(json.loads((out / "vocab.json").read_text())["words"])
+    assert len(history) == 3 and history[-1]["train_perplexity"] < history[0]["train_perplexity"]
+    assert history[-1]["valid_perplexity"] < vocabulary / 3  # far better than guessing uniformly
+    evaluated = cli("eval", out, "--split", "valid", "--json")
+    assert evaluated.exit_code == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout)["perplexity"] == pytest.approx(history[-1]["valid_perplexity"], rel=1e-6)
+    assert_one_line_error(cli("predict", tmp_path / "x", "-c", out), "story file not found")
+    (tmp_path / "s.txt").write_text("Mary went home.\nWhere is Mary?\n")
+    assert_one_line_error(cli("predict", tmp_path / "s.txt", "-c", out), "takes a bAbI run")
+
+
+def test_resume_reaches_the_same_result_as_an_uninterrupted_run(cli, small_ptb, tmp_path):
+    args = ["train", "ptb", "--data-dir", small_ptb, *SMALL, "--max-epochs", "2"]
+    assert cli(*args, "--out", tmp_path / "whole").exit_code == 0
+    assert cli(*args, "--out", tmp_path / "parts", "--max-steps", "70").exit_code == 0  # stops inside epoch 1
+    assert json.loads((tmp_path / "parts" / "state.json").read_text())["steps"] == 70
+    resumed = cli(*args, "--resume", tmp_path / "parts")
+    assert resumed.exit_code == 0, resumed.stderr and "resuming at epoch 1, step 70" in resumed.stderr
+    whole, parts = (tmp_path / d / "model.safetensors" for d in ("whole", "parts"))
+    assert whole.read_bytes() == parts.read_bytes()
+    assert json.loads((tmp_path / "whole" / "state.json").read_text()) == json.loads((tmp_path / "parts" / "state.json").read_text())
+
+
+def test_language_model_bad_input(cli, tmp_path, small_ptb):
+    assert_one_line_error(cli("train", "ptb", "--data-dir", tmp_path), "ptb.train.txt")
+    assert_one_line_error(cli("train", "ptb", "--data-dir", small_ptb, "--dim", "10", "--linear-dim", "20"), "--linear-dim")
+    assert_one_line_error(cli("train", "text8", "--data-dir", tmp_path), "missing text8 file")
