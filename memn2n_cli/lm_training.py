@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Callable
 
 import safetensors.torch
 import torch
+import torch.distributed as dist
 from torch import Tensor
 
 from memn2n_cli import __version__
@@ -74,42 +76,66 @@ def contexts(ids: Tensor, positions: Tensor, memory_size: int) -> Tensor:
     return ids[positions.unsqueeze(1) - torch.arange(memory_size, device=ids.device)]
 
 
+def process_group() -> tuple[int, int]:
+    """(rank, world size): (0, 1) without torch.distributed."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def summed_over_processes(counts: dict[str, float]) -> dict[str, float]:
+    rank, world = process_group()
+    if world == 1:
+        return counts
+    totals = torch.tensor([counts["nll"], counts["tokens"]], dtype=torch.float64)
+    dist.all_reduce(totals)
+    return {"nll": float(totals[0]), "tokens": int(totals[1])}
+
+
 @torch.no_grad()
 def evaluate_lm(model: MemN2NLM, ids: Tensor, batch_size: int = 512) -> dict[str, float]:
-    """Summed counts {nll, tokens} over every position with a full memory, in order."""
-    model.eval()
-    N = model.config.memory_size
+    """Summed counts {nll, tokens} over every position with a full memory, in order; under
+    torch.distributed each process takes its share of the positions and the counts are summed."""
+    rank, world = process_group()
+    core = getattr(model, "module", model)  # the model inside DistributedDataParallel
+    core.eval()
+    N = core.config.memory_size
     nll, tokens = 0.0, 0
-    for positions in torch.arange(N - 1, len(ids) - 1, device=ids.device).split(batch_size):
-        nll += float(model(contexts(ids, positions, N), ids[positions + 1]).loss)
+    for positions in torch.arange(N - 1, len(ids) - 1, device=ids.device)[rank::world].split(batch_size):
+        nll += float(core(contexts(ids, positions, N), ids[positions + 1]).loss)
         tokens += len(positions)
-    model.train()
-    return {"nll": nll, "tokens": tokens}
+    core.train()
+    return summed_over_processes({"nll": nll, "tokens": tokens})
 
 
 def fit_lm(model: MemN2NLM, corpus: Corpus, config: LMTrainConfig, state: LMState, generator: torch.Generator,
            checkpoint: Callable[[LMState], None], on_epoch: Callable[[dict], None] | None = None) -> LMState:
     """Train from ``state`` until the learning rate falls below ``min_lr``, ``max_epochs`` or ``max_steps``."""
     metrics = LanguageModelTask().metrics
+    rank, world = process_group()
     train, valid = corpus.ids["train"], corpus.ids["valid"]
-    N = model.config.memory_size
+    N = getattr(model, "module", model).config.memory_size
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
     optimizer = torch.optim.SGD(model.parameters(), lr=state.lr)
     model.train()
     while not state.finished:
         while state.step < steps_per_epoch:
             if config.max_steps and state.steps >= config.max_steps:
+                total = summed_over_processes({"nll": state.epoch_nll, "tokens": 0})["nll"]
+                state.epoch_nll = total if rank == 0 else 0.0  # rank 0 carries the epoch's cost so far
                 checkpoint(state)
                 return state
-            positions = torch.randint(N - 1, len(train) - 1, (config.batch_size,), generator=generator)
+            # Every process draws the same positions and trains on its share of them.
+            positions = torch.randint(N - 1, len(train) - 1, (config.batch_size,), generator=generator)[rank::world]
             out = model(contexts(train, positions, N), train[positions + 1])
             optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
+            (out.loss * world).backward()  # DDP averages over processes; the recipe sums over the batch
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
-            state.epoch_nll += float(out.loss.detach())
+            state.epoch_nll += float(out.loss.detach())  # this process's share; summed below
             state.step, state.steps = state.step + 1, state.steps + 1
-        train_figures = metrics({"nll": state.epoch_nll, "tokens": steps_per_epoch * config.batch_size})
+        train_nll = summed_over_processes({"nll": state.epoch_nll, "tokens": 0})["nll"]
+        train_figures = metrics({"nll": train_nll, "tokens": steps_per_epoch * config.batch_size})
         valid_figures = metrics(evaluate_lm(model, valid))
         record = {"epoch": state.epoch + 1, "lr": state.lr, "train_perplexity": train_figures["perplexity"],
                   "valid_perplexity": valid_figures["perplexity"], "valid_loss": valid_figures["loss"]}
@@ -157,7 +183,13 @@ def load_lm(directory: Path) -> tuple[MemN2NLM, dict, list[str]]:
 
 def train_lm(task: str, data_dir: Path, out: Path, model_config: dict, config: LMTrainConfig, resume: bool = False,
              on_epoch: Callable[[dict], None] | None = None) -> dict:
-    """Train (or, with ``resume``, continue) a language model in ``out``; the summary."""
+    """Train (or, with ``resume``, continue) a language model in ``out``; the summary.
+
+    Started by `torchrun --nproc_per_node N -m memn2n_cli train ...`, it trains with
+    DistributedDataParallel (gloo on CPU, NCCL on GPU): the same result as one process with the
+    same global batch, to floating-point tolerance."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     corpus = get_task(task).load(data_dir)
     generator = torch.Generator()
     if resume and (out / CONFIG_FILE).exists():
@@ -165,6 +197,7 @@ def train_lm(task: str, data_dir: Path, out: Path, model_config: dict, config: L
         if words != corpus.words:
             raise UserError("the data's vocabulary differs from the run's", data_dir)
         state = LMState(**read_json(out / STATE_FILE))
+        state.epoch_nll = state.epoch_nll if process_group()[0] == 0 else 0.0  # see fit_lm
         generator.set_state(safetensors.torch.load_file(out / GENERATOR_FILE)["state"])
         config = LMTrainConfig(**{**saved["training"], "max_epochs": config.max_epochs, "max_steps": config.max_steps})
         log.info("%s: resuming at epoch %d, step %d", out, state.epoch + 1, state.step)
@@ -173,8 +206,18 @@ def train_lm(task: str, data_dir: Path, out: Path, model_config: dict, config: L
         model = MemN2NLM(LMConfig(vocab_size=len(corpus.words), **model_config))
         generator.manual_seed(config.seed)
         state = LMState(lr=config.lr)
-    checkpoint = lambda s: write_files(out, _run_files(model, task, data_dir, corpus, config, s, generator))
-    state = fit_lm(model, corpus, config, state, generator, checkpoint, on_epoch)
+    rank, world = process_group()
+    trained = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        trained = DistributedDataParallel(model)
+
+    def checkpoint(state: LMState) -> None:
+        if rank == 0:  # one process writes
+            write_files(out, _run_files(model, task, data_dir, corpus, config, state, generator))
+
+    state = fit_lm(trained, corpus, config, state, generator, checkpoint, on_epoch if rank == 0 else None)
     return {"task": task, "epochs": state.epoch, "steps": state.steps, "lr": state.lr, "finished": state.finished,
             "history": state.history, "run": str(out)}
 

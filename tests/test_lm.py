@@ -132,3 +132,24 @@ def test_language_model_bad_input(cli, tmp_path, small_ptb):
     assert_one_line_error(cli("train", "ptb", "--data-dir", tmp_path), "ptb.train.txt")
     assert_one_line_error(cli("train", "ptb", "--data-dir", small_ptb, "--dim", "10", "--linear-dim", "20"), "--linear-dim")
     assert_one_line_error(cli("train", "text8", "--data-dir", tmp_path), "missing text8 file")
+
+
+def test_two_processes_reach_what_one_process_reaches(cli, small_ptb, tmp_path):
+    """torchrun with 2 CPU processes (gloo): the same weights as one process with the same global batch."""
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    args = ["train", "ptb", "--data-dir", str(small_ptb), *SMALL, "--max-steps", "25"]
+    assert cli(*args, "--out", tmp_path / "one").exit_code == 0
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                             "--master_port", "29533", "-m", "memn2n_cli", *args, "--out", str(tmp_path / "two")],
+                            capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    one, two = (load_file(tmp_path / d / "model.safetensors") for d in ("one", "two"))
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], atol=1e-5, rtol=1e-4)
+    state_one, state_two = (json.loads((tmp_path / d / "state.json").read_text()) for d in ("one", "two"))
+    assert state_two["steps"] == state_one["steps"] == 25
+    assert state_two["epoch_nll"] == pytest.approx(state_one["epoch_nll"], rel=1e-5)  # summed over both

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -114,6 +115,8 @@ def train(
         summary = _train_language_model(task_name, data_dir, out, resume is not None, hops or 6, dim or 150,
                                         memory_size or 100, linear_dim, init_std or 0.05, lr, batch_size or 128,
                                         max_grad_norm or 50.0, max_epochs, max_steps, seed)
+        if int(os.environ.get("RANK", "0")) != 0:
+            return  # under torchrun, one process reports
         if json_output:
             print(json.dumps(summary))
         else:
