@@ -12,7 +12,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,ray]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,ray,plot]'
 	touch $@
 
 demo: setup

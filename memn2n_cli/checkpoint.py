@@ -111,3 +111,9 @@ def model_dirs(run: Path) -> list[Path]:
     if not found:
         raise UserError("not a memn2n run: no config.json in it or in its subdirectories", run)
     return found
+
+
+def run_task(run: Path) -> str:
+    """The task a run was trained on ("babi" for a run of one model per task)."""
+    directory = model_dirs(run)[0]
+    return str(read_json(directory / CONFIG_FILE).get("task", ""))

@@ -32,7 +32,7 @@ from memn2n_cli.checkpoint import CONFIG_FILE, FORMAT, read_json, write_files
 from memn2n_cli.errors import UserError
 from memn2n_cli.model import LMConfig, MemN2NLM
 from tasks import get_task
-from tasks.lm import Corpus, LanguageModelTask
+from tasks.lm import UNK, Corpus, LanguageModelTask
 
 log = logging.getLogger("memn2n")
 STATE_FILE, GENERATOR_FILE = "state.json", "generator.safetensors"
@@ -220,6 +220,37 @@ def train_lm(task: str, data_dir: Path, out: Path, model_config: dict, config: L
     state = fit_lm(trained, corpus, config, state, generator, checkpoint, on_epoch if rank == 0 else None)
     return {"task": task, "epochs": state.epoch, "steps": state.steps, "lr": state.lr, "finished": state.finished,
             "history": state.history, "run": str(out)}
+
+
+@torch.no_grad()
+def attention_by_position(model: MemN2NLM, ids: Tensor, batch_size: int = 512) -> Tensor:
+    """Figure 3: the average attention weight of each memory position (0 = the current word) at
+    each hop over every position of ``ids``, each hop's row scaled to a maximum of 1. (K, N)"""
+    model.eval()
+    N = model.config.memory_size
+    total = torch.zeros(model.config.hops, N, dtype=torch.float64)
+    for positions in torch.arange(N - 1, len(ids) - 1).split(batch_size):
+        total += model(contexts(ids, positions, N)).attention.sum(0).double()
+    return total / total.max(dim=1, keepdim=True).values
+
+
+def continue_text(model: MemN2NLM, words: list[str], prompt: list[str], count: int) -> list[tuple[str, float]]:
+    """The ``count`` most likely next words, one at a time, each with its probability."""
+    word_ids = {w: i for i, w in enumerate(words)}
+    unknown = sorted({w for w in prompt if w not in word_ids})
+    if unknown:
+        log.warning("words this model never saw, read as %s: %s", UNK, ", ".join(unknown))
+    text = [word_ids.get(w, word_ids.get(UNK, 0)) for w in prompt]
+    model.eval()
+    produced = []
+    with torch.no_grad():
+        for _ in range(count):
+            context = torch.tensor([text[::-1][: model.config.memory_size]])  # the current word first
+            probabilities = torch.softmax(model(context).logits[0], -1)
+            best = int(probabilities.argmax())
+            produced.append((words[best], float(probabilities[best])))
+            text.append(best)
+    return produced
 
 
 def evaluate_lm_run(run: Path, split: str, data_dir: Path | None) -> dict:

@@ -64,3 +64,24 @@ def attention_view(prediction) -> Group:
     lines.append(Text.assemble(("Prediction: ", "bold"), (prediction.answer, verdict),
                                  f"  (p = {prediction.probability:.2f})"))
     return Group(Text(q.source, style="dim"), table, *lines, Text())
+
+
+def memory_position_view(weights) -> Table:
+    """Figure 3 in the terminal: one row per hop, one cell per memory position (the current word
+    first), white where attention goes; positions averaged in groups to fit the screen."""
+    from rich.color import Color
+    from rich.style import Style
+
+    hops, positions = weights.shape
+    group = max(1, -(-positions // 100))  # at most 100 cells a row
+    table = Table(title=f"Average attention per memory position (each row scaled to 1; a cell is {group} position(s))",
+                  title_justify="left", box=None, show_header=True)
+    table.add_column("Hop", justify="right")
+    table.add_column(f"position 1 ... {positions}")
+    for k in range(hops):
+        row = Text()
+        for start in range(0, positions, group):
+            level = int(255 * float(weights[k, start: start + group].mean()))
+            row.append(" ", Style(bgcolor=Color.from_rgb(level, level, level)))
+        table.add_row(str(k + 1), row)
+    return table

@@ -153,3 +153,42 @@ def test_two_processes_reach_what_one_process_reaches(cli, small_ptb, tmp_path):
     state_one, state_two = (json.loads((tmp_path / d / "state.json").read_text()) for d in ("one", "two"))
     assert state_two["steps"] == state_one["steps"] == 25
     assert state_two["epoch_nll"] == pytest.approx(state_one["epoch_nll"], rel=1e-5)  # summed over both
+
+
+@pytest.fixture(scope="module")
+def small_lm(small_ptb, tmp_path_factory):
+    from typer.testing import CliRunner
+
+    from memn2n_cli.cli import app
+
+    out = tmp_path_factory.mktemp("lm") / "run"
+    result = CliRunner().invoke(app, ["train", "ptb", "--data-dir", str(small_ptb), *SMALL, "--max-epochs", "2",
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.stderr
+    return out
+
+
+def test_predict_continues_a_prompt(cli, small_lm, tmp_path):
+    (tmp_path / "prompt.txt").write_text("the company said zyzzyva\n")
+    result = cli("predict", tmp_path / "prompt.txt", "-c", small_lm, "--next", "4", "--json")
+    assert result.exit_code == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert record["prompt"] == ["the", "company", "said", "zyzzyva"] and len(record["next"]) == 4
+    assert all(0 < n["probability"] <= 1 for n in record["next"])
+    assert "zyzzyva" in result.stderr and result.stderr.count("never saw") == 1
+    plain = cli("predict", tmp_path / "prompt.txt", "-c", small_lm, "--next", "4")
+    assert plain.stdout.split() == [n["word"] for n in record["next"]]
+
+
+def test_figure_3_in_the_terminal_and_as_png(cli, small_lm, small_ptb, tmp_path):
+    pytest.importorskip("matplotlib", reason="the PNG needs the optional extra memn2n[plot]")
+    from memn2n_cli.lm_training import attention_by_position, load_lm
+
+    model, _, _ = load_lm(small_lm)
+    weights = attention_by_position(model, get_task("ptb").load(small_ptb).ids["test"])
+    assert weights.shape == (2, 8) and torch.allclose(weights.max(dim=1).values, torch.ones(2, dtype=weights.dtype))
+    result = cli("visualize", "-c", small_lm, "--memory-positions", "--out", tmp_path / "fig3.png")
+    assert result.exit_code == 0, result.stderr
+    assert [line.split()[0] for line in result.stdout.splitlines()[2:]] == ["1", "2"]  # a row per hop
+    assert (tmp_path / "fig3.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert_one_line_error(cli("visualize", "-c", small_lm, "--hops"), "--memory-positions")

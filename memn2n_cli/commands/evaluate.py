@@ -23,14 +23,14 @@ def evaluate(
     device: Device = "auto",
 ) -> None:
     """Evaluate a saved run: error per task, mean error and failed tasks."""
-    from memn2n_cli.checkpoint import CONFIG_FILE, read_json
+    from memn2n_cli.checkpoint import run_task
     from memn2n_cli.report import results_table
     from memn2n_cli.runs import SPLITS, evaluate_run
     from tasks import get_task
 
     if split not in SPLITS:
         raise UserError(f"--split must be one of {', '.join(SPLITS)}, not {split!r}")
-    if (run / CONFIG_FILE).exists() and get_task(read_json(run / CONFIG_FILE).get("task", "")).kind == "lm":
+    if get_task(run_task(run)).kind == "lm":
         from memn2n_cli.lm_training import evaluate_lm_run
 
         summary = evaluate_lm_run(run, split, data_dir)
