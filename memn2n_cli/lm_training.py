@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -60,6 +61,7 @@ class LMState:
     steps: int = 0  # steps done in all
     epoch_nll: float = 0.0  # the current epoch's summed training cost so far
     finished: bool = False
+    seconds: float = 0.0  # time spent in training steps, all sessions together
     history: list[dict] = field(default_factory=list)
 
 
@@ -119,14 +121,17 @@ def fit_lm(model: MemN2NLM, corpus: Corpus, config: LMTrainConfig, state: LMStat
     optimizer = torch.optim.SGD(model.parameters(), lr=state.lr)
     model.train()
     while not state.finished:
+        started = time.perf_counter()
         while state.step < steps_per_epoch:
             if config.max_steps and state.steps >= config.max_steps:
                 total = summed_over_processes({"nll": state.epoch_nll, "tokens": 0})["nll"]
                 state.epoch_nll = total if rank == 0 else 0.0  # rank 0 carries the epoch's cost so far
+                state.seconds += time.perf_counter() - started
                 checkpoint(state)
                 return state
             # Every process draws the same positions and trains on its share of them.
             positions = torch.randint(N - 1, len(train) - 1, (config.batch_size,), generator=generator)[rank::world]
+            positions = positions.to(train.device)
             out = model(contexts(train, positions, N), train[positions + 1])
             optimizer.zero_grad(set_to_none=True)
             (out.loss * world).backward()  # DDP averages over processes; the recipe sums over the batch
@@ -134,6 +139,7 @@ def fit_lm(model: MemN2NLM, corpus: Corpus, config: LMTrainConfig, state: LMStat
             optimizer.step()
             state.epoch_nll += float(out.loss.detach())  # this process's share; summed below
             state.step, state.steps = state.step + 1, state.steps + 1
+        state.seconds += time.perf_counter() - started
         train_nll = summed_over_processes({"nll": state.epoch_nll, "tokens": 0})["nll"]
         train_figures = metrics({"nll": train_nll, "tokens": steps_per_epoch * config.batch_size})
         valid_figures = metrics(evaluate_lm(model, valid))
@@ -160,7 +166,8 @@ def _run_files(model: MemN2NLM, task: str, data_dir: Path, corpus: Corpus, confi
     run_config = {"format": FORMAT, "task": task, "training": asdict(config), "model": asdict(model.config),
                   "data": {"dir": str(data_dir.resolve()), "tokens": {k: len(v) for k, v in corpus.ids.items()}},
                   "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "memn2n_version": __version__}
-    return {"model.safetensors": safetensors.torch.save(model.state_dict(), metadata={"format": FORMAT}),
+    weights = {name: value.detach().cpu() for name, value in model.state_dict().items()}
+    return {"model.safetensors": safetensors.torch.save(weights, metadata={"format": FORMAT}),
             GENERATOR_FILE: safetensors.torch.save({"state": generator.get_state()}),
             STATE_FILE: as_json(asdict(state)), "vocab.json": as_json(corpus.to_json()), CONFIG_FILE: as_json(run_config)}
 
@@ -182,7 +189,7 @@ def load_lm(directory: Path) -> tuple[MemN2NLM, dict, list[str]]:
 
 
 def train_lm(task: str, data_dir: Path, out: Path, model_config: dict, config: LMTrainConfig, resume: bool = False,
-             on_epoch: Callable[[dict], None] | None = None) -> dict:
+             on_epoch: Callable[[dict], None] | None = None, device: str = "auto") -> dict:
     """Train (or, with ``resume``, continue) a language model in ``out``; the summary.
 
     Started by `torchrun --nproc_per_node N -m memn2n_cli train ...`, it trains with
@@ -200,6 +207,7 @@ def train_lm(task: str, data_dir: Path, out: Path, model_config: dict, config: L
         state.epoch_nll = state.epoch_nll if process_group()[0] == 0 else 0.0  # see fit_lm
         generator.set_state(safetensors.torch.load_file(out / GENERATOR_FILE)["state"])
         config = LMTrainConfig(**{**saved["training"], "max_epochs": config.max_epochs, "max_steps": config.max_steps})
+        state.finished = state.lr < config.min_lr or state.epoch >= config.max_epochs  # --max-epochs may have grown
         log.info("%s: resuming at epoch %d, step %d", out, state.epoch + 1, state.step)
     else:
         torch.manual_seed(config.seed)
@@ -207,11 +215,15 @@ def train_lm(task: str, data_dir: Path, out: Path, model_config: dict, config: L
         generator.manual_seed(config.seed)
         state = LMState(lr=config.lr)
     rank, world = process_group()
+    if device == "auto":
+        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu"
+    model.to(device)
+    corpus.ids = {split: ids.to(device) for split, ids in corpus.ids.items()}
     trained = model
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
-        trained = DistributedDataParallel(model)
+        trained = DistributedDataParallel(model, device_ids=[torch.device(device).index] if device.startswith("cuda") else None)
 
     def checkpoint(state: LMState) -> None:
         if rank == 0:  # one process writes
@@ -219,6 +231,7 @@ def train_lm(task: str, data_dir: Path, out: Path, model_config: dict, config: L
 
     state = fit_lm(trained, corpus, config, state, generator, checkpoint, on_epoch if rank == 0 else None)
     return {"task": task, "epochs": state.epoch, "steps": state.steps, "lr": state.lr, "finished": state.finished,
+            "train_seconds": state.seconds, "tokens_per_second": state.steps * config.batch_size / max(state.seconds, 1e-9),
             "history": state.history, "run": str(out)}
 
 

@@ -114,7 +114,7 @@ def train(
     if kind == "lm":
         summary = _train_language_model(task_name, data_dir, out, resume is not None, hops or 6, dim or 150,
                                         memory_size or 100, linear_dim, init_std or 0.05, lr, batch_size or 128,
-                                        max_grad_norm or 50.0, max_epochs, max_steps, seed)
+                                        max_grad_norm or 50.0, max_epochs, max_steps, seed, device)
         if int(os.environ.get("RANK", "0")) != 0:
             return  # under torchrun, one process reports
         if json_output:
@@ -160,7 +160,7 @@ def train(
 
 
 def _train_language_model(task_name, data_dir, out, resume, hops, dim, memory_size, linear_dim, init_std, lr,
-                          batch_size, max_grad_norm, max_epochs, max_steps, seed) -> dict:
+                          batch_size, max_grad_norm, max_epochs, max_steps, seed, device) -> dict:
     from memn2n_cli.lm_training import LMTrainConfig, train_lm
     from tasks.lm import resolve_data_dir
 
@@ -175,4 +175,4 @@ def _train_language_model(task_name, data_dir, out, resume, hops, dim, memory_si
         print(f"{task_name} epoch {record['epoch']} (lr {record['lr']:.5f}): train perplexity "
               f"{record['train_perplexity']:.1f}, valid {record['valid_perplexity']:.1f}", file=sys.stderr, flush=True)
 
-    return train_lm(task_name, resolve_data_dir(task_name, data_dir), out, model, config, resume, report)
+    return train_lm(task_name, resolve_data_dir(task_name, data_dir), out, model, config, resume, report, device)
