@@ -116,4 +116,7 @@ def model_dirs(run: Path) -> list[Path]:
 def run_task(run: Path) -> str:
     """The task a run was trained on ("babi" for a run of one model per task)."""
     directory = model_dirs(run)[0]
-    return str(read_json(directory / CONFIG_FILE).get("task", ""))
+    config = read_json(directory / CONFIG_FILE)
+    if config.get("format") != FORMAT:
+        raise UserError(f"not a memn2n run (format {config.get('format')!r}, expected {FORMAT!r})", directory / CONFIG_FILE)
+    return str(config.get("task", ""))
