@@ -40,8 +40,12 @@ def _atomic_write(path: Path, write) -> None:
             os.unlink(tmp)
 
 
+def json_bytes(data: dict) -> bytes:
+    return (json.dumps(data, indent=2) + "\n").encode()
+
+
 def write_json(path: Path, data: dict) -> None:
-    write_files(path.parent, {path.name: (json.dumps(data, indent=2) + "\n").encode()})
+    write_files(path.parent, {path.name: json_bytes(data)})
 
 
 def read_json(path: Path) -> dict:
@@ -59,9 +63,8 @@ def read_json(path: Path) -> dict:
 def model_files(model: MemN2N, config: dict, vocab: Vocabulary, metrics: dict) -> dict[str, bytes]:
     """A model directory's files as bytes, config.json last: a directory with a config.json is complete."""
     weights = safetensors.torch.save(model.state_dict(), metadata={"format": FORMAT})
-    as_json = lambda data: (json.dumps(data, indent=2) + "\n").encode()
-    return {MODEL_FILE: weights, VOCAB_FILE: as_json(vocab.to_json()), METRICS_FILE: as_json(metrics),
-            CONFIG_FILE: as_json({"format": FORMAT, **config, "model": vars(model.config)})}
+    return {MODEL_FILE: weights, VOCAB_FILE: json_bytes(vocab.to_json()), METRICS_FILE: json_bytes(metrics),
+            CONFIG_FILE: json_bytes({"format": FORMAT, **config, "model": vars(model.config)})}
 
 
 def write_files(directory: Path, files: dict[str, bytes]) -> None:

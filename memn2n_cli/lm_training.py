@@ -29,7 +29,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from memn2n_cli import __version__
-from memn2n_cli.checkpoint import CONFIG_FILE, FORMAT, read_json, write_files
+from memn2n_cli.checkpoint import CONFIG_FILE, FORMAT, json_bytes, read_json, write_files
 from memn2n_cli.errors import UserError
 from memn2n_cli.model import LMConfig, MemN2NLM
 from tasks import get_task
@@ -160,16 +160,13 @@ def fit_lm(model: MemN2NLM, corpus: Corpus, config: LMTrainConfig, state: LMStat
 def _run_files(model: MemN2NLM, task: str, data_dir: Path, corpus: Corpus, config: LMTrainConfig,
                state: LMState, generator: torch.Generator) -> dict[str, bytes]:
     """The run directory's files; config.json last, so a directory with one is complete."""
-    import json
-
-    as_json = lambda data: (json.dumps(data, indent=2) + "\n").encode()
     run_config = {"format": FORMAT, "task": task, "training": asdict(config), "model": asdict(model.config),
                   "data": {"dir": str(data_dir.resolve()), "tokens": {k: len(v) for k, v in corpus.ids.items()}},
                   "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "memn2n_version": __version__}
     weights = {name: value.detach().cpu() for name, value in model.state_dict().items()}
     return {"model.safetensors": safetensors.torch.save(weights, metadata={"format": FORMAT}),
             GENERATOR_FILE: safetensors.torch.save({"state": generator.get_state()}),
-            STATE_FILE: as_json(asdict(state)), "vocab.json": as_json(corpus.to_json()), CONFIG_FILE: as_json(run_config)}
+            STATE_FILE: json_bytes(asdict(state)), "vocab.json": json_bytes(corpus.to_json()), CONFIG_FILE: json_bytes(run_config)}
 
 
 def load_lm(directory: Path) -> tuple[MemN2NLM, dict, list[str]]:
