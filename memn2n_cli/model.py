@@ -24,18 +24,26 @@ from torch import Tensor, nn
 
 
 def memory_hop(u: Tensor, memory_in: Tensor, memory_out: Tensor, mask: Tensor | None = None, *,
-               linear: bool | Tensor = False, transition: nn.Module | None = None) -> tuple[Tensor, Tensor]:
+               linear: bool | Tensor = False, transition: nn.Module | None = None,
+               zero_memories: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """One hop: attend (Eq. 1), read (Eq. 2), add (Sec. 2.2). Returns (u', p).
 
     u (..., d); memory_in, memory_out (..., M, d); mask (..., M), True where a memory is filled.
     ``linear``: linear start (Sec. 4.2), the softmax removed. ``transition``: H of layer-wise tying.
+    ``zero_memories`` (...): empty memories that are zero vectors, as in the authors' code: each
+    scores u^T 0 = 0, so it adds exp(0) = 1 to the softmax's denominator and nothing to o.
     """
     scores = (memory_in @ u.unsqueeze(-1)).squeeze(-1)  # u^T m_i            (..., M)
     linear_p = scores if mask is None else scores.masked_fill(~mask, 0.0)
     if linear is True:
         p = linear_p
     else:
-        p = torch.softmax(scores if mask is None else scores.masked_fill(~mask, float("-inf")), dim=-1)  # (1)
+        masked = scores if mask is None else scores.masked_fill(~mask, float("-inf"))
+        if zero_memories is None:
+            p = torch.softmax(masked, dim=-1)  # (1)
+        else:  # softmax over the filled memories and the zero ones: log Z = log(sum_i e^{s_i} + n_zero)
+            log_z = torch.logaddexp(torch.logsumexp(masked, dim=-1), torch.log(zero_memories.to(scores.dtype)))
+            p = torch.exp(masked - log_z.unsqueeze(-1))
         if isinstance(linear, Tensor):  # one flag per restart, when restarts are trained together
             p = torch.where(linear, linear_p, p)
     o = (p.unsqueeze(-2) @ memory_out).squeeze(-2)  # sum_i p_i c_i       (..., d)  (2)
@@ -44,14 +52,15 @@ def memory_hop(u: Tensor, memory_in: Tensor, memory_out: Tensor, mask: Tensor | 
 
 def multi_hop(u: Tensor, memories: Sequence[tuple[Tensor, Tensor]], mask: Tensor | None = None, *,
               linear: bool | Tensor = False, transition: nn.Module | None = None, relu: bool = False,
-              linear_dim: int = 0) -> tuple[Tensor, Tensor]:
+              linear_dim: int = 0, zero_memories: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """K hops, one per (memory_in, memory_out) pair. Returns (u^{K+1} = o^K + u^K, p (..., K, M)).
 
     ``relu``: a ReLU on the internal state after each hop, on the units past the first
     ``linear_dim`` (bAbI 10k variant: all of them; language model, Sec. 5.1: half)."""
     attention = []
     for memory_in, memory_out in memories:
-        u, p = memory_hop(u, memory_in, memory_out, mask, linear=linear, transition=transition)
+        u, p = memory_hop(u, memory_in, memory_out, mask, linear=linear, transition=transition,
+                          zero_memories=zero_memories)
         if relu:
             u = torch.cat([u[..., :linear_dim], torch.relu(u[..., linear_dim:])], dim=-1)
         attention.append(p)
@@ -95,6 +104,7 @@ class ModelConfig:
     tying: str = "adjacent"  # "adjacent" or "layerwise" (Sec. 2.2)
     relu: bool = False  # ReLU on u after each hop (the 10k variant)
     init_std: float = 0.1  # weights drawn from N(0, 0.1) (Sec. 4.2)
+    empty_memories: str = "masked"  # "masked": no attention; "zero": zero vectors in the softmax (authors' code)
 
     def __post_init__(self):
         if self.encoding not in ("bow", "pe"):
@@ -103,6 +113,8 @@ class ModelConfig:
             raise ValueError(f"pe_formula must be 'paper' or 'official', not {self.pe_formula!r}")
         if self.tying not in ("adjacent", "layerwise"):
             raise ValueError(f"tying must be 'adjacent' or 'layerwise', not {self.tying!r}")
+        if self.empty_memories not in ("masked", "zero"):
+            raise ValueError(f"empty_memories must be 'masked' or 'zero', not {self.empty_memories!r}")
         if min(self.dim, self.hops, self.memory_size, self.vocab_size) < 1 or not self.answer_word_ids:
             raise ValueError("dim, hops, memory_size, vocab_size and the answer vocabulary must be positive")
 
@@ -178,6 +190,8 @@ class MemN2N(nn.Module):
         linear_start: the phase, when not the model's own (a tensor flag for vmapped restarts)."""
         c = self.config
         linear = self.linear_start if linear_start is None else linear_start
+        # The memory holds memory_size slots; those past the story are empty (Sec. 4.1: nil padding).
+        zero = (c.memory_size - story_size).clamp(min=0) if c.empty_memories == "zero" else None
         B, M, _ = story.shape
         slots = torch.arange(M, device=story.device)
         mask = slots < story_size.unsqueeze(-1)  # (B, M) padded slots get no attention
@@ -188,12 +202,13 @@ class MemN2N(nn.Module):
         if c.tying == "adjacent":
             u = self.embed_sentences(self.embedding[0], query)  # B = A^1  (B, d)
             memories = [(memory[k], memory[k + 1]) for k in range(c.hops)]  # (A^k, C^k), A^{k+1} = C^k
-            u, attention = multi_hop(u, memories, mask, linear=linear, relu=c.relu)
+            u, attention = multi_hop(u, memories, mask, linear=linear, relu=c.relu, zero_memories=zero)
             W = self.embedding[c.hops][self.answer_word_ids]  # W^T = C^K  (answers, d)
         else:
             u = self.embed_sentences(self.query_embedding, query)
             memories = [(memory[0], memory[1])] * c.hops
-            u, attention = multi_hop(u, memories, mask, linear=linear, transition=self.H, relu=c.relu)
+            u, attention = multi_hop(u, memories, mask, linear=linear, transition=self.H, relu=c.relu,
+                                     zero_memories=zero)
             W = self.W
         logits = u @ W.T  # W (o^K + u^K), Eq. (3); the softmax is in the loss  (B, answers)
         loss = None if answer is None else F.cross_entropy(logits, answer, reduction="sum", ignore_index=-1)

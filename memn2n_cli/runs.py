@@ -43,9 +43,11 @@ class ModelOptions:
     tying: str = "adjacent"
     relu: bool = False
     init_std: float = 0.1
+    empty_memories: str = "masked"
 
     def __post_init__(self):
-        choices = {"encoding": ("pe", "bow"), "pe_formula": ("official", "paper"), "tying": ("adjacent", "layerwise")}
+        choices = {"encoding": ("pe", "bow"), "pe_formula": ("official", "paper"), "tying": ("adjacent", "layerwise"),
+                   "empty_memories": ("masked", "zero")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise UserError(f"--{name.replace('_', '-')} is {' or '.join(allowed)}, not {getattr(self, name)!r}")

@@ -189,3 +189,32 @@ def test_memory_network_layer_by_hand():
         u = u + (p.unsqueeze(1) @ c).squeeze(1)
     assert torch.allclose(layer(query, memories), layer.output(u), atol=1e-6)
     assert layer.attention.shape == (2, 2, 6)
+
+
+def test_zero_memories_by_hand():
+    # Scores (1, 0) and one empty slot that is a zero vector: p = (e, 1) / (e + 1 + 1), o reads only c_1, c_2.
+    u = torch.tensor([[1.0, 0.0]])
+    m = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    c = torch.tensor([[[1.0, 2.0], [3.0, 4.0]]])
+    _, p = memory_hop(u, m, c, zero_memories=torch.tensor([1]))
+    e = math.e
+    assert torch.allclose(p, torch.tensor([[e / (e + 2), 1 / (e + 2)]]))
+    _, p0 = memory_hop(u, m, c, zero_memories=torch.tensor([0]))
+    assert torch.allclose(p0, memory_hop(u, m, c)[1])  # no empty slot: the plain softmax
+
+
+def test_zero_memories_equal_physical_zero_vectors_in_an_unmasked_softmax():
+    """The model's formulation equals padding every story to memory_size with all-zero memories."""
+    torch.manual_seed(4)
+    model = MemN2N(ModelConfig(vocab_size=7, answer_word_ids=[4, 5], dim=3, hops=2, memory_size=5,
+                               empty_memories="zero"))
+    story, query, size = torch.tensor([[[1, 2, 0], [3, 0, 0]]]), torch.tensor([[5, 6, 0]]), torch.tensor([2])
+    logits = model(story, size, query).logits
+    E, T = model.embedding.detach(), model.temporal.detach()
+    memory = model.embed_sentences(E, story) + T[:, None, :2]  # (E, 1, 2, d): the two sentences
+    memory = torch.cat([memory, torch.zeros(3, 1, 3, 3)], dim=2)  # three empty slots: zero vectors
+    u = model.embed_sentences(E[0], query)
+    for k in range(2):
+        p = torch.softmax((memory[k] @ u.unsqueeze(-1)).squeeze(-1), -1)  # no mask
+        u = u + (p.unsqueeze(1) @ memory[k + 1]).squeeze(1)
+    assert torch.allclose(logits, u @ E[2][[4, 5]].T, atol=1e-6)

@@ -80,6 +80,7 @@ def train(
     temporal: Annotated[bool, typer.Option(help="Temporal encoding T_A, T_C.", rich_help_panel=BABI)] = True,
     tying: Annotated[str, typer.Option(help="Weight tying: adjacent or layerwise.", rich_help_panel=BABI)] = "adjacent",
     relu: Annotated[bool, typer.Option(help="ReLU on the internal state after each hop (10k variant).", rich_help_panel=BABI)] = False,
+    empty_memories: Annotated[str, typer.Option(help="masked: empty memory slots get no attention; zero: they are zero vectors in the softmax, as in the authors' code.", rich_help_panel=BABI)] = "masked",
     epochs: Annotated[int | None, typer.Option(min=1, help="Epochs after linear start. [default: 100; 60 with --joint]", rich_help_panel=BABI)] = None,
     anneal_every: Annotated[int | None, typer.Option(min=1, help="Halve the learning rate every N epochs. [default: 25; 15 with --joint]", rich_help_panel=BABI)] = None,
     validation_fraction: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share of training stories held out.", rich_help_panel=BABI)] = 0.1,
@@ -141,7 +142,7 @@ def train(
         raise UserError("--ls-patience watches the validation loss: it needs --validation-fraction > 0")
     options = ModelOptions(dim=dim or (50 if joint else 20), hops=hops or 3, memory_size=memory_size or 50,
                            encoding=encoding, pe_formula=pe_formula, temporal=temporal, tying=tying, relu=relu,
-                           init_std=0.1 if init_std is None else init_std)
+                           init_std=0.1 if init_std is None else init_std, empty_memories=empty_memories)
     config = TrainConfig(epochs=epochs or (60 if joint else 100), lr=lr, anneal_every=anneal_every or (15 if joint else 25),
                          batch_size=batch_size or 32, max_grad_norm=40.0 if max_grad_norm is None else max_grad_norm,
                          validation_fraction=validation_fraction, linear_start=linear_start, ls_lr=ls_lr,
