@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 import safetensors.torch
+from safetensors.torch import save as safetensors_bytes  # bytes of a .safetensors file, no pickle
 
 from memn2n_cli.errors import UserError
 from memn2n_cli.model import MemN2N, ModelConfig
@@ -62,7 +63,7 @@ def read_json(path: Path) -> dict:
 
 def model_files(model: MemN2N, config: dict, vocab: Vocabulary, metrics: dict) -> dict[str, bytes]:
     """A model directory's files as bytes, config.json last: a directory with a config.json is complete."""
-    weights = safetensors.torch.save(model.state_dict(), metadata={"format": FORMAT})
+    weights = safetensors_bytes(model.state_dict(), metadata={"format": FORMAT})
     return {MODEL_FILE: weights, VOCAB_FILE: json_bytes(vocab.to_json()), METRICS_FILE: json_bytes(metrics),
             CONFIG_FILE: json_bytes({"format": FORMAT, **config, "model": vars(model.config)})}
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 import safetensors.torch
+from safetensors.torch import save as safetensors_bytes  # bytes of a .safetensors file, no pickle
 import torch
 import torch.distributed as dist
 from torch import Tensor
@@ -164,8 +165,8 @@ def _run_files(model: MemN2NLM, task: str, data_dir: Path, corpus: Corpus, confi
                   "data": {"dir": str(data_dir.resolve()), "tokens": {k: len(v) for k, v in corpus.ids.items()}},
                   "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "memn2n_version": __version__}
     weights = {name: value.detach().cpu() for name, value in model.state_dict().items()}
-    return {"model.safetensors": safetensors.torch.save(weights, metadata={"format": FORMAT}),
-            GENERATOR_FILE: safetensors.torch.save({"state": generator.get_state()}),
+    return {"model.safetensors": safetensors_bytes(weights, metadata={"format": FORMAT}),
+            GENERATOR_FILE: safetensors_bytes({"state": generator.get_state()}),
             STATE_FILE: json_bytes(asdict(state)), "vocab.json": json_bytes(corpus.to_json()), CONFIG_FILE: json_bytes(run_config)}
 
 
