@@ -104,7 +104,7 @@ class ModelConfig:
     tying: str = "adjacent"  # "adjacent" or "layerwise" (Sec. 2.2)
     relu: bool = False  # ReLU on u after each hop (the 10k variant)
     init_std: float = 0.1  # weights drawn from N(0, 0.1) (Sec. 4.2)
-    empty_memories: str = "masked"  # "masked": no attention; "zero": zero vectors in the softmax (authors' code)
+    empty_memories: str = "zero"  # "zero": zero vectors in the softmax, as in the authors' code (measured best); "masked": none
 
     def __post_init__(self):
         if self.encoding not in ("bow", "pe"):

@@ -43,7 +43,7 @@ class ModelOptions:
     tying: str = "adjacent"
     relu: bool = False
     init_std: float = 0.1
-    empty_memories: str = "masked"
+    empty_memories: str = "zero"
 
     def __post_init__(self):
         choices = {"encoding": ("pe", "bow"), "pe_formula": ("official", "paper"), "tying": ("adjacent", "layerwise"),

@@ -20,6 +20,7 @@ import json
 import os
 import time
 from dataclasses import asdict, dataclass, fields
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -101,34 +102,60 @@ def trial_file(out: Path, trial: dict) -> Path:
     return out / TRIALS / trial["label"] / f"{trial['name']}.json"
 
 
-def run_trial(spec: dict, trial: dict, threads: int = 0) -> dict:
-    """Train a trial's restarts together and keep the best: the trial's results, with the kept
-    model's run-directory files as bytes under "files". It writes nothing: on a cluster it runs
-    wherever Ray puts it, and the driver writes the sweep directory."""
+def run_trial(spec: dict, trial: dict, threads: int = 0, restarts: list[int] | None = None,
+              on_epoch: Callable[[], None] | None = None) -> dict:
+    """Train a trial's restarts together (all of them, or the part ``restarts``) and keep the best:
+    the results, with the kept model's run-directory files as bytes under "files". It writes
+    nothing: on a cluster it runs wherever Ray puts it, and the driver writes the sweep directory.
+    ``on_epoch()`` is called after each epoch of each restart."""
     if threads:
         torch.set_num_threads(threads)
     sweep = SweepSpec(**spec)
     options, config = sweep.settings(trial["overrides"])
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     prepared = prepare(trial["tasks"], Path(sweep.data_dir), options, config, device)
-    seeds = [sweep.seed + r for r in range(sweep.restarts)]
+    seeds = [sweep.seed + r for r in (range(sweep.restarts) if restarts is None else restarts)]
     models = [build_model(prepared, seed, device) for seed in seeds]
     started = time.perf_counter()
-    histories = fit_restarts(models, prepared.encoded["train"], prepared.encoded["valid"], config, seeds)
+    histories = fit_restarts(models, prepared.encoded["train"], prepared.encoded["valid"], config, seeds,
+                             (lambda restart, record: on_epoch()) if on_epoch else None)
     seconds = time.perf_counter() - started
-    restarts = []
+    results = []
     for seed, model in zip(seeds, models):
         rows = error_table({split: evaluate(model, prepared.encoded[split]) for split in ("train", "valid", "test")})
-        restarts.append({"seed": seed, "tasks": rows,
-                         "mean": {k: sum(r[k] for r in rows) / len(rows) for k in ("train_error", "valid_error", "test_error")}})
-    other = "valid" if sweep.select == "train" else "train"  # breaks ties: 1k runs often reach 0% training error
-    best = min(range(len(restarts)), key=lambda r: (restarts[r]["mean"][f"{sweep.select}_error"],
-                                                    restarts[r]["mean"][f"{other}_error"]))
+        results.append({"seed": seed, "tasks": rows,
+                        "mean": {k: sum(r[k] for r in rows) / len(rows) for k in ("train_error", "valid_error", "test_error")}})
+    best = select_restart(results, sweep.select)
     examples = sum(len(h) for h in histories) * len(prepared.encoded["train"])
     speed = {"train_seconds": seconds, "examples_per_second": examples / seconds}
     _, files = trained_files(models[best], prepared, TrainConfig(**{**asdict(config), "seed": seeds[best]}),
                              {**speed, "history": histories[best]})
-    return {**trial, "selected": best, "restarts": restarts, **speed, "files": files}
+    return {**trial, "selected": best, "restarts": results, **speed, "files": files}
+
+
+def select_restart(restarts: list[dict], select: str) -> int:
+    """The index of the restart to keep; ties (1k runs often reach 0% training error) go to the
+    lower error on the other split, then to the lower seed."""
+    other = "valid" if select == "train" else "train"
+    return min(range(len(restarts)), key=lambda r: (restarts[r]["mean"][f"{select}_error"],
+                                                    restarts[r]["mean"][f"{other}_error"], restarts[r]["seed"]))
+
+
+def split_restarts(restarts: int, parts: int) -> list[list[int]]:
+    """Restart indices 0..restarts-1 in ``parts`` contiguous, nearly equal parts (none empty)."""
+    parts = max(1, min(parts, restarts))
+    bounds = [restarts * i // parts for i in range(parts + 1)]
+    return [list(range(bounds[i], bounds[i + 1])) for i in range(parts)]
+
+
+def merge_parts(parts: list[dict], select: str) -> dict:
+    """One trial's result from the results of its parts (trained at the same time, in order)."""
+    restarts = [r for part in parts for r in part["restarts"]]
+    best = select_restart(restarts, select)
+    kept = next(part for part in parts if part["restarts"][part["selected"]] is restarts[best])
+    seconds = max(part["train_seconds"] for part in parts)  # the parts ran side by side
+    return {**kept, "selected": best, "restarts": restarts, "train_seconds": seconds,
+            "examples_per_second": sum(part["examples_per_second"] for part in parts)}
 
 
 def _start_ray():
@@ -142,8 +169,11 @@ def _start_ray():
 
 
 def run_sweep(spec: SweepSpec, out: Path, backend: str = "local", workers: int = 1,
-              on_trial: Callable[[dict, int, int], None] | None = None) -> dict:
-    """Run every trial not yet finished in ``out``; returns the summary (also written as results.*)."""
+              on_trial: Callable[[dict, int, int], None] | None = None,
+              on_epoch: Callable[[dict], None] | None = None) -> dict:
+    """Run every trial not yet finished in ``out``; returns the summary (also written as results.*).
+    ``on_trial(result, done, total)`` follows each finished trial, ``on_epoch(trial)`` each epoch of
+    one of its restarts (not reported by the Ray backend)."""
     out.mkdir(parents=True, exist_ok=True)
     if (out / SPEC_FILE).exists():
         if read_json(out / SPEC_FILE) != json.loads(json.dumps(asdict(spec))):
@@ -153,6 +183,7 @@ def run_sweep(spec: SweepSpec, out: Path, backend: str = "local", workers: int =
     trials = spec.trials()
     results = {trial_file(out, t): read_json(trial_file(out, t)) for t in trials if trial_file(out, t).exists()}
     pending = [t for t in trials if trial_file(out, t) not in results]
+    on_epoch = on_epoch or (lambda trial: None)
 
     def finished(result: dict) -> None:
         """Write the kept model, then the trial's file, which marks it done."""
@@ -169,22 +200,41 @@ def run_sweep(spec: SweepSpec, out: Path, backend: str = "local", workers: int =
         while waiting:
             ready, waiting = ray.wait(waiting, num_returns=1)
             finished(ray.get(ready[0]))
-    elif pending and min(workers, len(pending)) > 1:
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-        from multiprocessing import get_context
-
-        processes = min(workers, len(pending))
-        threads = max(1, (os.cpu_count() or 1) // processes)  # the cores shared out among the processes
-        with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(run_trial, asdict(spec), t, threads) for t in pending]
-            for future in as_completed(futures):
-                finished(future.result())
+    elif pending and min(workers, len(pending) * spec.restarts) > 1:
+        _run_pool(spec, pending, workers, finished, on_epoch)
     else:
         for trial in pending:
-            finished(run_trial(asdict(spec), trial))
+            finished(run_trial(asdict(spec), trial, on_epoch=partial(on_epoch, trial)))
     summary = summarize(spec, [results[trial_file(out, t)] for t in trials], out)
     write_results(out, summary)
     return summary
+
+
+def _run_pool(spec: SweepSpec, pending: list[dict], workers: int, finished: Callable[[dict], None],
+              on_epoch: Callable[[dict], None]) -> None:
+    """The local backend: trials in a pool of processes. With fewer trials than workers (a joint
+    sweep is one trial) each trial's restarts train in parts, merged when all are done."""
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from multiprocessing import get_context
+
+    context = get_context("spawn")
+    parts = split_restarts(spec.restarts, -(-workers // len(pending)))
+    processes = min(workers, len(pending) * len(parts))
+    threads = max(1, (os.cpu_count() or 1) // processes)  # the cores shared out among the processes
+    with context.Manager() as manager, ProcessPoolExecutor(processes, mp_context=context) as pool:
+        epochs = manager.Queue()  # trial index, once per epoch of one of its restarts
+        running = {pool.submit(run_trial, asdict(spec), t, threads, part, partial(epochs.put, i)): (i, p)
+                   for i, t in enumerate(pending) for p, part in enumerate(parts)}
+        done: dict[int, dict[int, dict]] = {}
+        while running:
+            ready, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
+            while not epochs.empty():
+                on_epoch(pending[epochs.get()])
+            for future in ready:
+                i, p = running.pop(future)
+                done.setdefault(i, {})[p] = future.result()
+                if len(done[i]) == len(parts):
+                    finished(merge_parts([done[i][p] for p in range(len(parts))], spec.select))
 
 
 def summarize(spec: SweepSpec, results: list[dict], out: Path) -> dict:

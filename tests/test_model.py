@@ -74,25 +74,29 @@ def test_padded_slots_get_exactly_zero_attention_and_do_not_change_the_answer():
     assert torch.allclose(multi_hop(u, [(m2, c2)] * 3, mask)[0], out)
 
 
-def _bow_model(tying, hops=3, relu=False):
+def _bow_model(tying, hops=3, relu=False, empty_memories="zero"):
     torch.manual_seed(1)
     return MemN2N(ModelConfig(vocab_size=7, answer_word_ids=[4, 5, 6], dim=4, hops=hops, memory_size=3,
-                              encoding="bow", temporal=False, tying=tying, relu=relu))
+                              encoding="bow", temporal=False, tying=tying, relu=relu, empty_memories=empty_memories))
 
 
 STORY = torch.tensor([[[1, 2, 0], [3, 1, 0], [0, 0, 0]]])  # (B=1, M=3, J=3): two sentences, one empty slot
 QUERY = torch.tensor([[2, 3, 0]])
+# By default the empty slot is a zero vector in the softmax, as in the authors' code: embedding all three
+# slots gives exactly that (the nil word's embedding is zero). Masked, only the two sentences count.
+SLOTS = {"zero": STORY[0], "masked": STORY[0, :2]}
 
 
-def test_adjacent_tying_by_hand():
+@pytest.mark.parametrize("empty_memories", ["zero", "masked"])
+def test_adjacent_tying_by_hand(empty_memories):
     """A^1 = B = embedding[0], C^k = A^{k+1} = embedding[k], W^T = C^K (Sec. 2.2)."""
-    model = _bow_model("adjacent")
+    model = _bow_model("adjacent", empty_memories=empty_memories)
     E = model.embedding.detach()
     assert E.shape[0] == 4  # K + 1 distinct matrices for K = 3 hops, one tensor
     u = E[0][QUERY[0]].sum(0)
     for k in range(3):
-        m = E[k][STORY[0, :2]].sum(1)  # the two filled slots
-        c = E[k + 1][STORY[0, :2]].sum(1)
+        m = E[k][SLOTS[empty_memories]].sum(1)
+        c = E[k + 1][SLOTS[empty_memories]].sum(1)
         p = torch.softmax(m @ u, 0)
         u = u + p @ c
     expected = u @ E[3][[4, 5, 6]].T
@@ -105,7 +109,7 @@ def test_layerwise_tying_by_hand():
     A, C = model.embedding.detach()
     H, W, Bq = model.H.weight.detach(), model.W.detach(), model.query_embedding.detach()
     u = Bq[QUERY[0]].sum(0)
-    m, c = A[STORY[0, :2]].sum(1), C[STORY[0, :2]].sum(1)
+    m, c = A[STORY[0]].sum(1), C[STORY[0]].sum(1)  # the empty slot: a zero vector
     for _ in range(3):
         u = H @ u + torch.softmax(m @ u, 0) @ c
     assert torch.allclose(model(STORY, torch.tensor([2]), QUERY).logits[0], u @ W.T, atol=1e-6)
@@ -115,7 +119,7 @@ def test_relu_variant_applies_relu_to_each_hop_output():
     model = _bow_model("adjacent", hops=1, relu=True)
     E = model.embedding.detach()
     u = E[0][QUERY[0]].sum(0)
-    m, c = E[0][STORY[0, :2]].sum(1), E[1][STORY[0, :2]].sum(1)
+    m, c = E[0][STORY[0]].sum(1), E[1][STORY[0]].sum(1)
     u = torch.relu(u + torch.softmax(m @ u, 0) @ c)
     assert torch.allclose(model(STORY, torch.tensor([2]), QUERY).logits[0], u @ E[1][[4, 5, 6]].T, atol=1e-6)
 
@@ -139,7 +143,8 @@ def test_position_and_temporal_encoding_in_the_model_by_hand(formula):
     m_t = m - T[0, :2] + T[0, [1, 0]]
     c_t = c - T[1, :2] + T[1, [1, 0]]
     for t, (mm, cc) in ((None, (m, c)), (time, (m_t, c_t))):
-        u2 = u + torch.softmax(mm @ u, 0) @ cc
+        p = torch.softmax(torch.cat([mm @ u, torch.zeros(1)]), 0)[:2]  # the third, empty slot: score 0, c = 0
+        u2 = u + p @ cc
         logits = model(story, torch.tensor([2]), query, time=t).logits[0]
         assert torch.allclose(logits, u2 @ E[1][[4, 5]].T, atol=1e-6)
 

@@ -71,7 +71,7 @@ def test_stdin_and_file_give_the_same_output(cli, trained_run, test_stories, mon
     assert strip_source(from_file.stdout) == strip_source(from_stdin.stdout)
 
 
-def test_json_schema_and_attention_sums_to_one(cli, trained_run, test_stories):
+def test_json_schema_and_attention_is_a_share_of_one(cli, trained_run, test_stories):
     run, _ = trained_run
     result = cli("predict", test_stories[0], "-c", run, "--json", "--top-k", "4")
     records = [json.loads(line) for line in result.stdout.splitlines()]
@@ -82,7 +82,8 @@ def test_json_schema_and_attention_sums_to_one(cli, trained_run, test_stories):
         assert [t["probability"] for t in r["top_k"]] == sorted((t["probability"] for t in r["top_k"]), reverse=True)
         assert len(r["attention"]) == 3  # one list per hop
         for hop in r["attention"]:
-            assert len(hop) == len(r["story"]) and sum(hop) == pytest.approx(1.0, abs=1e-5)
+            # The empty memory slots (zero vectors, as in the authors' code) take the rest of the softmax.
+            assert len(hop) == len(r["story"]) and 0.0 < sum(hop) <= 1.0 + 1e-5
         assert r["correct"] == (r["answer"] == r["expected"])
 
 

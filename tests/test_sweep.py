@@ -12,7 +12,7 @@ from memn2n_cli.errors import UserError
 from memn2n_cli.model import MemN2N
 from memn2n_cli.restarts import fit_restarts
 from memn2n_cli.runs import ModelOptions, build_model, prepare
-from memn2n_cli.sweep import parse_grid
+from memn2n_cli.sweep import parse_grid, split_restarts
 from memn2n_cli.training import TrainConfig, fit
 from tests.conftest import assert_one_line_error
 
@@ -121,15 +121,31 @@ def test_sweep_resumes_where_it_stopped(cli, small_sweep):
 
 
 def test_joint_sweep_and_validation_selection(cli, tmp_path, en_dir):
-    out = tmp_path / "joint"
-    result = cli("sweep", "babi", "--task", "1", "--task", "2", "--joint", "--restarts", "2", *QUICK,
-                 "--select", "valid", "--out", out, "--data-dir", en_dir, "--workers", "1", "--json")
-    assert result.exit_code == 0, result.stderr
-    assert sorted(json.loads(result.stdout)["cells"]["defaults"]) == ["1", "2"]
-    trial = json.loads((out / "trials" / "defaults" / "joint.json").read_text())
-    ranks = [(r["mean"]["valid_error"], r["mean"]["train_error"]) for r in trial["restarts"]]
-    assert trial["selected"] == ranks.index(min(ranks))
-    assert json.loads((out / "defaults" / "joint" / "config.json").read_text())["model"]["dim"] == 50
+    """A joint sweep is one trial: with two workers its restarts train in two processes, and the
+    results equal one process training them all."""
+    trials = {}
+    for workers in ("1", "2"):
+        out = tmp_path / f"joint-{workers}"
+        result = cli("sweep", "babi", "--task", "1", "--task", "2", "--joint", "--restarts", "3", *QUICK,
+                     "--select", "valid", "--out", out, "--data-dir", en_dir, "--workers", workers, "--json")
+        assert result.exit_code == 0, result.stderr
+        assert sorted(json.loads(result.stdout)["cells"]["defaults"]) == ["1", "2"]
+        trials[workers] = trial = json.loads((out / "trials" / "defaults" / "joint.json").read_text())
+        ranks = [(r["mean"]["valid_error"], r["mean"]["train_error"]) for r in trial["restarts"]]
+        assert trial["selected"] == ranks.index(min(ranks))
+        saved = json.loads((out / "defaults" / "joint" / "config.json").read_text())
+        assert saved["model"]["dim"] == 50 and saved["training"]["seed"] == trial["restarts"][trial["selected"]]["seed"]
+    one, two = trials["1"]["restarts"], trials["2"]["restarts"]
+    assert [r["seed"] for r in two] == [0, 1, 2]
+    for a, b in zip(one, two):
+        assert b["mean"] == pytest.approx(a["mean"], abs=0.2)
+
+
+def test_restarts_split_into_parts():
+    assert split_restarts(10, 2) == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
+    assert split_restarts(10, 3) == [[0, 1, 2], [3, 4, 5], [6, 7, 8, 9]]
+    assert split_restarts(2, 4) == [[0], [1]]
+    assert split_restarts(3, 1) == [[0, 1, 2]]
 
 
 def test_ray_backend_on_a_local_instance_with_two_workers(cli, tmp_path, en_dir, small_sweep):

@@ -48,12 +48,12 @@ def sweep(
                      grid=parse_grid(grid or []), data_dir=str(resolve_data_dir(data_dir).resolve()))
     for _, overrides in spec.configurations():
         spec.settings(overrides)  # an impossible option value fails here, before any training
-    report, progress = _progress(len(spec.trials()))
+    on_trial, on_epoch, progress = _progress(spec, out)
     if progress:
         with progress:
-            summary = run_sweep(spec, out, backend, workers or os.cpu_count() or 1, report)
+            summary = run_sweep(spec, out, backend, workers or os.cpu_count() or 1, on_trial, on_epoch)
     else:
-        summary = run_sweep(spec, out, backend, workers or os.cpu_count() or 1, report)
+        summary = run_sweep(spec, out, backend, workers or os.cpu_count() or 1, on_trial, on_epoch)
     if json_output:
         print(json.dumps({k: summary[k] for k in ("configurations", "cells", "columns", "out")}))
     else:
@@ -61,21 +61,56 @@ def sweep(
     print(f"results in {out}/results.{{json,csv,md}}", file=sys.stderr)
 
 
-def _progress(total: int):
-    """One overall bar with elapsed time and an estimate of what is left; plain lines off a terminal."""
+def _progress(spec, out: Path):
+    """One overall bar counting the epochs of every restart, with elapsed time and an estimate of
+    what is left, and the latest trial's result; plain lines off a terminal (each trial, and every
+    10% of the epochs). Returns (on_trial, on_epoch, rich progress or None)."""
+    from memn2n_cli.sweep import trial_file
+
+    def epochs(trial: dict) -> int:  # the most a restart of this trial trains
+        config = spec.settings(trial["overrides"])[1]
+        return config.epochs + (config.ls_epochs if config.linear_start else 0)
+
+    def key(trial: dict) -> str:
+        return f"{trial['label']}/{trial['name']}"
+
+    trials = spec.trials()
+    total = sum(spec.restarts * epochs(t) for t in trials)
+    state = {"completed": sum(spec.restarts * epochs(t) for t in trials if trial_file(out, t).exists()), "shown": 0}
+    counted: dict[str, int] = {}  # epochs reported per trial in flight
+
     def describe(result: dict) -> str:
         chosen = result["restarts"][result["selected"]]["mean"]
         return (f"{result['name']} {result['label']}: best of {len(result['restarts'])} (restart {result['selected']}) "
                 f"test {chosen['test_error']:.1f}%")
 
-    if not sys.stderr.isatty():
-        return (lambda result, done, total: print(f"[{done}/{total}] {describe(result)}", file=sys.stderr, flush=True)), None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    def on_epoch(trial: dict) -> None:
+        counted[key(trial)] = counted.get(key(trial), 0) + 1
+        advance(1, None)
 
-    progress = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    def on_trial(result: dict, done: int, total_trials: int) -> None:  # a restart may stop early (ls_patience)
+        advance(spec.restarts * epochs(result) - counted.pop(key(result), 0), f"[{done}/{total_trials}] {describe(result)}")
+
+    if not sys.stderr.isatty():
+        def advance(n: int, line: str | None) -> None:
+            state["completed"] += n
+            if line:
+                print(line, file=sys.stderr, flush=True)
+            elif state["completed"] * 10 // total > state["shown"]:
+                state["shown"] = state["completed"] * 10 // total
+                print(f"{10 * state['shown']}% of the epochs done", file=sys.stderr, flush=True)
+
+        return on_trial, on_epoch, None
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    progress = Progress(TextColumn("sweep"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
                         TextColumn("left"), TimeRemainingColumn(), TextColumn("{task.description}"), console=stderr())
-    bar = progress.add_task("", total=total)
-    return (lambda result, done, total: progress.update(bar, completed=done, description=describe(result))), progress
+    bar = progress.add_task("", total=total, completed=state["completed"])
+
+    def advance(n: int, line: str | None) -> None:
+        progress.update(bar, advance=n, **({"description": line} if line else {}))
+
+    return on_trial, on_epoch, progress
 
 
 def _matrix(summary: dict):

@@ -80,7 +80,7 @@ def train(
     temporal: Annotated[bool, typer.Option(help="Temporal encoding T_A, T_C.", rich_help_panel=BABI)] = True,
     tying: Annotated[str, typer.Option(help="Weight tying: adjacent or layerwise.", rich_help_panel=BABI)] = "adjacent",
     relu: Annotated[bool, typer.Option(help="ReLU on the internal state after each hop (10k variant).", rich_help_panel=BABI)] = False,
-    empty_memories: Annotated[str, typer.Option(help="masked: empty memory slots get no attention; zero: they are zero vectors in the softmax, as in the authors' code.", rich_help_panel=BABI)] = "masked",
+    empty_memories: Annotated[str, typer.Option(help="zero: empty memory slots are zero vectors in the softmax, as in the authors' code; masked: they get no attention.", rich_help_panel=BABI)] = "zero",
     epochs: Annotated[int | None, typer.Option(min=1, help="Epochs after linear start. [default: 100; 60 with --joint]", rich_help_panel=BABI)] = None,
     anneal_every: Annotated[int | None, typer.Option(min=1, help="Halve the learning rate every N epochs. [default: 25; 15 with --joint]", rich_help_panel=BABI)] = None,
     validation_fraction: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share of training stories held out.", rich_help_panel=BABI)] = 0.1,
