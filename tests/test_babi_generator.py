@@ -101,3 +101,37 @@ def test_task1_answers_and_support_replay_the_moves():
     for q in generated(1, 1000):
         assert _replay_task1(q) == (q.answer, q.supporting[0])
         assert len(q.story) <= 10 and len(q.supporting) == 1
+
+
+def test_generate_command_writes_the_same_bytes_for_the_same_seed(cli, tmp_path):
+    for name in ("a", "b"):
+        result = cli("data", "generate", "babi", "--task", "1", "--task", "2", "--train", "50", "--test", "20",
+                     "--seed", "7", "--out", tmp_path / name)
+        assert result.exit_code == 0, result.stderr
+        assert result.stdout.strip() == str(tmp_path / name)
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert names == ["qa1_single-supporting-fact_test.txt", "qa1_single-supporting-fact_train.txt",
+                     "qa2_two-supporting-facts_test.txt", "qa2_two-supporting-facts_train.txt"]
+    assert all((tmp_path / "a" / n).read_bytes() == (tmp_path / "b" / n).read_bytes() for n in names)
+
+
+def test_generate_command_bad_input(cli, tmp_path):
+    from tests.conftest import assert_one_line_error
+
+    assert_one_line_error(cli("data", "generate", "babi", "--task", "21", "--out", tmp_path), "unknown bAbI task '21'")
+    assert_one_line_error(cli("data", "generate", "ptb", "--out", tmp_path), "no generator for 'ptb'")
+    (tmp_path / "file").write_text("x")
+    assert_one_line_error(cli("data", "generate", "babi", "--out", tmp_path / "file"), "not a folder")
+
+
+def test_a_model_trains_on_generated_data_and_answers_real_questions(cli, tmp_path, en_dir):
+    """The quickstart without network: generated task 1 in, a model that answers the real test set."""
+    assert cli("data", "generate", "babi", "--task", "1", "--out", tmp_path / "data").exit_code == 0
+    trained = cli("train", "babi", "--task", "1", "--data-dir", tmp_path / "data", "--out", tmp_path / "run",
+                  "--epochs", "15", "--ls-epochs", "5", "--json")
+    assert trained.exit_code == 0, trained.stderr
+    real = cli("eval", tmp_path / "run", "--data-dir", en_dir, "--json")
+    assert real.exit_code == 0, real.stderr
+    import json
+
+    assert json.loads(real.stdout)["mean_test_error"] < 5.0

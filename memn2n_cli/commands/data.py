@@ -1,4 +1,5 @@
-"""`memn2n data download NAME`: fetch a dataset into the cache and check it."""
+"""`memn2n data download NAME`: fetch a dataset into the cache and check it;
+`memn2n data generate babi`: write the bAbI tasks with the built-in simulator, offline."""
 
 from __future__ import annotations
 
@@ -30,3 +31,28 @@ def download(
                               dest or babi.default_data_dir().parents[1], babi.CHECKSUMS)
     print(f"verified and unpacked into {target}", file=sys.stderr)
     print(target / "en")
+
+
+@data_app.command()
+@command
+def generate(
+    name: Annotated[str, typer.Argument(help="Dataset: babi.")],
+    out: Annotated[Path, typer.Option(help="Folder to write qaN_<name>_{train,test}.txt into.")],
+    task: Annotated[list[str] | None, typer.Option("--task", "-t", help="bAbI task number, repeatable, or 'all'. [default: all]")] = None,
+    train: Annotated[int, typer.Option(min=1, help="Questions in each training file.")] = 1000,
+    test: Annotated[int, typer.Option(min=1, help="Questions in each test file.")] = 1000,
+    seed: Annotated[int, typer.Option(help="The same seed writes the same bytes.")] = 0,
+) -> None:
+    """Simulate the bAbI tasks and write them in the upstream format (no network needed); prints the folder."""
+    from tasks.babi import parse_task_ids
+    from tasks.babi_generator import write_task_files
+
+    if name != "babi":
+        raise UserError(f"no generator for {name!r}; available: babi")
+    if out.exists() and not out.is_dir():
+        raise UserError("exists and is not a folder", out)
+    out.mkdir(parents=True, exist_ok=True)
+    for task_id in parse_task_ids(task or ["all"]):
+        write_task_files(task_id, out, train, test, seed)
+    print(f"generated bAbI tasks (seed {seed}) into {out}", file=sys.stderr)
+    print(out)
