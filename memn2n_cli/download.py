@@ -8,6 +8,7 @@ import tarfile
 import tempfile
 import urllib.error
 import urllib.request
+import zipfile
 from pathlib import Path
 
 from memn2n_cli.errors import UserError
@@ -18,18 +19,49 @@ def read_checksums(path: Path) -> dict[str, str]:
     return {name: digest for digest, name in (line.split(maxsplit=1) for line in path.read_text().splitlines() if line)}
 
 
+def fetch(url: str, path: Path) -> Path:
+    """Download ``url`` to ``path``; UserError when it cannot."""
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, path.open("wb") as f:
+            shutil.copyfileobj(response, f)
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        reason = getattr(e, "reason", e)
+        raise UserError(f"download failed ({reason}); pass --data-dir DIR with the unpacked files instead", url) from None
+    return path
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download_zipped_file(url: str, member: str, dest: Path, size: int, sha256: str) -> Path:
+    """Fetch the .zip at ``url`` and write its file ``member`` to ``dest/member`` once its size and
+    SHA-256 are checked (written under a temporary name, then renamed)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest, prefix=".download-") as tmp:
+        archive = fetch(url, Path(tmp) / "archive.zip")
+        try:
+            with zipfile.ZipFile(archive) as zipped:
+                zipped.extract(member, tmp)
+        except (zipfile.BadZipFile, KeyError, OSError) as e:
+            raise UserError(f"not a zip archive holding {member!r}: {e}", url) from None
+        unpacked = Path(tmp) / member
+        if unpacked.stat().st_size != size or sha256_file(unpacked) != sha256:
+            raise UserError(f"{member} is not the expected file ({size:,} bytes, SHA-256 {sha256[:12]}...)", url)
+        unpacked.replace(dest / member)
+    return dest / member
+
+
 def download_archive(url: str, dest: Path, checksums: Path) -> Path:
     """Unpack the .tar.gz at ``url`` into ``dest``; its top folder must hold every file of ``checksums``."""
     expected = read_checksums(checksums)
     dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest, prefix=".download-") as tmp:
-        archive = Path(tmp) / "archive.tar.gz"
-        try:
-            with urllib.request.urlopen(url, timeout=60) as response, archive.open("wb") as f:
-                shutil.copyfileobj(response, f)
-        except (urllib.error.URLError, OSError, ValueError) as e:
-            reason = getattr(e, "reason", e)
-            raise UserError(f"download failed ({reason}); pass --data-dir DIR with the unpacked files instead", url) from None
+        archive = fetch(url, Path(tmp) / "archive.tar.gz")
         try:
             with tarfile.open(archive) as tar:
                 tar.extractall(Path(tmp) / "unpacked", filter="data")

@@ -36,10 +36,10 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "memn2n" / "arrow"
 
 
-def resolve_data_dir(task: str, given: Path | None) -> Path:
-    """``--data-dir``, else ``~/.cache/memn2n/<task>``."""
+def resolve_data_dir(task: str, given: Path | None, must_exist: bool = True) -> Path:
+    """``--data-dir``, else ``~/.cache/memn2n/<task>`` (where `memn2n data download` puts it)."""
     data_dir = given or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "memn2n" / task
-    if not data_dir.is_dir():
+    if must_exist and not data_dir.is_dir():
         raise UserError(f"no {task} data: pass --data-dir DIR (the folder holding the corpus files)", data_dir)
     return data_dir
 
@@ -109,6 +109,9 @@ class Text8(LanguageModelTask):
     fewer than 5 times in training become <unk>."""
 
     summary = "Text8 (cleaned Wikipedia), word-level language modelling"
+    DOWNLOAD_URL = "http://mattmahoney.net/dc/text8.zip"
+    FILE_BYTES = 100_000_000
+    FILE_SHA256 = "6e890197040d37d85beb962ae1f041ff1d9a9ca8d20c7d99c85027eebf51dca7"
     SPLIT_CHARS = (93_300_000, 5_700_000, 1_000_000)
     MIN_COUNT = 5
 

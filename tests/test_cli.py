@@ -183,6 +183,31 @@ def test_download_verifies_and_unpacks(cli, tmp_path, en_dir, monkeypatch):
                           "checksum mismatch")
 
 
+def test_text8_download_checks_size_and_checksum(cli, tmp_path, monkeypatch):
+    import hashlib
+    import zipfile
+
+    from tasks.lm import Text8
+
+    text = b" anarchism originated as a term of abuse" * 100
+    archive = tmp_path / "text8.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("text8", text)
+    monkeypatch.setattr(Text8, "FILE_BYTES", len(text))
+    monkeypatch.setattr(Text8, "FILE_SHA256", hashlib.sha256(text).hexdigest())
+    result = cli("data", "download", "text8", "--url", archive.as_uri(), "--dest", tmp_path / "t8")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() == str(tmp_path / "t8") and (tmp_path / "t8" / "text8").read_bytes() == text
+    assert [p.name for p in (tmp_path / "t8").iterdir()] == ["text8"]  # no temporary left behind
+
+    monkeypatch.setattr(Text8, "FILE_SHA256", "0" * 64)
+    assert_one_line_error(cli("data", "download", "text8", "--url", archive.as_uri(), "--dest", tmp_path / "bad"),
+                          "text8 is not the expected file")
+    assert not (tmp_path / "bad" / "text8").exists()
+    assert_one_line_error(cli("data", "download", "text8", "--url", (tmp_path / "t8" / "text8").as_uri(),
+                              "--dest", tmp_path / "bad"), "not a zip archive")
+
+
 def test_resume_keeps_finished_models_and_trains_the_rest(cli, tmp_path, en_dir):
     out = tmp_path / "resumed"
     first = cli("train", "babi", "--task", "1", "--task", "4", "--data-dir", en_dir, "--out", out, *FAST)

@@ -17,20 +17,25 @@ from memn2n_cli.errors import UserError
 @data_app.command()
 @command
 def download(
-    name: Annotated[str, typer.Argument(help="Dataset: babi.")],
-    dest: Annotated[Path | None, typer.Option(help="Where to unpack. [default: the cache, ~/.cache/memn2n/babi]")] = None,
-    url: Annotated[str | None, typer.Option(help="Archive to fetch. [default: the upstream v1.2 archive]")] = None,
+    name: Annotated[str, typer.Argument(help="Dataset: babi or text8.")],
+    dest: Annotated[Path | None, typer.Option(help="Where to unpack. [default: the cache, ~/.cache/memn2n/NAME]")] = None,
+    url: Annotated[str | None, typer.Option(help="Archive to fetch. [default: the upstream one]")] = None,
 ) -> None:
-    """Download the bAbI v1.2 archive, verify every file's SHA-256 and unpack it."""
-    from memn2n_cli.download import download_archive
+    """Download a dataset, verify it against known SHA-256 sums and unpack it; prints its folder."""
+    from memn2n_cli.download import download_archive, download_zipped_file
     from tasks import babi
+    from tasks.lm import Text8, resolve_data_dir
 
-    if name != "babi":
-        raise UserError(f"no download for {name!r}; available: babi")
-    target = download_archive(url or os.environ.get("MEMN2N_BABI_URL", babi.DOWNLOAD_URL),
-                              dest or babi.default_data_dir().parents[1], babi.CHECKSUMS)
+    if name == "babi":
+        target = download_archive(url or os.environ.get("MEMN2N_BABI_URL", babi.DOWNLOAD_URL),
+                                  dest or babi.default_data_dir().parents[1], babi.CHECKSUMS) / "en"
+    elif name == "text8":
+        folder = dest or resolve_data_dir("text8", None, must_exist=False)
+        target = download_zipped_file(url or Text8.DOWNLOAD_URL, "text8", folder, Text8.FILE_BYTES, Text8.FILE_SHA256).parent
+    else:
+        raise UserError(f"no download for {name!r}; available: babi, text8")
     print(f"verified and unpacked into {target}", file=sys.stderr)
-    print(target / "en")
+    print(target)
 
 
 @data_app.command()
