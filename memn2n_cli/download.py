@@ -74,7 +74,7 @@ def download_archive(url: str, dest: Path, checksums: Path) -> Path:
             path = roots[0] / name
             if not path.is_file():
                 raise UserError(f"archive lacks {name}", url)
-            if hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            if sha256_file(path) != digest:
                 raise UserError(f"checksum mismatch for {name}: the download is corrupt or not the expected version", url)
         target = dest / roots[0].name
         if target.exists():

@@ -5,6 +5,7 @@ Family-specific checks (an independent solver replaying each story) are in test_
 
 from __future__ import annotations
 
+import json
 import random
 import re
 
@@ -13,6 +14,7 @@ import pytest
 from tasks import babi
 from tasks.babi_generator import GENERATORS, file_rng, write_task_files
 from tasks.babi_generator.world import generate_file
+from tests.conftest import assert_one_line_error
 
 TASKS = sorted(GENERATORS)
 LINE = re.compile(r"^\d+ \S")
@@ -116,8 +118,6 @@ def test_generate_command_writes_the_same_bytes_for_the_same_seed(cli, tmp_path)
 
 
 def test_generate_command_bad_input(cli, tmp_path):
-    from tests.conftest import assert_one_line_error
-
     assert_one_line_error(cli("data", "generate", "babi", "--task", "21", "--out", tmp_path), "unknown bAbI task '21'")
     assert_one_line_error(cli("data", "generate", "ptb", "--out", tmp_path), "no generator for 'ptb'")
     (tmp_path / "file").write_text("x")
@@ -132,6 +132,4 @@ def test_a_model_trains_on_generated_data_and_answers_real_questions(cli, tmp_pa
     assert trained.exit_code == 0, trained.stderr
     real = cli("eval", tmp_path / "run", "--data-dir", en_dir, "--json")
     assert real.exit_code == 0, real.stderr
-    import json
-
     assert json.loads(real.stdout)["mean_test_error"] < 5.0

@@ -14,6 +14,7 @@ two sentences (after task 14's opening of 2-6), five a story.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 from tasks.babi_generator.world import ACTORS, LOCATIONS, MOVES, Story, generator, move_sentence
 
@@ -65,67 +66,66 @@ def ask_yes_no(rng: random.Random, story: Story, actor: str, fact: Fact, locatio
     story.ask(f"Is {actor} in the {asked}? ", answer, [line])
 
 
-@generator(9, "simple-negation")
-def simple_negation(rng: random.Random) -> Story:
-    """Two statements, then "Is X in the L?" (yes/no), five times. Each statement is about a random
-    actor: half of them a move ("X went to the L"), a quarter "X is in the L" (a move too), a
-    quarter "X is no longer in the L" / "X is not in the L" about where X was, who is then somewhere
-    unsaid. Every actor starts somewhere unsaid. The question is about the latest fact told of X,
-    which is its support: a denied place is asked as is ("no"); an affirmed one half the time ("yes"),
-    otherwise another place ("no").
-    """
+def yes_no_story(rng: random.Random, actors: tuple[str, ...], locations: tuple[str, ...],
+                 statement: Callable[[random.Random, Story, str, dict[str, str]], Fact]) -> Story:
+    """Tasks 9 and 10: two statements, each ``statement(rng, story, actor, where)`` about a random
+    actor (it tells one sentence, updates ``where`` and returns the fact it told), then "Is X in the
+    L?" about one of the last five clauses' actors, five times. Every actor starts somewhere unsaid."""
     story = Story()
-    where = {actor: rng.choice(LOCATIONS) for actor in ACTORS}
+    where = {actor: rng.choice(locations) for actor in actors}
     latest: dict[str, Fact] = {}
     clauses: list[str] = []
     while story.questions < QUESTIONS_PER_STORY:
         for _ in range(2):
-            actor = rng.choice(ACTORS)
-            kind = rng.choice(("move", "move", "is", "not"))
-            if kind == "not":
-                left = where[actor]
-                where[actor] = elsewhere(rng, LOCATIONS, left)
-                line = story.tell(f"{actor} is {rng.choice(('no longer', 'not'))} in the {left}.")
-                latest[actor] = (line, (left,), False)
-            else:
-                where[actor] = elsewhere(rng, LOCATIONS, where[actor])
-                latest[actor] = (story.tell(arrival_sentence(rng, kind, actor, where[actor])), (where[actor],), True)
+            actor = rng.choice(actors)
+            latest[actor] = statement(rng, story, actor, where)
             clauses.append(actor)
         actor = recent_actor(rng, clauses)
-        ask_yes_no(rng, story, actor, latest[actor], LOCATIONS)
+        ask_yes_no(rng, story, actor, latest[actor], locations)
     return story
+
+
+@generator(9, "simple-negation")
+def simple_negation(rng: random.Random) -> Story:
+    """Yes/no questions (``yes_no_story``). Half of the statements are a move ("X went to the L"), a
+    quarter "X is in the L" (a move too), a quarter "X is no longer in the L" / "X is not in the L"
+    about where X was, who is then somewhere unsaid. The question is about the latest fact told of
+    X, which is its support: a denied place is asked as is ("no"); an affirmed one half the time
+    ("yes"), otherwise another place ("no").
+    """
+
+    def statement(rng: random.Random, story: Story, actor: str, where: dict[str, str]) -> Fact:
+        kind = rng.choice(("move", "move", "is", "not"))
+        if kind == "not":
+            left = where[actor]
+            where[actor] = elsewhere(rng, LOCATIONS, left)
+            return story.tell(f"{actor} is {rng.choice(('no longer', 'not'))} in the {left}."), (left,), False
+        where[actor] = elsewhere(rng, LOCATIONS, where[actor])
+        return story.tell(arrival_sentence(rng, kind, actor, where[actor])), (where[actor],), True
+
+    return yes_no_story(rng, ACTORS, LOCATIONS, statement)
 
 
 @generator(10, "indefinite-knowledge")
 def indefinite_knowledge(rng: random.Random) -> Story:
-    """Two statements, then "Is X in the L?" (yes/no/maybe), five times, in the town world (Fred,
-    Bill, Mary, Julie; school, park, ...). Each statement moves a random actor somewhere new: half of
-    them told as a move, a quarter as "X is in the L", a quarter as "X is either in the A or the B",
-    one of which is the new place and the other any place, the new one included (upstream writes
-    "either in the park or the park" about one time in six), in random order. The question is about
-    the latest fact told of X, its support; see ``ask_yes_no`` for the place asked and the answer.
+    """Yes/no/maybe questions (``yes_no_story``) in the town world (Fred, Bill, Mary, Julie; school,
+    park, ...). Each statement moves a random actor somewhere new: half of them told as a move, a
+    quarter as "X is in the L", a quarter as "X is either in the A or the B", one of which is the new
+    place and the other any place, the new one included (upstream writes "either in the park or the
+    park" about one time in six), in random order. The question is about the latest fact told of X,
+    its support; see ``ask_yes_no`` for the place asked and the answer.
     """
-    story = Story()
-    where = {actor: rng.choice(TOWN_LOCATIONS) for actor in TOWN_ACTORS}
-    latest: dict[str, Fact] = {}
-    clauses: list[str] = []
-    while story.questions < QUESTIONS_PER_STORY:
-        for _ in range(2):
-            actor = rng.choice(TOWN_ACTORS)
-            kind = rng.choice(("move", "move", "is", "either"))
-            where[actor] = elsewhere(rng, TOWN_LOCATIONS, where[actor])
-            if kind == "either":
-                places = [where[actor], rng.choice(TOWN_LOCATIONS)]
-                rng.shuffle(places)
-                sentence = f"{actor} is either in the {places[0]} or the {places[1]}."
-            else:
-                places = [where[actor]]
-                sentence = arrival_sentence(rng, kind, actor, where[actor])
-            latest[actor] = (story.tell(sentence), tuple(places), True)
-            clauses.append(actor)
-        actor = recent_actor(rng, clauses)
-        ask_yes_no(rng, story, actor, latest[actor], TOWN_LOCATIONS)
-    return story
+
+    def statement(rng: random.Random, story: Story, actor: str, where: dict[str, str]) -> Fact:
+        kind = rng.choice(("move", "move", "is", "either"))
+        where[actor] = elsewhere(rng, TOWN_LOCATIONS, where[actor])
+        if kind == "either":
+            places = [where[actor], rng.choice(TOWN_LOCATIONS)]
+            rng.shuffle(places)
+            return story.tell(f"{actor} is either in the {places[0]} or the {places[1]}."), tuple(places), True
+        return story.tell(arrival_sentence(rng, kind, actor, where[actor])), (where[actor],), True
+
+    return yes_no_story(rng, TOWN_ACTORS, TOWN_LOCATIONS, statement)
 
 
 def afterwards_sentence(rng: random.Random, subject: str, location: str) -> str:
