@@ -33,7 +33,8 @@ def memory_hop(u: Tensor, memory_in: Tensor, memory_out: Tensor, mask: Tensor | 
     ``zero_memories`` (...): empty memories that are zero vectors, as in the authors' code: each
     scores u^T 0 = 0, so it adds exp(0) = 1 to the softmax's denominator and nothing to o.
     """
-    scores = (memory_in @ u.unsqueeze(-1)).squeeze(-1)  # u^T m_i            (..., M)
+    # Products and sums, not batched matrix-vector products: twice as fast on CPU for these sizes.
+    scores = (memory_in * u.unsqueeze(-2)).sum(-1)  # u^T m_i            (..., M)
     linear_p = scores if mask is None else scores.masked_fill(~mask, 0.0)
     if linear is True:
         p = linear_p
@@ -46,7 +47,7 @@ def memory_hop(u: Tensor, memory_in: Tensor, memory_out: Tensor, mask: Tensor | 
             p = torch.exp(masked - log_z.unsqueeze(-1))
         if isinstance(linear, Tensor):  # one flag per restart, when restarts are trained together
             p = torch.where(linear, linear_p, p)
-    o = (p.unsqueeze(-2) @ memory_out).squeeze(-2)  # sum_i p_i c_i       (..., d)  (2)
+    o = (p.unsqueeze(-1) * memory_out).sum(-2)  # sum_i p_i c_i           (..., d)  (2)
     return (u if transition is None else transition(u)) + o, p
 
 
@@ -132,6 +133,13 @@ def _zero_nil_row(grad: Tensor) -> Tensor:
     return grad
 
 
+def _rows(weight: Tensor, index: Tensor) -> Tensor:
+    """weight[:, index] for weight (E, U, d) and index (B, M) -> (E, B, M, d), as an embedding lookup
+    (its backward sums rows rather than scattering; under vmap, one lookup for all restarts)."""
+    E, U, d = weight.shape
+    return F.embedding(index, weight.transpose(0, 1).reshape(U, E * d)).unflatten(-1, (E, d)).movedim(-2, 0)
+
+
 class MemN2N(nn.Module):
     """The bAbI model: sentences of word ids in, answer-vocabulary logits out.
 
@@ -183,22 +191,29 @@ class MemN2N(nn.Module):
         return bag(a) + g * bag(b)
 
     def forward(self, story: Tensor, story_size: Tensor, query: Tensor, time: Tensor | None = None,
-                answer: Tensor | None = None, linear_start: bool | Tensor | None = None) -> Output:
-        """story (B, M, J) word ids, slot 0 the most recent sentence; story_size (B,) filled slots;
-        query (B, J); time (B, M) temporal index of each slot (default: the slot itself);
-        answer (B,) answer ids, -1 for an answer never seen in training (counted as wrong);
-        linear_start: the phase, when not the model's own (a tensor flag for vmapped restarts)."""
+                answer: Tensor | None = None, linear_start: bool | Tensor | None = None,
+                sentences: Tensor | None = None) -> Output:
+        """story (B, M, J) word ids, slot 0 the most recent sentence, or (B, M) rows of ``sentences``
+        (U, J), the batch's distinct sentences, so that each is embedded once (`make_batch` does this);
+        story_size (B,) filled slots; query (B, J); time (B, M) temporal index of each slot (default:
+        the slot itself); answer (B,) answer ids, -1 for an answer never seen in training (counted
+        as wrong); linear_start: the phase, when not the model's own (a tensor flag for vmapped restarts)."""
         c = self.config
         linear = self.linear_start if linear_start is None else linear_start
+        if sentences is None:  # words in every slot: each slot a sentence of its own
+            sentences = story.flatten(0, 1)
+            story = torch.arange(len(sentences), device=story.device).view(story.shape[:2])
         # The memory holds memory_size slots; those past the story are empty (Sec. 4.1: nil padding).
         zero = (c.memory_size - story_size).clamp(min=0) if c.empty_memories == "zero" else None
-        B, M, _ = story.shape
+        B, M = story.shape
         slots = torch.arange(M, device=story.device)
         mask = slots < story_size.unsqueeze(-1)  # (B, M) padded slots get no attention
-        memory = self.embed_sentences(self.embedding, story)  # (E, B, M, d)
+        table = self.embed_sentences(self.embedding, sentences)  # (E, U, d)
+        memory = _rows(table, story)  # (E, B, M, d)
         if self.temporal is not None:  # m_i = sum_j A x_ij + T_A(i)  (Sec. 4.1)
             time = slots.expand(B, M) if time is None else time
-            memory = memory + self.temporal[:, time.clamp(max=c.memory_size - 1)]  # (E, B, M, d)
+            time = time.clamp(max=c.memory_size - 1)
+            memory = memory + _rows(self.temporal, time)  # (E, B, M, d)
         if c.tying == "adjacent":
             u = self.embed_sentences(self.embedding[0], query)  # B = A^1  (B, d)
             memories = [(memory[k], memory[k + 1]) for k in range(c.hops)]  # (A^k, C^k), A^{k+1} = C^k

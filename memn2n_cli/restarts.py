@@ -30,12 +30,13 @@ def fit_restarts(models: list[MemN2N], train: Encoded, valid: Encoded, config: T
     params, buffers = stack_module_state(models)  # name -> (R, ...)
     base = copy.deepcopy(models[0]).to("meta")
 
-    def run(p, b, linear, story, story_size, query, time, answer):
-        out = functional_call(base, (p, b), (story, story_size, query, time, answer), {"linear_start": linear})
+    def run(p, b, linear, sentences, story, story_size, query, time, answer):
+        out = functional_call(base, (p, b), (story, story_size, query, time, answer),
+                              {"linear_start": linear, "sentences": sentences})
         return out.loss, out.logits
 
     step = vmap(run)  # every argument has the restart dimension first
-    check = vmap(run, in_dims=(0, 0, 0, None, None, None, None, None))  # the same validation batch for all
+    check = vmap(run, in_dims=(0, 0, 0, None, None, None, None, None, None))  # the same validation batch for all
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
     schedules = [Schedule(config) for _ in range(R)]
     histories: list[list[dict]] = [[] for _ in range(R)]
@@ -50,9 +51,9 @@ def fit_restarts(models: list[MemN2N], train: Encoded, valid: Encoded, config: T
         loss_sum, correct = torch.zeros(R, dtype=torch.float64), torch.zeros(R)
         for index in order.split(config.batch_size, dim=1):
             batch = make_batch(train, index, time)
-            default_time = slots[: batch["story"].shape[-2]].expand(*index.shape, -1)
-            loss, logits = step(params, buffers, linear, batch["story"], batch["story_size"], batch["query"],
-                                batch.get("time", default_time), batch["answer"])
+            default_time = slots[: batch["story"].shape[-1]].expand(*index.shape, -1)
+            loss, logits = step(params, buffers, linear, batch["sentences"], batch["story"], batch["story_size"],
+                                batch["query"], batch.get("time", default_time), batch["answer"])
             grads = dict(zip(params, torch.autograd.grad(loss.sum(), list(params.values()))))
             with torch.no_grad():
                 for name in WORD_EMBEDDINGS:
@@ -69,8 +70,9 @@ def fit_restarts(models: list[MemN2N], train: Encoded, valid: Encoded, config: T
         if len(valid):
             batch = make_batch(valid, torch.arange(len(valid)))
             with torch.no_grad():
-                v_loss, v_logits = check(params, buffers, linear, batch["story"], batch["story_size"], batch["query"],
-                                         slots[: batch["story"].shape[1]].expand(len(valid), -1), batch["answer"])
+                v_loss, v_logits = check(params, buffers, linear, batch["sentences"], batch["story"], batch["story_size"],
+                                         batch["query"], slots[: batch["story"].shape[1]].expand(len(valid), -1),
+                                         batch["answer"])
             valid_counts = [{"correct": int(c), "total": len(valid), "loss": float(l)}
                             for c, l in zip((v_logits.argmax(-1) == batch["answer"]).sum(1), v_loss)]
         for r, schedule in enumerate(schedules):

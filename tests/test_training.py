@@ -7,7 +7,7 @@ import torch
 
 from memn2n_cli.model import MemN2N, ModelConfig
 from memn2n_cli.runs import load_splits
-from memn2n_cli.training import TrainConfig, fit, learning_rate
+from memn2n_cli.training import TrainConfig, distinct_rows, fit, learning_rate, make_batch
 from tasks import Task, available_tasks, get_task, register_task
 from tasks.babi import Vocabulary, encode
 
@@ -55,6 +55,25 @@ def test_training_is_repeatable_with_a_seed(task1):
     _, first = _train(task1, epochs=2, ls_epochs=2)
     _, second = _train(task1, epochs=2, ls_epochs=2)
     assert first == second
+
+
+def test_a_batch_embeds_each_distinct_sentence_once_and_gives_the_same_logits(task1):
+    vocab, data = task1
+    train = data["train"]
+    index = torch.arange(40, 72)  # stories that share sentences: several questions of each
+    batch = make_batch(train, index)
+    rows = train.memory[index, : batch["story"].shape[1]]
+    assert len(batch["sentences"]) == len(rows.unique()) < rows.numel() / 2
+    assert torch.equal(batch["sentences"][batch["story"]], train.sentences[rows][..., : batch["sentences"].shape[1]])
+    torch.manual_seed(0)
+    model = MemN2N(ModelConfig(len(vocab.words), vocab.answer_word_ids(), memory_size=10))
+    words_in_every_slot = {**batch, "story": batch["sentences"][batch["story"]], "sentences": None}
+    torch.testing.assert_close(model(**batch).logits, model(**words_in_every_slot).logits)
+    # Restarts: each its own batch, its own distinct rows, padded with the empty sentence (row 0).
+    both = torch.stack([index, torch.arange(500, 532)])
+    table, story = distinct_rows(train.memory[both, :5])
+    assert torch.equal(torch.stack([t[s] for t, s in zip(table, story)]), train.memory[both, :5])
+    assert table.shape[1] == max(len(train.memory[i, :5].unique()) for i in both)
 
 
 def test_training_reduces_the_error(task1):
