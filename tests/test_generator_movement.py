@@ -228,3 +228,13 @@ def test_task3_questions_mostly_name_the_room_the_object_is_in():
     """As upstream, where about one question in six names a room the object has left since."""
     latest = [trail_of(q, q.question[3])[0][-1][0] == q.question[-1] for q in generated(3)]
     assert 0.75 < sum(latest) / len(latest) < 0.92
+
+
+@pytest.mark.parametrize("source", ["generated", "upstream"])
+def test_task3_questions_rest_on_facts_at_most_30_statements_old(source, en_dir):
+    """Upstream never asks about a trail whose earliest fact is older; asked again and again (or
+    about the room before last), a question's facts could otherwise age past the 50-sentence memory."""
+    questions = babi.read_file(babi.task_file(en_dir, 3, "train"), 3) if source == "upstream" else generated(3)
+    ages = [len(q.line_ids) - 1 - q.line_ids.index(min(q.supporting)) for q in questions]
+    assert max(ages) <= 30, max(ages)
+

@@ -250,6 +250,11 @@ def arrived_odds(age: int) -> float:
 
 DROPPED_STALE, ARRIVED_STALE = 0.3, 0.07
 AGAIN = 0.7  # how often a question is asked again when nothing about its object changed
+OLDEST = 30  # nor does upstream ask (or ask again) when its earliest fact is older than this (v1.2 en)
+
+
+def fresh(record: Record, question: Question) -> bool:
+    return record.age(min(question[2])) <= OLDEST
 
 
 def room_before(record: Record, obj: str, arrival: int) -> Question:
@@ -276,7 +281,8 @@ def pick_room(rng: random.Random, news: list[str], record: Record) -> tuple[str,
     for candidates, odds, stale in ((dropped, dropped_odds, DROPPED_STALE), (arrived, arrived_odds, ARRIVED_STALE)):
         for obj in rng.sample(candidates, len(candidates)):
             if rng.random() < odds(record.age(min(room_before(record, obj, -1)[2]))):
-                earlier = len(record.trail[obj]) > 2 and rng.random() < stale
+                earlier = (len(record.trail[obj]) > 2 and rng.random() < stale
+                           and fresh(record, room_before(record, obj, -2)))
                 return obj, room_before(record, obj, -2 if earlier else -1)
     return None
 
@@ -288,7 +294,8 @@ def three_supporting_facts(rng: random.Random) -> Story:
     Long stories: after a pair of statements that dropped an object or carried it on, sometimes a
     question (mostly when its facts are recent); right after a question, when the pair left its
     object alone, often the very same question again (upstream repeats questions this way, never
-    later). The answer is the room the object was in before its latest arrival in R.
+    later); never a question resting on a fact more than OLDEST statements old. The answer is the
+    room the object was in before its latest arrival in R.
     """
     telling = Telling(rng, World(rng, ACTORS, CARRYING), get_there=THERE)
     before, asked = earlier_rooms(telling.record), None
@@ -298,7 +305,8 @@ def three_supporting_facts(rng: random.Random) -> Story:
         news = [obj for obj in now if now[obj] != before.get(obj)]
         before, last = now, asked
         asked = pick_room(rng, news, telling.record)  # (object, question)
-        if asked is None and last and last[0] in now and last[0] not in news and rng.random() < AGAIN:
+        if asked is None and last and last[0] in now and last[0] not in news and rng.random() < AGAIN \
+                and fresh(telling.record, last[1]):
             asked = last
         if asked is not None:
             telling.story.ask(*asked[1])
