@@ -4,6 +4,7 @@
     python benchmarks/train_speed.py --task 3 --restarts 10         # and 10 restarts trained together
     python benchmarks/train_speed.py --joint --epochs 2             # the joint model (d = 50)
     python benchmarks/train_speed.py --repo /path/to/other/checkout # time another version
+    python benchmarks/train_speed.py --glibc-defaults               # without keep_freed_memory
 
 Prints one JSON line: examples per second of one model and, with --restarts R, of R restarts
 trained together (counting every restart's examples), and their ratio, measured in the same run.
@@ -25,17 +26,21 @@ parser.add_argument("--epochs", type=int, default=5)
 parser.add_argument("--threads", type=int, default=0, help="torch threads; 0 = torch's default")
 parser.add_argument("--restarts", type=int, default=0, help="also time this many restarts trained together")
 parser.add_argument("--data-dir", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/babi/v1.2/en")
+parser.add_argument("--glibc-defaults", action="store_true", help="leave malloc's thresholds as glibc sets them")
 parser.add_argument("--repo", type=Path, default=Path(__file__).resolve().parents[1], help="checkout to time")
 args = parser.parse_args()
 sys.path.insert(0, str(args.repo))
 
 import torch  # noqa: E402
 
+from memn2n_cli.allocator import keep_freed_memory  # noqa: E402
 from memn2n_cli.model import MemN2N, ModelConfig  # noqa: E402
 from memn2n_cli.runs import encode_splits, load_splits  # noqa: E402
 from memn2n_cli.training import TrainConfig, fit  # noqa: E402
 from tasks.babi import Vocabulary  # noqa: E402
 
+if not args.glibc_defaults:
+    keep_freed_memory()  # as the memn2n command does
 if args.threads:
     torch.set_num_threads(args.threads)
 tasks = list(range(1, 21)) if args.joint else [args.task]
@@ -58,7 +63,7 @@ def timed(train) -> dict:
 
 torch.manual_seed(0)
 one = timed(lambda: len(fit(MemN2N(config), data["train"], data["valid"], recipe)))
-report = {"repo": str(args.repo), "tasks": "joint" if args.joint else args.task, "epochs": args.epochs + 1,
+report = {"repo": str(args.repo), "glibc_defaults": args.glibc_defaults, "tasks": "joint" if args.joint else args.task, "epochs": args.epochs + 1,
           "one_model": one, "threads": torch.get_num_threads(), "torch": torch.__version__}
 if args.restarts:
     from memn2n_cli.restarts import fit_restarts

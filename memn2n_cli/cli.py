@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
+from memn2n_cli.allocator import keep_freed_memory
 from memn2n_cli.errors import UserError
 
 try:
@@ -65,6 +66,7 @@ def command(function):
 
     @functools.wraps(function)
     def run(*args, **kwargs):
+        keep_freed_memory()  # training steps free and re-allocate the same large tensors
         logger = logging.getLogger("memn2n")
         if not logger.handlers:
             logger.addHandler(_StderrHandler())

@@ -26,6 +26,7 @@ from typing import Callable
 
 import torch
 
+from memn2n_cli.allocator import keep_freed_memory
 from memn2n_cli.checkpoint import read_json, write_files, write_json
 from memn2n_cli.errors import UserError
 from memn2n_cli.restarts import fit_restarts
@@ -108,6 +109,7 @@ def run_trial(spec: dict, trial: dict, threads: int = 0, restarts: list[int] | N
     the results, with the kept model's run-directory files as bytes under "files". It writes
     nothing: on a cluster it runs wherever Ray puts it, and the driver writes the sweep directory.
     ``on_epoch()`` is called after each epoch of each restart."""
+    keep_freed_memory()  # in a worker process of the pool or of Ray
     if threads:
         torch.set_num_threads(threads)
     sweep = SweepSpec(**spec)
