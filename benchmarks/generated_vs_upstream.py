@@ -11,8 +11,9 @@ memory sees them.
 
 With --sweeps: two `memn2n sweep` directories of one configuration, one trained on the real
 training split and one on generated training files, both tested on the same (real) test split:
-per task, the test error of the restart selected by training error (best of N) and the mean over
-all N restarts, and whether the two are within 3 points.
+per task (those both trained), the test error of the restart selected by training error (best of
+N) and the mean over all N restarts, and whether the two are within 3 points. --names heads the
+columns (for two real samples, say).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--generated", type=Path)
 parser.add_argument("--upstream", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/babi/v1.2/en")
 parser.add_argument("--sweeps", type=Path, nargs=2, metavar=("REAL", "GENERATED"))
+parser.add_argument("--names", nargs=2, default=["real train", "generated train"], help="the two sweeps' column heads")
 args = parser.parse_args()
 if not (args.generated or args.sweeps):
     parser.error("give --generated DIR, --sweeps REAL GENERATED, or both")
@@ -62,16 +64,19 @@ def within(a: float, b: float) -> str:
     return "yes" if abs(a - b) <= 3 else "**no**"
 
 
-def error_table(real: dict[int, tuple[float, float]], made: dict[int, tuple[float, float]]) -> None:
-    print("| task | best: real train | generated train | within 3 | mean of restarts: real train | generated train | within 3 |")
+def error_table(real: dict[int, tuple[float, float]], made: dict[int, tuple[float, float]], names: list[str]) -> None:
+    """Tasks both sweeps trained; ``names`` heads the two sweeps' columns."""
+    tasks = sorted(real.keys() & made.keys())
+    first, second = names
+    print(f"| task | best: {first} | {second} | within 3 | mean of restarts: {first} | {second} | within 3 |")
     print("| ---: | ---: | ---: | :---: | ---: | ---: | :---: |")
-    for task in sorted(real):
+    for task in tasks:
         (best_r, mean_r), (best_g, mean_g) = real[task], made[task]
         print(f"| {task} | {best_r:.1f} | {best_g:.1f} | {within(best_r, best_g)} | {mean_r:.1f} | {mean_g:.1f} | {within(mean_r, mean_g)} |")
-    close = [sum(abs(real[t][i] - made[t][i]) <= 3 for t in real) for i in (0, 1)]
-    means = [[statistics.mean(errors[t][i] for t in errors) for errors in (real, made)] for i in (0, 1)]
-    print(f"| **mean** | **{means[0][0]:.1f}** | **{means[0][1]:.1f}** | **{close[0]} of {len(real)}** "
-          f"| **{means[1][0]:.1f}** | **{means[1][1]:.1f}** | **{close[1]} of {len(real)}** |")
+    close = [sum(abs(real[t][i] - made[t][i]) <= 3 for t in tasks) for i in (0, 1)]
+    means = [[statistics.mean(errors[t][i] for t in tasks) for errors in (real, made)] for i in (0, 1)]
+    print(f"| **mean** | **{means[0][0]:.1f}** | **{means[0][1]:.1f}** | **{close[0]} of {len(tasks)}** "
+          f"| **{means[1][0]:.1f}** | **{means[1][1]:.1f}** | **{close[1]} of {len(tasks)}** |")
 
 
 def vocabulary_table() -> None:
@@ -89,4 +94,4 @@ def vocabulary_table() -> None:
 if args.generated:
     vocabulary_table()
 if args.sweeps:
-    error_table(*(test_errors(sweep) for sweep in args.sweeps))
+    error_table(*(test_errors(sweep) for sweep in args.sweeps), args.names)
