@@ -63,7 +63,8 @@ def timed(train) -> dict:
 
 torch.manual_seed(0)
 one = timed(lambda: len(fit(MemN2N(config), data["train"], data["valid"], recipe)))
-report = {"repo": str(args.repo), "glibc_defaults": args.glibc_defaults, "tasks": "joint" if args.joint else args.task, "epochs": args.epochs + 1,
+report = {"repo": str(args.repo), "glibc_defaults": args.glibc_defaults,
+          "tasks": "joint" if args.joint else args.task, "epochs": args.epochs + 1,
           "one_model": one, "threads": torch.get_num_threads(), "torch": torch.__version__}
 if args.restarts:
     from memn2n_cli.restarts import fit_restarts

@@ -11,6 +11,7 @@ from conftest import ROOT
 # second (the first also maps memory for the first time).
 TRAINING = """
 import resource, sys, torch
+from pathlib import Path
 from memn2n_cli.allocator import keep_freed_memory
 if sys.argv[1] == "keep":
     assert keep_freed_memory()
@@ -20,7 +21,7 @@ from memn2n_cli.runs import encode_splits, load_splits
 from memn2n_cli.training import TrainConfig
 from tasks.babi import Vocabulary
 torch.set_num_threads(1)
-splits = load_splits(__import__("pathlib").Path(sys.argv[2]), [3], 0.1, 0)
+splits = load_splits(Path(sys.argv[2]), [3], 0.1, 0)
 splits["train"] = splits["train"][:300]
 vocab = Vocabulary.build(splits["all_train"])
 data = encode_splits(splits, vocab, 50, "cpu")
