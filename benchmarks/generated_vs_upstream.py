@@ -60,8 +60,12 @@ def test_errors(sweep: Path) -> dict[int, tuple[float, float]]:
     return errors
 
 
+def near(a: float, b: float) -> bool:
+    return abs(a - b) <= 3
+
+
 def within(a: float, b: float) -> str:
-    return "yes" if abs(a - b) <= 3 else "**no**"
+    return "yes" if near(a, b) else "**no**"
 
 
 def error_table(real: dict[int, tuple[float, float]], made: dict[int, tuple[float, float]], names: list[str]) -> None:
@@ -73,7 +77,7 @@ def error_table(real: dict[int, tuple[float, float]], made: dict[int, tuple[floa
     for task in tasks:
         (best_r, mean_r), (best_g, mean_g) = real[task], made[task]
         print(f"| {task} | {best_r:.1f} | {best_g:.1f} | {within(best_r, best_g)} | {mean_r:.1f} | {mean_g:.1f} | {within(mean_r, mean_g)} |")
-    close = [sum(abs(real[t][i] - made[t][i]) <= 3 for t in tasks) for i in (0, 1)]
+    close = [sum(near(real[t][i], made[t][i]) for t in tasks) for i in (0, 1)]
     means = [[statistics.mean(errors[t][i] for t in tasks) for errors in (real, made)] for i in (0, 1)]
     print(f"| **mean** | **{means[0][0]:.1f}** | **{means[0][1]:.1f}** | **{close[0]} of {len(tasks)}** "
           f"| **{means[1][0]:.1f}** | **{means[1][1]:.1f}** | **{close[1]} of {len(tasks)}** |")
