@@ -132,26 +132,41 @@ def afterwards_sentence(rng: random.Random, subject: str, location: str) -> str:
     return f"{rng.choice(AFTERWARDS)} {subject} {rng.choice(MOVES)} the {location}."
 
 
-@generator(11, "basic-coreference")
-def basic_coreference(rng: random.Random) -> Story:
-    """Five times: a random actor moves ("Mary went to the L1.") and moves on, told with a pronoun
-    ("Then she journeyed to the L2."), then "Where is X?" about one of the last five clauses' actors.
-    The answer is X's place; the support is both sentences of X's latest pair, in story order.
-    """
+Episode = Callable[[random.Random, Story, dict[str, str], dict[str, list[int]]], list[str]]
+
+
+def where_story(rng: random.Random, episode: Episode) -> Story:
+    """Tasks 11 to 13: an ``episode(rng, story, where, told)`` (it tells a few sentences, updates
+    each actor's place and supporting lines and returns the clauses' actors in order), then "Where
+    is X?" about one of the last five clauses' actors, five times. The answer is X's place; the
+    support is the lines ``told`` of X."""
     story = Story()
     where: dict[str, str] = {}
     told: dict[str, list[int]] = {}
     clauses: list[str] = []
     while story.questions < QUESTIONS_PER_STORY:
+        clauses += episode(rng, story, where, told)
+        actor = recent_actor(rng, clauses)
+        story.ask(f"Where is {actor}? ", where[actor], told[actor])
+    return story
+
+
+@generator(11, "basic-coreference")
+def basic_coreference(rng: random.Random) -> Story:
+    """Episodes (``where_story``): a random actor moves ("Mary went to the L1.") and moves on, told
+    with a pronoun ("Then she journeyed to the L2."); the support is both sentences of X's latest
+    pair, in story order.
+    """
+
+    def episode(rng: random.Random, story: Story, where: dict[str, str], told: dict[str, list[int]]) -> list[str]:
         actor = rng.choice(ACTORS)
         first = elsewhere(rng, LOCATIONS, where.get(actor))
         where[actor] = elsewhere(rng, LOCATIONS, first)
         told[actor] = [story.tell(move_sentence(rng, actor, first)),
                        story.tell(afterwards_sentence(rng, PRONOUNS[actor], where[actor]))]
-        clauses += [actor, actor]
-        actor = recent_actor(rng, clauses)
-        story.ask(f"Where is {actor}? ", where[actor], told[actor])
-    return story
+        return [actor, actor]
+
+    return where_story(rng, episode)
 
 
 def pair_moves(rng: random.Random, where: dict[str, str]) -> tuple[list[str], str]:
@@ -162,48 +177,40 @@ def pair_moves(rng: random.Random, where: dict[str, str]) -> tuple[list[str], st
 
 @generator(12, "conjunction")
 def conjunction(rng: random.Random) -> Story:
-    """Two statements "A and B went to the L." (two random actors, a place neither is in), then
-    "Where is X?" about one of the last five clauses' actors, five times. The answer is X's place;
-    the support is the latest sentence naming X.
+    """Episodes (``where_story``): two statements "A and B went to the L." (two random actors, a
+    place neither is in); the support is the latest sentence naming X.
     """
-    story = Story()
-    where: dict[str, str] = {}
-    told: dict[str, int] = {}
-    clauses: list[str] = []
-    while story.questions < QUESTIONS_PER_STORY:
+
+    def episode(rng: random.Random, story: Story, where: dict[str, str], told: dict[str, list[int]]) -> list[str]:
+        clauses: list[str] = []
         for _ in range(2):
             pair, location = pair_moves(rng, where)
             line = story.tell(f"{pair[0]} and {pair[1]} {rng.choice(MOVES)} the {location}.")
             for actor in pair:
-                where[actor], told[actor] = location, line
+                where[actor], told[actor] = location, [line]
             clauses += pair
-        actor = recent_actor(rng, clauses)
-        story.ask(f"Where is {actor}? ", where[actor], [told[actor]])
-    return story
+        return clauses
+
+    return where_story(rng, episode)
 
 
 @generator(13, "compound-coreference")
 def compound_coreference(rng: random.Random) -> Story:
-    """Five times: two random actors move together ("Mary and Daniel went to the L1.") and move on
-    ("Then they journeyed to the L2."), then "Where is X?" about one of the last five clauses' actors
-    (the pair's four, or the previous pair's last-named). The answer is X's place; the support is
-    both sentences of X's latest pair, in story order.
+    """Episodes (``where_story``): two random actors move together ("Mary and Daniel went to the
+    L1.") and move on ("Then they journeyed to the L2."), so X is one of the pair's four clauses or
+    the previous pair's last-named; the support is both sentences of X's latest pair, in story order.
     """
-    story = Story()
-    where: dict[str, str] = {}
-    told: dict[str, list[int]] = {}
-    clauses: list[str] = []
-    while story.questions < QUESTIONS_PER_STORY:
+
+    def episode(rng: random.Random, story: Story, where: dict[str, str], told: dict[str, list[int]]) -> list[str]:
         pair, first = pair_moves(rng, where)
         second = elsewhere(rng, LOCATIONS, first)
         lines = [story.tell(f"{pair[0]} and {pair[1]} {rng.choice(MOVES)} the {first}."),
                  story.tell(afterwards_sentence(rng, "they", second))]
         for actor in pair:
             where[actor], told[actor] = second, lines
-        clauses += pair + pair
-        actor = recent_actor(rng, clauses)
-        story.ask(f"Where is {actor}? ", where[actor], told[actor])
-    return story
+        return pair + pair
+
+    return where_story(rng, episode)
 
 
 # --- task 14: moves at four times of day, told out of order ----------------------------------------
