@@ -17,7 +17,7 @@ import torch
 from torch.func import functional_call, stack_module_state, vmap
 
 from memn2n_cli.model import MemN2N
-from memn2n_cli.training import Schedule, TrainConfig, epoch_record, make_batch, random_noise_time
+from memn2n_cli.training import EVAL_BATCH, Schedule, TrainConfig, epoch_record, make_batch, random_noise_time
 from tasks.babi import Encoded
 
 WORD_EMBEDDINGS = ("embedding", "query_embedding")  # whose row 0, the nil word, stays zero
@@ -68,13 +68,16 @@ def fit_restarts(models: list[MemN2N], train: Encoded, valid: Encoded, config: T
             correct += (logits.argmax(-1) == batch["answer"]).sum(1)
         valid_counts = None
         if len(valid):
-            batch = make_batch(valid, torch.arange(len(valid)))
+            v_loss, v_correct = torch.zeros(R, dtype=torch.float64), torch.zeros(R)
             with torch.no_grad():
-                v_loss, v_logits = check(params, buffers, linear, batch["sentences"], batch["story"], batch["story_size"],
-                                         batch["query"], slots[: batch["story"].shape[1]].expand(len(valid), -1),
-                                         batch["answer"])
-            valid_counts = [{"correct": int(c), "total": len(valid), "loss": float(l)}
-                            for c, l in zip((v_logits.argmax(-1) == batch["answer"]).sum(1), v_loss)]
+                for index in torch.arange(len(valid)).split(EVAL_BATCH):
+                    batch = make_batch(valid, index)
+                    loss, logits = check(params, buffers, linear, batch["sentences"], batch["story"],
+                                         batch["story_size"], batch["query"],
+                                         slots[: batch["story"].shape[1]].expand(len(index), -1), batch["answer"])
+                    v_loss += loss.double()
+                    v_correct += (logits.argmax(-1) == batch["answer"]).sum(1)
+            valid_counts = [{"correct": int(c), "total": len(valid), "loss": float(l)} for c, l in zip(v_correct, v_loss)]
         for r, schedule in enumerate(schedules):
             if schedule.done:
                 continue

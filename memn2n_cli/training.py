@@ -99,8 +99,11 @@ def make_batch(data: Encoded, index: Tensor, time: Tensor | None = None) -> dict
     return batch
 
 
+EVAL_BATCH = 512  # questions per forward pass when evaluating: bounds memory on 10k and joint data
+
+
 @torch.no_grad()
-def evaluate(model: MemN2N, data: Encoded, batch_size: int = 512) -> dict[int, dict]:
+def evaluate(model: MemN2N, data: Encoded, batch_size: int = EVAL_BATCH) -> dict[int, dict]:
     """Summed counts for each bAbI task in ``data``: {correct, total, loss} and, for the attention,
     {supported, on_support (per hop), on_support_any} (see BabiTask.metrics)."""
     model.eval()

@@ -13,7 +13,7 @@ from memn2n_cli.model import MemN2N
 from memn2n_cli.restarts import fit_restarts
 from memn2n_cli.runs import ModelOptions, build_model, prepare
 from memn2n_cli.sweep import parse_grid, split_restarts
-from memn2n_cli.training import TrainConfig, fit
+from memn2n_cli.training import EVAL_BATCH, TrainConfig, fit
 from tests.conftest import assert_one_line_error
 
 QUICK = ["--grid", "epochs=2", "--grid", "ls_epochs=1"]
@@ -45,6 +45,22 @@ def test_restarts_together_equal_restarts_alone(task1, overrides):
         assert [r["train_loss"] for r in h1] == pytest.approx([r["train_loss"] for r in h2], rel=1e-4)
     assert all(torch.all(m.embedding[:, 0] == 0) for m in together)  # the nil word stays zero
     assert len({m.embedding.sum().item() for m in together}) == 3  # three different models
+
+
+def test_restarts_validate_like_fit_across_evaluation_batches(en_dir):
+    """600 held-out questions: more than one EVAL_BATCH, so restarts validate in two passes (512 + 88);
+    every restart's validation loss and error, epoch by epoch, are what `fit` reports for its seed."""
+    config = TrainConfig(epochs=2, ls_epochs=1, validation_fraction=0.6)
+    task = prepare([1], en_dir, ModelOptions(), config, torch.device("cpu"))
+    data, seeds = task.encoded, [3, 7]
+    assert len(data["valid"]) == 600 > EVAL_BATCH
+    together = [build_model(task, seed, torch.device("cpu")) for seed in seeds]
+    batched = fit_restarts(together, data["train"], data["valid"], config, seeds)
+    for seed, history in zip(seeds, batched):
+        alone = fit(build_model(task, seed, torch.device("cpu")), data["train"], data["valid"],
+                    TrainConfig(**{**vars(config), "seed": seed}))
+        assert [r["valid_error"] for r in history] == pytest.approx([r["valid_error"] for r in alone], abs=0.5)
+        assert [r["valid_loss"] for r in history] == pytest.approx([r["valid_loss"] for r in alone], rel=1e-3)
 
 
 def test_parse_grid():
