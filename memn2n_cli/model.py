@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from memn2n_cli import lm_kernel
+
 
 def memory_hop(u: Tensor, memory_in: Tensor, memory_out: Tensor, mask: Tensor | None = None, *,
                linear: bool | Tensor = False, transition: nn.Module | None = None,
@@ -291,12 +293,22 @@ class MemN2NLM(nn.Module):
             nn.init.normal_(weight, std=c.init_std)
 
     def forward(self, context: Tensor, target: Tensor | None = None) -> Output:
-        """context (B, N) word ids, the current word first; target (B,) the next word -> logits (B, V)."""
+        """context (B, N) word ids, the current word first; target (B,) the next word -> logits (B, V).
+
+        On the CPU the hops run in a compiled kernel (memn2n_cli/lm_kernel.c), which keeps each
+        example's memories in cache for all K hops; elsewhere, and where it cannot be built, in
+        `multi_hop`. Both compute the same (tests/test_lm_kernel.py)."""
         c = self.config
-        m = self.A(context) + self.T_A[: context.shape[1]]  # (B, N, d)
-        memory_out = self.C(context) + self.T_C[: context.shape[1]]  # (B, N, d)
+        N = context.shape[1]
         u = torch.full((len(context), c.dim), c.query, device=context.device)  # (B, d)
-        u, attention = multi_hop(u, [(m, memory_out)] * c.hops, transition=self.H, relu=True, linear_dim=c.linear_dim)
+        if lm_kernel.usable(context, self.A.weight):
+            u, attention = lm_kernel.LayerwiseHops.apply(context, u, self.A.weight, self.C.weight, self.T_A[:N],
+                                                         self.T_C[:N], self.H.weight, c.hops, c.linear_dim)
+        else:
+            m = self.A(context) + self.T_A[:N]  # (B, N, d)
+            memory_out = self.C(context) + self.T_C[:N]  # (B, N, d)
+            u, attention = multi_hop(u, [(m, memory_out)] * c.hops, transition=self.H, relu=True,
+                                     linear_dim=c.linear_dim)
         logits = self.W(u)  # (B, V)
         loss = None if target is None else F.cross_entropy(logits, target, reduction="sum")
         return Output(logits, loss, attention.detach())

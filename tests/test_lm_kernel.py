@@ -1,0 +1,115 @@
+"""The language model's compiled kernel against the paper's equations, written out plainly."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from memn2n_cli import lm_kernel
+from memn2n_cli.model import LMConfig, MemN2NLM
+
+
+def paper_loss(model: MemN2NLM, context: torch.Tensor, target: torch.Tensor, params: dict) -> torch.Tensor:
+    """Section 5 one example and one hop at a time, in float64: memories m_i = A x_i + T_A(i) and
+    c_i = C x_i + T_C(i) of the previous words, the constant query u^1 = 0.1, layer-wise tying
+    u^{k+1} = H u^k + o^k with a ReLU on the units past ``linear_dim``, logits W u^{K+1}; the
+    cross-entropy summed over the batch."""
+    c = model.config
+    A, C, T_A, T_C, H, W = (params[n] for n in ("A.weight", "C.weight", "T_A", "T_C", "H.weight", "W.weight"))
+    loss = torch.zeros((), dtype=torch.float64)
+    for words, next_word in zip(context.tolist(), target.tolist()):
+        m = [A[x] + T_A[i] for i, x in enumerate(words)]
+        mem_c = [C[x] + T_C[i] for i, x in enumerate(words)]
+        u = torch.full((c.dim,), c.query, dtype=torch.float64)
+        for _ in range(c.hops):
+            p = torch.softmax(torch.stack([m_i @ u for m_i in m]), 0)  # (1)
+            o = sum(p_i * c_i for p_i, c_i in zip(p, mem_c))  # (2)
+            v = H @ u + o
+            u = torch.cat([v[: c.linear_dim], torch.relu(v[c.linear_dim:])])
+        loss = loss - torch.log_softmax(W @ u, 0)[next_word]
+    return loss
+
+
+def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.detach().double() - b.detach().double()).norm() / b.detach().double().norm())
+
+
+def kernel_and_plain(model: MemN2NLM, context: torch.Tensor, target: torch.Tensor, monkeypatch) -> list[tuple]:
+    """(loss, attention, gradients) of the model on the kernel, then on the plain PyTorch path."""
+    results = []
+    for use_kernel in (True, False):
+        monkeypatch.setattr(lm_kernel, "usable", lambda *tensors, use=use_kernel: use)
+        model.zero_grad()
+        out = model(context, target)
+        out.loss.backward()
+        results.append((out.loss.detach(), out.attention, {n: p.grad.clone() for n, p in model.named_parameters()}))
+    return results
+
+
+@pytest.mark.parametrize("dim, hops, memory, width, linear_dim", [(12, 3, 9, 9, 5), (16, 7, 13, 13, 8), (9, 2, 20, 6, 0)])
+def test_kernel_and_plain_path_give_the_papers_loss_and_gradients(dim, hops, memory, width, linear_dim, monkeypatch):
+    """Sizes off the kernel's blocks of 4 rows and 8 lanes; a small vocabulary, so that words repeat
+    within a memory and their gradients add up; the last case a memory shorter than memory_size."""
+    assert lm_kernel.library() is not None, "the kernel must build on the test machine"
+    torch.manual_seed(hops)
+    model = MemN2NLM(LMConfig(vocab_size=23, dim=dim, hops=hops, memory_size=memory, linear_dim=linear_dim,
+                              init_std=0.3))  # large weights: sharp attention, and ReLUs that cut
+    context, target = torch.randint(0, 23, (6, width)), torch.randint(0, 23, (6,))
+    params = {n: p.detach().double().requires_grad_() for n, p in model.named_parameters()}
+    reference = paper_loss(model, context, target, params)
+    reference_grads = torch.autograd.grad(reference, list(params.values()))
+    for loss, attention, grads in kernel_and_plain(model, context, target, monkeypatch):
+        assert relative_error(loss, reference) < 1e-5
+        for (name, grad), expected in zip(grads.items(), reference_grads):
+            assert relative_error(grad, expected) < 1e-5, name
+        assert attention.shape == (6, hops, width)
+    (_, kernel_attention, _), (_, plain_attention, _) = kernel_and_plain(model, context, target, monkeypatch)
+    torch.testing.assert_close(kernel_attention, plain_attention, rtol=1e-5, atol=1e-6)
+
+
+def test_the_relu_cuts_units_in_these_cases():
+    """Without units that the ReLU sets to zero, the test above could not see a wrong ReLU split."""
+    torch.manual_seed(3)
+    model = MemN2NLM(LMConfig(vocab_size=23, dim=12, hops=3, memory_size=9, linear_dim=5, init_std=0.3))
+    lib = lm_kernel.library()
+    context = torch.randint(0, 23, (6, 9))
+    U, P = torch.empty(6, 4, 12), torch.empty(6, 3, 9)
+    U[:, 0] = 0.1
+    weights = [model.A.weight, model.C.weight, model.T_A, model.T_C, model.H.weight]
+    lm_kernel._call(lib.lm_forward, 6, 9, 12, 3, 5, context, *[w.detach().contiguous() for w in weights], U, P)
+    assert (U[:, 1:, 5:] == 0).any() and (U[:, 1:, 5:] > 0).any() and (U[:, 1:, :5] < 0).any()
+
+
+def test_kernel_results_do_not_depend_on_the_number_of_threads():
+    """The kernel's own sums (each example's hops; each word's gradient, in one fixed order) are the
+    same bit for bit with any number of threads. (PyTorch's matrix products may split differently.)"""
+    torch.manual_seed(0)
+    A, C = torch.randn(40, 20, requires_grad=True), torch.randn(40, 20, requires_grad=True)
+    T_A, T_C, H = torch.randn(30, 20), torch.randn(30, 20), torch.randn(20, 20) * 0.2
+    context, grad = torch.randint(0, 40, (33, 30)), torch.randn(33, 20)
+    threads = torch.get_num_threads()
+    results = []
+    for n in (1, 2, 3):
+        torch.set_num_threads(n)
+        u, attention = lm_kernel.LayerwiseHops.apply(context, torch.full((33, 20), 0.1), A, C, T_A, T_C, H, 4, 10)
+        results.append([u, attention, *torch.autograd.grad(u, [A, C], grad)])
+    torch.set_num_threads(threads)
+    for other in results[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(results[0], other))
+
+
+def test_without_a_compiler_the_plain_path_trains_and_says_so(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    lm_kernel.library.cache_clear()
+    try:
+        with caplog.at_level(logging.WARNING, logger="memn2n"):
+            model = MemN2NLM(LMConfig(vocab_size=10, dim=8, hops=2, memory_size=5, linear_dim=4))
+            out = model(torch.randint(0, 10, (3, 5)), torch.tensor([1, 2, 3]))
+            out.loss.backward()
+        assert model.A.weight.grad is not None and torch.isfinite(out.loss)
+        assert "plain PyTorch path" in caplog.text and not list(tmp_path.rglob("*.so"))
+    finally:
+        lm_kernel.library.cache_clear()
