@@ -63,6 +63,7 @@ class LMState:
     epoch_nll: float = 0.0  # the current epoch's summed training cost so far
     finished: bool = False
     seconds: float = 0.0  # time spent in training steps, all sessions together
+    epoch_seconds: float = 0.0  # of which in the current epoch
     history: list[dict] = field(default_factory=list)
 
 
@@ -103,12 +104,12 @@ def evaluate_lm(model: MemN2NLM, ids: Tensor, batch_size: int = 512) -> dict[str
     core = getattr(model, "module", model)  # the model inside DistributedDataParallel
     core.eval()
     N = core.config.memory_size
-    nll, tokens = 0.0, 0
+    nll, tokens = torch.zeros((), dtype=torch.float64, device=ids.device), 0  # summed on the device: no wait per batch
     for positions in torch.arange(N - 1, len(ids) - 1, device=ids.device)[rank::world].split(batch_size):
-        nll += float(core(contexts(ids, positions, N), ids[positions + 1]).loss)
+        nll += core(contexts(ids, positions, N), ids[positions + 1]).loss
         tokens += len(positions)
     core.train()
-    return summed_over_processes({"nll": nll, "tokens": tokens})
+    return summed_over_processes({"nll": float(nll), "tokens": tokens})
 
 
 def fit_lm(model: MemN2NLM, corpus: Corpus, config: LMTrainConfig, state: LMState, generator: torch.Generator,
@@ -121,33 +122,39 @@ def fit_lm(model: MemN2NLM, corpus: Corpus, config: LMTrainConfig, state: LMStat
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
     optimizer = torch.optim.SGD(model.parameters(), lr=state.lr)
     model.train()
+    cuda = train.device.type == "cuda"
     while not state.finished:
         started = time.perf_counter()
+        # This process's share of the epoch's cost, summed on the device: no wait for the device
+        # each step (on a GPU, the steps queue up while the host draws the next positions).
+        epoch_nll = torch.tensor(state.epoch_nll, dtype=torch.float64, device=train.device)
         while state.step < steps_per_epoch:
             if config.max_steps and state.steps >= config.max_steps:
-                total = summed_over_processes({"nll": state.epoch_nll, "tokens": 0})["nll"]
+                total = summed_over_processes({"nll": float(epoch_nll), "tokens": 0})["nll"]
                 state.epoch_nll = total if rank == 0 else 0.0  # rank 0 carries the epoch's cost so far
-                state.seconds += time.perf_counter() - started
+                _add_seconds(state, started, cuda)
                 checkpoint(state)
                 return state
             # Every process draws the same positions and trains on its share of them.
             positions = torch.randint(N - 1, len(train) - 1, (config.batch_size,), generator=generator)[rank::world]
-            positions = positions.to(train.device)
+            positions = positions.pin_memory().to(train.device, non_blocking=True) if cuda else positions
             out = model(contexts(train, positions, N), train[positions + 1])
             optimizer.zero_grad(set_to_none=True)
             (out.loss * world).backward()  # DDP averages over processes; the recipe sums over the batch
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
-            state.epoch_nll += float(out.loss.detach())  # this process's share; summed below
+            epoch_nll += out.loss.detach()
             state.step, state.steps = state.step + 1, state.steps + 1
-        state.seconds += time.perf_counter() - started
+        state.epoch_nll = float(epoch_nll)
+        _add_seconds(state, started, cuda)
         train_nll = summed_over_processes({"nll": state.epoch_nll, "tokens": 0})["nll"]
         train_figures = metrics({"nll": train_nll, "tokens": steps_per_epoch * config.batch_size})
         valid_figures = metrics(evaluate_lm(model, valid))
         record = {"epoch": state.epoch + 1, "lr": state.lr, "train_perplexity": train_figures["perplexity"],
-                  "valid_perplexity": valid_figures["perplexity"], "valid_loss": valid_figures["loss"]}
+                  "valid_perplexity": valid_figures["perplexity"], "valid_loss": valid_figures["loss"],
+                  "train_seconds": state.epoch_seconds}
         state.history.append(record)
-        state.epoch, state.step, state.epoch_nll = state.epoch + 1, 0, 0.0
+        state.epoch, state.step, state.epoch_nll, state.epoch_seconds = state.epoch + 1, 0, 0.0, 0.0
         state.lr = next_lr(state.history, state.lr, config)
         for group in optimizer.param_groups:
             group["lr"] = state.lr
@@ -156,6 +163,15 @@ def fit_lm(model: MemN2NLM, corpus: Corpus, config: LMTrainConfig, state: LMStat
         if on_epoch:
             on_epoch(record)
     return state
+
+
+def _add_seconds(state: LMState, started: float, cuda: bool) -> None:
+    """Count the time since ``started`` as training time."""
+    if cuda:
+        torch.cuda.synchronize()  # the queued steps are done: the time is theirs
+    seconds = time.perf_counter() - started
+    state.seconds += seconds
+    state.epoch_seconds += seconds
 
 
 def _run_files(model: MemN2NLM, task: str, data_dir: Path, corpus: Corpus, config: LMTrainConfig,

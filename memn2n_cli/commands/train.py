@@ -174,6 +174,7 @@ def _train_language_model(task_name, data_dir, out, resume, hops, dim, memory_si
 
     def report(record: dict) -> None:
         print(f"{task_name} epoch {record['epoch']} (lr {record['lr']:.5f}): train perplexity "
-              f"{record['train_perplexity']:.1f}, valid {record['valid_perplexity']:.1f}", file=sys.stderr, flush=True)
+              f"{record['train_perplexity']:.1f}, valid {record['valid_perplexity']:.1f}; {record['train_seconds']:.0f} s of training",
+              file=sys.stderr, flush=True)
 
     return train_lm(task_name, resolve_data_dir(task_name, data_dir), out, model, config, resume, report, device)
