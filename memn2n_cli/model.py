@@ -267,11 +267,13 @@ class LMConfig:
     dim: int = 150  # d: 150 for Penn Treebank, 500 for Text8 (Table 2)
     hops: int = 6  # K
     memory_size: int = 100  # N previous words in memory, the current word included
-    linear_dim: int = 75  # units left linear; a ReLU on the others (Sec. 5.1: half of them)
+    linear_dim: int | None = None  # units left linear, a ReLU on the others; None: half of them (Sec. 5.1)
     init_std: float = 0.05  # weights drawn from N(0, 0.05) (Sec. 5.1)
     query: float = 0.1  # the constant query u^1 (Sec. 5: no question, u = 0.1)
 
     def __post_init__(self):
+        if self.linear_dim is None:
+            self.linear_dim = self.dim // 2
         if min(self.vocab_size, self.dim, self.hops, self.memory_size) < 1 or not 0 <= self.linear_dim <= self.dim:
             raise ValueError("vocab_size, dim, hops, memory_size must be positive and 0 <= linear_dim <= dim")
 

@@ -37,8 +37,8 @@ OPTION_TYPES = {f.name: f.type for f in fields(ModelOptions) + fields(TrainConfi
 SPEC_FILE, TRIALS = "sweep.json", "trials"
 
 
-def _value(key: str, text: str):
-    kind = OPTION_TYPES[key]
+def _value(key: str, text: str, types: dict[str, str]):
+    kind = types[key].split(" | ")[0]  # "int | None" -> "int"
     try:
         if kind == "bool":
             if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
@@ -49,17 +49,49 @@ def _value(key: str, text: str):
         raise UserError(f"--grid {key}: {text!r} is not {'an' if kind == 'int' else 'a'} {kind}") from None
 
 
-def parse_grid(specs: list[str]) -> dict[str, list]:
-    """``["hops=1,2,3", "encoding=bow,pe"]`` -> {"hops": [1, 2, 3], "encoding": ["bow", "pe"]}."""
+def parse_grid(specs: list[str], types: dict[str, str] = OPTION_TYPES) -> dict[str, list]:
+    """``["hops=1,2,3", "encoding=bow,pe"]`` -> {"hops": [1, 2, 3], "encoding": ["bow", "pe"]};
+    ``types`` names the options a grid may set and their types (bAbI's by default)."""
     grid: dict[str, list] = {}
     for spec in specs:
         key, _, values = spec.partition("=")
         key = key.strip().replace("-", "_")
-        if key not in OPTION_TYPES or not values:
-            known = ", ".join(sorted(OPTION_TYPES))
+        if key not in types or not values:
+            known = ", ".join(sorted(types))
             raise UserError(f"--grid {spec!r}: expected OPTION=V1,V2,... with OPTION one of: {known}")
-        grid[key] = [_value(key, v.strip()) for v in values.split(",")]
+        grid[key] = [_value(key, v.strip(), types) for v in values.split(",")]
     return grid
+
+
+def configurations(grid: dict[str, list]) -> list[tuple[str, dict]]:
+    """(label, overrides) for every combination of a grid; the label names the options that vary."""
+    keys = list(grid)
+    varying = [k for k in keys if len(grid[k]) > 1]
+    combos = []
+    for values in itertools.product(*(grid[k] for k in keys)):
+        overrides = dict(zip(keys, values))
+        combos.append((",".join(f"{k}={overrides[k]}" for k in varying) or "defaults", overrides))
+    return combos
+
+
+def open_sweep_dir(out: Path, spec: dict) -> None:
+    """Create ``out`` with the sweep's settings, or check that it holds a sweep with the same ones."""
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / SPEC_FILE).exists():
+        if read_json(out / SPEC_FILE) != json.loads(json.dumps(spec)):
+            raise UserError("holds a sweep with other settings; use the same command to complete it, or another --out", out)
+    else:
+        write_json(out / SPEC_FILE, spec)
+
+
+def start_ray():
+    try:
+        import ray
+    except ImportError:
+        raise UserError("--backend ray needs Ray: pip install 'memn2n[ray]'") from None
+    if not ray.is_initialized():
+        ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=False)  # a cluster if one is set, else local
+    return ray
 
 
 @dataclass
@@ -75,15 +107,7 @@ class SweepSpec:
     data_dir: str
 
     def configurations(self) -> list[tuple[str, dict]]:
-        """(label, overrides) for every combination; the label names the options that vary."""
-        keys = list(self.grid)
-        varying = [k for k in keys if len(self.grid[k]) > 1]
-        combos = []
-        for values in itertools.product(*(self.grid[k] for k in keys)):
-            overrides = dict(zip(keys, values))
-            label = ",".join(f"{k}={overrides[k]}" for k in varying) or "defaults"
-            combos.append((label, overrides))
-        return combos
+        return configurations(self.grid)
 
     def trials(self) -> list[dict]:
         groups = [self.task_ids] if self.joint else [[t] for t in self.task_ids]
@@ -160,28 +184,13 @@ def merge_parts(parts: list[dict], select: str) -> dict:
             "examples_per_second": sum(part["examples_per_second"] for part in parts)}
 
 
-def _start_ray():
-    try:
-        import ray
-    except ImportError:
-        raise UserError("--backend ray needs Ray: pip install 'memn2n[ray]'") from None
-    if not ray.is_initialized():
-        ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=False)  # a cluster if one is set, else local
-    return ray
-
-
 def run_sweep(spec: SweepSpec, out: Path, backend: str = "local", workers: int = 1,
               on_trial: Callable[[dict, int, int], None] | None = None,
               on_epoch: Callable[[dict], None] | None = None) -> dict:
     """Run every trial not yet finished in ``out``; returns the summary (also written as results.*).
     ``on_trial(result, done, total)`` follows each finished trial, ``on_epoch(trial)`` each epoch of
     one of its restarts (not reported by the Ray backend)."""
-    out.mkdir(parents=True, exist_ok=True)
-    if (out / SPEC_FILE).exists():
-        if read_json(out / SPEC_FILE) != json.loads(json.dumps(asdict(spec))):
-            raise UserError("holds a sweep with other settings; use the same command to complete it, or another --out", out)
-    else:
-        write_json(out / SPEC_FILE, asdict(spec))
+    open_sweep_dir(out, asdict(spec))
     trials = spec.trials()
     results = {trial_file(out, t): read_json(trial_file(out, t)) for t in trials if trial_file(out, t).exists()}
     pending = [t for t in trials if trial_file(out, t) not in results]
@@ -196,7 +205,7 @@ def run_sweep(spec: SweepSpec, out: Path, backend: str = "local", workers: int =
             on_trial(result, len(results), len(trials))
 
     if pending and backend == "ray":
-        ray = _start_ray()
+        ray = start_ray()
         remote = ray.remote(num_cpus=1)(run_trial)
         waiting = [remote.remote(asdict(spec), t, 1) for t in pending]
         while waiting:

@@ -197,3 +197,63 @@ def test_figure_3_in_the_terminal_and_as_png(cli, small_lm, small_ptb, tmp_path)
     assert [line.split()[0] for line in result.stdout.splitlines()[2:]] == ["1", "2"]  # a row per hop
     assert (tmp_path / "fig3.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert_one_line_error(cli("visualize", "-c", small_lm, "--hops"), "--memory-positions")
+
+
+SWEEP = ["--grid", "dim=16", "--grid", "memory_size=8", "--grid", "batch_size=32", "--grid", "max_epochs=2"]
+
+
+def test_language_model_sweep_selects_by_validation_and_resumes(cli, small_ptb, tmp_path):
+    """Table 2's protocol: per configuration, best of N restarts by validation perplexity."""
+    out = tmp_path / "sweep"
+    args = ["sweep", "ptb", "--data-dir", small_ptb, "--grid", "hops=1,2", *SWEEP, "--restarts", "2",
+            "--workers", "1", "--out", out, "--json"]
+    result = cli(*args)
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads(result.stdout)["rows"]
+    assert [(r["configuration"], r["hops"], r["memory_size"]) for r in rows] == [("hops=1", 1, 8), ("hops=2", 2, 8)]
+    trials = json.loads((out / "results.json").read_text())["trials"]
+    for row in rows:
+        restarts = [t for t in trials if t["label"] == row["configuration"]]
+        assert sorted(t["seed"] for t in restarts) == [0, 1] and all(t["epochs"] == 2 for t in restarts)
+        best = min(restarts, key=lambda t: t["valid_perplexity"])
+        assert (row["selected"], row["valid_perplexity"]) == (best["restart"], best["valid_perplexity"])
+        evaluated = cli("eval", row["run"], "--split", "test", "--json")  # the kept run is an ordinary run
+        assert json.loads(evaluated.stdout)["perplexity"] == pytest.approx(row["test_perplexity"], rel=1e-9)
+    assert "| 16 | 2 | 8 |" in (out / "results.md").read_text()
+    assert len((out / "results.csv").read_text().splitlines()) == 1 + 4
+    # Run again: nothing is trained; a lost trial file is recomputed from its finished run directory.
+    (out / "trials" / "hops=2" / "restart1.json").unlink()
+    again = cli(*args)
+    assert again.exit_code == 0 and json.loads(again.stdout)["rows"] == rows
+    assert "(lr " not in again.stderr and again.stderr.count("[4/4]") == 1  # no epoch was trained
+    other = ["sweep", "ptb", "--data-dir", small_ptb, "--grid", "hops=1,2", *SWEEP, "--restarts", "3", "--out", out]
+    assert_one_line_error(cli(*other), "other settings")
+
+
+def test_language_model_sweep_in_two_processes_matches_one(cli, small_ptb, tmp_path):
+    args = ["sweep", "ptb", "--data-dir", small_ptb, "--grid", "hops=1", *SWEEP, "--restarts", "2", "--json"]
+    one, two = (json.loads(cli(*args, "--workers", n, "--out", tmp_path / n).stdout)["rows"][0] for n in ("1", "2"))
+    assert one["selected"] == two["selected"]
+    assert two["valid_perplexity"] == pytest.approx(one["valid_perplexity"], rel=1e-4)  # 1 thread vs 2: sums differ
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--select", "train"], "validation perplexity"),
+    (["--joint"], "no --task or --joint"),
+    (["--grid", "hops=0"], "must be positive"),
+    (["--grid", "encoding=bow"], "OPTION one of"),
+])
+def test_language_model_sweep_bad_options(cli, small_ptb, tmp_path, args, fragment):
+    assert_one_line_error(cli("sweep", "ptb", "--data-dir", small_ptb, "--out", tmp_path / "s", *args), fragment)
+
+
+def test_results_table_names_the_papers_figures_for_table_2_configurations():
+    from memn2n_cli.lm_sweep import LMSweepSpec, results_markdown, summarize
+
+    spec = LMSweepSpec(task="ptb", restarts=2, seed=0, grid={"hops": [2, 7], "memory_size": [100]}, data_dir=".")
+    trials = [{"label": f"hops={h}", "restart": r, "seed": r, "epochs": 40, "finished": True, "run": f"r{h}{r}",
+               "valid_perplexity": v, "test_perplexity": v - 5} for h, r, v in [(2, 0, 131.0), (2, 1, 129.5),
+                                                                                 (7, 0, 121.0), (7, 1, 125.0)]]
+    table = results_markdown(summarize(spec, trials, Path("out")))
+    assert "| 150 | 2 | 100 | 129.5 | 124.5 | 128 | 121 | 129.5-131.0 | 40 |" in table
+    assert "| 150 | 7 | 100 | 121.0 | 116.0 | 120 | 114 | 121.0-125.0 | 40 |" in table

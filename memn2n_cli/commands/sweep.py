@@ -25,22 +25,31 @@ def sweep(
                                                    "one value fixes an option, e.g. --grid epochs=50.")] = None,
     restarts: Annotated[int, typer.Option(min=1, help="Restarts per task and configuration.")] = 10,
     joint: Annotated[bool, typer.Option(help="One model for all the tasks given (d=50, 60 epochs, halving every 15).")] = False,
-    select: Annotated[str, typer.Option(help="Keep the restart with the lowest train (the paper's rule) or valid error.")] = "train",
+    select: Annotated[str | None, typer.Option(help="bAbI: keep the restart with the lowest train (the paper's rule; default) "
+                                               "or valid error. Language models: by validation perplexity, always.")] = None,
     seed: Annotated[int, typer.Option(help="Restart r uses seed + r.")] = 0,
     backend: Annotated[str, typer.Option(help="local (a pool of processes) or ray (Ray tasks on the cluster ray.init finds).")] = "local",
     workers: Annotated[int, typer.Option(min=0, help="Processes of the local backend; 0 = one per CPU core.")] = 0,
     data_dir: DataDir = None,
     json_output: Json = False,
 ) -> None:
-    """Train every configuration x task x restart and print a Table 1-style matrix of the selected restarts."""
+    """Train every configuration x task x restart and print a Table 1-style matrix of the selected
+    restarts; for a language model (ptb, text8), Table 2's rows: `memn2n sweep ptb --grid hops=2,3,4,5,6,7`."""
     from memn2n_cli.sweep import SweepSpec, parse_grid, run_sweep
     from tasks import get_task
     from tasks.babi import parse_task_ids, resolve_data_dir
 
-    if get_task(task_name).kind != "qa":
-        raise UserError(f"task {task_name!r} cannot be swept by this version")
-    if select not in ("train", "valid") or backend not in ("local", "ray"):
-        raise UserError("--select is train or valid; --backend is local or ray")
+    if backend not in ("local", "ray"):
+        raise UserError("--backend is local or ray")
+    if get_task(task_name).kind == "lm":
+        if task or joint or select not in (None, "valid"):
+            raise UserError("a language-model sweep takes no --task or --joint, and selects by validation perplexity")
+        _sweep_language_model(task_name, out, grid or [], restarts, seed, backend, workers or os.cpu_count() or 1,
+                              data_dir, json_output)
+        return
+    select = select or "train"
+    if select not in ("train", "valid"):
+        raise UserError("--select is train or valid")
     task_ids = parse_task_ids(task or ["all"])
     if joint and len(task_ids) < 2:
         raise UserError("--joint needs at least two tasks (e.g. --task all)")
@@ -58,6 +67,34 @@ def sweep(
         print(json.dumps({k: summary[k] for k in ("configurations", "cells", "columns", "out")}))
     else:
         stdout().print(_matrix(summary))
+    print(f"results in {out}/results.{{json,csv,md}}", file=sys.stderr)
+
+
+def _sweep_language_model(task_name: str, out: Path, grid: list[str], restarts: int, seed: int, backend: str,
+                          workers: int, data_dir: Path | None, json_output: bool) -> None:
+    from memn2n_cli.lm_sweep import OPTION_TYPES, LMSweepSpec, run_lm_sweep
+    from memn2n_cli.sweep import parse_grid
+    from tasks.lm import resolve_data_dir
+
+    spec = LMSweepSpec(task=task_name, restarts=restarts, seed=seed, grid=parse_grid(grid, OPTION_TYPES),
+                       data_dir=str(resolve_data_dir(task_name, data_dir).resolve()))
+    for _, overrides in spec.configurations():
+        try:
+            spec.settings(overrides)  # an impossible combination fails here, before any training
+        except (TypeError, ValueError) as e:
+            raise UserError(f"--grid: {e}") from None
+
+    def on_trial(result: dict, done: int, total: int) -> None:
+        print(f"[{done}/{total}] {task_name} {result['label']} restart {result['restart']}: valid perplexity "
+              f"{result['valid_perplexity']:.1f}, test {result['test_perplexity']:.1f}", file=sys.stderr, flush=True)
+
+    summary = run_lm_sweep(spec, out, backend, workers, on_trial)
+    if json_output:
+        print(json.dumps({k: summary[k] for k in ("rows", "out")}))
+    else:
+        from memn2n_cli.lm_sweep import results_markdown
+
+        stdout().print(results_markdown(summary), markup=False, highlight=False)
     print(f"results in {out}/results.{{json,csv,md}}", file=sys.stderr)
 
 

@@ -167,8 +167,7 @@ def _train_language_model(task_name, data_dir, out, resume, hops, dim, memory_si
 
     if linear_dim is not None and linear_dim > dim:
         raise UserError(f"--linear-dim {linear_dim} is more than --dim {dim}")
-    model = {"dim": dim, "hops": hops, "memory_size": memory_size, "init_std": init_std,
-             "linear_dim": dim // 2 if linear_dim is None else linear_dim}
+    model = {"dim": dim, "hops": hops, "memory_size": memory_size, "init_std": init_std, "linear_dim": linear_dim}
     config = LMTrainConfig(lr=lr, batch_size=batch_size, max_grad_norm=max_grad_norm, max_epochs=max_epochs,
                            max_steps=max_steps, seed=seed)
 

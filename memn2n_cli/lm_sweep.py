@@ -1,0 +1,175 @@
+"""`memn2n sweep ptb|text8`: Table 2's rows as one command, best of N restarts by validation.
+
+A *trial* is one configuration (hops, memory size, ... as ``--grid`` sets them) and one restart
+(seed + r): one language-model run directory, ``OUT/<configuration>/restart<r>/``, trained by
+`train_lm` to the recipe's stopping rule (Sec. 5.1) and then evaluated on the test split. Per
+configuration the restart with the lowest validation perplexity is kept: the paper's protocol on
+PTB ("best of 10 by validation"), never the test perplexity.
+
+Running the same command again skips finished trials and resumes the others where their run
+directories checkpointed, exactly as `memn2n train --resume` would. The local backend trains
+trials in a pool of processes sharing the cores; the Ray backend as Ray tasks, each writing its
+run directory under ``OUT``, which must be a folder every Ray worker can reach.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import sys
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from memn2n_cli.allocator import keep_freed_memory
+from memn2n_cli.checkpoint import read_json, write_json
+from memn2n_cli.lm_training import LMTrainConfig, evaluate_lm_run, train_lm
+from memn2n_cli.model import LMConfig
+from memn2n_cli.sweep import TRIALS, configurations, open_sweep_dir, start_ray
+from tasks import get_task
+
+OPTION_TYPES = {f.name: f.type for f in fields(LMConfig) + fields(LMTrainConfig)
+                if f.name not in ("vocab_size", "seed", "max_steps")}
+
+
+@dataclass
+class LMSweepSpec:
+    """Everything that decides an LM sweep's results; stored as sweep.json in its directory."""
+
+    task: str
+    restarts: int
+    seed: int  # restart r uses seed + r
+    grid: dict[str, list]
+    data_dir: str
+
+    def configurations(self) -> list[tuple[str, dict]]:
+        return configurations(self.grid)
+
+    def trials(self) -> list[dict]:
+        return [{"label": label, "overrides": overrides, "restart": r, "name": f"restart{r}"}
+                for label, overrides in self.configurations() for r in range(self.restarts)]
+
+    def settings(self, overrides: dict, restart: int = 0) -> tuple[dict, LMTrainConfig]:
+        """The model options (for LMConfig, less the vocabulary) and the recipe of one trial; the
+        recipe's defaults are LMTrainConfig's, the model's LMConfig's."""
+        model = {k: v for k, v in overrides.items() if k in LMConfig.__dataclass_fields__}
+        training = {k: v for k, v in overrides.items() if k in LMTrainConfig.__dataclass_fields__}
+        LMConfig(vocab_size=1, **model)  # an impossible combination fails here, before any training
+        return model, LMTrainConfig(**training, seed=self.seed + restart)
+
+
+def trial_file(out: Path, trial: dict) -> Path:
+    return out / TRIALS / trial["label"] / f"{trial['name']}.json"
+
+
+def run_trial(spec: dict, trial: dict, out: str, threads: int = 0) -> dict:
+    """Train (or resume) one trial's run to the stopping rule and evaluate it: its figures."""
+    keep_freed_memory()  # in a worker process of the pool or of Ray
+    if threads:
+        torch.set_num_threads(threads)
+    sweep = LMSweepSpec(**spec)
+    model, config = sweep.settings(trial["overrides"], trial["restart"])
+    run = Path(out) / trial["label"] / trial["name"]
+    prefix = f"{sweep.task} {trial['label']} restart {trial['restart']}"
+
+    def report(record: dict) -> None:
+        print(f"{prefix}: epoch {record['epoch']} (lr {record['lr']:.5f}), valid perplexity "
+              f"{record['valid_perplexity']:.1f}", file=sys.stderr, flush=True)
+
+    summary = train_lm(sweep.task, Path(sweep.data_dir), run, model, config, resume=True, on_epoch=report)
+    last = summary["history"][-1]
+    test = evaluate_lm_run(run, "test", Path(sweep.data_dir))
+    return {**trial, "seed": config.seed, "epochs": summary["epochs"], "finished": summary["finished"],
+            "valid_perplexity": last["valid_perplexity"], "test_perplexity": test["perplexity"],
+            "train_seconds": summary["train_seconds"], "tokens_per_second": summary["tokens_per_second"],
+            "run": str(run)}
+
+
+def run_lm_sweep(spec: LMSweepSpec, out: Path, backend: str = "local", workers: int = 1,
+                 on_trial: Callable[[dict, int, int], None] | None = None) -> dict:
+    """Run every trial not yet finished in ``out``; returns the summary (also written as results.*).
+    ``on_trial(result, done, total)`` follows each finished trial."""
+    open_sweep_dir(out, asdict(spec))
+    trials = spec.trials()
+    results = {trial_file(out, t): read_json(trial_file(out, t)) for t in trials if trial_file(out, t).exists()}
+    pending = [t for t in trials if trial_file(out, t) not in results]
+
+    def finished(result: dict) -> None:
+        write_json(trial_file(out, result), result)  # marks the trial done
+        results[trial_file(out, result)] = result
+        if on_trial:
+            on_trial(result, len(results), len(trials))
+
+    processes = min(workers, len(pending))
+    if pending and backend == "ray":
+        ray = start_ray()
+        remote = ray.remote(num_cpus=1)(run_trial)
+        waiting = [remote.remote(asdict(spec), t, str(out.resolve()), 1) for t in pending]
+        while waiting:
+            ready, waiting = ray.wait(waiting, num_returns=1)
+            finished(ray.get(ready[0]))
+    elif processes > 1:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from multiprocessing import get_context
+
+        threads = max(1, (os.cpu_count() or 1) // processes)  # the cores shared out among the processes
+        with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
+            for future in as_completed([pool.submit(run_trial, asdict(spec), t, str(out), threads) for t in pending]):
+                finished(future.result())
+    else:
+        for trial in pending:
+            finished(run_trial(asdict(spec), trial, str(out)))
+    summary = summarize(spec, [results[trial_file(out, t)] for t in trials], out)
+    write_results(out, summary)
+    return summary
+
+
+def summarize(spec: LMSweepSpec, results: list[dict], out: Path) -> dict:
+    """Per configuration: its options, the selected restart (lowest validation perplexity; ties to
+    the lower seed) and its figures, the paper's where Table 2 has the configuration."""
+    paper = getattr(get_task(spec.task), "TABLE_2", {})
+    rows = []
+    for label, overrides in spec.configurations():
+        model = LMConfig(vocab_size=1, **spec.settings(overrides)[0])
+        restarts = [r for r in results if r["label"] == label]
+        best = min(restarts, key=lambda r: (r["valid_perplexity"], r["seed"]))
+        valid = sorted(r["valid_perplexity"] for r in restarts)
+        rows.append({"configuration": label, "dim": model.dim, "hops": model.hops, "memory_size": model.memory_size,
+                     "selected": best["restart"], "seed": best["seed"], "epochs": best["epochs"],
+                     "all_finished": all(r["finished"] for r in restarts),
+                     "valid_perplexity": best["valid_perplexity"], "test_perplexity": best["test_perplexity"],
+                     "valid_range": [valid[0], valid[-1]], "run": best["run"],
+                     "paper": paper.get((model.dim, model.hops, model.memory_size))})
+    return {"spec": asdict(spec), "rows": rows, "trials": results, "out": str(out)}
+
+
+def write_results(out: Path, summary: dict) -> None:
+    """results.json (everything), results.csv (one row per restart), results.md (Table 2's layout)."""
+    write_json(out / "results.json", summary)
+    lines = io.StringIO()
+    writer = csv.writer(lines, lineterminator="\n")
+    writer.writerow(["configuration", "restart", "seed", "epochs", "finished", "valid_perplexity", "test_perplexity", "selected"])
+    selected = {(row["configuration"], row["selected"]) for row in summary["rows"]}
+    for r in summary["trials"]:
+        writer.writerow([r["label"], r["restart"], r["seed"], r["epochs"], int(r["finished"]), f"{r['valid_perplexity']:.2f}",
+                         f"{r['test_perplexity']:.2f}", int((r["label"], r["restart"]) in selected)])
+    (out / "results.csv").write_text(lines.getvalue())
+    (out / "results.md").write_text(results_markdown(summary))
+
+
+def results_markdown(summary: dict) -> str:
+    spec = summary["spec"]
+    lines = [f"{spec['task']}: perplexity of the restart with the lowest validation perplexity, best of "
+             f"{spec['restarts']}; the paper's Table 2 beside it.", "",
+             "| hidden | hops | memory | valid | test | paper valid | paper test | valid, all restarts | epochs |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for row in summary["rows"]:
+        paper = row["paper"] or ("", "")
+        low, high = row["valid_range"]
+        epochs = f"{row['epochs']}" + ("" if row["all_finished"] else " (unfinished)")
+        lines.append(f"| {row['dim']} | {row['hops']} | {row['memory_size']} | {row['valid_perplexity']:.1f} | "
+                     f"{row['test_perplexity']:.1f} | {paper[0]} | {paper[1]} | {low:.1f}-{high:.1f} | {epochs} |")
+    return "\n".join(lines) + "\n"
