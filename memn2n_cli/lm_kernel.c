@@ -27,40 +27,43 @@
 #include <stdlib.h>
 #include <omp.h>
 
-/* y_r = M_r . v for the n rows of M (n x d), four rows at a time so that four sums are in flight. */
+/* y_r = M_r . v for the n rows of M (n x d, row-major), eight rows at a time so that eight
+   independent sums are in flight and each load of v serves eight rows. */
 static void matvec(const float *M, const float *v, int64_t n, int d, float *y) {
     int64_t r = 0;
-    for (; r + 4 <= n; r += 4) {
-        const float *m0 = M + r * d, *m1 = m0 + d, *m2 = m1 + d, *m3 = m2 + d;
-        float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
-#pragma omp simd reduction(+:s0, s1, s2, s3)
-        for (int j = 0; j < d; j++) { s0 += m0[j] * v[j]; s1 += m1[j] * v[j]; s2 += m2[j] * v[j]; s3 += m3[j] * v[j]; }
-        y[r] = s0; y[r + 1] = s1; y[r + 2] = s2; y[r + 3] = s3;
+    for (; r + 8 <= n; r += 8) {
+        const float *m = M + r * d;
+        float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f, s4 = 0.0f, s5 = 0.0f, s6 = 0.0f, s7 = 0.0f;
+#pragma omp simd reduction(+:s0, s1, s2, s3, s4, s5, s6, s7)
+        for (int j = 0; j < d; j++) {
+            s0 += m[j] * v[j]; s1 += m[d + j] * v[j]; s2 += m[2 * d + j] * v[j]; s3 += m[3 * d + j] * v[j];
+            s4 += m[4 * d + j] * v[j]; s5 += m[5 * d + j] * v[j]; s6 += m[6 * d + j] * v[j]; s7 += m[7 * d + j] * v[j];
+        }
+        y[r] = s0; y[r + 1] = s1; y[r + 2] = s2; y[r + 3] = s3; y[r + 4] = s4; y[r + 5] = s5; y[r + 6] = s6; y[r + 7] = s7;
     }
     for (; r < n; r++) {
-        const float *m0 = M + r * d;
-        float s0 = 0.0f;
-#pragma omp simd reduction(+:s0)
-        for (int j = 0; j < d; j++) s0 += m0[j] * v[j];
-        y[r] = s0;
+        const float *m = M + r * d;
+        float s = 0.0f;
+#pragma omp simd reduction(+:s)
+        for (int j = 0; j < d; j++) s += m[j] * v[j];
+        y[r] = s;
     }
 }
 
-/* y += M^T w for the n rows of M (n x d), four rows at a time so that y is loaded and stored once
-   for every four rows. */
+/* y += M^T w for the n rows of M (n x d): eight rows at a time, and the last up to seven in one
+   more pass (rows past the end weighted 0), so that y is loaded and stored once per eight rows. */
 static void matvec_t(const float *M, const float *w, int64_t n, int d, float *y) {
-    int64_t r = 0;
-    for (; r + 4 <= n; r += 4) {
-        const float *m0 = M + r * d, *m1 = m0 + d, *m2 = m1 + d, *m3 = m2 + d;
-        float w0 = w[r], w1 = w[r + 1], w2 = w[r + 2], w3 = w[r + 3];
+    for (int64_t r = 0; r < n; r += 8) {
+        const float *m[8];
+        float c[8];
+        for (int q = 0; q < 8; q++) {
+            m[q] = M + (r + q < n ? r + q : r) * d;
+            c[q] = r + q < n ? w[r + q] : 0.0f;
+        }
 #pragma omp simd
-        for (int j = 0; j < d; j++) y[j] += w0 * m0[j] + w1 * m1[j] + w2 * m2[j] + w3 * m3[j];
-    }
-    for (; r < n; r++) {
-        const float *m0 = M + r * d;
-        float w0 = w[r];
-#pragma omp simd
-        for (int j = 0; j < d; j++) y[j] += w0 * m0[j];
+        for (int j = 0; j < d; j++)
+            y[j] += c[0] * m[0][j] + c[1] * m[1][j] + c[2] * m[2][j] + c[3] * m[3][j]
+                  + c[4] * m[4][j] + c[5] * m[5][j] + c[6] * m[6][j] + c[7] * m[7][j];
     }
 }
 
