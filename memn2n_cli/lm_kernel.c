@@ -14,7 +14,7 @@
        g = H^T dv^k + sum_i ds^k_i m_i                        (dLoss/du^k)
    Every hop's ds^k and dv^k are kept, so that the gradients of the shared memories are formed
    once, dm_i = sum_k ds^k_i u^k and dc_i = sum_k p^k_i dv^k, and added into the rows of A and C
-   of each word by one thread (embedding_grads), in a fixed order: the results do not depend on
+   of each word by one thread (lm_embedding_grads), in a fixed order: the results do not depend on
    the number of threads.
 
    An example's two memories (2 N d floats: 240 KB at N = 200, d = 150) stay in the core's cache

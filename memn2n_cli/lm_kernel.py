@@ -89,6 +89,10 @@ class LayerwiseHops(torch.autograd.Function):
         lib = library()
         context, A, C, T_A, T_C, H = (t.contiguous() for t in (context, A, C, T_A, T_C, H))
         (B, N), d = context.shape, A.shape[1]
+        if context.numel() and not 0 <= int(context.min()) <= int(context.max()) < len(A):  # the C code reads rows unchecked
+            raise IndexError(f"word ids must be in 0..{len(A) - 1}, not {int(context.min())}..{int(context.max())}")
+        if N > len(T_A):
+            raise IndexError(f"{N} words in memory, but temporal embeddings for only {len(T_A)}")
         U = torch.empty(B, hops + 1, d)  # u^1 .. u^{K+1}
         U[:, 0] = query
         P = torch.empty(B, hops, N)

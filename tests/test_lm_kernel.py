@@ -113,3 +113,15 @@ def test_without_a_compiler_the_plain_path_trains_and_says_so(tmp_path, monkeypa
         assert "plain PyTorch path" in caplog.text and not list(tmp_path.rglob("*.so"))
     finally:
         lm_kernel.library.cache_clear()
+
+
+def test_the_kernel_refuses_word_ids_outside_the_vocabulary_as_the_plain_path_does(monkeypatch):
+    model = MemN2NLM(LMConfig(vocab_size=10, dim=8, hops=2, memory_size=5))
+    for context in (torch.tensor([[1, 2, 10, 3, 4]]), torch.tensor([[1, -1, 2, 3, 4]])):
+        for use_kernel in (True, False):
+            monkeypatch.setattr(lm_kernel, "usable", lambda *tensors, use=use_kernel: use)
+            with pytest.raises(IndexError):
+                model(context)
+    with pytest.raises(IndexError, match="temporal embeddings"):
+        lm_kernel.LayerwiseHops.apply(torch.zeros(1, 6, dtype=torch.long), torch.zeros(1, 8), model.A.weight,
+                                      model.C.weight, model.T_A, model.T_C, model.H.weight, 2, 4)
