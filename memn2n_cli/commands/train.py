@@ -121,10 +121,9 @@ def train(
         if json_output:
             print(json.dumps(summary))
         else:
-            last = summary["history"][-1] if summary["history"] else {}
             state = "finished" if summary["finished"] else "stopped; continue with --resume"
-            stdout().print(f"{task_name}: {summary['epochs']} epochs, {summary['steps']} steps, {state}; "
-                           f"valid perplexity {last.get('valid_perplexity', float('nan')):.1f}")
+            valid = f"; valid perplexity {summary['history'][-1]['valid_perplexity']:.1f}" if summary["history"] else ""
+            stdout().print(f"{task_name}: {summary['epochs']} epochs, {summary['steps']} steps, {state}{valid}")
         print(f"saved {out}", file=sys.stderr)
         return
 
