@@ -34,11 +34,14 @@ sys.path.insert(0, str(args.repo))
 
 import torch  # noqa: E402
 
+import memn2n_cli  # noqa: E402
 from memn2n_cli.allocator import keep_freed_memory  # noqa: E402
 from memn2n_cli.lm_training import LMState, LMTrainConfig, evaluate_lm, fit_lm  # noqa: E402
 from memn2n_cli.model import LMConfig, MemN2NLM  # noqa: E402
 from tasks import get_task  # noqa: E402
 
+if not Path(memn2n_cli.__file__).resolve().is_relative_to(args.repo.resolve()):
+    sys.exit(f"--repo {args.repo}: memn2n_cli was imported from {memn2n_cli.__file__}, not from there")
 keep_freed_memory()  # as the memn2n command does
 corpus = get_task("ptb").load(args.data_dir)
 corpus.ids = {split: ids.to(args.device) for split, ids in corpus.ids.items()}

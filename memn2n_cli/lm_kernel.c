@@ -88,11 +88,15 @@ int lm_forward(int64_t B, int N, int d, int K, int L, const int64_t *x, const fl
     int failed = 0;
 #pragma omp parallel
     {
-        float *m = malloc(sizeof(float) * 2 * N * d), *c = m + (int64_t)N * d;
-        if (!m) failed = 1;
+        float *m = malloc(sizeof(float) * 2 * N * d);
+        if (!m) {
+#pragma omp atomic write
+            failed = 1;
+        }
 #pragma omp for schedule(static)
         for (int64_t b = 0; b < B; b++) {
             if (!m) continue;
+            float *c = m + (int64_t)N * d;
             memories(x + b * N, A, C, TA, TC, N, d, m, c);
             for (int k = 0; k < K; k++) {
                 const float *u = U + (b * (K + 1) + k) * d;
@@ -118,11 +122,15 @@ int lm_backward(int64_t B, int N, int d, int K, int L, const int64_t *x, const f
     int failed = 0;
 #pragma omp parallel
     {
-        float *m = malloc(sizeof(float) * (2 * (int64_t)N * d + d)), *c = m + (int64_t)N * d, *g = c + (int64_t)N * d;
-        if (!m) failed = 1;
+        float *m = malloc(sizeof(float) * (2 * (int64_t)N * d + d));
+        if (!m) {
+#pragma omp atomic write
+            failed = 1;
+        }
 #pragma omp for schedule(static)
         for (int64_t b = 0; b < B; b++) {
             if (!m) continue;
+            float *c = m + (int64_t)N * d, *g = c + (int64_t)N * d;
             memories(x + b * N, A, C, TA, TC, N, d, m, c);
             for (int j = 0; j < d; j++) g[j] = grad[b * d + j];
             for (int k = K - 1; k >= 0; k--) {
@@ -160,9 +168,13 @@ int lm_embedding_grads(int64_t B, int N, int d, int K, int64_t V, const int64_t 
         int64_t start = n * t / T, end = n * (t + 1) / T;
         while (start > 0 && start < n && x[order[start]] == x[order[start - 1]]) start++;
         while (end > 0 && end < n && x[order[end]] == x[order[end - 1]]) end++;
-        float *ds = malloc(sizeof(float) * 2 * K), *p = ds + K;  /* ds^k_i and p^k_i of one slot */
-        if (!ds) failed = 1;
+        float *ds = malloc(sizeof(float) * 2 * K);  /* ds^k_i and p^k_i of one slot */
+        if (!ds) {
+#pragma omp atomic write
+            failed = 1;
+        }
         for (int64_t s = start; ds && s < end; s++) {
+            float *p = ds + K;
             int64_t b = order[s] / N, i = order[s] % N, w = x[order[s]];
             for (int64_t k = 0; k < K; k++) { ds[k] = DS[(b * K + k) * N + i]; p[k] = P[(b * K + k) * N + i]; }
             matvec_t(U + b * (K + 1) * d, ds, K, d, dA + w * d);  /* dm_i = sum_k ds^k_i u^k */

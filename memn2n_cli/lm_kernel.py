@@ -65,10 +65,10 @@ def library() -> ctypes.CDLL | None:
     return lib
 
 
-def usable(context: Tensor, weight: Tensor) -> bool:
+def usable(context: Tensor, *weights: Tensor) -> bool:
     """Whether the kernel takes these (int64 word ids, float32 weights, on the CPU) and is built."""
-    return (context.device.type == weight.device.type == "cpu" and context.dtype == torch.int64
-            and weight.dtype == torch.float32 and library() is not None)
+    return (context.device.type == "cpu" and context.dtype == torch.int64
+            and all(w.device.type == "cpu" and w.dtype == torch.float32 for w in weights) and library() is not None)
 
 
 def _call(function, *args) -> None:
@@ -93,9 +93,9 @@ class LayerwiseHops(torch.autograd.Function):
             raise IndexError(f"word ids must be in 0..{len(A) - 1}, not {int(context.min())}..{int(context.max())}")
         if N > len(T_A):
             raise IndexError(f"{N} words in memory, but temporal embeddings for only {len(T_A)}")
-        U = torch.empty(B, hops + 1, d)  # u^1 .. u^{K+1}
+        U = torch.empty(B, hops + 1, d, dtype=torch.float32)  # u^1 .. u^{K+1}
         U[:, 0] = query
-        P = torch.empty(B, hops, N)
+        P = torch.empty(B, hops, N, dtype=torch.float32)
         _call(lib.lm_forward, B, N, d, hops, linear_dim, context, A, C, T_A, T_C, H, U, P)
         ctx.save_for_backward(context, A, C, T_A, T_C, H, U, P)
         ctx.linear_dim = linear_dim
@@ -107,7 +107,8 @@ class LayerwiseHops(torch.autograd.Function):
         lib = library()
         context, A, C, T_A, T_C, H, U, P = ctx.saved_tensors
         (B, N), d, hops = context.shape, A.shape[1], P.shape[1]
-        DS, DO = torch.empty(B, hops, N), torch.empty(B, hops, d)  # ds^k and dv^k of every hop
+        DS = torch.empty(B, hops, N, dtype=torch.float32)  # ds^k of every hop
+        DO = torch.empty(B, hops, d, dtype=torch.float32)  # dv^k of every hop
         _call(lib.lm_backward, B, N, d, hops, ctx.linear_dim, context, A, C, T_A, T_C, H, U, P, grad.contiguous(),
               DS, DO)
         dA, dC = torch.zeros_like(A), torch.zeros_like(C)

@@ -7,15 +7,18 @@ configuration the restart with the lowest validation perplexity is kept: the pap
 PTB ("best of 10 by validation"), never the test perplexity.
 
 Running the same command again skips finished trials and resumes the others where their run
-directories checkpointed, exactly as `memn2n train --resume` would. The local backend trains
-trials in a pool of processes sharing the cores; the Ray backend as Ray tasks, each writing its
-run directory under ``OUT``, which must be a folder every Ray worker can reach.
+directories checkpointed, as `memn2n train --resume` does. The local backend trains ``workers``
+trials at a time in a pool of processes, each with its share of the cores (a number that depends
+on ``workers`` alone, so that a resumed trial computes as it did before); the Ray backend as Ray
+tasks of one thread, each writing its run directory under ``OUT``, which must be a folder every
+Ray worker can reach.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import sys
 from dataclasses import asdict, dataclass, fields
@@ -57,7 +60,7 @@ class LMSweepSpec:
         recipe's defaults are LMTrainConfig's, the model's LMConfig's."""
         model = {k: v for k, v in overrides.items() if k in LMConfig.__dataclass_fields__}
         training = {k: v for k, v in overrides.items() if k in LMTrainConfig.__dataclass_fields__}
-        LMConfig(vocab_size=1, **model)  # an impossible combination fails here, before any training
+        LMConfig(vocab_size=1, **model)  # an impossible value fails here, before any training
         return model, LMTrainConfig(**training, seed=self.seed + restart)
 
 
@@ -82,7 +85,7 @@ def run_trial(spec: dict, trial: dict, out: str, threads: int = 0) -> dict:
     summary = train_lm(sweep.task, Path(sweep.data_dir), run, model, config, resume=True, on_epoch=report)
     last = summary["history"][-1]
     test = evaluate_lm_run(run, "test", Path(sweep.data_dir))
-    return {**trial, "seed": config.seed, "epochs": summary["epochs"], "finished": summary["finished"],
+    return {**trial, "seed": config.seed, "epochs": summary["epochs"],
             "valid_perplexity": last["valid_perplexity"], "test_perplexity": test["perplexity"],
             "train_seconds": summary["train_seconds"], "tokens_per_second": summary["tokens_per_second"],
             "run": str(run)}
@@ -103,25 +106,28 @@ def run_lm_sweep(spec: LMSweepSpec, out: Path, backend: str = "local", workers: 
         if on_trial:
             on_trial(result, len(results), len(trials))
 
-    processes = min(workers, len(pending))
+    runs = str(out.resolve())
+    threads = max(1, (os.cpu_count() or 1) // workers)  # the cores shared out among the processes
     if pending and backend == "ray":
         ray = start_ray()
         remote = ray.remote(num_cpus=1)(run_trial)
-        waiting = [remote.remote(asdict(spec), t, str(out.resolve()), 1) for t in pending]
+        waiting = [remote.remote(asdict(spec), t, runs, 1) for t in pending]
         while waiting:
             ready, waiting = ray.wait(waiting, num_returns=1)
             finished(ray.get(ready[0]))
-    elif processes > 1:
+    elif min(workers, len(pending)) > 1:
         from concurrent.futures import ProcessPoolExecutor, as_completed
         from multiprocessing import get_context
 
-        threads = max(1, (os.cpu_count() or 1) // processes)  # the cores shared out among the processes
-        with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
-            for future in as_completed([pool.submit(run_trial, asdict(spec), t, str(out), threads) for t in pending]):
+        pool = ProcessPoolExecutor(min(workers, len(pending)), mp_context=get_context("spawn"))
+        try:
+            for future in as_completed([pool.submit(run_trial, asdict(spec), t, runs, threads) for t in pending]):
                 finished(future.result())
+        finally:  # on an error, the trials not yet started are not started
+            pool.shutdown(cancel_futures=True)
     else:
         for trial in pending:
-            finished(run_trial(asdict(spec), trial, str(out)))
+            finished(run_trial(asdict(spec), trial, runs, threads))
     summary = summarize(spec, [results[trial_file(out, t)] for t in trials], out)
     write_results(out, summary)
     return summary
@@ -129,17 +135,17 @@ def run_lm_sweep(spec: LMSweepSpec, out: Path, backend: str = "local", workers: 
 
 def summarize(spec: LMSweepSpec, results: list[dict], out: Path) -> dict:
     """Per configuration: its options, the selected restart (lowest validation perplexity; ties to
-    the lower seed) and its figures, the paper's where Table 2 has the configuration."""
+    the lower seed; a diverged restart, whose perplexity is not finite, last) and its figures, the
+    paper's where Table 2 has the configuration."""
     paper = getattr(get_task(spec.task), "TABLE_2", {})
     rows = []
     for label, overrides in spec.configurations():
         model = LMConfig(vocab_size=1, **spec.settings(overrides)[0])
         restarts = [r for r in results if r["label"] == label]
-        best = min(restarts, key=lambda r: (r["valid_perplexity"], r["seed"]))
+        best = min(restarts, key=lambda r: (not math.isfinite(r["valid_perplexity"]), r["valid_perplexity"], r["seed"]))
         valid = sorted(r["valid_perplexity"] for r in restarts)
         rows.append({"configuration": label, "dim": model.dim, "hops": model.hops, "memory_size": model.memory_size,
                      "selected": best["restart"], "seed": best["seed"], "epochs": best["epochs"],
-                     "all_finished": all(r["finished"] for r in restarts),
                      "valid_perplexity": best["valid_perplexity"], "test_perplexity": best["test_perplexity"],
                      "valid_range": [valid[0], valid[-1]], "run": best["run"],
                      "paper": paper.get((model.dim, model.hops, model.memory_size))})
@@ -151,10 +157,10 @@ def write_results(out: Path, summary: dict) -> None:
     write_json(out / "results.json", summary)
     lines = io.StringIO()
     writer = csv.writer(lines, lineterminator="\n")
-    writer.writerow(["configuration", "restart", "seed", "epochs", "finished", "valid_perplexity", "test_perplexity", "selected"])
+    writer.writerow(["configuration", "restart", "seed", "epochs", "valid_perplexity", "test_perplexity", "selected"])
     selected = {(row["configuration"], row["selected"]) for row in summary["rows"]}
     for r in summary["trials"]:
-        writer.writerow([r["label"], r["restart"], r["seed"], r["epochs"], int(r["finished"]), f"{r['valid_perplexity']:.2f}",
+        writer.writerow([r["label"], r["restart"], r["seed"], r["epochs"], f"{r['valid_perplexity']:.2f}",
                          f"{r['test_perplexity']:.2f}", int((r["label"], r["restart"]) in selected)])
     (out / "results.csv").write_text(lines.getvalue())
     (out / "results.md").write_text(results_markdown(summary))
@@ -169,7 +175,6 @@ def results_markdown(summary: dict) -> str:
     for row in summary["rows"]:
         paper = row["paper"] or ("", "")
         low, high = row["valid_range"]
-        epochs = f"{row['epochs']}" + ("" if row["all_finished"] else " (unfinished)")
         lines.append(f"| {row['dim']} | {row['hops']} | {row['memory_size']} | {row['valid_perplexity']:.1f} | "
-                     f"{row['test_perplexity']:.1f} | {paper[0]} | {paper[1]} | {low:.1f}-{high:.1f} | {epochs} |")
+                     f"{row['test_perplexity']:.1f} | {paper[0]} | {paper[1]} | {low:.1f}-{high:.1f} | {row['epochs']} |")
     return "\n".join(lines) + "\n"

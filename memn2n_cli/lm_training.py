@@ -51,6 +51,12 @@ class LMTrainConfig:
     max_steps: int = 0  # stop (and checkpoint) after this many steps in all; 0 = no bound
     seed: int = 0
 
+    def __post_init__(self):
+        if min(self.lr, self.min_lr, self.max_grad_norm, self.max_steps) < 0 or min(self.batch_size, self.max_epochs) < 1:
+            raise ValueError("lr, min_lr, max_grad_norm and max_steps must be >= 0, batch_size and max_epochs >= 1")
+        if self.lr_divisor <= 1:
+            raise ValueError("lr_divisor must be more than 1")
+
 
 @dataclass
 class LMState:
@@ -91,7 +97,9 @@ def summed_over_processes(counts: dict[str, float]) -> dict[str, float]:
     rank, world = process_group()
     if world == 1:
         return counts
-    totals = torch.tensor([counts["nll"], counts["tokens"]], dtype=torch.float64)
+    nccl = dist.get_backend() == "nccl"  # NCCL reduces GPU tensors only
+    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if nccl else torch.device("cpu")
+    totals = torch.tensor([counts["nll"], counts["tokens"]], dtype=torch.float64, device=device)
     dist.all_reduce(totals)
     return {"nll": float(totals[0]), "tokens": int(totals[1])}
 

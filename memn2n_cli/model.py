@@ -303,7 +303,7 @@ class MemN2NLM(nn.Module):
         c = self.config
         N = context.shape[1]
         u = torch.full((len(context), c.dim), c.query, device=context.device)  # (B, d)
-        if lm_kernel.usable(context, self.A.weight):
+        if lm_kernel.usable(context, *self.parameters()):
             u, attention = lm_kernel.LayerwiseHops.apply(context, u, self.A.weight, self.C.weight, self.T_A[:N],
                                                          self.T_C[:N], self.H.weight, c.hops, c.linear_dim)
         else:

@@ -50,8 +50,9 @@ def kernel_and_plain(model: MemN2NLM, context: torch.Tensor, target: torch.Tenso
 
 @pytest.mark.parametrize("dim, hops, memory, width, linear_dim", [(12, 3, 9, 9, 5), (16, 7, 13, 13, 8), (9, 2, 20, 6, 0)])
 def test_kernel_and_plain_path_give_the_papers_loss_and_gradients(dim, hops, memory, width, linear_dim, monkeypatch):
-    """Sizes off the kernel's blocks of 4 rows and 8 lanes; a small vocabulary, so that words repeat
-    within a memory and their gradients add up; the last case a memory shorter than memory_size."""
+    """Sizes off the kernel's blocks of 8 rows and of 8 lanes, and fewer hops than 8; a small
+    vocabulary, so that words repeat within a memory and their gradients add up; the last case a
+    memory shorter than memory_size."""
     assert lm_kernel.library() is not None, "the kernel must build on the test machine"
     torch.manual_seed(hops)
     model = MemN2NLM(LMConfig(vocab_size=23, dim=dim, hops=hops, memory_size=memory, linear_dim=linear_dim,

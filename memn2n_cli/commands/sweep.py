@@ -1,4 +1,4 @@
-"""`memn2n sweep TASK`: best-of-N restarts over a grid of configurations (the paper's Table 1)."""
+"""`memn2n sweep TASK`: best-of-N restarts over a grid of configurations (the paper's Tables 1 and 2)."""
 
 from __future__ import annotations
 
