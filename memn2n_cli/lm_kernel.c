@@ -83,16 +83,22 @@ static void memories(const int64_t *x, const float *A, const float *C, const flo
     }
 }
 
+/* A thread's scratch of n floats; on failure NULL, and *failed set for the caller to return -1. */
+static float *scratch(int64_t n, int *failed) {
+    float *memory = malloc(sizeof(float) * n);
+    if (!memory) {
+#pragma omp atomic write
+        *failed = 1;
+    }
+    return memory;
+}
+
 int lm_forward(int64_t B, int N, int d, int K, int L, const int64_t *x, const float *A, const float *C,
                const float *TA, const float *TC, const float *H, float *U, float *P) {
     int failed = 0;
 #pragma omp parallel
     {
-        float *m = malloc(sizeof(float) * 2 * N * d);
-        if (!m) {
-#pragma omp atomic write
-            failed = 1;
-        }
+        float *m = scratch(2 * (int64_t)N * d, &failed);
 #pragma omp for schedule(static)
         for (int64_t b = 0; b < B; b++) {
             if (!m) continue;
@@ -122,11 +128,7 @@ int lm_backward(int64_t B, int N, int d, int K, int L, const int64_t *x, const f
     int failed = 0;
 #pragma omp parallel
     {
-        float *m = malloc(sizeof(float) * (2 * (int64_t)N * d + d));
-        if (!m) {
-#pragma omp atomic write
-            failed = 1;
-        }
+        float *m = scratch(2 * (int64_t)N * d + d, &failed);
 #pragma omp for schedule(static)
         for (int64_t b = 0; b < B; b++) {
             if (!m) continue;
@@ -168,11 +170,7 @@ int lm_embedding_grads(int64_t B, int N, int d, int K, int64_t V, const int64_t 
         int64_t start = n * t / T, end = n * (t + 1) / T;
         while (start > 0 && start < n && x[order[start]] == x[order[start - 1]]) start++;
         while (end > 0 && end < n && x[order[end]] == x[order[end - 1]]) end++;
-        float *ds = malloc(sizeof(float) * 2 * K);  /* ds^k_i and p^k_i of one slot */
-        if (!ds) {
-#pragma omp atomic write
-            failed = 1;
-        }
+        float *ds = scratch(2 * (int64_t)K, &failed);  /* ds^k_i and p^k_i of one slot */
         for (int64_t s = start; ds && s < end; s++) {
             float *p = ds + K;
             int64_t b = order[s] / N, i = order[s] % N, w = x[order[s]];

@@ -31,7 +31,7 @@ from memn2n_cli.allocator import keep_freed_memory
 from memn2n_cli.checkpoint import read_json, write_json
 from memn2n_cli.lm_training import LMTrainConfig, evaluate_lm_run, train_lm
 from memn2n_cli.model import LMConfig
-from memn2n_cli.sweep import TRIALS, configurations, open_sweep_dir, start_ray
+from memn2n_cli.sweep import configurations, open_sweep_dir, start_ray, trial_file
 from tasks import get_task
 
 OPTION_TYPES = {f.name: f.type for f in fields(LMConfig) + fields(LMTrainConfig)
@@ -62,10 +62,6 @@ class LMSweepSpec:
         training = {k: v for k, v in overrides.items() if k in LMTrainConfig.__dataclass_fields__}
         LMConfig(vocab_size=1, **model)  # an impossible value fails here, before any training
         return model, LMTrainConfig(**training, seed=self.seed + restart)
-
-
-def trial_file(out: Path, trial: dict) -> Path:
-    return out / TRIALS / trial["label"] / f"{trial['name']}.json"
 
 
 def run_trial(spec: dict, trial: dict, out: str, threads: int = 0) -> dict:
