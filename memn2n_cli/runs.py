@@ -55,6 +55,23 @@ class ModelOptions:
             raise UserError("--dim, --hops and --memory-size must be at least 1")
 
 
+JOINT = {"dim": 50, "epochs": 60, "anneal_every": 15}  # joint training's d and schedule (Sec. 4.2)
+
+
+def babi_settings(chosen: dict, joint: bool = False) -> tuple[ModelOptions, TrainConfig]:
+    """The model options and recipe of a run from the options a user chose (by field name); the
+    others are the paper's defaults, with joint training's where ``joint``. A combination that
+    cannot be trained is a UserError naming the options, for `train`, sweep grids and the library alike."""
+    chosen = {**(JOINT if joint else {}), **chosen}
+    options = ModelOptions(**{k: v for k, v in chosen.items() if k in ModelOptions.__dataclass_fields__})
+    config = TrainConfig(**{k: v for k, v in chosen.items() if k in TrainConfig.__dataclass_fields__})
+    if config.random_noise > 0 and not options.temporal:
+        raise UserError("--random-noise perturbs temporal encoding: use --random-noise 0 with --no-temporal")
+    if config.linear_start and config.ls_patience and config.validation_fraction == 0:
+        raise UserError("--ls-patience watches the validation loss: it needs --validation-fraction > 0")
+    return options, config
+
+
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

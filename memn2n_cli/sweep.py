@@ -30,14 +30,15 @@ from memn2n_cli.allocator import keep_freed_memory
 from memn2n_cli.checkpoint import read_json, write_files, write_json
 from memn2n_cli.errors import UserError
 from memn2n_cli.restarts import fit_restarts
-from memn2n_cli.runs import PASS_ERROR, ModelOptions, build_model, error_table, prepare, trained_files
+from memn2n_cli.runs import PASS_ERROR, ModelOptions, babi_settings, build_model, error_table, prepare, trained_files
 from memn2n_cli.training import TrainConfig, evaluate
+from tasks.babi import BabiTask
 
 OPTION_TYPES = {f.name: f.type for f in fields(ModelOptions) + fields(TrainConfig) if f.name not in ("seed", "split_seed")}
 SPEC_FILE, TRIALS = "sweep.json", "trials"
 
 
-def _value(key: str, text: str, types: dict[str, str]):
+def _value(key: str, text: str, types: dict[str, str], given_as: str):
     kind = types[key].split(" | ")[0]  # "int | None" -> "int"
     try:
         if kind == "bool":
@@ -46,7 +47,11 @@ def _value(key: str, text: str, types: dict[str, str]):
             return text.lower() in ("true", "1", "yes")
         return {"int": int, "float": float}.get(kind, str)(text)
     except ValueError:
-        raise UserError(f"--grid {key}: {text!r} is not {'an' if kind == 'int' else 'a'} {kind}") from None
+        raise UserError(f"{given_as}: {text!r} is not {'an' if kind == 'int' else 'a'} {kind}") from None
+
+
+def _is_bool(key: str, types: dict[str, str]) -> bool:
+    return types.get(key, "").startswith("bool")
 
 
 def parse_grid(specs: list[str], types: dict[str, str] = OPTION_TYPES) -> dict[str, list]:
@@ -59,8 +64,33 @@ def parse_grid(specs: list[str], types: dict[str, str] = OPTION_TYPES) -> dict[s
         if key not in types or not values:
             known = ", ".join(sorted(types))
             raise UserError(f"--grid {spec!r}: expected OPTION=V1,V2,... with OPTION one of: {known}")
-        grid[key] = [_value(key, v.strip(), types) for v in values.split(",")]
+        grid[key] = [_value(key, v.strip(), types, f"--grid {key}") for v in values.split(",")]
     return grid
+
+
+def parse_options(args: list[str], types: dict[str, str] = OPTION_TYPES) -> dict[str, list]:
+    """`memn2n train`'s own options given to a sweep, each fixing its option for every configuration
+    as a one-value ``--grid`` does: ``["--epochs", "20", "--no-linear-start", "--encoding=bow"]`` ->
+    {"epochs": [20], "linear_start": [False], "encoding": ["bow"]}."""
+    fixed: dict[str, list] = {}
+    rest = list(args)
+    while rest:
+        arg = rest.pop(0)
+        name, has_value, text = arg.partition("=")
+        key = name[2:].replace("-", "_") if name.startswith("--") else ""
+        if not has_value and key.startswith("no_") and _is_bool(key[3:], types):
+            key, text = key[3:], "false"
+        elif not has_value and _is_bool(key, types):
+            text = "true"
+        elif not has_value and key in types:
+            if not rest:
+                raise UserError(f"{name} needs a value")
+            text = rest.pop(0)
+        if key not in types:
+            known = " ".join(f"--{k.replace('_', '-')}" for k in sorted(types))
+            raise UserError(f"no such option: {arg} (a sweep also takes these options of train: {known})")
+        fixed[key] = [_value(key, text, types, name)]
+    return fixed
 
 
 def configurations(grid: dict[str, list]) -> list[tuple[str, dict]]:
@@ -75,10 +105,14 @@ def configurations(grid: dict[str, list]) -> list[tuple[str, dict]]:
 
 
 def open_sweep_dir(out: Path, spec: dict) -> None:
-    """Create ``out`` with the sweep's settings, or check that it holds a sweep with the same ones."""
+    """Create ``out`` with the sweep's settings, or check that it holds a sweep with the same ones
+    (a setting left at None is the same as one absent from a sweep.json written before it existed)."""
     out.mkdir(parents=True, exist_ok=True)
     if (out / SPEC_FILE).exists():
-        if read_json(out / SPEC_FILE) != json.loads(json.dumps(spec)):
+        def given(settings: dict) -> dict:
+            return {k: v for k, v in json.loads(json.dumps(settings)).items() if v is not None}
+
+        if given(read_json(out / SPEC_FILE)) != given(spec):
             raise UserError("holds a sweep with other settings; use the same command to complete it, or another --out", out)
     else:
         write_json(out / SPEC_FILE, spec)
@@ -94,6 +128,23 @@ def start_ray():
     return ray
 
 
+# Table 1's nine MemN2N columns, named as in the paper, by what sets each one apart from the
+# defaults (PE LS RN: position encoding, linear start, random noise; 3 hops, adjacent tying).
+# A joint column trains one model on all the tasks, with d = 50 and the joint schedule (runs.JOINT).
+TABLE_1 = {
+    "BoW": {"encoding": "bow", "linear_start": False, "random_noise": 0.0},
+    "PE": {"linear_start": False, "random_noise": 0.0},
+    "PE LS": {"random_noise": 0.0},
+    "PE LS RN": {},
+    "1 hop PE LS joint": {"joint": True, "hops": 1, "random_noise": 0.0},
+    "2 hops PE LS joint": {"joint": True, "hops": 2, "random_noise": 0.0},
+    "3 hops PE LS joint": {"joint": True, "hops": 3, "random_noise": 0.0},
+    "PE LS RN joint": {"joint": True},
+    "PE LS LW joint": {"joint": True, "tying": "layerwise", "random_noise": 0.0},
+}
+PRESETS = {"table1": TABLE_1}
+
+
 @dataclass
 class SweepSpec:
     """Everything that decides a sweep's results; stored as sweep.json in its directory."""
@@ -105,26 +156,35 @@ class SweepSpec:
     select: str  # "train" (the paper's rule) or "valid"
     grid: dict[str, list]
     data_dir: str
+    preset: str | None = None  # a named set of columns (PRESETS), each with the grid's one-value options
 
     def configurations(self) -> list[tuple[str, dict]]:
-        return configurations(self.grid)
+        if self.preset is None:
+            return configurations(self.grid)
+        fixed = {k: v[0] for k, v in self.grid.items()}
+        return [(label, {**column, **fixed}) for label, column in PRESETS[self.preset].items()]
 
     def trials(self) -> list[dict]:
-        groups = [self.task_ids] if self.joint else [[t] for t in self.task_ids]
-        return [{"label": label, "overrides": overrides, "tasks": group,
-                 "name": "joint" if self.joint else f"qa{group[0]}"}
-                for label, overrides in self.configurations() for group in groups]
+        trials = []
+        for label, overrides in self.configurations():
+            joint = overrides.get("joint", self.joint)
+            for group in [self.task_ids] if joint else [[t] for t in self.task_ids]:
+                trials.append({"label": label, "overrides": overrides, "tasks": group,
+                               "name": "joint" if joint else f"qa{group[0]}"})
+        return trials
 
     def settings(self, overrides: dict) -> tuple[ModelOptions, TrainConfig]:
-        joint = {"dim": 50, "epochs": 60, "anneal_every": 15} if self.joint else {}
-        chosen = {**joint, **overrides}
-        model = {k: v for k, v in chosen.items() if k in ModelOptions.__dataclass_fields__}
-        training = {k: v for k, v in chosen.items() if k in TrainConfig.__dataclass_fields__}
-        return ModelOptions(**model), TrainConfig(**training, seed=self.seed)
+        chosen = {k: v for k, v in overrides.items() if k != "joint"}
+        return babi_settings({**chosen, "seed": self.seed}, overrides.get("joint", self.joint))
+
+
+def folder(out: Path, label: str) -> Path:
+    """A configuration's folder: its label, with no spaces ("PE LS RN joint" -> "PE-LS-RN-joint")."""
+    return out / label.replace(" ", "-")
 
 
 def trial_file(out: Path, trial: dict) -> Path:
-    return out / TRIALS / trial["label"] / f"{trial['name']}.json"
+    return folder(out / TRIALS, trial["label"]) / f"{trial['name']}.json"
 
 
 def run_trial(spec: dict, trial: dict, threads: int = 0, restarts: list[int] | None = None,
@@ -198,7 +258,7 @@ def run_sweep(spec: SweepSpec, out: Path, backend: str = "local", workers: int =
 
     def finished(result: dict) -> None:
         """Write the kept model, then the trial's file, which marks it done."""
-        write_files(out / result["label"] / result["name"], result.pop("files"))
+        write_files(folder(out, result["label"]) / result["name"], result.pop("files"))
         write_json(trial_file(out, result), result)
         results[trial_file(out, result)] = result
         if on_trial:
@@ -256,7 +316,7 @@ def summarize(spec: SweepSpec, results: list[dict], out: Path) -> dict:
         chosen = result["restarts"][result["selected"]]
         for row in chosen["tasks"]:
             cells[result["label"]][row["task"]] = {**row, "restart": result["selected"], "seed": chosen["seed"],
-                                                   "run": str(out / result["label"] / result["name"])}
+                                                   "run": str(folder(out, result["label"]) / result["name"])}
     columns = {label: {"mean_test_error": sum(c["test_error"] for c in cells[label].values()) / len(cells[label]),
                        "failed_tasks": sum(c["test_error"] > PASS_ERROR for c in cells[label].values())}
                for label in labels}
@@ -279,14 +339,47 @@ def write_results(out: Path, summary: dict) -> None:
     (out / "results.md").write_text(results_markdown(summary))
 
 
+def paper_columns(summary: dict) -> dict[str, dict]:
+    """The paper's figures beside each column of a sweep: {tasks: {task: error}, mean, failed}, empty
+    and None but for ``--preset table1``. On 1k data, the errors of the sweep's tasks, and the mean
+    and failures as printed when it has all 20, else over its tasks; on 10k data (a folder named
+    ...-10k), the printed mean and failures only: Table 1 has no per-task 10k errors."""
+    spec = summary["spec"]
+    if spec.get("preset") != "table1":
+        return {label: {"tasks": {}, "mean": None, "failed": None} for label in summary["configurations"]}
+    tasks = sorted({int(t) for cells in summary["cells"].values() for t in cells})
+    papers = {}
+    for label, (errors, (mean, failed), (mean_10k, failed_10k)) in BabiTask.TABLE_1.items():
+        if "10k" in Path(spec["data_dir"]).name:
+            papers[label] = {"tasks": {}, "mean": mean_10k, "failed": failed_10k}
+            continue
+        chosen = {t: errors[t - 1] for t in tasks}
+        if len(tasks) < len(errors):
+            mean, failed = sum(chosen.values()) / len(chosen), sum(e > PASS_ERROR for e in chosen.values())
+        papers[label] = {"tasks": chosen, "mean": mean, "failed": failed}
+    return papers
+
+
+def beside(ours: str, paper: float | int | None, digits: int = 1) -> str:
+    """A cell: ours, and the paper's figure in brackets where it has one."""
+    return ours if paper is None else f"{ours} ({paper:.{digits}f})"
+
+
 def results_markdown(summary: dict) -> str:
     labels = summary["configurations"]
     tasks = sorted({t for label in labels for t in summary["cells"][label]}, key=int)
-    spec = summary["spec"]
-    lines = [f"Test error (%) of the restart with the lowest {spec['select']} error, best of {spec['restarts']}.", "",
+    spec, columns = summary["spec"], summary["columns"]
+    paper = paper_columns(summary)
+    lines = [f"Test error (%) of the restart with the lowest {spec['select']} error, best of {spec['restarts']}"
+             + ("; the paper's Table 1 in brackets." if spec.get("preset") else "."), "",
              "| task | " + " | ".join(labels) + " |", "| ---: |" + " ---: |" * len(labels)]
     for t in tasks:
-        lines.append(f"| {t} | " + " | ".join(f"{summary['cells'][label][t]['test_error']:.1f}" for label in labels) + " |")
-    lines.append("| **mean** | " + " | ".join(f"**{summary['columns'][label]['mean_test_error']:.1f}**" for label in labels) + " |")
-    lines.append(f"| **failed (> {PASS_ERROR:g}%)** | " + " | ".join(f"**{summary['columns'][label]['failed_tasks']}**" for label in labels) + " |")
+        cells = [beside(f"{summary['cells'][label][t]['test_error']:.1f}", paper[label]["tasks"].get(int(t))) for label in labels]
+        lines.append(f"| {t} | " + " | ".join(cells) + " |")
+    means = [beside(f"{columns[label]['mean_test_error']:.1f}", paper[label]["mean"]) for label in labels]
+    failed = [beside(str(columns[label]["failed_tasks"]), paper[label]["failed"], 0) for label in labels]
+    lines.append("| **mean** | " + " | ".join(f"**{c}**" for c in means) + " |")
+    lines.append(f"| **failed (> {PASS_ERROR:g}%)** | " + " | ".join(f"**{c}**" for c in failed) + " |")
+    if spec.get("preset") and not paper[labels[0]]["tasks"]:
+        lines += ["", "On 10k data Table 1 gives only the mean error and the failed tasks, over all 20 tasks."]
     return "\n".join(lines) + "\n"

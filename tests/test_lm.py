@@ -136,6 +136,18 @@ def test_resume_reaches_the_same_result_as_an_uninterrupted_run(cli, small_ptb, 
     assert states[0] == states[1]
 
 
+def test_zero_is_an_option_value_not_the_default(cli, small_ptb, tmp_path):
+    """--init-std 0 and --max-grad-norm 0 are kept (they once became 0.05 and 50); unset options are
+    the language model's defaults."""
+    out = tmp_path / "zero"
+    result = cli("train", "ptb", "--data-dir", small_ptb, *SMALL, "--init-std", "0", "--max-grad-norm", "0",
+                 "--max-steps", "1", "--out", out)
+    assert result.exit_code == 0, result.stderr
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"]["init_std"] == 0 and config["training"]["max_grad_norm"] == 0
+    assert config["model"]["linear_dim"] == 8 and config["training"]["lr"] == 0.01  # LMConfig's and LMTrainConfig's
+
+
 def test_language_model_bad_input(cli, tmp_path, small_ptb):
     assert_one_line_error(cli("train", "ptb", "--data-dir", tmp_path), "ptb.train.txt")
     assert_one_line_error(cli("train", "ptb", "--data-dir", small_ptb, "--dim", "10", "--linear-dim", "20"), "--linear-dim")
@@ -235,7 +247,8 @@ def test_language_model_sweep_selects_by_validation_and_resumes(cli, small_ptb, 
 
 def test_language_model_sweep_backends_agree(cli, small_ptb, tmp_path):
     """One process, a pool of two, and Ray with two workers train the same restarts."""
-    args = ["sweep", "ptb", "--data-dir", small_ptb, *SWEEP[:-1], "max_epochs=1", "--restarts", "2", "--json"]
+    args = ["sweep", "ptb", "--data-dir", small_ptb, "--dim", "16", "--memory-size", "8", "--batch-size", "32",
+            "--max-epochs", "1", "--restarts", "2", "--json"]  # train's options, given directly
     rows = [json.loads(cli(*args, "--workers", n, "--out", tmp_path / n).stdout)["rows"][0] for n in ("1", "2")]
     ray = pytest.importorskip("ray", reason="the Ray backend is the optional extra memn2n[ray]")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -253,11 +266,15 @@ def test_language_model_sweep_backends_agree(cli, small_ptb, tmp_path):
 
 @pytest.mark.parametrize("args, fragment", [
     (["--select", "train"], "validation perplexity"),
-    (["--joint"], "no --task or --joint"),
+    (["--joint"], "no --task, --joint or --preset"),
     (["--grid", "hops=0"], "must be positive"),
     (["--grid", "batch_size=0"], "batch_size and max_epochs >= 1"),
     (["--grid", "max_epochs=0"], "batch_size and max_epochs >= 1"),
     (["--grid", "encoding=bow"], "OPTION one of"),
+    (["--max-epochs", "0"], "batch_size and max_epochs >= 1"),
+    (["--encoding", "bow"], "no such option: --encoding"),
+    (["--grid", "hops=1,2", "--hops", "3"], "--hops is given both"),
+    (["--preset", "table1"], "no --task, --joint or --preset"),
 ])
 def test_language_model_sweep_bad_options(cli, small_ptb, tmp_path, args, fragment):
     assert_one_line_error(cli("sweep", "ptb", "--data-dir", small_ptb, "--out", tmp_path / "s", *args), fragment)

@@ -12,11 +12,12 @@ from memn2n_cli.errors import UserError
 from memn2n_cli.model import MemN2N
 from memn2n_cli.restarts import fit_restarts
 from memn2n_cli.runs import ModelOptions, build_model, prepare
-from memn2n_cli.sweep import parse_grid, split_restarts
+from memn2n_cli.sweep import SweepSpec, paper_columns, parse_grid, parse_options, results_markdown, split_restarts
 from memn2n_cli.training import EVAL_BATCH, TrainConfig, fit
+from tasks.babi import BabiTask
 from tests.conftest import assert_one_line_error
 
-QUICK = ["--grid", "epochs=2", "--grid", "ls_epochs=1"]
+QUICK = ["--epochs", "2", "--ls-epochs", "1"]  # train's options, fixed for every configuration
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +70,92 @@ def test_parse_grid():
     for bad in (["hops"], ["colour=red"], ["hops=two"], ["temporal=maybe"], ["seed=1,2"]):
         with pytest.raises(UserError):
             parse_grid(bad)
+
+
+def test_parse_options():
+    """train's options given to a sweep, each as a one-value grid."""
+    assert parse_options(["--epochs", "20", "--no-linear-start", "--encoding=bow", "--relu", "--random-noise", "0"]) == {
+        "epochs": [20], "linear_start": [False], "encoding": ["bow"], "relu": [True], "random_noise": [0.0]}
+    assert parse_options([]) == {}
+    for bad, fragment in ((["--colour", "red"], "no such option: --colour"), (["--epochs"], "--epochs needs a value"),
+                          (["--epochs", "x"], "--epochs: 'x' is not an int"), (["stray"], "no such option: stray"),
+                          (["--seed", "1"], "no such option: --seed")):  # the sweep's own --seed is seed + r
+        with pytest.raises(UserError, match=fragment):
+            parse_options(bad)
+
+
+def test_table1_preset_has_the_papers_columns():
+    """Each column of Table 1 as the paper defines it (Sec. 4, Table 1's key), written out in full
+    here: encoding, linear start, random noise, hops, tying, and joint training with d = 50 and 60
+    epochs halved every 15. An option given to the sweep (here --lr) applies to every column."""
+    spec = SweepSpec(task_ids=list(range(1, 21)), joint=False, restarts=10, seed=0, select="train",
+                     grid={"lr": [0.02]}, data_dir="unused", preset="table1")
+    per_task = dict(dim=20, epochs=100, anneal_every=25)
+    joint = dict(dim=50, epochs=60, anneal_every=15)
+    expected = {  # name: (encoding, linear_start, random_noise, hops, tying, schedule)
+        "BoW": ("bow", False, 0.0, 3, "adjacent", per_task),
+        "PE": ("pe", False, 0.0, 3, "adjacent", per_task),
+        "PE LS": ("pe", True, 0.0, 3, "adjacent", per_task),
+        "PE LS RN": ("pe", True, 0.1, 3, "adjacent", per_task),
+        "1 hop PE LS joint": ("pe", True, 0.0, 1, "adjacent", joint),
+        "2 hops PE LS joint": ("pe", True, 0.0, 2, "adjacent", joint),
+        "3 hops PE LS joint": ("pe", True, 0.0, 3, "adjacent", joint),
+        "PE LS RN joint": ("pe", True, 0.1, 3, "adjacent", joint),
+        "PE LS LW joint": ("pe", True, 0.0, 3, "layerwise", joint),
+    }
+    assert [label for label, _ in spec.configurations()] == list(expected)
+    for label, overrides in spec.configurations():
+        options, config = spec.settings(overrides)
+        encoding, linear_start, noise, hops, tying, schedule = expected[label]
+        assert (options.encoding, config.linear_start, config.random_noise, options.hops, options.tying) == \
+            (encoding, linear_start, noise, hops, tying), label
+        assert (options.dim, config.epochs, config.anneal_every) == tuple(schedule.values()), label
+        assert options.temporal and not options.relu and config.lr == 0.02, label
+    trials = spec.trials()
+    assert len(trials) == 4 * 20 + 5  # a trial per task in the per-task columns, one in each joint column
+    assert {t["name"] for t in trials if "joint" in t["label"]} == {"joint"}
+
+
+def test_table1_preset_trains_its_columns_and_lays_results_out_as_table_1(cli, tmp_path, en_dir):
+    """Two tasks, one restart, one epoch: every column trains with its own options, and results.md
+    shows the paper's figure beside each cell, its mean and failures over the same two tasks."""
+    out = tmp_path / "table1"
+    result = cli("sweep", "babi", "--preset", "table1", "--task", "1", "--task", "4", "--restarts", "1", "--epochs", "1",
+                 "--ls-epochs", "1", "--out", out, "--data-dir", en_dir, "--workers", "2", "--json")
+    assert result.exit_code == 0, result.stderr
+    saved = {path.parent.relative_to(out).as_posix(): json.loads(path.read_text())
+             for path in out.glob("*/*/config.json") if path.parts[-3] != "trials"}
+    assert len(saved) == 4 * 2 + 5
+    assert saved["BoW/qa4"]["model"]["encoding"] == "bow" and not saved["BoW/qa4"]["training"]["linear_start"]
+    assert saved["PE-LS/qa1"]["training"]["random_noise"] == 0 and saved["PE-LS-RN/qa1"]["training"]["random_noise"] == 0.1
+    assert saved["1-hop-PE-LS-joint/joint"]["model"]["hops"] == 1 and saved["PE-LS-LW-joint/joint"]["model"]["tying"] == "layerwise"
+    assert {c["model"]["dim"] for name, c in saved.items() if name.endswith("joint")} == {50}
+    assert {c["training"]["epochs"] for c in saved.values()} == {1}  # --epochs applies to every column
+    table = (out / "results.md").read_text().splitlines()
+    assert table[2] == "| task | " + " | ".join(BabiTask.TABLE_1) + " |"
+    summary = json.loads(result.stdout)
+    row4 = table[5].split(" | ")
+    assert row4[1] == f"{summary['cells']['BoW']['4']['test_error']:.1f} (32.0)"  # the paper's BoW on task 4
+    assert row4[-1].startswith(f"{summary['cells']['PE LS LW joint']['4']['test_error']:.1f} (17.5)")
+    assert f"**{summary['columns']['BoW']['mean_test_error']:.1f} (16.3)**" in table[6]  # (0.6 + 32.0) / 2
+    assert f"**{summary['columns']['BoW']['failed_tasks']} (1)**" in table[7]
+
+
+def test_paper_figures_beside_a_whole_column_and_on_10k():
+    """With all 20 tasks the printed mean and failures (2 hops: 11, its task 10 printed as 5.0);
+    on 10k, the printed 10k figures and no per-task ones."""
+    labels = list(BabiTask.TABLE_1)
+    cells = {label: {str(t): {"test_error": 1.0} for t in range(1, 21)} for label in labels}
+    spec = {"preset": "table1", "data_dir": "/data/en", "select": "train", "restarts": 10}
+    summary = {"spec": spec, "configurations": labels, "cells": cells,
+               "columns": {label: {"mean_test_error": 1.0, "failed_tasks": 0} for label in labels}}
+    one_k = paper_columns(summary)
+    assert (one_k["PE LS RN"]["mean"], one_k["PE LS RN"]["failed"], one_k["PE LS RN"]["tasks"][3]) == (13.9, 11, 40.3)
+    assert one_k["2 hops PE LS joint"]["failed"] == 11
+    ten_k = paper_columns({**summary, "spec": {**spec, "data_dir": "/data/en-10k"}})
+    assert ten_k["PE LS RN"] == {"tasks": {}, "mean": 6.6, "failed": 4}
+    assert "| **1.0 (6.6)** |" in results_markdown({**summary, "spec": {**spec, "data_dir": "/data/en-10k"}})
+    assert paper_columns({**summary, "spec": {**spec, "preset": None}})["BoW"] == {"tasks": {}, "mean": None, "failed": None}
 
 
 @pytest.fixture(scope="module")
@@ -187,6 +274,14 @@ def test_ray_backend_on_a_local_instance_with_two_workers(cli, tmp_path, en_dir,
     (["--select", "test"], "--select"),
     (["--task", "1", "--joint"], "--joint needs"),
     (["--grid", "encoding=pe,cnn"], "--encoding is pe or bow"),
+    (["--epochs", "x"], "--epochs: 'x' is not an int"),
+    (["--colour", "red"], "no such option: --colour"),
+    (["--grid", "epochs=2,3", "--epochs", "4"], "--epochs is given both"),
+    (["--no-temporal"], "--random-noise perturbs temporal encoding"),
+    (["--preset", "table2"], "--preset is table1"),
+    (["--preset", "table1", "--task", "1"], "needs at least two tasks"),
+    (["--preset", "table1", "--hops", "2"], "sets --hops for its columns itself"),
+    (["--preset", "table1", "--grid", "lr=0.01,0.02"], "no --grid of several values"),
 ])
 def test_sweep_bad_options(cli, tmp_path, en_dir, args, fragment):
     assert_one_line_error(cli("sweep", "babi", "--out", tmp_path / "s", "--data-dir", en_dir, *args), fragment)

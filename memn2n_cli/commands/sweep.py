@@ -15,9 +15,10 @@ from memn2n_cli.commands.options import DataDir, Json
 from memn2n_cli.errors import UserError
 
 
-@app.command()
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 @command
 def sweep(
+    ctx: typer.Context,
     task_name: Annotated[str, typer.Argument(metavar="TASK", help="A registered task (see `memn2n tasks`).")],
     out: Annotated[Path, typer.Option(help="Sweep directory; run the same command again to complete it.")],
     task: Annotated[list[str] | None, typer.Option("--task", "-t", help="bAbI task number, repeatable, or 'all'. [default: all]")] = None,
@@ -25,6 +26,8 @@ def sweep(
                                                    "one value fixes an option, e.g. --grid epochs=50.")] = None,
     restarts: Annotated[int, typer.Option(min=1, help="Restarts per task and configuration.")] = 10,
     joint: Annotated[bool, typer.Option(help="One model for all the tasks given (d=50, 60 epochs, halving every 15).")] = False,
+    preset: Annotated[str | None, typer.Option(help="table1: the paper's nine MemN2N columns of Table 1 (BoW, PE, PE LS, PE LS RN, "
+                                               "1/2/3 hops PE LS joint, PE LS RN joint, PE LS LW joint), laid out beside its figures.")] = None,
     select: Annotated[str | None, typer.Option(help="bAbI: keep the restart with the lowest train (the paper's rule; default) "
                                                "or valid error. Language models: by validation perplexity, always.")] = None,
     seed: Annotated[int, typer.Option(help="Restart r uses seed + r.")] = 0,
@@ -34,17 +37,20 @@ def sweep(
     json_output: Json = False,
 ) -> None:
     """Train every configuration x task x restart and print a Table 1-style matrix of the selected
-    restarts; for a language model (ptb, text8), Table 2's rows: `memn2n sweep ptb --grid hops=2,3,4,5,6,7`."""
-    from memn2n_cli.sweep import SweepSpec, parse_grid, run_sweep
+    restarts; for a language model (ptb, text8), Table 2's rows: `memn2n sweep ptb --grid hops=2,3,4,5,6,7`.
+
+    Any model or training option of `memn2n train` (--epochs 20, --no-linear-start, --encoding bow, ...)
+    fixes that option for every configuration, as a one-value --grid does."""
+    from memn2n_cli.sweep import PRESETS, SweepSpec, run_sweep
     from tasks import get_task
     from tasks.babi import parse_task_ids, resolve_data_dir
 
     if backend not in ("local", "ray"):
         raise UserError("--backend is local or ray")
     if get_task(task_name).kind == "lm":
-        if task or joint or select not in (None, "valid"):
-            raise UserError("a language-model sweep takes no --task or --joint, and selects by validation perplexity")
-        _sweep_language_model(task_name, out, grid or [], restarts, seed, backend, workers or os.cpu_count() or 1,
+        if task or joint or preset or select not in (None, "valid"):
+            raise UserError("a language-model sweep takes no --task, --joint or --preset, and selects by validation perplexity")
+        _sweep_language_model(task_name, out, grid or [], ctx.args, restarts, seed, backend, workers or os.cpu_count() or 1,
                               data_dir, json_output)
         return
     select = select or "train"
@@ -53,8 +59,18 @@ def sweep(
     task_ids = parse_task_ids(task or ["all"])
     if joint and len(task_ids) < 2:
         raise UserError("--joint needs at least two tasks (e.g. --task all)")
-    spec = SweepSpec(task_ids=task_ids, joint=joint, restarts=restarts, seed=seed, select=select,
-                     grid=parse_grid(grid or []), data_dir=str(resolve_data_dir(data_dir).resolve()))
+    options = _grid_and_options(grid or [], ctx.args)
+    if preset is not None:
+        if preset not in PRESETS:
+            raise UserError(f"--preset is {' or '.join(PRESETS)}, not {preset!r}")
+        if joint or any(len(values) > 1 for values in options.values()):
+            raise UserError(f"--preset {preset} names its columns: it takes no --joint and no --grid of several values")
+        if len(task_ids) < 2:
+            raise UserError(f"--preset {preset} has joint columns: it needs at least two tasks (e.g. --task all)")
+        for key in sorted(options.keys() & {k for column in PRESETS[preset].values() for k in column}):
+            raise UserError(f"--preset {preset} sets --{key.replace('_', '-')} for its columns itself")
+    spec = SweepSpec(task_ids=task_ids, joint=joint, restarts=restarts, seed=seed, select=select, grid=options,
+                     data_dir=str(resolve_data_dir(data_dir).resolve()), preset=preset)
     for _, overrides in spec.configurations():
         spec.settings(overrides)  # an impossible option value fails here, before any training
     on_trial, on_epoch, progress = _progress(spec, out)
@@ -70,13 +86,22 @@ def sweep(
     print(f"results in {out}/results.{{json,csv,md}}", file=sys.stderr)
 
 
-def _sweep_language_model(task_name: str, out: Path, grid: list[str], restarts: int, seed: int, backend: str,
-                          workers: int, data_dir: Path | None, json_output: bool) -> None:
+def _grid_and_options(grid: list[str], args: list[str], types: dict | None = None) -> dict[str, list]:
+    """--grid's values and train's options given directly, as one grid; an option in both is refused."""
+    from memn2n_cli.sweep import OPTION_TYPES, parse_grid, parse_options
+
+    varied, fixed = parse_grid(grid, types or OPTION_TYPES), parse_options(args, types or OPTION_TYPES)
+    for key in varied.keys() & fixed.keys():
+        raise UserError(f"--{key.replace('_', '-')} is given both as an option and in --grid")
+    return {**varied, **fixed}
+
+
+def _sweep_language_model(task_name: str, out: Path, grid: list[str], args: list[str], restarts: int, seed: int,
+                          backend: str, workers: int, data_dir: Path | None, json_output: bool) -> None:
     from memn2n_cli.lm_sweep import OPTION_TYPES, LMSweepSpec, run_lm_sweep
-    from memn2n_cli.sweep import parse_grid
     from tasks.lm import resolve_data_dir
 
-    spec = LMSweepSpec(task=task_name, restarts=restarts, seed=seed, grid=parse_grid(grid, OPTION_TYPES),
+    spec = LMSweepSpec(task=task_name, restarts=restarts, seed=seed, grid=_grid_and_options(grid, args, OPTION_TYPES),
                        data_dir=str(resolve_data_dir(task_name, data_dir).resolve()))
     for _, overrides in spec.configurations():
         try:
@@ -154,18 +179,25 @@ def _matrix(summary: dict):
     from rich.table import Table
 
     from memn2n_cli.runs import PASS_ERROR
+    from memn2n_cli.sweep import beside, paper_columns
 
-    labels = summary["configurations"]
+    labels, columns = summary["configurations"], summary["columns"]
     spec = summary["spec"]
-    table = Table(title=f"Test error (%), best of {spec['restarts']} by {spec['select']} error  ·  {summary['out']}",
-                  title_justify="left")
+    paper = paper_columns(summary)
+    table = Table(title=f"Test error (%), best of {spec['restarts']} by {spec['select']} error"
+                        f"{' (the paper in brackets)' if spec.get('preset') else ''}  ·  {summary['out']}", title_justify="left")
     table.add_column("Task", justify="right")
     for label in labels:
         table.add_column(label, justify="right")
     for t in sorted({t for label in labels for t in summary["cells"][label]}, key=int):
-        cells = [summary["cells"][label][t]["test_error"] for label in labels]
-        table.add_row(str(t), *(f"[red]{e:.1f}[/]" if e > PASS_ERROR else f"{e:.1f}" for e in cells))
+        cells = []
+        for label in labels:
+            error = summary["cells"][label][t]["test_error"]
+            text = beside(f"{error:.1f}", paper[label]["tasks"].get(int(t)))
+            cells.append(f"[red]{text}[/]" if error > PASS_ERROR else text)
+        table.add_row(str(t), *cells)
     table.add_section()
-    table.add_row("Mean", *(f"{summary['columns'][label]['mean_test_error']:.1f}" for label in labels))
-    table.add_row(f"Failed (> {PASS_ERROR:g}%)", *(str(summary["columns"][label]["failed_tasks"]) for label in labels))
+    table.add_row("Mean", *(beside(f"{columns[label]['mean_test_error']:.1f}", paper[label]["mean"]) for label in labels))
+    table.add_row(f"Failed (> {PASS_ERROR:g}%)", *(beside(str(columns[label]["failed_tasks"]), paper[label]["failed"], 0)
+                                                   for label in labels))
     return table

@@ -15,9 +15,6 @@ from memn2n_cli.cli import app, command, stderr, stdout
 from memn2n_cli.commands.options import DataDir, Device, Json
 from memn2n_cli.errors import UserError
 
-PAPER = "Paper default"
-
-
 def _progress_reporter(config, label_count: int):
     """A rich progress bar on a terminal, else a plain line every 10 epochs and at phase changes."""
     if not sys.stderr.isatty():
@@ -113,9 +110,11 @@ def train(
     if resume is None and out.exists() and any(out.iterdir()):
         raise UserError("already holds files; choose another --out, or --resume it", out)
     if kind == "lm":
-        summary = _train_language_model(task_name, data_dir, out, resume is not None, hops or 6, dim or 150,
-                                        memory_size or 100, linear_dim, init_std or 0.05, lr, batch_size or 128,
-                                        max_grad_norm or 50.0, max_epochs, max_steps, seed, device)
+        given = dict(hops=hops, dim=dim, memory_size=memory_size, linear_dim=linear_dim, init_std=init_std,
+                     batch_size=batch_size, max_grad_norm=max_grad_norm)  # None: the language model's default
+        summary = _train_language_model(task_name, data_dir, out, resume is not None,
+                                        {**{k: v for k, v in given.items() if v is not None}, "lr": lr,
+                                         "max_epochs": max_epochs, "max_steps": max_steps, "seed": seed}, device)
         if int(os.environ.get("RANK", "0")) != 0:
             return  # under torchrun, one process reports
         if json_output:
@@ -128,24 +127,19 @@ def train(
         return
 
     from memn2n_cli.report import results_table
-    from memn2n_cli.runs import ModelOptions, train_babi
-    from memn2n_cli.training import TrainConfig
+    from memn2n_cli.runs import babi_settings, train_babi
     from tasks.babi import parse_task_ids
 
     task_ids = parse_task_ids(task or [])
     if joint and len(task_ids) < 2:
         raise UserError("--joint needs at least two tasks (e.g. --task all)")
-    if random_noise > 0 and not temporal:
-        raise UserError("--random-noise perturbs temporal encoding: use --random-noise 0 with --no-temporal")
-    if linear_start and ls_patience and validation_fraction == 0:
-        raise UserError("--ls-patience watches the validation loss: it needs --validation-fraction > 0")
-    options = ModelOptions(dim=dim or (50 if joint else 20), hops=hops or 3, memory_size=memory_size or 50,
-                           encoding=encoding, pe_formula=pe_formula, temporal=temporal, tying=tying, relu=relu,
-                           init_std=0.1 if init_std is None else init_std, empty_memories=empty_memories)
-    config = TrainConfig(epochs=epochs or (60 if joint else 100), lr=lr, anneal_every=anneal_every or (15 if joint else 25),
-                         batch_size=batch_size or 32, max_grad_norm=40.0 if max_grad_norm is None else max_grad_norm,
-                         validation_fraction=validation_fraction, linear_start=linear_start, ls_lr=ls_lr,
-                         ls_epochs=ls_epochs, ls_patience=ls_patience, random_noise=random_noise, seed=seed)
+    given = dict(dim=dim, hops=hops, memory_size=memory_size, init_std=init_std, batch_size=batch_size,
+                 max_grad_norm=max_grad_norm, epochs=epochs, anneal_every=anneal_every)  # None: the default
+    options, config = babi_settings(
+        {**{k: v for k, v in given.items() if v is not None}, "encoding": encoding, "pe_formula": pe_formula,
+         "temporal": temporal, "tying": tying, "relu": relu, "empty_memories": empty_memories, "lr": lr,
+         "validation_fraction": validation_fraction, "linear_start": linear_start, "ls_lr": ls_lr,
+         "ls_epochs": ls_epochs, "ls_patience": ls_patience, "random_noise": random_noise, "seed": seed}, joint)
     report, progress = _progress_reporter(config, len(task_ids))
     if progress:
         with progress:
@@ -159,16 +153,19 @@ def train(
     print(f"saved {out}", file=sys.stderr)
 
 
-def _train_language_model(task_name, data_dir, out, resume, hops, dim, memory_size, linear_dim, init_std, lr,
-                          batch_size, max_grad_norm, max_epochs, max_steps, seed, device) -> dict:
+def _train_language_model(task_name: str, data_dir: Path | None, out: Path, resume: bool, chosen: dict,
+                          device: str) -> dict:
+    """Train a language model with the options in ``chosen`` (by field name), the others LMConfig's
+    and LMTrainConfig's defaults."""
     from memn2n_cli.lm_training import LMTrainConfig, train_lm
+    from memn2n_cli.model import LMConfig
     from tasks.lm import resolve_data_dir
 
-    if linear_dim is not None and linear_dim > dim:
-        raise UserError(f"--linear-dim {linear_dim} is more than --dim {dim}")
-    model = {"dim": dim, "hops": hops, "memory_size": memory_size, "init_std": init_std, "linear_dim": linear_dim}
-    config = LMTrainConfig(lr=lr, batch_size=batch_size, max_grad_norm=max_grad_norm, max_epochs=max_epochs,
-                           max_steps=max_steps, seed=seed)
+    model = {k: v for k, v in chosen.items() if k in LMConfig.__dataclass_fields__}
+    dim = model.get("dim", LMConfig.dim)
+    if model.get("linear_dim") is not None and model["linear_dim"] > dim:
+        raise UserError(f"--linear-dim {model['linear_dim']} is more than --dim {dim}")
+    config = LMTrainConfig(**{k: v for k, v in chosen.items() if k in LMTrainConfig.__dataclass_fields__})
 
     def report(record: dict) -> None:
         print(f"{task_name} epoch {record['epoch']} (lr {record['lr']:.5f}): train perplexity "
