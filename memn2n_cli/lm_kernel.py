@@ -1,60 +1,28 @@
 """The language model's hops as a compiled CPU kernel: the fast path beside `model.multi_hop`.
 
-`lm_kernel.c` is compiled once per machine with the system's C compiler (``$CC``, else ``cc``)
-into ``~/.cache/memn2n/kernels`` and loaded with ctypes; its OpenMP threads are PyTorch's own
-(the same ``libgomp``), so ``torch.set_num_threads`` governs both. Where it cannot be built (no
-compiler, no OpenMP) the model takes the plain PyTorch path and says so once. The kernel and the
-plain path agree to floating-point tolerance (tests/test_lm_kernel.py).
+`lm_kernel.c`, built and loaded by `kernels.build`; where it cannot be built the model takes the
+plain PyTorch path and says so once. The kernel and the plain path agree to floating-point
+tolerance (tests/test_lm_kernel.py).
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
-import logging
-import os
-import platform
-import subprocess
-import tempfile
-from pathlib import Path
 
 import torch
 from torch import Tensor
 
-log = logging.getLogger("memn2n")
-SOURCE = Path(__file__).with_name("lm_kernel.c")
-FLAGS = ["-O3", "-march=native", "-fopenmp", "-ffp-contract=fast", "-shared", "-fPIC"]
+from memn2n_cli import kernels
 
-
-def _cpu() -> str:
-    """What -march=native compiles for: a kernel built on another processor may not run here."""
-    try:
-        return next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
-    except (OSError, StopIteration):
-        return platform.processor()
+WHAT = "the language model's compiled kernel"
 
 
 @functools.cache
 def library() -> ctypes.CDLL | None:
     """The compiled kernel, building it on first use; None where it cannot be built."""
-    compiler = os.environ.get("CC", "cc")
-    key = hashlib.sha256("\0".join([SOURCE.read_text(), compiler, *FLAGS, _cpu()]).encode()).hexdigest()[:16]
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "memn2n" / "kernels"
-    path = cache / f"lm_kernel-{key}.so"
-    try:
-        if not path.exists():
-            cache.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=cache) as scratch:  # built aside, then renamed: atomic
-                built = Path(scratch) / path.name
-                subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", str(built)], check=True, capture_output=True,
-                               text=True, timeout=120)
-                os.replace(built, path)
-        lib = ctypes.CDLL(str(path))
-    except (OSError, subprocess.SubprocessError) as e:
-        detail = (getattr(e, "stderr", None) or str(e)).strip().splitlines()
-        log.warning("the language model's compiled kernel could not be built (%s); using the plain PyTorch path, "
-                    "several times slower on the CPU", detail[0] if detail else type(e).__name__)
+    lib = kernels.build("lm_kernel", WHAT)
+    if lib is None:
         return None
     pointer, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
     lib.lm_forward.argtypes = [i64, i32, i32, i32, i32] + [pointer] * 8
@@ -72,9 +40,7 @@ def usable(context: Tensor, *weights: Tensor) -> bool:
 
 
 def _call(function, *args) -> None:
-    pointers = [a.data_ptr() if isinstance(a, Tensor) else a for a in args]
-    if function(*pointers) != 0:
-        raise MemoryError("the language model's kernel ran out of memory")
+    kernels.call(function, *args, what=WHAT)
 
 
 class LayerwiseHops(torch.autograd.Function):

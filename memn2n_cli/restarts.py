@@ -16,6 +16,7 @@ from typing import Callable
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
+from memn2n_cli import babi_kernel
 from memn2n_cli.model import MemN2N
 from memn2n_cli.training import EVAL_BATCH, Schedule, TrainConfig, epoch_record, make_batch, random_noise_time
 from tasks.babi import Encoded
@@ -37,6 +38,10 @@ def fit_restarts(models: list[MemN2N], train: Encoded, valid: Encoded, config: T
 
     step = vmap(run)  # every argument has the restart dimension first
     check = vmap(run, in_dims=(0, 0, 0, None, None, None, None, None, None))  # the same validation batch for all
+    fast = babi_kernel.usable(train.answer.device)  # the compiled kernel, else the vmapped model
+    if fast:
+        model_config, answer_ids = models[0].config, models[0].answer_word_ids
+        positions = {id(data): babi_kernel.coefficients(data, model_config) for data in (train, valid) if len(data)}
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
     schedules = [Schedule(config) for _ in range(R)]
     histories: list[list[dict]] = [[] for _ in range(R)]
@@ -50,11 +55,16 @@ def fit_restarts(models: list[MemN2N], train: Encoded, valid: Encoded, config: T
         order = torch.stack([torch.randperm(len(train), generator=g) for g in generators])  # (R, N)
         loss_sum, correct = torch.zeros(R, dtype=torch.float64), torch.zeros(R)
         for index in order.split(config.batch_size, dim=1):
-            batch = make_batch(train, index, time)
-            default_time = slots[: batch["story"].shape[-1]].expand(*index.shape, -1)
-            loss, logits = step(params, buffers, linear, batch["sentences"], batch["story"], batch["story_size"],
-                                batch["query"], batch.get("time", default_time), batch["answer"])
-            grads = dict(zip(params, torch.autograd.grad(loss.sum(), list(params.values()))))
+            if fast:
+                times = None if time is None else time[torch.arange(R).unsqueeze(1), index]
+                loss, logits, grads = babi_kernel.step(params, model_config, answer_ids, train, positions[id(train)],
+                                                       index, times, linear)
+            else:
+                batch = make_batch(train, index, time)
+                default_time = slots[: batch["story"].shape[-1]].expand(*index.shape, -1)
+                loss, logits = step(params, buffers, linear, batch["sentences"], batch["story"], batch["story_size"],
+                                    batch["query"], batch.get("time", default_time), batch["answer"])
+                grads = dict(zip(params, torch.autograd.grad(loss.sum(), list(params.values()))))
             with torch.no_grad():
                 for name in WORD_EMBEDDINGS:
                     if name in grads:
@@ -65,18 +75,22 @@ def fit_restarts(models: list[MemN2N], train: Encoded, valid: Encoded, config: T
                 for name, g in grads.items():
                     params[name].sub_(scale.view(-1, *[1] * (g.dim() - 1)) * g)
             loss_sum += loss.detach().double()
-            correct += (logits.argmax(-1) == batch["answer"]).sum(1)
+            correct += (logits.argmax(-1) == train.answer[index]).sum(1)
         valid_counts = None
         if len(valid):
             v_loss, v_correct = torch.zeros(R, dtype=torch.float64), torch.zeros(R)
             with torch.no_grad():
                 for index in torch.arange(len(valid)).split(EVAL_BATCH):
-                    batch = make_batch(valid, index)
-                    loss, logits = check(params, buffers, linear, batch["sentences"], batch["story"],
-                                         batch["story_size"], batch["query"],
-                                         slots[: batch["story"].shape[1]].expand(len(index), -1), batch["answer"])
+                    if fast:
+                        loss, logits, _ = babi_kernel.step(params, model_config, answer_ids, valid, positions[id(valid)],
+                                                           index.expand(R, -1), None, linear, backward=False)
+                    else:
+                        batch = make_batch(valid, index)
+                        loss, logits = check(params, buffers, linear, batch["sentences"], batch["story"],
+                                             batch["story_size"], batch["query"],
+                                             slots[: batch["story"].shape[1]].expand(len(index), -1), batch["answer"])
                     v_loss += loss.double()
-                    v_correct += (logits.argmax(-1) == batch["answer"]).sum(1)
+                    v_correct += (logits.argmax(-1) == valid.answer[index]).sum(1)
             valid_counts = [{"correct": int(c), "total": len(valid), "loss": float(l)} for c, l in zip(v_correct, v_loss)]
         for r, schedule in enumerate(schedules):
             if schedule.done:

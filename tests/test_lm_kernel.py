@@ -7,7 +7,7 @@ import logging
 import pytest
 import torch
 
-from memn2n_cli import lm_kernel
+from memn2n_cli import kernels, lm_kernel
 from memn2n_cli.model import LMConfig, MemN2NLM
 
 
@@ -104,7 +104,7 @@ def test_kernel_results_do_not_depend_on_the_number_of_threads():
 def test_without_a_compiler_the_plain_path_trains_and_says_so(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
-    lm_kernel.library.cache_clear()
+    lm_kernel.library.cache_clear(), kernels.build.cache_clear()
     try:
         with caplog.at_level(logging.WARNING, logger="memn2n"):
             model = MemN2NLM(LMConfig(vocab_size=10, dim=8, hops=2, memory_size=5, linear_dim=4))
@@ -113,7 +113,7 @@ def test_without_a_compiler_the_plain_path_trains_and_says_so(tmp_path, monkeypa
         assert model.A.weight.grad is not None and torch.isfinite(out.loss)
         assert "plain PyTorch path" in caplog.text and not list(tmp_path.rglob("*.so"))
     finally:
-        lm_kernel.library.cache_clear()
+        lm_kernel.library.cache_clear(), kernels.build.cache_clear()
 
 
 def test_the_kernel_refuses_word_ids_outside_the_vocabulary_as_the_plain_path_does(monkeypatch):
