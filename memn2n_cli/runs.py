@@ -21,7 +21,8 @@ from memn2n_cli import __version__
 from memn2n_cli.checkpoint import CONFIG_FILE, METRICS_FILE, load_model, model_dirs, model_files, read_json, write_files, write_json
 from memn2n_cli.errors import UserError
 from memn2n_cli.model import MemN2N, ModelConfig
-from memn2n_cli.training import TrainConfig, evaluate, fit, metrics
+from memn2n_cli.restarts import fit_restarts
+from memn2n_cli.training import TrainConfig, evaluate, metrics
 from tasks import get_task
 from tasks.babi import Encoded, Question, Vocabulary, encode, resolve_data_dir, split_validation, task_file
 
@@ -160,7 +161,8 @@ def train_model(task_ids: list[int], data_dir: Path, directory: Path, options: M
     prepared = prepare(task_ids, data_dir, options, config, device)
     model = build_model(prepared, config.seed, device)
     started = time.perf_counter()
-    history = fit(model, prepared.encoded["train"], prepared.encoded["valid"], config, on_epoch)
+    history = fit_restarts([model], prepared.encoded["train"], prepared.encoded["valid"], config, [config.seed],
+                           (lambda restart, record: on_epoch(record)) if on_epoch else None)[0]
     seconds = time.perf_counter() - started
     speed = {"train_seconds": seconds, "examples_per_second": len(history) * len(prepared.encoded["train"]) / seconds}
     rows, files = trained_files(model, prepared, config, {**speed, "history": history})

@@ -178,7 +178,10 @@ def epoch_record(epoch: int, schedule: Schedule, lr: float, counts: dict[str, di
 
 def fit(model: MemN2N, train: Encoded, valid: Encoded, config: TrainConfig,
         on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
-    """Train ``model`` in place; returns one record per epoch (linear-start epochs included)."""
+    """Train ``model`` in place; returns one record per epoch (linear-start epochs included).
+
+    The recipe written plainly, one model and PyTorch's optimizer: the reference that
+    `restarts.fit_restarts`, through which `memn2n train` and `memn2n sweep` train, is tested against."""
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr)
     model.train()
