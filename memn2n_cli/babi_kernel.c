@@ -21,7 +21,11 @@
    in training) adds nothing. Gradients are added into the caller's zeroed buffers; the nil word
    (id 0) is skipped: its embedding is zero and stays so.
 
-   dims: R B M J d V E K A T memory_size adjacent relu zero_empty (14 int64). Row-major float32:
+   Stories of a batch share most of their sentences, so each distinct sentence of a restart's
+   batch is embedded once (sum_j l_ij X^e[x_ij], every e), its gradient gathered from every slot
+   that holds it, and added into the word embeddings once, after the last example.
+
+   dims: R B M J d V E K A T memory_size adjacent relu zero_empty S (15 int64). Row-major float32:
    X (R, E, V, d); T (R, E, T, d) or NULL when T = 0; Q (R, V, d) and H (R, d, d) and W (R, A, d)
    layer-wise only; pos_a, pos_b (S, J) and pos_g (d) the position-encoding coefficients of every
    sentence-table row; int64: sentences (S, J), story and time (R, B, M), size, query, answer (R, B),
@@ -77,22 +81,29 @@ int babi_step(const int64_t *dims, const int32_t *linear, const int64_t *sentenc
     const int64_t R = dims[0], B = dims[1], M = dims[2], J = dims[3], d = dims[4], V = dims[5], E = dims[6],
                   K = dims[7], A = dims[8], TT = dims[9], memory_size = dims[10];
     const int adjacent = (int)dims[11], relu = (int)dims[12], zero_empty = (int)dims[13];
+    const int64_t S = dims[14];
     const int backward = dX != NULL;
     int failed = 0;
 
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t r = 0; r < R; r++) {
         /* scratch: memories and their gradients (E, M, d); u^1..u^{K+1} and the pre-ReLU states
-           (K+1, d); attention (K, M); logits (A); g, dv (d); dp, ds (M) */
-        const int64_t scratch = 2 * E * M * d + 2 * (K + 1) * d + K * M + A + 2 * d + 2 * M;
+           (K+1, d); attention (K, M); logits (A); g, dv (d); dp, ds (M); the batch's distinct
+           sentences embedded, and their gradients (at most S or B M of them, E, d) */
+        const int64_t most = S < B * M ? S : B * M;
+        const int64_t scratch = 2 * E * M * d + 2 * (K + 1) * d + K * M + A + 2 * d + 2 * M + 2 * most * E * d;
         float *buffer = calloc((size_t)scratch, sizeof(float));
-        if (buffer == NULL) {
+        int64_t *seen = calloc((size_t)S, sizeof(int64_t));  /* row -> 1 + its place among the distinct, or 0 */
+        int64_t *distinct = malloc((size_t)(most + 1) * sizeof(int64_t));  /* the distinct rows, in order */
+        if (buffer == NULL || seen == NULL || distinct == NULL) {
+            free(buffer), free(seen), free(distinct);
 #pragma omp atomic write
             failed = 1;
             continue;
         }
         float *mem = buffer, *dmem = mem + E * M * d, *U = dmem + E * M * d, *pre = U + (K + 1) * d;
         float *P = pre + (K + 1) * d, *lg = P + K * M, *g = lg + A, *dv = g + d, *dp = dv + d, *ds = dp + M;
+        float *sentence = ds + M, *dsentence = sentence + most * E * d;  /* (distinct, E, d) each */
 
         const float *Xr = X + r * E * V * d, *Tr = TT ? T + r * E * TT * d : NULL;
         const float *Qr = adjacent ? Xr : Q + r * V * d, *Hr = adjacent ? NULL : H + r * d * d;
@@ -102,24 +113,36 @@ int babi_step(const int64_t *dims, const int32_t *linear, const int64_t *sentenc
         const int lin = linear[r];
         double total = 0.0;
 
+        /* every distinct sentence of the batch, embedded once with each X^e */
+        int64_t count = 0;
+        for (int64_t b = 0; b < B; b++) {
+            const int64_t n = size[r * B + b] < M ? size[r * B + b] : M;
+            for (int64_t i = 0; i < n; i++) {
+                const int64_t row = story[(r * B + b) * M + i];
+                if (seen[row]) continue;
+                seen[row] = ++count;
+                distinct[count - 1] = row;
+                for (int64_t e = 0; e < E; e++)
+                    embed(Xr + e * V * d, sentences + row * J, pos_a + row * J, pos_b + row * J, pos_g, J, d,
+                          sentence + ((count - 1) * E + e) * d);
+            }
+        }
+
         for (int64_t b = 0; b < B; b++) {
             const int64_t rb = r * B + b;
             const int64_t n = size[rb] < M ? size[rb] : M;
             const int64_t zeros = zero_empty && memory_size > n ? memory_size - n : 0;
             const int64_t *rows = story + rb * M, *times = time + rb * M;
 
-            /* the memories m^e_i of the filled slots */
+            /* the memories m^e_i of the filled slots: their sentence's embedding and T^e[t_i] */
             for (int64_t e = 0; e < E; e++) {
                 for (int64_t i = 0; i < n; i++) {
                     float *m = mem + (e * M + i) * d;
+                    memcpy(m, sentence + ((seen[rows[i]] - 1) * E + e) * d, (size_t)d * sizeof(float));
                     if (Tr) {
                         const int64_t t = times[i] < TT - 1 ? times[i] : TT - 1;
-                        memcpy(m, Tr + (e * TT + t) * d, (size_t)d * sizeof(float));
-                    } else {
-                        memset(m, 0, (size_t)d * sizeof(float));
+                        axpy(1.0f, Tr + (e * TT + t) * d, m, d);
                     }
-                    const int64_t s = rows[i];
-                    embed(Xr + e * V * d, sentences + s * J, pos_a + s * J, pos_b + s * J, pos_g, J, d, m);
                 }
             }
             /* u^1, the question */
@@ -212,14 +235,20 @@ int babi_step(const int64_t *dims, const int32_t *linear, const int64_t *sentenc
                         const int64_t t = times[i] < TT - 1 ? times[i] : TT - 1;
                         axpy(1.0f, dm, dTr + (e * TT + t) * d, d);
                     }
-                    const int64_t s = rows[i];
-                    embed_grad(dXr + e * V * d, sentences + s * J, pos_a + s * J, pos_b + s * J, pos_g, J, d, dm);
+                    axpy(1.0f, dm, dsentence + ((seen[rows[i]] - 1) * E + e) * d, d);
                     memset(dm, 0, (size_t)d * sizeof(float));
                 }
             }
         }
+        /* each distinct sentence's gradient into the embeddings of its words */
+        for (int64_t c = 0; backward && c < count; c++) {
+            const int64_t row = distinct[c];
+            for (int64_t e = 0; e < E; e++)
+                embed_grad(dXr + e * V * d, sentences + row * J, pos_a + row * J, pos_b + row * J, pos_g, J, d,
+                           dsentence + (c * E + e) * d);
+        }
         loss[r] = total;
-        free(buffer);
+        free(buffer), free(seen), free(distinct);
     }
     return failed ? -1 : 0;
 }

@@ -40,8 +40,12 @@ def usable(device: torch.device) -> bool:
 def coefficients(data: Encoded, config: ModelConfig) -> tuple[Tensor, Tensor, Tensor]:
     """Position encoding's l_kj = a_j + g_k b_j for every sentence-table row of ``data``: a, b (S, J)
     and g (d,), from the model's own `position_encoding`; bag of words is a = 1, b = g = 0."""
+    # The C code reads rows unchecked: every word id and sentence row must be in range.
     if int(data.sentences.max()) >= config.vocab_size or int(data.sentences.min()) < 0:
-        raise IndexError(f"word ids must be in 0..{config.vocab_size - 1}")  # the C code reads rows unchecked
+        raise IndexError(f"word ids must be in 0..{config.vocab_size - 1}")
+    rows = torch.cat([data.memory.flatten(), data.query])
+    if len(rows) and (int(rows.max()) >= len(data.sentences) or int(rows.min()) < 0):
+        raise IndexError(f"sentence rows must be in 0..{len(data.sentences) - 1}")
     if config.encoding == "bow":
         return (torch.ones(data.sentences.shape), torch.zeros(data.sentences.shape), torch.zeros(config.dim))
     a, b, g = position_encoding(data.sentences, config.dim, config.pe_formula, config.sentence_size)
@@ -65,7 +69,8 @@ def step(params: dict[str, Tensor], config: ModelConfig, answer_word_ids: Tensor
         time = torch.arange(M).expand(R, B, M)
     time = time.contiguous()
     dims = torch.tensor([R, B, M, data.sentences.shape[1], d, V, E, config.hops, A, 0 if T is None else T.shape[2],
-                         config.memory_size, adjacent, config.relu, config.empty_memories == "zero"], dtype=torch.int64)
+                         config.memory_size, adjacent, config.relu, config.empty_memories == "zero", len(data.sentences)],
+                        dtype=torch.int64)
     loss = torch.empty(R, dtype=torch.float64)
     logits = torch.empty(R, B, A)
     grads = {name: torch.zeros_like(value) for name, value in params.items()} if backward else {}

@@ -294,8 +294,9 @@ def _run_pool(spec: SweepSpec, pending: list[dict], workers: int, finished: Call
     threads = max(1, (os.cpu_count() or 1) // processes)  # the cores shared out among the processes
     with context.Manager() as manager, ProcessPoolExecutor(processes, mp_context=context) as pool:
         epochs = manager.Queue()  # trial index, once per epoch of one of its restarts
-        running = {pool.submit(run_trial, asdict(spec), t, threads, part, partial(epochs.put, i)): (i, p)
-                   for i, t in enumerate(pending) for p, part in enumerate(parts)}
+        biggest_first = sorted(range(len(pending)), key=lambda i: -len(pending[i]["tasks"]))  # joint trials first,
+        running = {pool.submit(run_trial, asdict(spec), pending[i], threads, part, partial(epochs.put, i)): (i, p)
+                   for i in biggest_first for p, part in enumerate(parts)}  # so that none ends up running alone
         done: dict[int, dict[int, dict]] = {}
         while running:
             ready, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)

@@ -67,8 +67,9 @@ def sweep(
             raise UserError(f"--preset {preset} names its columns: it takes no --joint and no --grid of several values")
         if len(task_ids) < 2:
             raise UserError(f"--preset {preset} has joint columns: it needs at least two tasks (e.g. --task all)")
-        for key in sorted(options.keys() & {k for column in PRESETS[preset].values() for k in column}):
-            raise UserError(f"--preset {preset} sets --{key.replace('_', '-')} for its columns itself")
+        clash = sorted(options.keys() & {k for column in PRESETS[preset].values() for k in column})
+        if clash:
+            raise UserError(f"--preset {preset} sets --{clash[0].replace('_', '-')} for its columns itself")
     spec = SweepSpec(task_ids=task_ids, joint=joint, restarts=restarts, seed=seed, select=select, grid=options,
                      data_dir=str(resolve_data_dir(data_dir).resolve()), preset=preset)
     for _, overrides in spec.configurations():
@@ -91,8 +92,9 @@ def _grid_and_options(grid: list[str], args: list[str], types: dict | None = Non
     from memn2n_cli.sweep import OPTION_TYPES, parse_grid, parse_options
 
     varied, fixed = parse_grid(grid, types or OPTION_TYPES), parse_options(args, types or OPTION_TYPES)
-    for key in varied.keys() & fixed.keys():
-        raise UserError(f"--{key.replace('_', '-')} is given both as an option and in --grid")
+    both = sorted(varied.keys() & fixed.keys())
+    if both:
+        raise UserError(f"--{both[0].replace('_', '-')} is given both as an option and in --grid")
     return {**varied, **fixed}
 
 
