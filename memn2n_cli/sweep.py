@@ -157,12 +157,14 @@ class SweepSpec:
     grid: dict[str, list]
     data_dir: str
     preset: str | None = None  # a named set of columns (PRESETS), each with the grid's one-value options
+    columns: list[str] | None = None  # the preset's columns to train (None: all of them)
 
     def configurations(self) -> list[tuple[str, dict]]:
         if self.preset is None:
             return configurations(self.grid)
         fixed = {k: v[0] for k, v in self.grid.items()}
-        return [(label, {**column, **fixed}) for label, column in PRESETS[self.preset].items()]
+        return [(label, {**column, **fixed}) for label, column in PRESETS[self.preset].items()
+                if self.columns is None or label in self.columns]
 
     def trials(self) -> list[dict]:
         trials = []

@@ -114,6 +114,8 @@ def test_table1_preset_has_the_papers_columns():
     trials = spec.trials()
     assert len(trials) == 4 * 20 + 5  # a trial per task in the per-task columns, one in each joint column
     assert {t["name"] for t in trials if "joint" in t["label"]} == {"joint"}
+    some = SweepSpec(**{**vars(spec), "columns": ["PE LS LW joint", "BoW"]})  # in the paper's order
+    assert [label for label, _ in some.configurations()] == ["BoW", "PE LS LW joint"] and len(some.trials()) == 21
 
 
 def test_table1_preset_trains_its_columns_and_lays_results_out_as_table_1(cli, tmp_path, en_dir):
@@ -282,6 +284,8 @@ def test_ray_backend_on_a_local_instance_with_two_workers(cli, tmp_path, en_dir,
     (["--preset", "table1", "--task", "1"], "needs at least two tasks"),
     (["--preset", "table1", "--hops", "2"], "sets --hops for its columns itself"),
     (["--preset", "table1", "--grid", "lr=0.01,0.02"], "no --grid of several values"),
+    (["--preset", "table1", "--column", "PE LS RR"], "--column 'PE LS RR' is not a column of table1"),
+    (["--column", "PE"], "--column names a column of a --preset"),
 ])
 def test_sweep_bad_options(cli, tmp_path, en_dir, args, fragment):
     assert_one_line_error(cli("sweep", "babi", "--out", tmp_path / "s", "--data-dir", en_dir, *args), fragment)

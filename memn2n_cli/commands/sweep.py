@@ -28,6 +28,8 @@ def sweep(
     joint: Annotated[bool, typer.Option(help="One model for all the tasks given (d=50, 60 epochs, halving every 15).")] = False,
     preset: Annotated[str | None, typer.Option(help="table1: the paper's nine MemN2N columns of Table 1 (BoW, PE, PE LS, PE LS RN, "
                                                "1/2/3 hops PE LS joint, PE LS RN joint, PE LS LW joint), laid out beside its figures.")] = None,
+    column: Annotated[list[str] | None, typer.Option(help="With --preset: one of its columns to train, by name "
+                                                     "(repeatable), e.g. --column 'PE LS RN'. [default: all]")] = None,
     select: Annotated[str | None, typer.Option(help="bAbI: keep the restart with the lowest train (the paper's rule; default) "
                                                "or valid error. Language models: by validation perplexity, always.")] = None,
     seed: Annotated[int, typer.Option(help="Restart r uses seed + r.")] = 0,
@@ -60,18 +62,24 @@ def sweep(
     if joint and len(task_ids) < 2:
         raise UserError("--joint needs at least two tasks (e.g. --task all)")
     options = _grid_and_options(grid or [], ctx.args)
+    if column and preset is None:
+        raise UserError("--column names a column of a --preset")
     if preset is not None:
         if preset not in PRESETS:
             raise UserError(f"--preset is {' or '.join(PRESETS)}, not {preset!r}")
+        unknown = [name for name in column or [] if name not in PRESETS[preset]]
+        if unknown:
+            raise UserError(f"--column {unknown[0]!r} is not a column of {preset}: {', '.join(PRESETS[preset])}")
         if joint or any(len(values) > 1 for values in options.values()):
             raise UserError(f"--preset {preset} names its columns: it takes no --joint and no --grid of several values")
-        if len(task_ids) < 2:
+        chosen = [PRESETS[preset][name] for name in column or PRESETS[preset]]
+        if len(task_ids) < 2 and any(c.get("joint") for c in chosen):
             raise UserError(f"--preset {preset} has joint columns: it needs at least two tasks (e.g. --task all)")
         clash = sorted(options.keys() & {k for column in PRESETS[preset].values() for k in column})
         if clash:
             raise UserError(f"--preset {preset} sets --{clash[0].replace('_', '-')} for its columns itself")
     spec = SweepSpec(task_ids=task_ids, joint=joint, restarts=restarts, seed=seed, select=select, grid=options,
-                     data_dir=str(resolve_data_dir(data_dir).resolve()), preset=preset)
+                     data_dir=str(resolve_data_dir(data_dir).resolve()), preset=preset, columns=column or None)
     for _, overrides in spec.configurations():
         spec.settings(overrides)  # an impossible option value fails here, before any training
     on_trial, on_epoch, progress = _progress(spec, out)
