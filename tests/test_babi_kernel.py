@@ -68,6 +68,22 @@ def test_kernel_gives_the_models_loss_logits_and_gradients(tasks_1_and_19, varia
             assert_close(grads[name][r], parameter.grad, f"{variant}: gradient of {name}, restart {r}")
 
 
+def test_a_restart_trains_the_same_whichever_restarts_share_its_steps(tasks_1_and_19):
+    """Each restart is computed on its own: trained with others or alone, its weights are the same
+    bits, so a sweep's results do not depend on how its restarts are split among workers."""
+    from memn2n_cli.restarts import fit_restarts
+    from memn2n_cli.runs import build_model
+
+    config, cpu = TrainConfig(epochs=1, ls_epochs=1), torch.device("cpu")
+    data = tasks_1_and_19.encoded
+    together = [build_model(tasks_1_and_19, seed, cpu) for seed in (0, 1, 2)]
+    fit_restarts(together, data["train"], data["valid"], config, [0, 1, 2])
+    for seed in (0, 2):
+        alone = build_model(tasks_1_and_19, seed, cpu)
+        fit_restarts([alone], data["train"], data["valid"], config, [seed])
+        assert all(torch.equal(value, together[seed].state_dict()[name]) for name, value in alone.state_dict().items())
+
+
 def test_answers_never_seen_in_training_add_nothing(tasks_1_and_19):
     """An answer of -1 (the test set's answers unknown to training) adds no loss and no gradient."""
     config = tasks_1_and_19.model_config

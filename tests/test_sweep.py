@@ -227,7 +227,7 @@ def test_sweep_resumes_where_it_stopped(cli, small_sweep):
 
 def test_joint_sweep_and_validation_selection(cli, tmp_path, en_dir):
     """A joint sweep is one trial: with two workers its restarts train in two processes, and the
-    results equal one process training them all."""
+    results are those of one process training them all, exactly (each restart is computed alone)."""
     trials = {}
     for workers in ("1", "2"):
         out = tmp_path / f"joint-{workers}"
@@ -242,8 +242,7 @@ def test_joint_sweep_and_validation_selection(cli, tmp_path, en_dir):
         assert saved["model"]["dim"] == 50 and saved["training"]["seed"] == trial["restarts"][trial["selected"]]["seed"]
     one, two = trials["1"]["restarts"], trials["2"]["restarts"]
     assert [r["seed"] for r in two] == [0, 1, 2]
-    for a, b in zip(one, two):
-        assert b["mean"] == pytest.approx(a["mean"], abs=0.2)
+    assert one == two
 
 
 def test_restarts_split_into_parts():
