@@ -41,7 +41,8 @@ def fit_restarts(models: list[MemN2N], train: Encoded, valid: Encoded, config: T
     fast = babi_kernel.usable(train.answer.device)  # the compiled kernel, else the vmapped model
     if fast:
         model_config, answer_ids = models[0].config, models[0].answer_word_ids
-        positions = {id(data): babi_kernel.coefficients(data, model_config) for data in (train, valid) if len(data)}
+        train_positions = babi_kernel.coefficients(train, model_config)
+        valid_positions = babi_kernel.coefficients(valid, model_config) if len(valid) else None
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
     schedules = [Schedule(config) for _ in range(R)]
     histories: list[list[dict]] = [[] for _ in range(R)]
@@ -57,7 +58,7 @@ def fit_restarts(models: list[MemN2N], train: Encoded, valid: Encoded, config: T
         for index in order.split(config.batch_size, dim=1):
             if fast:
                 times = None if time is None else time[torch.arange(R).unsqueeze(1), index]
-                loss, logits, grads = babi_kernel.step(params, model_config, answer_ids, train, positions[id(train)],
+                loss, logits, grads = babi_kernel.step(params, model_config, answer_ids, train, train_positions,
                                                        index, times, linear)
             else:
                 batch = make_batch(train, index, time)
@@ -82,7 +83,7 @@ def fit_restarts(models: list[MemN2N], train: Encoded, valid: Encoded, config: T
             with torch.no_grad():
                 for index in torch.arange(len(valid)).split(EVAL_BATCH):
                     if fast:
-                        loss, logits, _ = babi_kernel.step(params, model_config, answer_ids, valid, positions[id(valid)],
+                        loss, logits, _ = babi_kernel.step(params, model_config, answer_ids, valid, valid_positions,
                                                            index.expand(R, -1), None, linear, backward=False)
                     else:
                         batch = make_batch(valid, index)
