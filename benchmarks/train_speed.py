@@ -37,14 +37,15 @@ from memn2n_cli.allocator import keep_freed_memory  # noqa: E402
 from memn2n_cli.model import MemN2N, ModelConfig  # noqa: E402
 from memn2n_cli.runs import encode_splits, load_splits  # noqa: E402
 from memn2n_cli.training import TrainConfig, fit  # noqa: E402
-from tasks.babi import Vocabulary  # noqa: E402
+from tasks import get_task  # noqa: E402
+from tasks.qa import Vocabulary  # noqa: E402
 
 if not args.glibc_defaults:
     keep_freed_memory()  # as the memn2n command does
 if args.threads:
     torch.set_num_threads(args.threads)
 tasks = list(range(1, 21)) if args.joint else [args.task]
-splits = load_splits(args.data_dir, tasks, 0.1, 0)
+splits = load_splits(get_task("babi"), args.data_dir, tasks, 0.1, 0)
 vocab = Vocabulary.build(splits["all_train"])
 memory = min(50, max(len(q.story) for q in splits["all_train"]))
 data = encode_splits(splits, vocab, memory, "cpu")

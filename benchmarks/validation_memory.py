@@ -34,7 +34,8 @@ from memn2n_cli.model import MemN2N, ModelConfig  # noqa: E402
 from memn2n_cli.restarts import fit_restarts  # noqa: E402
 from memn2n_cli.runs import encode_splits, load_splits  # noqa: E402
 from memn2n_cli.training import TrainConfig  # noqa: E402
-from tasks.babi import Vocabulary, encode  # noqa: E402
+from tasks import get_task  # noqa: E402
+from tasks.qa import Vocabulary, encode  # noqa: E402
 
 
 def peak_mib() -> int:
@@ -44,7 +45,7 @@ def peak_mib() -> int:
 keep_freed_memory()  # as the memn2n command does
 torch.set_num_threads(1)  # as a sweep worker does
 tasks = [t for t in range(1, 21) if any(args.data_dir.glob(f"qa{t}_*_train.txt"))]
-splits = load_splits(args.data_dir, tasks, 0.1, 0)
+splits = load_splits(get_task("babi"), args.data_dir, tasks, 0.1, 0)
 vocab = Vocabulary.build(splits["all_train"])
 data = encode_splits(splits, vocab, 50, "cpu")
 config = ModelConfig(len(vocab.words), vocab.answer_word_ids(), dim=50, memory_size=50,

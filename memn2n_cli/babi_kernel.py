@@ -18,7 +18,7 @@ from torch import Tensor
 
 from memn2n_cli import kernels
 from memn2n_cli.model import ModelConfig, position_encoding
-from tasks.babi import Encoded
+from tasks.qa import Encoded
 
 WHAT = "the bAbI model's compiled kernel"
 

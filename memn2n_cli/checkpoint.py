@@ -19,7 +19,8 @@ from safetensors.torch import save as safetensors_bytes  # bytes of a .safetenso
 
 from memn2n_cli.errors import UserError
 from memn2n_cli.model import MemN2N, ModelConfig
-from tasks.babi import Vocabulary
+from tasks import get_task
+from tasks.qa import Vocabulary
 
 MODEL_FILE, CONFIG_FILE, VOCAB_FILE, METRICS_FILE = "model.safetensors", "config.json", "vocab.json", "metrics.json"
 FORMAT = "memn2n-run/1"
@@ -81,8 +82,8 @@ def load_model(directory: Path) -> tuple[MemN2N, dict, Vocabulary]:
     config = read_json(directory / CONFIG_FILE)
     if config.get("format") != FORMAT:
         raise UserError(f"not a memn2n run (format {config.get('format')!r}, expected {FORMAT!r})", directory / CONFIG_FILE)
-    if config.get("task") != "babi":
-        raise UserError(f"is a {config.get('task')!r} run; this command takes a bAbI run", directory)
+    if get_task(str(config.get("task")), "qa") is None:
+        raise UserError(f"is a {config.get('task')!r} run; this takes a question-answering run", directory)
     try:
         vocab = Vocabulary.from_json(read_json(directory / VOCAB_FILE))
         model = MemN2N(ModelConfig(**config["model"]))
@@ -118,7 +119,7 @@ def model_dirs(run: Path) -> list[Path]:
 
 
 def run_task(run: Path) -> str:
-    """The task a run was trained on ("babi" for a run of one model per task)."""
+    """The name of the task a run was trained on (of its first model, for a run of one model per task)."""
     directory = model_dirs(run)[0]
     config = read_json(directory / CONFIG_FILE)
     if config.get("format") != FORMAT:

@@ -13,7 +13,7 @@ from memn2n_cli.checkpoint import CONFIG_FILE, load_model, model_dirs
 from memn2n_cli.errors import UserError
 from memn2n_cli.model import MemN2N
 from memn2n_cli.training import make_batch
-from tasks.babi import Question, Vocabulary, encode
+from tasks.qa import Question, Vocabulary, encode
 
 log = logging.getLogger("memn2n")
 

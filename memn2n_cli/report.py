@@ -15,7 +15,7 @@ def results_table(summary: dict, splits: tuple[str, ...]) -> Table:
     most-attended sentence is a supporting fact, per hop and at any hop."""
     main = f"{splits[-1]}_error"
     hops = max((len(row.get("attention_on_support", [])) for row in summary["tasks"]), default=0)
-    table = Table(title=f"bAbI error (%)  ·  {summary['run']}", title_justify="left")
+    table = Table(title=f"Error (%)  ·  {summary['run']}", title_justify="left")
     table.add_column("Task", justify="right")
     for split in splits:
         table.add_column(split.capitalize(), justify="right")

@@ -19,7 +19,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from memn2n_cli import babi_kernel
 from memn2n_cli.model import MemN2N
 from memn2n_cli.training import EVAL_BATCH, Schedule, TrainConfig, epoch_record, make_batch, random_noise_time
-from tasks.babi import Encoded
+from tasks.qa import Encoded
 
 WORD_EMBEDDINGS = ("embedding", "query_embedding")  # whose row 0, the nil word, stays zero
 

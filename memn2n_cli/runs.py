@@ -1,7 +1,8 @@
-"""Train and evaluate bAbI runs: plain functions behind `memn2n train` and `memn2n eval`.
+"""Train and evaluate question-answering runs (bAbI, jsonl, a plugin's task): the plain functions
+behind `memn2n train` and `memn2n eval`.
 
-train_babi:  data files -> questions -> validation split -> vocabulary -> tensors
-             -> MemN2N -> fit (training.py) -> error per task and split -> run directory
+train_qa:  the task's files -> questions -> validation split -> vocabulary -> tensors
+           -> MemN2N -> fit (restarts.py) -> error per task and split -> run directory
 """
 
 from __future__ import annotations
@@ -24,10 +25,9 @@ from memn2n_cli.model import MemN2N, ModelConfig
 from memn2n_cli.restarts import fit_restarts
 from memn2n_cli.training import TrainConfig, evaluate, metrics
 from tasks import get_task
-from tasks.babi import Encoded, Question, Vocabulary, encode, resolve_data_dir, split_validation, task_file
+from tasks.qa import PASS_ERROR, Encoded, QATask, Question, Vocabulary, encode, split_validation
 
 log = logging.getLogger("memn2n")
-PASS_ERROR = 5.0  # a task passes with test error <= 5% (Table 1)
 SPLITS = ("train", "valid", "test")
 
 
@@ -59,7 +59,7 @@ class ModelOptions:
 JOINT = {"dim": 50, "epochs": 60, "anneal_every": 15}  # joint training's d and schedule (Sec. 4.2)
 
 
-def babi_settings(chosen: dict, joint: bool = False) -> tuple[ModelOptions, TrainConfig]:
+def qa_settings(chosen: dict, joint: bool = False) -> tuple[ModelOptions, TrainConfig]:
     """The model options and recipe of a run from the options a user chose (by field name); the
     others are the paper's defaults, with joint training's where ``joint``. A combination that
     cannot be trained is a UserError naming the options, for `train`, sweep grids and the library alike."""
@@ -83,10 +83,21 @@ def file_checksums(paths: list[Path]) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
 
 
-def load_splits(data_dir: Path, task_ids: list[int], fraction: float, split_seed: int) -> dict[str, list[Question]]:
-    task = get_task("babi")
+def qa_task(name: str) -> QATask:
+    """The registered question-answering task ``name``; a UserError for a task of another kind."""
+    task = get_task(name, "qa")
+    if task is None:
+        raise UserError(f"{name} is not a question-answering task")
+    return task
+
+
+def load_splits(task: QATask, data_dir: Path, task_ids: list[int], fraction: float,
+                split_seed: int) -> dict[str, list[Question]]:
+    """The task's questions by split: validation questions of its own, else ``fraction`` of the
+    training stories held out."""
     train = task.read(data_dir, task_ids, "train")
-    train_part, valid_part = split_validation(train, fraction, split_seed)
+    valid = task.read_validation(data_dir, task_ids)
+    train_part, valid_part = split_validation(train, fraction, split_seed) if valid is None else (train, valid)
     return {"train": train_part, "valid": valid_part, "test": task.read(data_dir, task_ids, "test"), "all_train": train}
 
 
@@ -117,6 +128,7 @@ def summarize(rows: list[dict], run: Path, split: str = "test") -> dict:
 class Prepared:
     """What every model trained on the same tasks and data shares: vocabulary, tensors, sizes."""
 
+    task: str  # the registered task's name
     task_ids: list[int]
     data_dir: Path
     vocab: Vocabulary
@@ -124,17 +136,17 @@ class Prepared:
     model_config: ModelConfig
 
 
-def prepare(task_ids: list[int], data_dir: Path, options: ModelOptions, config: TrainConfig,
+def prepare(task: str, task_ids: list[int], data_dir: Path, options: ModelOptions, config: TrainConfig,
             device: torch.device) -> Prepared:
     """Read the tasks, hold out validation stories, build the vocabulary and encode every split."""
-    splits = load_splits(data_dir, task_ids, config.validation_fraction, config.split_seed)
+    splits = load_splits(qa_task(task), data_dir, task_ids, config.validation_fraction, config.split_seed)
     vocab = Vocabulary.build(splits["all_train"])
     memory_size = min(options.memory_size, max(len(q.story) for q in splits["all_train"]))
     encoded = encode_splits(splits, vocab, memory_size, device)
     model_config = ModelConfig(vocab_size=len(vocab.words), answer_word_ids=vocab.answer_word_ids(),
                                **{**asdict(options), "memory_size": memory_size},
                                sentence_size=encoded["train"].sentences.shape[1])
-    return Prepared(task_ids, data_dir, vocab, encoded, model_config)
+    return Prepared(task, task_ids, data_dir, vocab, encoded, model_config)
 
 
 def build_model(prepared: Prepared, seed: int, device: torch.device) -> MemN2N:
@@ -146,19 +158,19 @@ def trained_files(model: MemN2N, prepared: Prepared, config: TrainConfig, metric
     """Evaluate ``model`` on every split: its error rows, and its run directory's files (with
     everything `eval` and `predict` need) as bytes."""
     rows = error_table({split: evaluate(model, prepared.encoded[split]) for split in SPLITS})
-    files = [task_file(prepared.data_dir, t, s) for t in prepared.task_ids for s in ("train", "test")]
+    files = qa_task(prepared.task).data_files(prepared.data_dir, prepared.task_ids)
     run_config = {
-        "task": "babi", "tasks": prepared.task_ids, "joint": len(prepared.task_ids) > 1, "training": asdict(config),
+        "task": prepared.task, "tasks": prepared.task_ids, "joint": len(prepared.task_ids) > 1, "training": asdict(config),
         "data": {"dir": str(prepared.data_dir.resolve()), "files": file_checksums(files)},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "memn2n_version": __version__,
     }
     return rows, model_files(model.cpu(), run_config, prepared.vocab, {"tasks": rows, **metrics})
 
 
-def train_model(task_ids: list[int], data_dir: Path, directory: Path, options: ModelOptions, config: TrainConfig,
-                device: torch.device, on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
+def train_model(task: str, task_ids: list[int], data_dir: Path, directory: Path, options: ModelOptions,
+                config: TrainConfig, device: torch.device, on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
     """Train one model on ``task_ids`` (one task, or several jointly) and save it in ``directory``."""
-    prepared = prepare(task_ids, data_dir, options, config, device)
+    prepared = prepare(task, task_ids, data_dir, options, config, device)
     model = build_model(prepared, config.seed, device)
     started = time.perf_counter()
     history = fit_restarts([model], prepared.encoded["train"], prepared.encoded["valid"], config, [config.seed],
@@ -181,14 +193,13 @@ def finished_rows(directory: Path, options: ModelOptions, config: TrainConfig) -
     return read_json(directory / METRICS_FILE)["tasks"]
 
 
-def train_babi(task_ids: list[int], joint: bool, data_dir: Path | None, out: Path, options: ModelOptions,
-               config: TrainConfig, device: str = "auto", on_epoch: Callable[[str, dict], None] | None = None,
-               resume: bool = False) -> dict:
-    """One model per task, or one model for all of them (``joint``). Returns the summary.
-
-    ``resume``: models already complete in ``out`` (trained with the same options) are kept.
+def train_qa(task: str, task_ids: list[int], joint: bool, data_dir: Path | None, out: Path, options: ModelOptions,
+             config: TrainConfig, device: str = "auto", on_epoch: Callable[[str, dict], None] | None = None,
+             resume: bool = False) -> dict:
+    """One model per numbered task of ``task``, or one model for all of them (``joint``). Returns
+    the summary. ``resume``: models already complete in ``out`` (trained with the same options) are kept.
     """
-    data_dir = resolve_data_dir(data_dir)
+    data_dir = qa_task(task).resolve_data_dir(data_dir)
     groups = [task_ids] if joint or len(task_ids) == 1 else [[t] for t in task_ids]
     rows = []
     for group in groups:
@@ -199,7 +210,7 @@ def train_babi(task_ids: list[int], joint: bool, data_dir: Path | None, out: Pat
             log.info("%s: already trained, kept", directory)
             rows += done
             continue
-        rows += train_model(group, data_dir, directory, options, config, pick_device(device),
+        rows += train_model(task, group, data_dir, directory, options, config, pick_device(device),
                             (lambda record, label=label: on_epoch(label, record)) if on_epoch else None)
     summary = summarize(rows, out)
     if len(groups) > 1:
@@ -214,12 +225,12 @@ def evaluate_run(run: Path, split: str = "test", data_dir: Path | None = None, d
     rows, torch_device = [], pick_device(device)
     for directory in model_dirs(run):
         model, config, vocab = load_model(directory)
-        given = data_dir if data_dir is not None else Path(config["data"]["dir"])
-        source = resolve_data_dir(given)
+        task = qa_task(config["task"])
+        source = task.resolve_data_dir(data_dir if data_dir is not None else Path(config["data"]["dir"]))
         training = TrainConfig(**config["training"])
-        splits = load_splits(source, config["tasks"], training.validation_fraction, training.split_seed)
+        splits = load_splits(task, source, config["tasks"], training.validation_fraction, training.split_seed)
         recorded = config["data"]["files"]
-        used = file_checksums([task_file(source, t, s) for t in config["tasks"] for s in ("train", "test")])
+        used = file_checksums(task.data_files(source, config["tasks"]))
         if used != recorded:
             log.warning("%s: the data files differ from the ones this model was trained on", source)
         encoded = encode(splits[split], vocab, model.config.memory_size).to(torch_device)

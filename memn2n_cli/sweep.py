@@ -30,9 +30,9 @@ from memn2n_cli.allocator import keep_freed_memory
 from memn2n_cli.checkpoint import read_json, write_files, write_json
 from memn2n_cli.errors import UserError
 from memn2n_cli.restarts import fit_restarts
-from memn2n_cli.runs import PASS_ERROR, ModelOptions, babi_settings, build_model, error_table, prepare, trained_files
+from memn2n_cli.runs import PASS_ERROR, ModelOptions, build_model, error_table, prepare, qa_settings, trained_files
 from memn2n_cli.training import TrainConfig, evaluate
-from tasks.babi import BabiTask
+from tasks import get_task
 
 OPTION_TYPES = {f.name: f.type for f in fields(ModelOptions) + fields(TrainConfig) if f.name not in ("seed", "split_seed")}
 SPEC_FILE, TRIALS = "sweep.json", "trials"
@@ -128,27 +128,13 @@ def start_ray():
     return ray
 
 
-# Table 1's nine MemN2N columns, named as in the paper, by what sets each one apart from the
-# defaults (PE LS RN: position encoding, linear start, random noise; 3 hops, adjacent tying).
-# A joint column trains one model on all the tasks, with d = 50 and the joint schedule (runs.JOINT).
-TABLE_1 = {
-    "BoW": {"encoding": "bow", "linear_start": False, "random_noise": 0.0},
-    "PE": {"linear_start": False, "random_noise": 0.0},
-    "PE LS": {"random_noise": 0.0},
-    "PE LS RN": {},
-    "1 hop PE LS joint": {"joint": True, "hops": 1, "random_noise": 0.0},
-    "2 hops PE LS joint": {"joint": True, "hops": 2, "random_noise": 0.0},
-    "3 hops PE LS joint": {"joint": True, "hops": 3, "random_noise": 0.0},
-    "PE LS RN joint": {"joint": True},
-    "PE LS LW joint": {"joint": True, "tying": "layerwise", "random_noise": 0.0},
-}
-PRESETS = {"table1": TABLE_1}
 
 
 @dataclass
 class SweepSpec:
     """Everything that decides a sweep's results; stored as sweep.json in its directory."""
 
+    task: str  # the registered question-answering task
     task_ids: list[int]
     joint: bool
     restarts: int
@@ -156,14 +142,14 @@ class SweepSpec:
     select: str  # "train" (the paper's rule) or "valid"
     grid: dict[str, list]
     data_dir: str
-    preset: str | None = None  # a named set of columns (PRESETS), each with the grid's one-value options
+    preset: str | None = None  # a named set of columns (the task's presets), each with the grid's one-value options
     columns: list[str] | None = None  # the preset's columns to train (None: all of them)
 
     def configurations(self) -> list[tuple[str, dict]]:
         if self.preset is None:
             return configurations(self.grid)
         fixed = {k: v[0] for k, v in self.grid.items()}
-        return [(label, {**column, **fixed}) for label, column in PRESETS[self.preset].items()
+        return [(label, {**column, **fixed}) for label, column in get_task(self.task).presets()[self.preset].items()
                 if self.columns is None or label in self.columns]
 
     def trials(self) -> list[dict]:
@@ -177,7 +163,7 @@ class SweepSpec:
 
     def settings(self, overrides: dict) -> tuple[ModelOptions, TrainConfig]:
         chosen = {k: v for k, v in overrides.items() if k != "joint"}
-        return babi_settings({**chosen, "seed": self.seed}, overrides.get("joint", self.joint))
+        return qa_settings({**chosen, "seed": self.seed}, overrides.get("joint", self.joint))
 
 
 def folder(out: Path, label: str) -> Path:
@@ -201,7 +187,7 @@ def run_trial(spec: dict, trial: dict, threads: int = 0, restarts: list[int] | N
     sweep = SweepSpec(**spec)
     options, config = sweep.settings(trial["overrides"])
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    prepared = prepare(trial["tasks"], Path(sweep.data_dir), options, config, device)
+    prepared = prepare(sweep.task, trial["tasks"], Path(sweep.data_dir), options, config, device)
     seeds = [sweep.seed + r for r in (range(sweep.restarts) if restarts is None else restarts)]
     models = [build_model(prepared, seed, device) for seed in seeds]
     started = time.perf_counter()
@@ -343,24 +329,12 @@ def write_results(out: Path, summary: dict) -> None:
 
 
 def paper_columns(summary: dict) -> dict[str, dict]:
-    """The paper's figures beside each column of a sweep: {tasks: {task: error}, mean, failed}, empty
-    and None but for ``--preset table1``. On 1k data, the errors of the sweep's tasks, and the mean
-    and failures as printed when it has all 20, else over its tasks; on 10k data (a folder named
-    ...-10k), the printed mean and failures only: Table 1 has no per-task 10k errors."""
+    """The paper's figures beside each column of a sweep (the task's `paper_figures`): {tasks:
+    {task: error}, mean, failed}, empty and None where it has none."""
     spec = summary["spec"]
-    if spec.get("preset") != "table1":
-        return {label: {"tasks": {}, "mean": None, "failed": None} for label in summary["configurations"]}
     tasks = sorted({int(t) for cells in summary["cells"].values() for t in cells})
-    papers = {}
-    for label, (errors, (mean, failed), (mean_10k, failed_10k)) in BabiTask.TABLE_1.items():
-        if "10k" in Path(spec["data_dir"]).name:
-            papers[label] = {"tasks": {}, "mean": mean_10k, "failed": failed_10k}
-            continue
-        chosen = {t: errors[t - 1] for t in tasks}
-        if len(tasks) < len(errors):
-            mean, failed = sum(chosen.values()) / len(chosen), sum(e > PASS_ERROR for e in chosen.values())
-        papers[label] = {"tasks": chosen, "mean": mean, "failed": failed}
-    return papers
+    papers = get_task(spec["task"]).paper_figures(spec.get("preset"), Path(spec["data_dir"]), tasks) if spec.get("preset") else {}
+    return {label: papers.get(label, {"tasks": {}, "mean": None, "failed": None}) for label in summary["configurations"]}
 
 
 def beside(ours: str, paper: float | int | None, digits: int = 1) -> str:
@@ -374,7 +348,7 @@ def results_markdown(summary: dict) -> str:
     spec, columns = summary["spec"], summary["columns"]
     paper = paper_columns(summary)
     lines = [f"Test error (%) of the restart with the lowest {spec['select']} error, best of {spec['restarts']}"
-             + ("; the paper's Table 1 in brackets." if spec.get("preset") else "."), "",
+             + ("; the paper's figures in brackets." if spec.get("preset") else "."), "",
              "| task | " + " | ".join(labels) + " |", "| ---: |" + " ---: |" * len(labels)]
     for t in tasks:
         cells = [beside(f"{summary['cells'][label][t]['test_error']:.1f}", paper[label]["tasks"].get(int(t))) for label in labels]
@@ -384,5 +358,5 @@ def results_markdown(summary: dict) -> str:
     lines.append("| **mean** | " + " | ".join(f"**{c}**" for c in means) + " |")
     lines.append(f"| **failed (> {PASS_ERROR:g}%)** | " + " | ".join(f"**{c}**" for c in failed) + " |")
     if spec.get("preset") and not paper[labels[0]]["tasks"]:
-        lines += ["", "On 10k data Table 1 gives only the mean error and the failed tasks, over all 20 tasks."]
+        lines += ["", "The paper gives only the mean error and the failed tasks here, over all its tasks."]
     return "\n".join(lines) + "\n"

@@ -20,9 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from memn2n_cli.model import MemN2N
-from tasks.babi import BabiTask, Encoded
-
-metrics = BabiTask().metrics  # error (%) and mean loss from summed counts
+from tasks.qa import Encoded, metrics
 
 
 @dataclass
@@ -105,7 +103,7 @@ EVAL_BATCH = 512  # questions per forward pass when evaluating: bounds memory on
 @torch.no_grad()
 def evaluate(model: MemN2N, data: Encoded, batch_size: int = EVAL_BATCH) -> dict[int, dict]:
     """Summed counts for each bAbI task in ``data``: {correct, total, loss} and, for the attention,
-    {supported, on_support (per hop), on_support_any} (see BabiTask.metrics)."""
+    {supported, on_support (per hop), on_support_any} (see tasks.qa.metrics)."""
     model.eval()
     correct, loss, on_support = [], [], []
     for index in torch.arange(len(data), device=data.answer.device).split(batch_size):

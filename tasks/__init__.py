@@ -71,11 +71,14 @@ def available_tasks() -> dict[str, type]:
     return dict(sorted(_REGISTRY.items()))
 
 
-def get_task(name: str) -> Task:
+def get_task(name: str, kind: str | None = None) -> Task | None:
+    """The registered task ``name`` (a UserError when there is none); with ``kind``, None when the
+    task is of another kind. The one place where a task's kind is compared."""
     tasks = available_tasks()
     if name not in tasks:
         raise UserError(f"unknown task {name!r}; known tasks: {', '.join(tasks)}")
-    return tasks[name]()
+    task = tasks[name]()
+    return task if kind is None or task.kind == kind else None
 
 
 # Built-in tasks, registered by explicit import.

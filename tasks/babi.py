@@ -1,172 +1,30 @@
 """The bAbI question-answering tasks (Weston et al. 2015), as used in Section 4 of the paper.
 
-Upstream format, one file per task and split (``qaN_<name>_{train,test}.txt``)::
-
-    1 Mary moved to the bathroom.
-    2 John went to the hallway.
-    3 Where is Mary? <TAB> bathroom <TAB> 1
-
-An id of 1 starts a new story; a line holding a tab is a question, followed by its answer and the
-ids of its supporting facts. Each question is one example: the sentences before it in its story
-(questions excluded) are the memory, the question is the query. Nothing here assumes English:
-the same reader serves ``en``, ``hn`` (Hindi) and ``shuffled``.
+One file per task and split (``qaN_<name>_{train,test}.txt``), in the numbered format that
+`tasks.qa` reads (an id of 1 starts a new story; a line holding a tab is a question, its answer
+and the ids of its supporting facts). Each question is one example: the sentences before it in its
+story (questions excluded) are the memory, the question is the query. What is bAbI's own is here:
+the 20 task numbers, where the files are (and their download), and the paper's Table 1.
 """
 
 from __future__ import annotations
 
 import os
-import random
-import re
-import unicodedata
-from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from memn2n_cli.errors import UserError
-from tasks import register_task
+from tasks import qa, register_task
+from tasks.qa import Question, parse_babi, read_lines
 
-NIL = "<nil>"  # word id 0: pads sentences and memories; its embedding is held at zero (Sec. 4.1)
 TASK_IDS = range(1, 21)
 DOWNLOAD_URL = "http://www.thespermwhale.com/jaseweston/babi/tasks_1-20_v1-2.tar.gz"
 ARCHIVE_ROOT = "tasks_1-20_v1-2"  # the folder the upstream archive unpacks to
 CHECKSUMS = Path(__file__).with_name("babi_v1.2.sha256")
 
 
-@dataclass(frozen=True)
-class Question:
-    task: int  # bAbI task number (0 for a user's own story)
-    story: tuple[tuple[str, ...], ...]  # tokenized sentences before the question, oldest first
-    sentences: tuple[str, ...]  # the same sentences as written, for display
-    line_ids: tuple[int, ...]  # each story sentence's id in the file
-    question: tuple[str, ...]  # tokenized
-    text: str  # the question as written
-    answer: str | None  # one answer-vocabulary entry, even a list ("n,w"); None when not given
-    supporting: tuple[int, ...]  # line ids of the supporting facts: shown, never trained on
-    story_id: int  # index of the story within its file (the validation split keeps stories whole)
-    source: str  # "file:line", for messages
-
-
-def tokenize(text: str) -> list[str]:
-    """Lower-case, split on white space, strip Unicode punctuation, drop empty tokens."""
-    words = ("".join(c for c in w if not unicodedata.category(c).startswith("P")) for w in text.lower().split())
-    return [w for w in words if w]
-
-
-def normalize_answer(text: str) -> str:
-    return text.strip().lower()
-
-
-class _Story:
-    """The sentences of one story so far; questions are asked about them."""
-
-    def __init__(self, story_id: int):
-        self.id, self.tokens, self.texts, self.line_ids, self.questions = story_id, [], [], [], 0
-
-    def tell(self, text: str, line_id: int) -> None:
-        self.tokens.append(tuple(tokenize(text)))
-        self.texts.append(text.strip())
-        self.line_ids.append(line_id)
-
-    def ask(self, task: int, text: str, answer: str | None, supporting: tuple[int, ...], path, lineno: int) -> Question:
-        if not self.tokens:
-            raise UserError("question with no sentence before it", path, lineno)
-        self.questions += 1
-        return Question(task, tuple(self.tokens), tuple(self.texts), tuple(self.line_ids), tuple(tokenize(text)),
-                        text.strip(), answer, supporting, self.id, f"{path}:{lineno}")
-
-
-def decode_lines(raw: bytes, path) -> list[str]:
-    """UTF-8 text as lines; binary, empty or undecodable input raises UserError."""
-    if b"\x00" in raw:
-        raise UserError("not a text file", path)
-    if not raw.strip():
-        raise UserError("empty file", path)
-    lines = []
-    for lineno, line in enumerate(raw.splitlines(), 1):
-        try:
-            lines.append(line.decode("utf-8"))
-        except UnicodeDecodeError:
-            raise UserError("not UTF-8 text", path, lineno) from None
-    return lines
-
-
-def parse_babi(lines: list[str], path, task: int = 0, answers_required: bool = True) -> list[Question]:
-    """The upstream format. Without ``answers_required``, a line ending in '?' is a question too."""
-    questions: list[Question] = []
-    story, previous_id = None, 0
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        number, _, text = line.strip().partition(" ")
-        if not number.isdigit() or not text:
-            raise UserError(f"expected '<id> <sentence>', got {line.strip()[:40]!r}", path, lineno)
-        line_id = int(number)
-        if line_id == 1:
-            story = _Story(story.id + 1 if story else 0)
-        elif line_id != previous_id + 1 or story is None:
-            raise UserError(f"line id {line_id} does not follow {previous_id}", path, lineno)
-        previous_id = line_id
-        if "\t" not in text and (answers_required or not text.rstrip().endswith("?")):
-            story.tell(text, line_id)
-            continue
-        fields = text.split("\t")
-        if len(fields) > 3 or (answers_required and (len(fields) < 2 or not fields[1].strip())):
-            raise UserError("expected 'question<TAB>answer<TAB>supporting ids'", path, lineno)
-        support = fields[2].split() if len(fields) == 3 else []
-        if not all(s.isdigit() for s in support):
-            raise UserError(f"supporting ids must be numbers, got {fields[2]!r}", path, lineno)
-        answer = normalize_answer(fields[1]) if len(fields) > 1 and fields[1].strip() else None
-        questions.append(story.ask(task, fields[0], answer, tuple(int(s) for s in support), path, lineno))
-    if not questions:
-        raise UserError("no questions in file", path)
-    return questions
-
-
-def parse_plain(lines: list[str], path) -> list[Question]:
-    """Plain text: a sentence per line, a line ending in '?' is a question, a blank line starts a new story."""
-    questions: list[Question] = []
-    story, start = _Story(0), 0  # start: the line the current story begins on
-
-    def check_asked(story: _Story, start: int) -> None:
-        if story.tokens and not story.questions:
-            raise UserError("story with no question (a question is a line ending in '?')", path, start)
-
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            if story.tokens:
-                check_asked(story, start)
-                story, start = _Story(story.id + 1), 0
-            continue
-        start = start or lineno
-        if line.strip().endswith("?"):
-            questions.append(story.ask(0, line, None, (), path, lineno))
-        else:
-            story.tell(line, len(story.line_ids) + story.questions + 1)
-    check_asked(story, start)
-    return questions
-
-
-BABI_LINE = re.compile(r"^\d+ ")
-
-
-def read_stories(raw: bytes, path) -> list[Question]:
-    """A user's stories, in the bAbI format (answers optional) or plain text, told apart by the first line."""
-    lines = decode_lines(raw, path)
-    first = next(line for line in lines if line.strip())
-    if BABI_LINE.match(first.strip()):
-        return parse_babi(lines, path, answers_required=False)
-    return parse_plain(lines, path)
-
-
 def read_file(path: Path, task: int) -> list[Question]:
     """Parse one upstream file. Bad input raises UserError naming the file and line."""
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise UserError(f"cannot read: {e.strerror}", path) from None
-    return parse_babi(decode_lines(raw, path), path, task)
+    return parse_babi(read_lines(path), path, task)
 
 
 def task_file(data_dir: Path, task: int, split: str) -> Path:
@@ -177,10 +35,10 @@ def task_file(data_dir: Path, task: int, split: str) -> Path:
     return matches[0]
 
 
-def parse_task_ids(values: list[str]) -> list[int]:
-    """``["1", "3"]`` -> [1, 3]; ``["all"]`` -> 1..20."""
+def parse_task_ids(values: list[str], default: str = "1") -> list[int]:
+    """``["1", "3"]`` -> [1, 3]; ``["all"]`` -> 1..20; ``[]`` -> ``default``."""
     ids: set[int] = set()
-    for value in values or ["1"]:
+    for value in values or [default]:
         if value == "all":
             ids.update(TASK_IDS)
         elif value.isdigit() and int(value) in TASK_IDS:
@@ -211,117 +69,25 @@ def resolve_data_dir(given: Path | None) -> Path:
     return data_dir
 
 
-def split_validation(questions: list[Question], fraction: float, seed: int) -> tuple[list[Question], list[Question]]:
-    """Hold out ``fraction`` of the stories of each task (Sec. 4.2: 10% of the training set)."""
-    stories = sorted({(q.task, q.story_id) for q in questions})
-    random.Random(seed).shuffle(stories)
-    held = set()
-    for task in sorted({t for t, _ in stories}):
-        of_task = [s for s in stories if s[0] == task]
-        held.update(of_task[: round(fraction * len(of_task))])
-    return [q for q in questions if (q.task, q.story_id) not in held], [q for q in questions if (q.task, q.story_id) in held]
-
-
-@dataclass
-class Vocabulary:
-    """Words (id 0 is the nil word) and the answer vocabulary, whose entries are words too."""
-
-    words: list[str]
-    answers: list[str]
-
-    def __post_init__(self):
-        self.word_ids = {w: i for i, w in enumerate(self.words)}
-        self.answer_ids = {a: i for i, a in enumerate(self.answers)}
-
-    @classmethod
-    def build(cls, questions: list[Question]) -> Vocabulary:
-        answers = sorted({q.answer for q in questions})
-        words = {w for q in questions for sentence in q.story for w in sentence} | {w for q in questions for w in q.question}
-        return cls([NIL, *sorted(words | set(answers))], answers)
-
-    def answer_word_ids(self) -> list[int]:
-        return [self.word_ids[a] for a in self.answers]
-
-    def to_json(self) -> dict:
-        return {"words": self.words, "answers": self.answers}
-
-    @classmethod
-    def from_json(cls, data: dict) -> Vocabulary:
-        if not isinstance(data, dict) or data.get("words", [None])[0] != NIL or not data.get("answers"):
-            raise ValueError("not a memn2n vocabulary")
-        return cls(list(data["words"]), list(data["answers"]))
-
-
-@dataclass
-class Encoded:
-    """Questions as tensors. Sentences are stored once, in a table; memories refer to them by row.
-
-    ``memory[n, i]`` is the sentence-table row of the i-th most recent sentence of example n
-    (slot 0 is the most recent: the paper's reverse order, Sec. 4.1); row 0 is the empty sentence.
-    """
-
-    sentences: torch.Tensor  # (S, J) word ids, 0 = nil padding
-    memory: torch.Tensor  # (N, M) sentence rows, 0 = empty slot
-    memory_size: torch.Tensor  # (N,) number of filled slots
-    query: torch.Tensor  # (N,) sentence row of the question
-    answer: torch.Tensor  # (N,) answer-vocabulary id, -1 when the answer was never seen in training
-    task: torch.Tensor  # (N,) bAbI task number
-    width: torch.Tensor  # (N,) words in the longest sentence of the example (memory or question)
-    support: torch.Tensor  # (N, M) True where the slot holds a supporting fact of the question
-    unknown_words: Counter  # words mapped to nil because training never saw them
-
-    def __len__(self) -> int:
-        return len(self.answer)
-
-    def to(self, device) -> Encoded:
-        moved = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in vars(self).items()}
-        return Encoded(**moved)
-
-
-def encode(questions: list[Question], vocab: Vocabulary, memory_size: int) -> Encoded:
-    """Keep the ``memory_size`` most recent sentences of each story and map words to ids."""
-    rows: dict[tuple[str, ...], int] = {(): 0}
-    unknown: Counter = Counter()
-
-    def row(sentence: tuple[str, ...]) -> int:
-        if sentence not in rows:
-            rows[sentence] = len(rows)
-            unknown.update(w for w in sentence if w not in vocab.word_ids)
-        return rows[sentence]
-
-    memory = torch.zeros(len(questions), memory_size, dtype=torch.long)
-    support = torch.zeros(len(questions), memory_size, dtype=torch.bool)
-    for n, q in enumerate(questions):
-        recent = [row(s) for s in reversed(q.story[-memory_size:])]
-        memory[n, : len(recent)] = torch.tensor(recent)
-        for line_id in q.supporting:
-            slot = len(q.line_ids) - 1 - q.line_ids.index(line_id) if line_id in q.line_ids else memory_size
-            if slot < memory_size:
-                support[n, slot] = True
-    query = torch.tensor([row(q.question) for q in questions])
-    width = max(1, max(len(s) for s in rows))
-    sentences = torch.zeros(len(rows), width, dtype=torch.long)
-    lengths = torch.zeros(len(rows), dtype=torch.long)
-    for sentence, r in rows.items():
-        sentences[r, : len(sentence)] = torch.tensor([vocab.word_ids.get(w, 0) for w in sentence], dtype=torch.long)
-        lengths[r] = len(sentence)
-    return Encoded(
-        sentences=sentences,
-        memory=memory,
-        memory_size=torch.tensor([min(len(q.story), memory_size) for q in questions]),
-        query=query,
-        answer=torch.tensor([vocab.answer_ids.get(q.answer, -1) for q in questions]),
-        task=torch.tensor([q.task for q in questions]),
-        width=torch.maximum(lengths[memory].max(dim=1).values, lengths[query]),
-        support=support,
-        unknown_words=unknown,
-    )
+# Table 1's nine MemN2N columns, named as in the paper, by what sets each one apart from the
+# defaults (PE LS RN: position encoding, linear start, random noise; 3 hops, adjacent tying).
+# A joint column trains one model on all the tasks, with d = 50 and the joint schedule (memn2n_cli.runs.JOINT).
+TABLE_1_COLUMNS = {
+    "BoW": {"encoding": "bow", "linear_start": False, "random_noise": 0.0},
+    "PE": {"linear_start": False, "random_noise": 0.0},
+    "PE LS": {"random_noise": 0.0},
+    "PE LS RN": {},
+    "1 hop PE LS joint": {"joint": True, "hops": 1, "random_noise": 0.0},
+    "2 hops PE LS joint": {"joint": True, "hops": 2, "random_noise": 0.0},
+    "3 hops PE LS joint": {"joint": True, "hops": 3, "random_noise": 0.0},
+    "PE LS RN joint": {"joint": True},
+    "PE LS LW joint": {"joint": True, "tying": "layerwise", "random_noise": 0.0},
+}
 
 
 @register_task("babi")
-class BabiTask:
+class BabiTask(qa.QATask):
     summary = "the 20 bAbI question-answering tasks (v1.1 or v1.2; 1k or 10k; en, hn, shuffled)"
-    kind = "qa"
     # Table 1 of the paper (arXiv:1503.08895), the nine MemN2N columns: test error (%) on tasks 1-20
     # with 1k training examples; then mean error and failed tasks (error > 5%) on 1k and on 10k, as
     # printed (the 10k rows give no per-task errors). Each column is the best of 10 restarts.
@@ -346,19 +112,32 @@ class BabiTask:
                           (15.2, 10), (11.0, 6)),
     }
 
-    def tokenize(self, text: str) -> list[str]:
-        return tokenize(text)
+    def resolve_data_dir(self, given: Path | None) -> Path:
+        return resolve_data_dir(given)
 
-    def metrics(self, counts: dict) -> dict:
-        """Error in percent and mean loss from summed counts {correct, total, loss}; with the counts
-        {supported, on_support (one per hop), on_support_any}, also the share (%) of questions with
-        supporting facts whose most-attended sentence is one, per hop and for some hop."""
-        total = counts["total"]
-        figures = {"error": 100.0 * (1.0 - counts["correct"] / total), "loss": counts["loss"] / total}
-        if counts.get("supported"):
-            figures["attention_on_support"] = [100.0 * hits / counts["supported"] for hits in counts["on_support"]]
-            figures["attention_on_support_any"] = 100.0 * counts["on_support_any"] / counts["supported"]
-        return figures
+    def parse_task_ids(self, values: list[str], default: str = "1") -> list[int]:
+        return parse_task_ids(values, default)
 
     def read(self, data_dir: Path, task_ids: list[int], split: str) -> list[Question]:
         return [q for t in task_ids for q in read_file(task_file(data_dir, t, split), t)]
+
+    def data_files(self, data_dir: Path, task_ids: list[int]) -> list[Path]:
+        return [task_file(data_dir, t, s) for t in task_ids for s in ("train", "test")]
+
+    def presets(self) -> dict[str, dict[str, dict]]:
+        return {"table1": TABLE_1_COLUMNS}
+
+    def paper_figures(self, preset: str, data_dir: Path, task_ids: list[int]) -> dict[str, dict]:
+        """Table 1 beside a ``table1`` sweep. On 1k data, the errors of the sweep's tasks, and the
+        mean and failures as printed when it has all 20, else over its tasks; on 10k data (a folder
+        named ...-10k), the printed mean and failures only: Table 1 has no per-task 10k errors."""
+        papers = {}
+        for label, (errors, (mean, failed), (mean_10k, failed_10k)) in self.TABLE_1.items():
+            if "10k" in data_dir.name:
+                papers[label] = {"tasks": {}, "mean": mean_10k, "failed": failed_10k}
+                continue
+            chosen = {t: errors[t - 1] for t in task_ids}
+            if len(task_ids) < len(errors):
+                mean, failed = sum(chosen.values()) / len(chosen), sum(e > qa.PASS_ERROR for e in chosen.values())
+            papers[label] = {"tasks": chosen, "mean": mean, "failed": failed}
+        return papers

@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from tasks import babi
+from tasks import babi, qa
 from tasks.babi_generator import GENERATORS, file_rng, write_task_files
 from tasks.babi_generator.world import generate_file
 from tests.conftest import assert_one_line_error
@@ -20,9 +20,9 @@ TASKS = sorted(GENERATORS)
 LINE = re.compile(r"^\d+ \S")
 
 
-def generated(task: int, questions: int = 300, seed: int = 3) -> list[babi.Question]:
+def generated(task: int, questions: int = 300, seed: int = 3) -> list[qa.Question]:
     text = generate_file(task, questions, file_rng(seed, task, "train"))
-    return babi.parse_babi(text.splitlines(), f"generated-qa{task}", task)
+    return qa.parse_babi(text.splitlines(), f"generated-qa{task}", task)
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -37,13 +37,13 @@ def test_same_seed_same_bytes_other_seed_other_bytes(task):
 def test_upstream_line_format_and_exact_question_count(task):
     text = generate_file(task, 257, random.Random(task))
     assert text.endswith("\n") and all(LINE.match(line) for line in text.splitlines())
-    questions = babi.parse_babi(text.splitlines(), "generated", task)
+    questions = qa.parse_babi(text.splitlines(), "generated", task)
     assert len(questions) == 257
     assert "\t" in text.splitlines()[-1], "the file ends on its last question"
 
 
 def _words(text: str) -> set[str]:
-    return set(babi.tokenize(text.replace(",", " ")))
+    return set(qa.tokenize(text.replace(",", " ")))
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -88,7 +88,7 @@ def test_files_are_named_and_read_like_upstream(tmp_path):
     assert len(babi.read_file(babi.task_file(tmp_path, 1, "test"), 1)) == 30
 
 
-def _replay_task1(q: babi.Question) -> tuple[str, int]:
+def _replay_task1(q: qa.Question) -> tuple[str, int]:
     """An independent solver for task 1: replay every move in the story; the last one of the actor wins."""
     actor = q.question[-1]
     where = None

@@ -18,7 +18,7 @@ from memn2n_cli.training import TrainConfig, make_batch, random_noise_time
 @pytest.fixture(scope="module")
 def tasks_1_and_19(en_dir):
     """Real stories of two tasks (19: long sentences and 5-slot memories beside task 1's longer ones)."""
-    return prepare([1, 19], en_dir, ModelOptions(memory_size=12), TrainConfig(), torch.device("cpu"))
+    return prepare("babi", [1, 19], en_dir, ModelOptions(memory_size=12), TrainConfig(), torch.device("cpu"))
 
 
 def assert_close(fast: torch.Tensor, plain: torch.Tensor, what: str) -> None:

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from memn2n_cli.errors import UserError
-from tasks.babi import (NIL, Vocabulary, encode, parse_task_ids, read_file, split_validation, task_file,
-                        tokenize)
+from tasks.babi import parse_task_ids, read_file, task_file
+from tasks.qa import NIL, Vocabulary, encode, split_validation, tokenize
 from tests.conftest import BABI
 
 

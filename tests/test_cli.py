@@ -40,12 +40,13 @@ def test_eval_recomputes_the_same_figures(cli, trained_run, en_dir):
 def test_checkpoint_round_trip_gives_identical_predictions(trained_run, en_dir):
     from memn2n_cli.runs import load_splits
     from memn2n_cli.training import make_batch
-    from tasks.babi import Vocabulary, encode
+    from tasks import get_task
+    from tasks.qa import Vocabulary, encode
 
     out, _ = trained_run
     model, config, vocab = load_model(out)
     assert isinstance(vocab, Vocabulary) and config["tasks"] == [1]
-    data = encode(load_splits(en_dir, [1], 0.1, 0)["test"], vocab, model.config.memory_size)
+    data = encode(load_splits(get_task("babi"), en_dir, [1], 0.1, 0)["test"], vocab, model.config.memory_size)
     batch = make_batch(data, torch.arange(len(data)))
     again, _, _ = load_model(out)
     assert torch.equal(model(**batch).logits, again(**batch).logits)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tasks import babi
+from tasks import babi, qa
 from tasks.babi_generator import file_rng
 from tasks.babi_generator.world import generate_file
 
@@ -27,7 +27,7 @@ NUMBERS = ("none", "one", "two", "three")
 Event = tuple[int, str, str, str, str]  # line id, kind, actor, room or object, recipient
 
 
-def events(q: babi.Question) -> Iterator[Event]:
+def events(q: qa.Question) -> Iterator[Event]:
     """The story's sentences as (line, "move"/"get"/"drop"/"give", actor, room or object, recipient)."""
     for line, words in zip(q.line_ids, q.story):
         actor, verb = words[0], words[1]
@@ -40,7 +40,7 @@ def events(q: babi.Question) -> Iterator[Event]:
             yield line, "get" if verb in GETS else "drop", actor, words[words.index("the") + 1], ""
 
 
-def where_is(q: babi.Question) -> tuple[str, tuple[int, ...]] | None:
+def where_is(q: qa.Question) -> tuple[str, tuple[int, ...]] | None:
     """Task 2: a carried object is where its holder last moved to (after picking it up); a dropped
     one where its dropper was. Support: the object's pick-up or drop, then that move."""
     obj = q.question[-1]
@@ -63,7 +63,7 @@ def where_is(q: babi.Question) -> tuple[str, tuple[int, ...]] | None:
     return dropped[obj]
 
 
-def trail_of(q: babi.Question, obj: str) -> tuple[list[tuple[str, int]], int]:
+def trail_of(q: qa.Question, obj: str) -> tuple[list[tuple[str, int]], int]:
     """The rooms the object was seen in, each with the move that brought it (or its taker) there,
     following its holder's moves while carried; and the line of its latest pick-up or drop."""
     room: dict[str, tuple[str, int]] = {}
@@ -80,7 +80,7 @@ def trail_of(q: babi.Question, obj: str) -> tuple[list[tuple[str, int]], int]:
     return trail, handled
 
 
-def where_before(q: babi.Question) -> tuple[str, tuple[int, ...]]:
+def where_before(q: qa.Question) -> tuple[str, tuple[int, ...]]:
     """Task 3: the room before the object's latest arrival in the named one. Support, as upstream:
     the object's latest pick-up or drop, the move into the room, the move into the room before."""
     trail, handled = trail_of(q, q.question[3])
@@ -90,7 +90,7 @@ def where_before(q: babi.Question) -> tuple[str, tuple[int, ...]]:
     return before, (handled, line, before_line)
 
 
-def gift(q: babi.Question) -> tuple[str, tuple[int, ...]]:
+def gift(q: qa.Question) -> tuple[str, tuple[int, ...]]:
     """Task 5: the latest hand-over that fits what the question names; support: that hand-over."""
     words = q.question
     if words[0] == "what":  # what did X give to Y
@@ -109,14 +109,14 @@ def gift(q: babi.Question) -> tuple[str, tuple[int, ...]]:
     return latest[answer], (latest["line"],)
 
 
-def is_in(q: babi.Question) -> tuple[str, tuple[int, ...]]:
+def is_in(q: qa.Question) -> tuple[str, tuple[int, ...]]:
     """Task 6: yes if the actor's latest move took them to the room; support: that move."""
     actor, target = q.question[1], q.question[-1]
     place, line = [(thing, line) for line, kind, who, thing, _ in events(q) if kind == "move" and who == actor][-1]
     return ("yes" if place == target else "no"), (line,)
 
 
-def load(q: babi.Question, actor: str) -> tuple[list[str], dict[str, list[int]]]:
+def load(q: qa.Question, actor: str) -> tuple[list[str], dict[str, list[int]]]:
     """What the actor carries (in the order they first handled each object) and, per object, the
     lines where they got, dropped, gave or were given it."""
     holder: dict[str, str] = {}
@@ -129,27 +129,27 @@ def load(q: babi.Question, actor: str) -> tuple[list[str], dict[str, list[int]]]
     return [obj for obj in dealt if holder[obj] == actor], dealt
 
 
-def how_many(q: babi.Question) -> tuple[str, tuple[int, ...]]:
+def how_many(q: qa.Question) -> tuple[str, tuple[int, ...]]:
     """Task 7: a number word; support: every line where the actor handled an object, in order."""
     carried, dealt = load(q, q.question[4])
     return NUMBERS[len(carried)], tuple(sorted(line for lines in dealt.values() for line in lines))
 
 
-def what_carried(q: babi.Question) -> tuple[str, tuple[int, ...]]:
+def what_carried(q: qa.Question) -> tuple[str, tuple[int, ...]]:
     """Task 8: a comma-separated list or "nothing"; support grouped object by object, as listed."""
     carried, dealt = load(q, q.question[2])
     return ",".join(carried) or "nothing", tuple(line for lines in dealt.values() for line in lines)
 
 
-SOLVERS: dict[int, Callable[[babi.Question], tuple[str, tuple[int, ...]]]] = {
+SOLVERS: dict[int, Callable[[qa.Question], tuple[str, tuple[int, ...]]]] = {
     2: where_is, 3: where_before, 5: gift, 6: is_in, 7: how_many, 8: what_carried,
 }
 
 
 @functools.cache
-def generated(task: int, questions: int = 1000, seed: int = 5) -> list[babi.Question]:
+def generated(task: int, questions: int = 1000, seed: int = 5) -> list[qa.Question]:
     text = generate_file(task, questions, file_rng(seed, task, "train"))
-    return babi.parse_babi(text.splitlines(), f"generated-qa{task}", task)
+    return qa.parse_babi(text.splitlines(), f"generated-qa{task}", task)
 
 
 @pytest.mark.parametrize("task", sorted(SOLVERS))

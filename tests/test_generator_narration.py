@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from tasks import babi
+from tasks import babi, qa
 from tasks.babi_generator import file_rng
 from tasks.babi_generator.world import generate_file
 
@@ -15,12 +15,12 @@ FEMALE, MALE = {"mary", "sandra"}, {"john", "daniel"}
 TIMES = ("yesterday", "morning", "afternoon", "evening")
 
 
-def generated(task: int, questions: int = 1000) -> list[babi.Question]:
+def generated(task: int, questions: int = 1000) -> list[qa.Question]:
     text = generate_file(task, questions, file_rng(5, task, "train"))
-    return babi.parse_babi(text.splitlines(), f"generated-qa{task}", task)
+    return qa.parse_babi(text.splitlines(), f"generated-qa{task}", task)
 
 
-def latest_facts(q: babi.Question) -> dict[str, tuple[int, str, tuple[str, ...]]]:
+def latest_facts(q: qa.Question) -> dict[str, tuple[int, str, tuple[str, ...]]]:
     """Tasks 9 and 10: actor -> (line id, "at" / "not" / "either", places) of the last sentence about them."""
     facts = {}
     for line_id, words in zip(q.line_ids, q.story):
@@ -33,7 +33,7 @@ def latest_facts(q: babi.Question) -> dict[str, tuple[int, str, tuple[str, ...]]
     return facts
 
 
-def solve_yes_no(q: babi.Question) -> tuple[str, list[int]]:
+def solve_yes_no(q: qa.Question) -> tuple[str, list[int]]:
     _, actor, _, _, place = q.question
     line_id, kind, places = latest_facts(q)[actor]
     if kind == "not":
@@ -68,7 +68,7 @@ def test_negation_tells_both_forms_and_denies_where_the_actor_was():
     assert denied_last_place[False] == 0 < denied_last_place[True]
 
 
-def solve_coreference(q: babi.Question) -> tuple[str, list[int]]:
+def solve_coreference(q: qa.Question) -> tuple[str, list[int]]:
     """Tasks 11-13: a named subject ("Mary", "Mary and Daniel") starts an episode; "he", "she" or
     "they" continues the previous sentence's. The answer is the last place of the asked actor's
     latest episode, the support that episode's sentences."""
@@ -117,7 +117,7 @@ def parse_time_move(words: tuple[str, ...]) -> tuple[str, int, str]:
     return actor, time, place
 
 
-def solve_time(q: babi.Question) -> tuple[str, list[int]]:
+def solve_time(q: qa.Question) -> tuple[str, list[int]]:
     """Task 14: find the actor's (latest) move to the place named, then the move just before it in time."""
     actor, place = q.question[2], q.question[-1]
     moves = {}  # time -> (place, line id)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tasks import babi
+from tasks import babi, qa
 from tasks.babi_generator import file_rng
 from tasks.babi_generator.world import generate_file
 
@@ -27,7 +27,7 @@ Links = dict[int, tuple[str, tuple[int, int], str]]  # line -> (a, step from b t
 Answer = tuple[str, list[tuple[int, ...]]]  # the answer, and the supports upstream may give (usually one)
 
 
-def links(q: babi.Question) -> Links:
+def links(q: qa.Question) -> Links:
     """Map sentences: line -> (a, step from b to a, b), for "The a is <direction> (of) the b."."""
     found = {}
     for line, sentence in zip(q.line_ids, q.sentences):
@@ -53,7 +53,7 @@ def positions(found: Links) -> dict[str, tuple[int, int]]:
     return where
 
 
-def two_arg_relations(q: babi.Question) -> Answer:
+def two_arg_relations(q: qa.Question) -> Answer:
     """Task 4: place the three rooms; "What is D of the X?" is the room one step D from X, "What is
     the X D of?" the room X is one step D from. Support: the sentence linking the two."""
     found = links(q)
@@ -72,7 +72,7 @@ def two_arg_relations(q: babi.Question) -> Answer:
 PLURALS = {"mice": "mouse", "sheep": "sheep", "wolves": "wolf", "cats": "cat"}
 
 
-def basic_deduction(q: babi.Question) -> Answer:
+def basic_deduction(q: qa.Question) -> Answer:
     """Task 15: X is a member of a species that fears another (upstream tells the fear first).
     Support: the membership, the fear."""
     fears, members = {}, {}
@@ -91,7 +91,7 @@ def basic_deduction(q: babi.Question) -> Answer:
 COLORS = {"gray", "white", "yellow", "green"}
 
 
-def basic_induction(q: babi.Question) -> Answer:
+def basic_induction(q: qa.Question) -> Answer:
     """Task 16: X has the colour of the animal of X's species introduced last (upstream's rule when
     animals of one species differ); one, three or four others share X's species, never none or
     two. Support: X's species, that animal's species and its colour."""
@@ -110,7 +110,7 @@ def basic_induction(q: babi.Question) -> Answer:
 RELATIONS = {"above": (1, 1), "below": (1, -1), "to the right of": (0, 1), "to the left of": (0, -1)}  # axis, sign
 
 
-def positional_reasoning(q: babi.Question) -> Answer:
+def positional_reasoning(q: qa.Question) -> Answer:
     """Task 17: place the three shapes; yes when the asked relation holds (a shape level with another
     is neither above nor below it). Support: the sentence naming the first shape, then the other."""
     found = links(q)
@@ -123,7 +123,7 @@ def positional_reasoning(q: babi.Question) -> Answer:
     return answer, [(first, next(line for line in found if line != first))]
 
 
-def size_reasoning(q: babi.Question) -> Answer:
+def size_reasoning(q: qa.Question) -> Answer:
     """Task 18: the question's pair is ordered by two chained statements (x > m, m > y); any such
     chain may support it, the statement about the thing asked "bigger than" or "fit in" first."""
     facts = {}
@@ -144,7 +144,7 @@ def size_reasoning(q: babi.Question) -> Answer:
     raise AssertionError(f"{q.source}: no two statements order {big} and {small}")
 
 
-def path_finding(q: babi.Question) -> Answer:
+def path_finding(q: qa.Question) -> Answer:
     """Task 19: the shortest way along the told links (not through rooms that merely share a spot),
     always two steps. Support: the links walked, in order."""
     found = links(q)
@@ -175,7 +175,7 @@ MOTIVES = {"hungry": ("kitchen", "apple"), "thirsty": ("kitchen", "milk"),
            "tired": ("bedroom", "pajamas"), "bored": ("garden", "football")}
 
 
-def agents_motivations(q: babi.Question) -> Answer:
+def agents_motivations(q: qa.Question) -> Answer:
     """Task 20: a motive sends a person to its room for its object; the story must agree (the moves
     and gets it tells follow each person's motive, and each object is got once). Support: the motive."""
     motive, got = {}, set()
@@ -193,19 +193,19 @@ def agents_motivations(q: babi.Question) -> Answer:
     return (MOTIVES[feeling][0] if where == "Where will" else feeling), [(line,)]
 
 
-SOLVERS: dict[int, Callable[[babi.Question], Answer]] = {
+SOLVERS: dict[int, Callable[[qa.Question], Answer]] = {
     4: two_arg_relations, 15: basic_deduction, 16: basic_induction, 17: positional_reasoning,
     18: size_reasoning, 19: path_finding, 20: agents_motivations,
 }
 
 
 @functools.cache
-def generated(task: int) -> list[babi.Question]:
+def generated(task: int) -> list[qa.Question]:
     text = generate_file(task, 1000, file_rng(5, task, "train"))
-    return babi.parse_babi(text.splitlines(), f"generated-qa{task}", task)
+    return qa.parse_babi(text.splitlines(), f"generated-qa{task}", task)
 
 
-def check(task: int, questions: list[babi.Question]) -> None:
+def check(task: int, questions: list[qa.Question]) -> None:
     for q in questions:
         answer, supports = SOLVERS[task](q)
         assert answer == q.answer, (q.source, q.text, answer, q.answer)

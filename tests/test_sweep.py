@@ -22,7 +22,7 @@ QUICK = ["--epochs", "2", "--ls-epochs", "1"]  # train's options, fixed for ever
 
 @pytest.fixture(scope="module")
 def task1(en_dir):
-    return prepare([1], en_dir, ModelOptions(), TrainConfig(), torch.device("cpu"))
+    return prepare("babi", [1], en_dir, ModelOptions(), TrainConfig(), torch.device("cpu"))
 
 
 @pytest.mark.parametrize("overrides", [{"epochs": 2, "ls_epochs": 2},
@@ -52,7 +52,7 @@ def test_restarts_validate_like_fit_across_evaluation_batches(en_dir):
     """600 held-out questions: more than one EVAL_BATCH, so restarts validate in two passes (512 + 88);
     every restart's validation loss and error, epoch by epoch, are what `fit` reports for its seed."""
     config = TrainConfig(epochs=2, ls_epochs=1, validation_fraction=0.6)
-    task = prepare([1], en_dir, ModelOptions(), config, torch.device("cpu"))
+    task = prepare("babi", [1], en_dir, ModelOptions(), config, torch.device("cpu"))
     data, seeds = task.encoded, [3, 7]
     assert len(data["valid"]) == 600 > EVAL_BATCH
     together = [build_model(task, seed, torch.device("cpu")) for seed in seeds]
@@ -88,7 +88,7 @@ def test_table1_preset_has_the_papers_columns():
     """Each column of Table 1 as the paper defines it (Sec. 4, Table 1's key), written out in full
     here: encoding, linear start, random noise, hops, tying, and joint training with d = 50 and 60
     epochs halved every 15. An option given to the sweep (here --lr) applies to every column."""
-    spec = SweepSpec(task_ids=list(range(1, 21)), joint=False, restarts=10, seed=0, select="train",
+    spec = SweepSpec(task="babi", task_ids=list(range(1, 21)), joint=False, restarts=10, seed=0, select="train",
                      grid={"lr": [0.02]}, data_dir="unused", preset="table1")
     per_task = dict(dim=20, epochs=100, anneal_every=25)
     joint = dict(dim=50, epochs=60, anneal_every=15)
@@ -148,7 +148,7 @@ def test_paper_figures_beside_a_whole_column_and_on_10k():
     on 10k, the printed 10k figures and no per-task ones."""
     labels = list(BabiTask.TABLE_1)
     cells = {label: {str(t): {"test_error": 1.0} for t in range(1, 21)} for label in labels}
-    spec = {"preset": "table1", "data_dir": "/data/en", "select": "train", "restarts": 10}
+    spec = {"task": "babi", "preset": "table1", "data_dir": "/data/en", "select": "train", "restarts": 10}
     summary = {"spec": spec, "configurations": labels, "cells": cells,
                "columns": {label: {"mean_test_error": 1.0, "failed_tasks": 0} for label in labels}}
     one_k = paper_columns(summary)

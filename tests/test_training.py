@@ -9,7 +9,7 @@ from memn2n_cli.model import MemN2N, ModelConfig
 from memn2n_cli.runs import load_splits
 from memn2n_cli.training import TrainConfig, distinct_rows, fit, learning_rate, make_batch
 from tasks import Task, available_tasks, get_task, register_task
-from tasks.babi import Vocabulary, encode
+from tasks.qa import Vocabulary, encode
 
 
 def test_learning_rate_schedule():
@@ -22,7 +22,7 @@ def test_learning_rate_schedule():
 
 @pytest.fixture(scope="module")
 def task1(en_dir):
-    splits = load_splits(en_dir, [1], 0.1, split_seed=0)
+    splits = load_splits(get_task("babi"), en_dir, [1], 0.1, split_seed=0)
     vocab = Vocabulary.build(splits["all_train"])
     return vocab, {name: encode(splits[name], vocab, 10) for name in ("train", "valid")}
 

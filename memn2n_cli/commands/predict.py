@@ -29,7 +29,7 @@ def predict_command(
     from memn2n_cli.checkpoint import run_task
     from memn2n_cli.inference import choose_model, newest_run, predict, read_story_input
     from tasks import get_task
-    from tasks.babi import decode_lines, read_stories
+    from tasks.qa import decode_lines, read_stories
 
     raw, name = read_story_input(story)
     if checkpoint is None:

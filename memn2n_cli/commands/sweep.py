@@ -43,9 +43,9 @@ def sweep(
 
     Any model or training option of `memn2n train` (--epochs 20, --no-linear-start, --encoding bow, ...)
     fixes that option for every configuration, as a one-value --grid does."""
-    from memn2n_cli.sweep import PRESETS, SweepSpec, run_sweep
+    from memn2n_cli.sweep import SweepSpec, run_sweep
     from tasks import get_task
-    from tasks.babi import parse_task_ids, resolve_data_dir
+    from memn2n_cli.runs import qa_task
 
     if backend not in ("local", "ray"):
         raise UserError("--backend is local or ray")
@@ -58,28 +58,30 @@ def sweep(
     select = select or "train"
     if select not in ("train", "valid"):
         raise UserError("--select is train or valid")
-    task_ids = parse_task_ids(task or ["all"])
+    qa = qa_task(task_name)
+    task_ids = qa.parse_task_ids(task or [], default="all")
     if joint and len(task_ids) < 2:
         raise UserError("--joint needs at least two tasks (e.g. --task all)")
     options = _grid_and_options(grid or [], ctx.args)
+    presets = qa.presets()
     if column and preset is None:
         raise UserError("--column names a column of a --preset")
     if preset is not None:
-        if preset not in PRESETS:
-            raise UserError(f"--preset is {' or '.join(PRESETS)}, not {preset!r}")
-        unknown = [name for name in column or [] if name not in PRESETS[preset]]
+        if preset not in presets:
+            raise UserError(f"--preset is {' or '.join(presets)}, not {preset!r}")
+        unknown = [name for name in column or [] if name not in presets[preset]]
         if unknown:
-            raise UserError(f"--column {unknown[0]!r} is not a column of {preset}: {', '.join(PRESETS[preset])}")
+            raise UserError(f"--column {unknown[0]!r} is not a column of {preset}: {', '.join(presets[preset])}")
         if joint or any(len(values) > 1 for values in options.values()):
             raise UserError(f"--preset {preset} names its columns: it takes no --joint and no --grid of several values")
-        chosen = [PRESETS[preset][name] for name in column or PRESETS[preset]]
+        chosen = [presets[preset][name] for name in column or presets[preset]]
         if len(task_ids) < 2 and any(c.get("joint") for c in chosen):
             raise UserError(f"--preset {preset} has joint columns: it needs at least two tasks (e.g. --task all)")
-        clash = sorted(options.keys() & {k for column in PRESETS[preset].values() for k in column})
+        clash = sorted(options.keys() & {k for column in presets[preset].values() for k in column})
         if clash:
             raise UserError(f"--preset {preset} sets --{clash[0].replace('_', '-')} for its columns itself")
-    spec = SweepSpec(task_ids=task_ids, joint=joint, restarts=restarts, seed=seed, select=select, grid=options,
-                     data_dir=str(resolve_data_dir(data_dir).resolve()), preset=preset, columns=column or None)
+    spec = SweepSpec(task=task_name, task_ids=task_ids, joint=joint, restarts=restarts, seed=seed, select=select, grid=options,
+                     data_dir=str(qa.resolve_data_dir(data_dir).resolve()), preset=preset, columns=column or None)
     for _, overrides in spec.configurations():
         spec.settings(overrides)  # an impossible option value fails here, before any training
     on_trial, on_epoch, progress = _progress(spec, out)

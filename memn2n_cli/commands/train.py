@@ -127,15 +127,14 @@ def train(
         return
 
     from memn2n_cli.report import results_table
-    from memn2n_cli.runs import babi_settings, train_babi
-    from tasks.babi import parse_task_ids
+    from memn2n_cli.runs import qa_settings, qa_task, train_qa
 
-    task_ids = parse_task_ids(task or [])
+    task_ids = qa_task(task_name).parse_task_ids(task or [])
     if joint and len(task_ids) < 2:
         raise UserError("--joint needs at least two tasks (e.g. --task all)")
     given = dict(dim=dim, hops=hops, memory_size=memory_size, init_std=init_std, batch_size=batch_size,
                  max_grad_norm=max_grad_norm, epochs=epochs, anneal_every=anneal_every)  # None: the default
-    options, config = babi_settings(
+    options, config = qa_settings(
         {**{k: v for k, v in given.items() if v is not None}, "encoding": encoding, "pe_formula": pe_formula,
          "temporal": temporal, "tying": tying, "relu": relu, "empty_memories": empty_memories, "lr": lr,
          "validation_fraction": validation_fraction, "linear_start": linear_start, "ls_lr": ls_lr,
@@ -143,9 +142,9 @@ def train(
     report, progress = _progress_reporter(config, len(task_ids))
     if progress:
         with progress:
-            summary = train_babi(task_ids, joint, data_dir, out, options, config, device, report, resume is not None)
+            summary = train_qa(task_name, task_ids, joint, data_dir, out, options, config, device, report, resume is not None)
     else:
-        summary = train_babi(task_ids, joint, data_dir, out, options, config, device, report, resume is not None)
+        summary = train_qa(task_name, task_ids, joint, data_dir, out, options, config, device, report, resume is not None)
     if json_output:
         print(json.dumps(summary))
     else:

@@ -36,8 +36,9 @@ def visualize(
     from memn2n_cli.checkpoint import run_task
     from memn2n_cli.inference import choose_model, newest_run, predict, read_story_input
     from memn2n_cli.report import attention_view
+    from memn2n_cli.runs import qa_task
     from tasks import get_task
-    from tasks.babi import read_stories, resolve_data_dir
+    from tasks.qa import read_stories
 
     if checkpoint is None:
         checkpoint = newest_run()
@@ -54,8 +55,9 @@ def visualize(
     if story is not None:
         predictions = predict(model, vocab, read_stories(*read_story_input(story)))
     else:
-        source = resolve_data_dir(data_dir if data_dir is not None else Path(config["data"]["dir"]))
-        test = get_task("babi").read(source, config["tasks"], "test")
+        task = qa_task(config["task"])
+        source = task.resolve_data_dir(data_dir if data_dir is not None else Path(config["data"]["dir"]))
+        test = task.read(source, config["tasks"], "test")
         predictions = [p for p in predict(model, vocab, test) if not errors or not p.correct]
         if not predictions:
             raise UserError("the model answers every test question right: nothing to show with --errors", checkpoint)

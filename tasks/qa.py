@@ -1,0 +1,387 @@
+"""Question answering data, whatever the task: stories and questions, the vocabulary, tensors.
+
+A question-answering task (bAbI, your own `jsonl` files, a plugin) reads its files into
+`Question`s; everything after that is shared: the validation split, the vocabulary, the encoding
+into tensors (`Encoded`), the metrics, and the story files `predict` and `visualize` read:
+
+    1 Mary moved to the bathroom.                      the numbered format (bAbI's own): a
+    2 John went to the hallway.                        line holding a tab is a question, then
+    3 Where is Mary? <TAB> bathroom <TAB> 1            its answer and supporting line ids
+
+or plain text, a sentence per line, a line ending in '?' a question, a blank line between stories.
+Nothing here assumes English: the same reader serves bAbI's ``en``, ``hn`` (Hindi) and ``shuffled``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from memn2n_cli.errors import UserError
+
+PASS_ERROR = 5.0  # a task passes with test error <= 5% (Table 1)
+NIL = "<nil>"  # word id 0: pads sentences and memories; its embedding is held at zero (Sec. 4.1)
+
+@dataclass(frozen=True)
+class Question:
+    task: int  # the task's number (bAbI: 1-20; one task of its own: 1; a user's story: 0)
+    story: tuple[tuple[str, ...], ...]  # tokenized sentences before the question, oldest first
+    sentences: tuple[str, ...]  # the same sentences as written, for display
+    line_ids: tuple[int, ...]  # each story sentence's id in the file
+    question: tuple[str, ...]  # tokenized
+    text: str  # the question as written
+    answer: str | None  # one answer-vocabulary entry, even a list ("n,w"); None when not given
+    supporting: tuple[int, ...]  # line ids of the supporting facts: shown, never trained on
+    story_id: int  # index of the story within its file (the validation split keeps stories whole)
+    source: str  # "file:line", for messages
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case, split on white space, strip Unicode punctuation, drop empty tokens."""
+    words = ("".join(c for c in w if not unicodedata.category(c).startswith("P")) for w in text.lower().split())
+    return [w for w in words if w]
+
+
+def normalize_answer(text: str) -> str:
+    return text.strip().lower()
+
+
+class _Story:
+    """The sentences of one story so far; questions are asked about them."""
+
+    def __init__(self, story_id: int):
+        self.id, self.tokens, self.texts, self.line_ids, self.questions = story_id, [], [], [], 0
+
+    def tell(self, text: str, line_id: int) -> None:
+        self.tokens.append(tuple(tokenize(text)))
+        self.texts.append(text.strip())
+        self.line_ids.append(line_id)
+
+    def ask(self, task: int, text: str, answer: str | None, supporting: tuple[int, ...], path, lineno: int) -> Question:
+        if not self.tokens:
+            raise UserError("question with no sentence before it", path, lineno)
+        self.questions += 1
+        return Question(task, tuple(self.tokens), tuple(self.texts), tuple(self.line_ids), tuple(tokenize(text)),
+                        text.strip(), answer, supporting, self.id, f"{path}:{lineno}")
+
+
+def read_lines(path: Path) -> list[str]:
+    """A data file's lines; unreadable, binary, empty or undecodable files raise UserError."""
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise UserError(f"cannot read: {e.strerror}", path) from None
+    return decode_lines(raw, path)
+
+
+def decode_lines(raw: bytes, path) -> list[str]:
+    """UTF-8 text as lines; binary, empty or undecodable input raises UserError."""
+    if b"\x00" in raw:
+        raise UserError("not a text file", path)
+    if not raw.strip():
+        raise UserError("empty file", path)
+    lines = []
+    for lineno, line in enumerate(raw.splitlines(), 1):
+        try:
+            lines.append(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise UserError("not UTF-8 text", path, lineno) from None
+    return lines
+
+
+def parse_babi(lines: list[str], path, task: int = 0, answers_required: bool = True) -> list[Question]:
+    """The numbered format. Without ``answers_required``, a line ending in '?' is a question too."""
+    questions: list[Question] = []
+    story, previous_id = None, 0
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        number, _, text = line.strip().partition(" ")
+        if not number.isdigit() or not text:
+            raise UserError(f"expected '<id> <sentence>', got {line.strip()[:40]!r}", path, lineno)
+        line_id = int(number)
+        if line_id == 1:
+            story = _Story(story.id + 1 if story else 0)
+        elif line_id != previous_id + 1 or story is None:
+            raise UserError(f"line id {line_id} does not follow {previous_id}", path, lineno)
+        previous_id = line_id
+        if "\t" not in text and (answers_required or not text.rstrip().endswith("?")):
+            story.tell(text, line_id)
+            continue
+        fields = text.split("\t")
+        if len(fields) > 3 or (answers_required and (len(fields) < 2 or not fields[1].strip())):
+            raise UserError("expected 'question<TAB>answer<TAB>supporting ids'", path, lineno)
+        support = fields[2].split() if len(fields) == 3 else []
+        if not all(s.isdigit() for s in support):
+            raise UserError(f"supporting ids must be numbers, got {fields[2]!r}", path, lineno)
+        answer = normalize_answer(fields[1]) if len(fields) > 1 and fields[1].strip() else None
+        questions.append(story.ask(task, fields[0], answer, tuple(int(s) for s in support), path, lineno))
+    if not questions:
+        raise UserError("no questions in file", path)
+    return questions
+
+
+def parse_plain(lines: list[str], path) -> list[Question]:
+    """Plain text: a sentence per line, a line ending in '?' is a question, a blank line starts a new story."""
+    questions: list[Question] = []
+    story, start = _Story(0), 0  # start: the line the current story begins on
+
+    def check_asked(story: _Story, start: int) -> None:
+        if story.tokens and not story.questions:
+            raise UserError("story with no question (a question is a line ending in '?')", path, start)
+
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            if story.tokens:
+                check_asked(story, start)
+                story, start = _Story(story.id + 1), 0
+            continue
+        start = start or lineno
+        if line.strip().endswith("?"):
+            questions.append(story.ask(0, line, None, (), path, lineno))
+        else:
+            story.tell(line, len(story.line_ids) + story.questions + 1)
+    check_asked(story, start)
+    return questions
+
+
+FIELDS = {"story", "question", "answer", "supporting"}
+
+
+def parse_json_line(line: str, path, lineno: int, answers_required: bool = True) -> Question:
+    """One question from one line of the JSON-lines format; anything malformed is a UserError
+    naming the file and line."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise UserError(f"not JSON: {e.msg} (column {e.colno})", path, lineno) from None
+    if not isinstance(record, dict):
+        raise UserError(f"expected a JSON object, got {type(record).__name__}", path, lineno)
+    unknown = sorted(record.keys() - FIELDS)
+    if unknown:
+        raise UserError(f"unknown field {unknown[0]!r} (fields: {', '.join(sorted(FIELDS))})", path, lineno)
+    story, question, answer = record.get("story"), record.get("question"), record.get("answer")
+    if not isinstance(story, list) or not story or not all(isinstance(s, str) and s.strip() for s in story):
+        raise UserError("'story' must be a list of one or more non-empty strings", path, lineno)
+    if not isinstance(question, str) or not question.strip():
+        raise UserError("'question' must be a non-empty string", path, lineno)
+    if (answers_required or answer is not None) and (not isinstance(answer, str) or not answer.strip()):
+        raise UserError("'answer' must be a non-empty string", path, lineno)
+    supporting = record.get("supporting", [])
+    if (not isinstance(supporting, list)
+            or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < len(story) for i in supporting)):
+        raise UserError(f"'supporting' must be a list of indices into 'story' (0 to {len(story) - 1})", path, lineno)
+    return Question(task=1, story=tuple(tuple(tokenize(s)) for s in story), sentences=tuple(s.strip() for s in story),
+                    line_ids=tuple(range(1, len(story) + 1)), question=tuple(tokenize(question)), text=question.strip(),
+                    answer=None if answer is None else normalize_answer(answer), supporting=tuple(i + 1 for i in supporting), story_id=lineno,
+                    source=f"{path}:{lineno}")
+
+
+def parse_jsonl(lines: list[str], path, answers_required: bool = True) -> list[Question]:
+    """The JSON-lines format, a question per line with its story (see tasks/jsonl.py); blank
+    lines are skipped. Without ``answers_required``, "answer" may be left out."""
+    questions = [parse_json_line(line, path, n, answers_required) for n, line in enumerate(lines, 1) if line.strip()]
+    if not questions:
+        raise UserError("no questions in file", path)
+    return questions
+
+
+def to_json(question: Question) -> dict:
+    """A question as one line of the JSON-lines format (to convert another task's data)."""
+    record = {"story": list(question.sentences), "question": question.text, "answer": question.answer}
+    supporting = [question.line_ids.index(i) for i in question.supporting if i in question.line_ids]
+    return {**record, "supporting": supporting} if supporting else record
+
+
+BABI_LINE = re.compile(r"^\d+ ")
+
+
+def read_stories(raw: bytes, path) -> list[Question]:
+    """A user's stories, told apart by the first line: JSON lines ('{'), the numbered format, or
+    plain text; answers optional."""
+    lines = decode_lines(raw, path)
+    first = next(line for line in lines if line.strip()).strip()
+    if first.startswith("{"):
+        return parse_jsonl(lines, path, answers_required=False)
+    if BABI_LINE.match(first):
+        return parse_babi(lines, path, answers_required=False)
+    return parse_plain(lines, path)
+
+
+def split_validation(questions: list[Question], fraction: float, seed: int) -> tuple[list[Question], list[Question]]:
+    """Hold out ``fraction`` of the stories of each task (Sec. 4.2: 10% of the training set)."""
+    stories = sorted({(q.task, q.story_id) for q in questions})
+    random.Random(seed).shuffle(stories)
+    held = set()
+    for task in sorted({t for t, _ in stories}):
+        of_task = [s for s in stories if s[0] == task]
+        held.update(of_task[: round(fraction * len(of_task))])
+    return [q for q in questions if (q.task, q.story_id) not in held], [q for q in questions if (q.task, q.story_id) in held]
+
+
+@dataclass
+class Vocabulary:
+    """Words (id 0 is the nil word) and the answer vocabulary, whose entries are words too."""
+
+    words: list[str]
+    answers: list[str]
+
+    def __post_init__(self):
+        self.word_ids = {w: i for i, w in enumerate(self.words)}
+        self.answer_ids = {a: i for i, a in enumerate(self.answers)}
+
+    @classmethod
+    def build(cls, questions: list[Question]) -> Vocabulary:
+        answers = sorted({q.answer for q in questions})
+        words = {w for q in questions for sentence in q.story for w in sentence} | {w for q in questions for w in q.question}
+        return cls([NIL, *sorted(words | set(answers))], answers)
+
+    def answer_word_ids(self) -> list[int]:
+        return [self.word_ids[a] for a in self.answers]
+
+    def to_json(self) -> dict:
+        return {"words": self.words, "answers": self.answers}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Vocabulary:
+        if not isinstance(data, dict) or data.get("words", [None])[0] != NIL or not data.get("answers"):
+            raise ValueError("not a memn2n vocabulary")
+        return cls(list(data["words"]), list(data["answers"]))
+
+
+@dataclass
+class Encoded:
+    """Questions as tensors. Sentences are stored once, in a table; memories refer to them by row.
+
+    ``memory[n, i]`` is the sentence-table row of the i-th most recent sentence of example n
+    (slot 0 is the most recent: the paper's reverse order, Sec. 4.1); row 0 is the empty sentence.
+    """
+
+    sentences: torch.Tensor  # (S, J) word ids, 0 = nil padding
+    memory: torch.Tensor  # (N, M) sentence rows, 0 = empty slot
+    memory_size: torch.Tensor  # (N,) number of filled slots
+    query: torch.Tensor  # (N,) sentence row of the question
+    answer: torch.Tensor  # (N,) answer-vocabulary id, -1 when the answer was never seen in training
+    task: torch.Tensor  # (N,) bAbI task number
+    width: torch.Tensor  # (N,) words in the longest sentence of the example (memory or question)
+    support: torch.Tensor  # (N, M) True where the slot holds a supporting fact of the question
+    unknown_words: Counter  # words mapped to nil because training never saw them
+
+    def __len__(self) -> int:
+        return len(self.answer)
+
+    def to(self, device) -> Encoded:
+        moved = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in vars(self).items()}
+        return Encoded(**moved)
+
+
+def encode(questions: list[Question], vocab: Vocabulary, memory_size: int) -> Encoded:
+    """Keep the ``memory_size`` most recent sentences of each story and map words to ids."""
+    rows: dict[tuple[str, ...], int] = {(): 0}
+    unknown: Counter = Counter()
+
+    def row(sentence: tuple[str, ...]) -> int:
+        if sentence not in rows:
+            rows[sentence] = len(rows)
+            unknown.update(w for w in sentence if w not in vocab.word_ids)
+        return rows[sentence]
+
+    memory = torch.zeros(len(questions), memory_size, dtype=torch.long)
+    support = torch.zeros(len(questions), memory_size, dtype=torch.bool)
+    for n, q in enumerate(questions):
+        recent = [row(s) for s in reversed(q.story[-memory_size:])]
+        memory[n, : len(recent)] = torch.tensor(recent)
+        for line_id in q.supporting:
+            slot = len(q.line_ids) - 1 - q.line_ids.index(line_id) if line_id in q.line_ids else memory_size
+            if slot < memory_size:
+                support[n, slot] = True
+    query = torch.tensor([row(q.question) for q in questions])
+    width = max(1, max(len(s) for s in rows))
+    sentences = torch.zeros(len(rows), width, dtype=torch.long)
+    lengths = torch.zeros(len(rows), dtype=torch.long)
+    for sentence, r in rows.items():
+        sentences[r, : len(sentence)] = torch.tensor([vocab.word_ids.get(w, 0) for w in sentence], dtype=torch.long)
+        lengths[r] = len(sentence)
+    return Encoded(
+        sentences=sentences,
+        memory=memory,
+        memory_size=torch.tensor([min(len(q.story), memory_size) for q in questions]),
+        query=query,
+        answer=torch.tensor([vocab.answer_ids.get(q.answer, -1) for q in questions]),
+        task=torch.tensor([q.task for q in questions]),
+        width=torch.maximum(lengths[memory].max(dim=1).values, lengths[query]),
+        support=support,
+        unknown_words=unknown,
+    )
+
+
+def metrics(counts: dict) -> dict:
+    """Error in percent and mean loss from summed counts {correct, total, loss}; with the counts
+    {supported, on_support (one per hop), on_support_any}, also the share (%) of questions with
+    supporting facts whose most-attended sentence is one, per hop and for some hop."""
+    total = counts["total"]
+    figures = {"error": 100.0 * (1.0 - counts["correct"] / total), "loss": counts["loss"] / total}
+    if counts.get("supported"):
+        figures["attention_on_support"] = [100.0 * hits / counts["supported"] for hits in counts["on_support"]]
+        figures["attention_on_support_any"] = 100.0 * counts["on_support_any"] / counts["supported"]
+    return figures
+
+
+class QATask:
+    """What a question-answering task supplies; the rest (training, eval, predict, visualize,
+    sweep) is shared. A task's data may hold several numbered tasks (bAbI: 1-20), trained one
+    model each or jointly; a task with one has the number 1. Subclass it and register the class
+    (`tasks.register_task`, or the entry-point group ``memn2n.tasks`` from another package)."""
+
+    kind = "qa"
+    summary = "question answering"
+
+    def tokenize(self, text: str) -> list[str]:
+        return tokenize(text)
+
+    def metrics(self, counts: dict) -> dict:
+        return metrics(counts)
+
+    def resolve_data_dir(self, given: Path | None) -> Path:
+        """The folder of the data: ``given`` (``--data-dir``), or where the task keeps it."""
+        if given is None:
+            raise UserError(f"{self.name} needs --data-dir")
+        if not given.is_dir():
+            raise UserError("data directory not found", given)
+        return given
+
+    def parse_task_ids(self, values: list[str], default: str = "1") -> list[int]:
+        """The numbered tasks ``--task`` names (none given: ``default``, or "all")."""
+        if values:
+            raise UserError(f"{self.name} has one task: leave out --task")
+        return [1]
+
+    def read(self, data_dir: Path, task_ids: list[int], split: str) -> list[Question]:
+        """The questions of ``split`` ("train" or "test") of these tasks; bad input is a UserError
+        naming the file and line."""
+        raise NotImplementedError
+
+    def read_validation(self, data_dir: Path, task_ids: list[int]) -> list[Question] | None:
+        """Validation questions of their own, or None: then stories of "train" are held out."""
+        return None
+
+    def data_files(self, data_dir: Path, task_ids: list[int]) -> list[Path]:
+        """The files the questions are read from (their checksums go into the run's config)."""
+        raise NotImplementedError
+
+    def presets(self) -> dict[str, dict[str, dict]]:
+        """Named sets of sweep columns (`memn2n sweep --preset NAME`): column label -> the options
+        that set it apart, e.g. {"joint": True, "hops": 1}."""
+        return {}
+
+    def paper_figures(self, preset: str, data_dir: Path, task_ids: list[int]) -> dict[str, dict]:
+        """Published figures to print beside a preset's columns: label -> {"tasks": {task: error},
+        "mean": error, "failed": tasks}."""
+        return {}
