@@ -36,8 +36,14 @@ import torch  # noqa: E402
 
 import memn2n_cli  # noqa: E402
 from memn2n_cli.allocator import keep_freed_memory  # noqa: E402
-from memn2n_cli.lm_training import LMState, LMTrainConfig, evaluate_lm, fit_lm  # noqa: E402
-from memn2n_cli.model import LMConfig, MemN2NLM  # noqa: E402
+from memn2n_cli.lm_training import LMState, evaluate_lm, fit_lm  # noqa: E402
+from memn2n_cli.model import MemN2NLM  # noqa: E402
+
+try:  # where the configs live now
+    from memn2n_cli.configs import LMConfig, LMTrainConfig
+except ImportError:  # a --repo checkout from before memn2n_cli/configs.py
+    from memn2n_cli.lm_training import LMTrainConfig
+    from memn2n_cli.model import LMConfig
 from tasks import get_task  # noqa: E402
 
 if not Path(memn2n_cli.__file__).resolve().is_relative_to(args.repo.resolve()):

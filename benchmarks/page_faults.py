@@ -24,10 +24,10 @@ from pathlib import Path
 from memn2n_cli.allocator import keep_freed_memory
 if sys.argv[1] == "keep":
     assert keep_freed_memory()
-from memn2n_cli.model import MemN2N, ModelConfig
+from memn2n_cli.configs import ModelConfig, TrainConfig
+from memn2n_cli.model import MemN2N
 from memn2n_cli.restarts import fit_restarts
 from memn2n_cli.runs import encode_splits, load_splits
-from memn2n_cli.training import TrainConfig
 from tasks import get_task
 from tasks.qa import Vocabulary
 torch.set_num_threads(1)
@@ -35,7 +35,7 @@ splits = load_splits(get_task("babi"), Path(sys.argv[2]), [3], 0.1, 0)
 splits["train"] = splits["train"][:300]
 vocab = Vocabulary.build(splits["all_train"])
 data = encode_splits(splits, vocab, 50, "cpu")
-config = ModelConfig(len(vocab.words), vocab.answer_word_ids(), memory_size=50,
+config = ModelConfig(vocab_size=len(vocab.words), answer_word_ids=vocab.answer_word_ids(), memory_size=50,
                      sentence_size=data["train"].sentences.shape[1])
 models = [MemN2N(config) for _ in range(10)]
 faults = []

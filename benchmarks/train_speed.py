@@ -14,6 +14,7 @@ Data loading is not timed; each epoch's validation pass is, as in training.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 import time
@@ -34,22 +35,30 @@ sys.path.insert(0, str(args.repo))
 import torch  # noqa: E402
 
 from memn2n_cli.allocator import keep_freed_memory  # noqa: E402
-from memn2n_cli.model import MemN2N, ModelConfig  # noqa: E402
+from memn2n_cli.model import MemN2N  # noqa: E402
 from memn2n_cli.runs import encode_splits, load_splits  # noqa: E402
-from memn2n_cli.training import TrainConfig, fit  # noqa: E402
+from memn2n_cli.training import fit  # noqa: E402
 from tasks import get_task  # noqa: E402
-from tasks.qa import Vocabulary  # noqa: E402
+
+try:  # where the configs and the question-answering data live now
+    from memn2n_cli.configs import ModelConfig, TrainConfig
+    from tasks.qa import Vocabulary
+except ImportError:  # a --repo checkout from before memn2n_cli/configs.py
+    from memn2n_cli.model import ModelConfig
+    from memn2n_cli.training import TrainConfig
+    from tasks.babi import Vocabulary
 
 if not args.glibc_defaults:
     keep_freed_memory()  # as the memn2n command does
 if args.threads:
     torch.set_num_threads(args.threads)
 tasks = list(range(1, 21)) if args.joint else [args.task]
-splits = load_splits(get_task("babi"), args.data_dir, tasks, 0.1, 0)
+task = [get_task("babi")] if "task" in inspect.signature(load_splits).parameters else []  # since tasks/qa.py
+splits = load_splits(*task, args.data_dir, tasks, 0.1, 0)
 vocab = Vocabulary.build(splits["all_train"])
 memory = min(50, max(len(q.story) for q in splits["all_train"]))
 data = encode_splits(splits, vocab, memory, "cpu")
-config = ModelConfig(len(vocab.words), vocab.answer_word_ids(), dim=50 if args.joint else 20, memory_size=memory,
+config = ModelConfig(vocab_size=len(vocab.words), answer_word_ids=vocab.answer_word_ids(), dim=50 if args.joint else 20, memory_size=memory,
                      sentence_size=data["train"].sentences.shape[1])
 recipe = TrainConfig(epochs=args.epochs, ls_epochs=1)
 

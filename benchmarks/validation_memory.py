@@ -30,10 +30,10 @@ sys.path.insert(0, str(args.repo))
 import torch  # noqa: E402
 
 from memn2n_cli.allocator import keep_freed_memory  # noqa: E402
-from memn2n_cli.model import MemN2N, ModelConfig  # noqa: E402
+from memn2n_cli.configs import ModelConfig, TrainConfig  # noqa: E402
+from memn2n_cli.model import MemN2N  # noqa: E402
 from memn2n_cli.restarts import fit_restarts  # noqa: E402
 from memn2n_cli.runs import encode_splits, load_splits  # noqa: E402
-from memn2n_cli.training import TrainConfig  # noqa: E402
 from tasks import get_task  # noqa: E402
 from tasks.qa import Vocabulary, encode  # noqa: E402
 
@@ -48,7 +48,7 @@ tasks = [t for t in range(1, 21) if any(args.data_dir.glob(f"qa{t}_*_train.txt")
 splits = load_splits(get_task("babi"), args.data_dir, tasks, 0.1, 0)
 vocab = Vocabulary.build(splits["all_train"])
 data = encode_splits(splits, vocab, 50, "cpu")
-config = ModelConfig(len(vocab.words), vocab.answer_word_ids(), dim=50, memory_size=50,
+config = ModelConfig(vocab_size=len(vocab.words), answer_word_ids=vocab.answer_word_ids(), dim=50, memory_size=50,
                      sentence_size=data["train"].sentences.shape[1])
 train = encode(splits["train"][:64], vocab, 50)
 before = peak_mib()

@@ -17,8 +17,9 @@ from pathlib import Path
 import safetensors.torch
 from safetensors.torch import save as safetensors_bytes  # bytes of a .safetensors file, no pickle
 
+from memn2n_cli.configs import ModelConfig
 from memn2n_cli.errors import UserError
-from memn2n_cli.model import MemN2N, ModelConfig
+from memn2n_cli.model import MemN2N
 from tasks import get_task
 from tasks.qa import Vocabulary
 

@@ -14,7 +14,7 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from memn2n_cli.allocator import keep_freed_memory
-from memn2n_cli.errors import UserError
+from memn2n_cli.errors import ConfigError, UserError, flag
 
 try:
     from typer import _click as click  # recent Typer carries its own copy of Click
@@ -62,7 +62,7 @@ class _StderrHandler(logging.Handler):
 
 
 def command(function):
-    """Register a command; a UserError becomes one line on stderr and exit code 2."""
+    """Register a command; a UserError or ConfigError becomes one line on stderr and exit code 2."""
 
     @functools.wraps(function)
     def run(*args, **kwargs):
@@ -75,6 +75,9 @@ def command(function):
             return function(*args, **kwargs)
         except UserError as e:
             print(f"error: {e}", file=sys.stderr)
+            raise typer.Exit(2) from None
+        except ConfigError as e:
+            print(f"error: {e.render(flag)}", file=sys.stderr)
             raise typer.Exit(2) from None
 
     return run

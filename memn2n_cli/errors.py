@@ -1,11 +1,14 @@
-"""The one exception type for bad input: missing or malformed data, unknown names, corrupt runs.
+"""The exception types for bad input: missing or malformed data, unknown names, corrupt runs
+(UserError), and option values that cannot be trained (ConfigError).
 
-The CLI prints it as a single line on stderr and exits with code 2, without a traceback.
+The CLI prints either as a single line on stderr and exits with code 2, without a traceback.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Callable
 
 
 class UserError(Exception):
@@ -22,3 +25,37 @@ class UserError(Exception):
         if self.path is not None:
             where = f"{self.path}:{self.line}: " if self.line is not None else f"{self.path}: "
         return where + self.message
+
+
+class ConfigError(ValueError):
+    """An option value, or a combination of them, that cannot be trained: raised by the configs'
+    own checks, so the library, the CLI and sweep grids say the same. The message names options as
+    ``{field}``: plainly in Python (``random_noise``), as flags on the command line (``--random-noise``)."""
+
+    def __init__(self, template: str):
+        super().__init__(template)
+        self.template = template
+
+    def render(self, name: Callable[[str], str]) -> str:
+        return re.sub(r"\{(\w+)\}", lambda m: name(m.group(1)), self.template)
+
+    def __str__(self) -> str:
+        return self.render(lambda field: field)
+
+
+def flag(field: str) -> str:
+    """The command-line flag of a config field: ``random_noise`` -> ``--random-noise``."""
+    return "--" + field.replace("_", "-")
+
+
+def at_least(config, minimum: float, *fields: str) -> None:
+    """ConfigError unless every one of ``fields`` of ``config`` is at least ``minimum``."""
+    for field in fields:
+        if getattr(config, field) < minimum:
+            raise ConfigError(f"{{{field}}} must be at least {minimum:g}, not {getattr(config, field)!r}")
+
+
+def one_of(config, field: str, allowed: tuple) -> None:
+    """ConfigError unless ``config.field`` is one of ``allowed``."""
+    if getattr(config, field) not in allowed:
+        raise ConfigError(f"{{{field}}} is {' or '.join(allowed)}, not {getattr(config, field)!r}")

@@ -46,7 +46,7 @@ def newest_run(root: Path = Path("checkpoints")) -> Path:
     """The most recently written run directory under ``root``."""
     configs = sorted(root.glob(f"*/{CONFIG_FILE}")) + sorted(root.glob(f"*/*/{CONFIG_FILE}"))
     if not configs:
-        raise UserError("no trained run here; train one (`memn2n train babi`) or pass --checkpoint RUN", root)
+        raise UserError("no trained run here; train one (`memn2n train TASK`) or pass --checkpoint RUN", root)
     newest = max(configs, key=lambda p: p.stat().st_mtime)
     return newest.parent if newest.parent.parent == root else newest.parent.parent
 

@@ -29,8 +29,8 @@ import torch
 
 from memn2n_cli.allocator import keep_freed_memory
 from memn2n_cli.checkpoint import read_json, write_json
-from memn2n_cli.lm_training import LMTrainConfig, evaluate_lm_run, train_lm
-from memn2n_cli.model import LMConfig
+from memn2n_cli.configs import LMConfig, LMTrainConfig, lm_settings
+from memn2n_cli.lm_training import evaluate_lm_run, train_lm
 from memn2n_cli.sweep import configurations, open_sweep_dir, start_ray, trial_file
 from tasks import get_task
 
@@ -56,12 +56,8 @@ class LMSweepSpec:
                 for label, overrides in self.configurations() for r in range(self.restarts)]
 
     def settings(self, overrides: dict, restart: int = 0) -> tuple[dict, LMTrainConfig]:
-        """The model options (for LMConfig, less the vocabulary) and the recipe of one trial; the
-        recipe's defaults are LMTrainConfig's, the model's LMConfig's."""
-        model = {k: v for k, v in overrides.items() if k in LMConfig.__dataclass_fields__}
-        training = {k: v for k, v in overrides.items() if k in LMTrainConfig.__dataclass_fields__}
-        LMConfig(vocab_size=1, **model)  # an impossible value fails here, before any training
-        return model, LMTrainConfig(**training, seed=self.seed + restart)
+        """The model options (for LMConfig, less the vocabulary) and the recipe of one trial."""
+        return lm_settings({**overrides, "seed": self.seed + restart})
 
 
 def run_trial(spec: dict, trial: dict, out: str, threads: int = 0) -> dict:

@@ -31,31 +31,14 @@ from torch import Tensor
 
 from memn2n_cli import __version__
 from memn2n_cli.checkpoint import CONFIG_FILE, FORMAT, json_bytes, read_json, write_files
+from memn2n_cli.configs import LMConfig, LMTrainConfig
 from memn2n_cli.errors import UserError
-from memn2n_cli.model import LMConfig, MemN2NLM
+from memn2n_cli.model import MemN2NLM
 from tasks import get_task
 from tasks.lm import UNK, Corpus, LanguageModelTask
 
 log = logging.getLogger("memn2n")
 STATE_FILE, GENERATOR_FILE = "state.json", "generator.safetensors"
-
-
-@dataclass
-class LMTrainConfig:
-    lr: float = 0.01  # Sec. 5.1
-    lr_divisor: float = 1.5  # after an epoch whose validation cost did not decrease
-    min_lr: float = 1e-5  # training stops below this
-    max_grad_norm: float = 50.0  # Sec. 5.1
-    batch_size: int = 128  # Sec. 5.1
-    max_epochs: int = 100
-    max_steps: int = 0  # stop (and checkpoint) after this many steps in all; 0 = no bound
-    seed: int = 0
-
-    def __post_init__(self):
-        if min(self.lr, self.min_lr, self.max_grad_norm, self.max_steps) < 0 or min(self.batch_size, self.max_epochs) < 1:
-            raise ValueError("lr, min_lr, max_grad_norm and max_steps must be >= 0, batch_size and max_epochs >= 1")
-        if self.lr_divisor <= 1:
-            raise ValueError("lr_divisor must be more than 1")
 
 
 @dataclass

@@ -15,7 +15,6 @@ Sec. 4) and `MemoryNetwork` (any continuous vectors).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NamedTuple, Sequence
 
 import torch
@@ -23,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from memn2n_cli import lm_kernel
+from memn2n_cli.configs import LMConfig, ModelConfig
 
 
 def memory_hop(u: Tensor, memory_in: Tensor, memory_out: Tensor, mask: Tensor | None = None, *,
@@ -91,35 +91,6 @@ def position_encoding(words: Tensor, dim: int, formula: str = "official", senten
     J = float(sentence_size)
     b = ((j - (J + 1) / 2) / J).expand(words.shape)
     return torch.ones_like(b), b, 4 * (k - (dim + 1) / 2) / dim
-
-
-@dataclass
-class ModelConfig:
-    vocab_size: int  # words, id 0 the nil word
-    answer_word_ids: list[int]  # the word id of each answer: W^T = C^K reads these rows (adjacent tying)
-    dim: int = 20  # d: 20 for one task, 50 for joint training (Sec. 4.2)
-    hops: int = 3  # K = 3 (Sec. 4.2)
-    memory_size: int = 50  # the 50 most recent sentences (Sec. 4.2)
-    encoding: str = "pe"  # "bow" or "pe": position encoding (Sec. 4.1)
-    pe_formula: str = "official"  # the authors' code's (which made Table 1), or "paper" (Sec. 4.1): see README
-    sentence_size: int = 11  # J of the official formula: the longest sentence in training
-    temporal: bool = True  # temporal encoding T_A, T_C (Sec. 4.1)
-    tying: str = "adjacent"  # "adjacent" or "layerwise" (Sec. 2.2)
-    relu: bool = False  # ReLU on u after each hop (the 10k variant)
-    init_std: float = 0.1  # weights drawn from N(0, 0.1) (Sec. 4.2)
-    empty_memories: str = "zero"  # "zero": zero vectors in the softmax, as in the authors' code (measured best); "masked": none
-
-    def __post_init__(self):
-        if self.encoding not in ("bow", "pe"):
-            raise ValueError(f"encoding must be 'bow' or 'pe', not {self.encoding!r}")
-        if self.pe_formula not in ("paper", "official"):
-            raise ValueError(f"pe_formula must be 'paper' or 'official', not {self.pe_formula!r}")
-        if self.tying not in ("adjacent", "layerwise"):
-            raise ValueError(f"tying must be 'adjacent' or 'layerwise', not {self.tying!r}")
-        if self.empty_memories not in ("masked", "zero"):
-            raise ValueError(f"empty_memories must be 'masked' or 'zero', not {self.empty_memories!r}")
-        if min(self.dim, self.hops, self.memory_size, self.vocab_size) < 1 or not self.answer_word_ids:
-            raise ValueError("dim, hops, memory_size, vocab_size and the answer vocabulary must be positive")
 
 
 class Output(NamedTuple):
@@ -257,25 +228,6 @@ class MemoryNetwork(nn.Module):
         u, attention = multi_hop(u, [(memory[k], memory[k + 1]) for k in range(self.num_hops)], mask)
         self.attention = attention.detach()
         return u if self.output is None else self.output(u)
-
-
-@dataclass
-class LMConfig:
-    """The language model of Section 5; defaults are the authors' code's (Table 2: PTB 150 units)."""
-
-    vocab_size: int
-    dim: int = 150  # d: 150 for Penn Treebank, 500 for Text8 (Table 2)
-    hops: int = 6  # K
-    memory_size: int = 100  # N previous words in memory, the current word included
-    linear_dim: int | None = None  # units left linear, a ReLU on the others; None: half of them (Sec. 5.1)
-    init_std: float = 0.05  # weights drawn from N(0, 0.05) (Sec. 5.1)
-    query: float = 0.1  # the constant query u^1 (Sec. 5: no question, u = 0.1)
-
-    def __post_init__(self):
-        if self.linear_dim is None:
-            self.linear_dim = self.dim // 2
-        if min(self.vocab_size, self.dim, self.hops, self.memory_size) < 1 or not 0 <= self.linear_dim <= self.dim:
-            raise ValueError("vocab_size, dim, hops, memory_size must be positive and 0 <= linear_dim <= dim")
 
 
 class MemN2NLM(nn.Module):

@@ -16,9 +16,10 @@ from typing import Callable
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
-from memn2n_cli import babi_kernel
+from memn2n_cli import qa_kernel
+from memn2n_cli.configs import TrainConfig
 from memn2n_cli.model import MemN2N
-from memn2n_cli.training import EVAL_BATCH, Schedule, TrainConfig, epoch_record, make_batch, random_noise_time
+from memn2n_cli.training import EVAL_BATCH, Schedule, epoch_record, make_batch, random_noise_time
 from tasks.qa import Encoded
 
 WORD_EMBEDDINGS = ("embedding", "query_embedding")  # whose row 0, the nil word, stays zero
@@ -38,11 +39,11 @@ def fit_restarts(models: list[MemN2N], train: Encoded, valid: Encoded, config: T
 
     step = vmap(run)  # every argument has the restart dimension first
     check = vmap(run, in_dims=(0, 0, 0, None, None, None, None, None, None))  # the same validation batch for all
-    fast = babi_kernel.usable(train.answer.device)  # the compiled kernel, else the vmapped model
+    fast = qa_kernel.usable(train.answer.device)  # the compiled kernel, else the vmapped model
     if fast:
         model_config, answer_ids = models[0].config, models[0].answer_word_ids
-        train_positions = babi_kernel.coefficients(train, model_config)
-        valid_positions = babi_kernel.coefficients(valid, model_config) if len(valid) else None
+        train_positions = qa_kernel.coefficients(train, model_config)
+        valid_positions = qa_kernel.coefficients(valid, model_config) if len(valid) else None
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
     schedules = [Schedule(config) for _ in range(R)]
     histories: list[list[dict]] = [[] for _ in range(R)]
@@ -58,7 +59,7 @@ def fit_restarts(models: list[MemN2N], train: Encoded, valid: Encoded, config: T
         for index in order.split(config.batch_size, dim=1):
             if fast:
                 times = None if time is None else time[torch.arange(R).unsqueeze(1), index]
-                loss, logits, grads = babi_kernel.step(params, model_config, answer_ids, train, train_positions,
+                loss, logits, grads = qa_kernel.step(params, model_config, answer_ids, train, train_positions,
                                                        index, times, linear)
             else:
                 batch = make_batch(train, index, time)
@@ -83,7 +84,7 @@ def fit_restarts(models: list[MemN2N], train: Encoded, valid: Encoded, config: T
             with torch.no_grad():
                 for index in torch.arange(len(valid)).split(EVAL_BATCH):
                     if fast:
-                        loss, logits, _ = babi_kernel.step(params, model_config, answer_ids, valid, valid_positions,
+                        loss, logits, _ = qa_kernel.step(params, model_config, answer_ids, valid, valid_positions,
                                                            index.expand(R, -1), None, linear, backward=False)
                     else:
                         batch = make_batch(valid, index)

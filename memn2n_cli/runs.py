@@ -20,57 +20,16 @@ import torch
 
 from memn2n_cli import __version__
 from memn2n_cli.checkpoint import CONFIG_FILE, METRICS_FILE, load_model, model_dirs, model_files, read_json, write_files, write_json
+from memn2n_cli.configs import ModelConfig, ModelOptions, TrainConfig
 from memn2n_cli.errors import UserError
-from memn2n_cli.model import MemN2N, ModelConfig
+from memn2n_cli.model import MemN2N
 from memn2n_cli.restarts import fit_restarts
-from memn2n_cli.training import TrainConfig, evaluate, metrics
+from memn2n_cli.training import evaluate, metrics
 from tasks import get_task
 from tasks.qa import PASS_ERROR, Encoded, QATask, Question, Vocabulary, encode, split_validation
 
 log = logging.getLogger("memn2n")
 SPLITS = ("train", "valid", "test")
-
-
-@dataclass
-class ModelOptions:
-    """The model options a user chooses; sizes taken from the data are filled in by train_model."""
-
-    dim: int = 20
-    hops: int = 3
-    memory_size: int = 50
-    encoding: str = "pe"
-    pe_formula: str = "official"
-    temporal: bool = True
-    tying: str = "adjacent"
-    relu: bool = False
-    init_std: float = 0.1
-    empty_memories: str = "zero"
-
-    def __post_init__(self):
-        choices = {"encoding": ("pe", "bow"), "pe_formula": ("official", "paper"), "tying": ("adjacent", "layerwise"),
-                   "empty_memories": ("masked", "zero")}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise UserError(f"--{name.replace('_', '-')} is {' or '.join(allowed)}, not {getattr(self, name)!r}")
-        if min(self.dim, self.hops, self.memory_size) < 1:
-            raise UserError("--dim, --hops and --memory-size must be at least 1")
-
-
-JOINT = {"dim": 50, "epochs": 60, "anneal_every": 15}  # joint training's d and schedule (Sec. 4.2)
-
-
-def qa_settings(chosen: dict, joint: bool = False) -> tuple[ModelOptions, TrainConfig]:
-    """The model options and recipe of a run from the options a user chose (by field name); the
-    others are the paper's defaults, with joint training's where ``joint``. A combination that
-    cannot be trained is a UserError naming the options, for `train`, sweep grids and the library alike."""
-    chosen = {**(JOINT if joint else {}), **chosen}
-    options = ModelOptions(**{k: v for k, v in chosen.items() if k in ModelOptions.__dataclass_fields__})
-    config = TrainConfig(**{k: v for k, v in chosen.items() if k in TrainConfig.__dataclass_fields__})
-    if config.random_noise > 0 and not options.temporal:
-        raise UserError("--random-noise perturbs temporal encoding: use --random-noise 0 with --no-temporal")
-    if config.linear_start and config.ls_patience and config.validation_fraction == 0:
-        raise UserError("--ls-patience watches the validation loss: it needs --validation-fraction > 0")
-    return options, config
 
 
 def pick_device(name: str) -> torch.device:

@@ -28,10 +28,11 @@ import torch
 
 from memn2n_cli.allocator import keep_freed_memory
 from memn2n_cli.checkpoint import read_json, write_files, write_json
+from memn2n_cli.configs import ModelOptions, TrainConfig, qa_settings
 from memn2n_cli.errors import UserError
 from memn2n_cli.restarts import fit_restarts
-from memn2n_cli.runs import PASS_ERROR, ModelOptions, build_model, error_table, prepare, qa_settings, trained_files
-from memn2n_cli.training import TrainConfig, evaluate
+from memn2n_cli.runs import PASS_ERROR, build_model, error_table, prepare, trained_files
+from memn2n_cli.training import evaluate
 from tasks import get_task
 
 OPTION_TYPES = {f.name: f.type for f in fields(ModelOptions) + fields(TrainConfig) if f.name not in ("seed", "split_seed")}
@@ -91,6 +92,15 @@ def parse_options(args: list[str], types: dict[str, str] = OPTION_TYPES) -> dict
             raise UserError(f"no such option: {arg} (a sweep also takes these options of train: {known})")
         fixed[key] = [_value(key, text, types, name)]
     return fixed
+
+
+def grid_and_options(grid: list[str], args: list[str], types: dict[str, str]) -> dict[str, list]:
+    """--grid's values and train's options given directly, as one grid; an option in both is refused."""
+    varied, fixed = parse_grid(grid, types), parse_options(args, types)
+    both = sorted(varied.keys() & fixed.keys())
+    if both:
+        raise UserError(f"--{both[0].replace('_', '-')} is given both as an option and in --grid")
+    return {**varied, **fixed}
 
 
 def configurations(grid: dict[str, list]) -> list[tuple[str, dict]]:

@@ -12,32 +12,15 @@ line at training time (Sec. 4.1).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from memn2n_cli.configs import TrainConfig
 from memn2n_cli.model import MemN2N
 from tasks.qa import Encoded, metrics
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 100  # Sec. 4.2 (60 for joint training)
-    lr: float = 0.01  # eta (Sec. 4.2)
-    anneal_every: int = 25  # eta halved every 25 epochs (15 for joint training)
-    batch_size: int = 32
-    max_grad_norm: float = 40.0
-    validation_fraction: float = 0.1
-    linear_start: bool = True
-    ls_lr: float = 0.005  # eta with linear start (Sec. 4.2), for the whole run
-    ls_epochs: int = 20  # length of the linear phase, as in the authors' code
-    ls_patience: int = 0  # if > 0, end it sooner after this many epochs without a better validation loss
-    random_noise: float = 0.1  # share of empty memories inserted (Sec. 4.1); 0 turns it off
-    seed: int = 0  # initialisation, batch order and noise
-    split_seed: int = 0  # which stories are held out for validation: restarts of a sweep share it
 
 
 def random_noise_time(size: Tensor, slots: int, noise: float, generator: torch.Generator) -> Tensor:

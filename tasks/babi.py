@@ -124,6 +124,20 @@ class BabiTask(qa.QATask):
     def data_files(self, data_dir: Path, task_ids: list[int]) -> list[Path]:
         return [task_file(data_dir, t, s) for t in task_ids for s in ("train", "test")]
 
+    def download(self, dest: Path | None, url: str | None) -> Path:
+        """Fetch and verify the v1.2 archive, unpack it into ``dest`` (default: the cache); its English 1k folder."""
+        from memn2n_cli.download import download_archive
+
+        url = url or os.environ.get("MEMN2N_BABI_URL", DOWNLOAD_URL)
+        return download_archive(url, dest or default_data_dir().parents[1], CHECKSUMS) / "en"
+
+    def generate(self, out: Path, tasks: list[str], train: int, test: int, seed: int) -> None:
+        """Write the tasks ``tasks`` (default all) with the built-in simulator (tasks/babi_generator)."""
+        from tasks.babi_generator import write_task_files
+
+        for task_id in parse_task_ids(tasks, default="all"):
+            write_task_files(task_id, out, train, test, seed)
+
     def presets(self) -> dict[str, dict[str, dict]]:
         return {"table1": TABLE_1_COLUMNS}
 

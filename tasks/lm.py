@@ -126,6 +126,13 @@ class Text8(LanguageModelTask):
     SPLIT_CHARS = (93_300_000, 5_700_000, 1_000_000)
     MIN_COUNT = 5
 
+    def download(self, dest: Path | None, url: str | None) -> Path:
+        """Fetch text8.zip, check its size and SHA-256, unpack it into ``dest`` (default: the cache)."""
+        from memn2n_cli.download import download_zipped_file
+
+        folder = dest or resolve_data_dir(self.name, None, must_exist=False)
+        return download_zipped_file(url or self.DOWNLOAD_URL, "text8", folder, self.FILE_BYTES, self.FILE_SHA256).parent
+
     def load(self, data_dir: Path) -> Corpus:
         import datasets
 

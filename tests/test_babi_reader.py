@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from memn2n_cli.errors import UserError
 from tasks.babi import parse_task_ids, read_file, task_file

@@ -103,7 +103,14 @@ def _write_task(folder, train: bytes, test: bytes = b"1 Mary went home.\n2 Where
     (["train", "babi", "--validation-fraction", "0", "--ls-patience", "1"], ["--ls-patience"]),
     (["eval", "/no/such/run"], ["/no/such/run", "run directory not found"]),
     (["eval", ".", "--split", "dev"], ["--split"]),
-    (["data", "download", "text9"], ["no download for 'text9'"]),
+    (["data", "download", "text9"], ["unknown task 'text9'"]),
+    (["data", "download", "ptb"], ["no download for 'ptb'; available: babi, text8"]),
+    (["train", "babi", "--dim", "0"], ["--dim must be at least 1, not 0"]),
+    (["train", "babi", "--lr", "-1"], ["--lr must be at least 0, not -1.0"]),
+    (["train", "babi", "--linear-dim", "5"], ["--linear-dim is an option of a language model"]),
+    (["train", "ptb", "--encoding", "bow"], ["--encoding is an option of question answering"]),
+    (["train", "ptb", "--task", "2"], ["--task and --joint are options of question answering"]),
+    (["train", "ptb", "--dim", "8", "--linear-dim", "9"], ["--linear-dim 9 is more than --dim 8"]),
 ])
 def test_bad_options(cli, args, fragments):
     assert_one_line_error(cli(*args), *fragments)

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from memn2n_cli.lm_training import LMTrainConfig, contexts, evaluate_lm, next_lr
-from memn2n_cli.model import LMConfig, MemN2NLM
+from memn2n_cli.configs import LMConfig, LMTrainConfig
+from memn2n_cli.lm_training import contexts, evaluate_lm, next_lr
+from memn2n_cli.model import MemN2NLM
 from tasks import get_task
 from tasks.lm import EOS, UNK
 from tests.conftest import ROOT, assert_one_line_error
@@ -267,11 +268,11 @@ def test_language_model_sweep_backends_agree(cli, small_ptb, tmp_path):
 @pytest.mark.parametrize("args, fragment", [
     (["--select", "train"], "validation perplexity"),
     (["--joint"], "no --task, --joint or --preset"),
-    (["--grid", "hops=0"], "must be positive"),
-    (["--grid", "batch_size=0"], "batch_size and max_epochs >= 1"),
-    (["--grid", "max_epochs=0"], "batch_size and max_epochs >= 1"),
+    (["--grid", "hops=0"], "--hops must be at least 1, not 0"),
+    (["--grid", "batch_size=0"], "--batch-size must be at least 1, not 0"),
+    (["--grid", "max_epochs=0"], "--max-epochs must be at least 1, not 0"),
     (["--grid", "encoding=bow"], "OPTION one of"),
-    (["--max-epochs", "0"], "batch_size and max_epochs >= 1"),
+    (["--max-epochs", "0"], "--max-epochs must be at least 1, not 0"),
     (["--encoding", "bow"], "no such option: --encoding"),
     (["--grid", "hops=1,2", "--hops", "3"], "--hops is given both"),
     (["--preset", "table1"], "no --task, --joint or --preset"),

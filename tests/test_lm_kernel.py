@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from memn2n_cli import kernels, lm_kernel
-from memn2n_cli.model import LMConfig, MemN2NLM
+from memn2n_cli.configs import LMConfig
+from memn2n_cli.model import MemN2NLM
 
 
 def paper_loss(model: MemN2NLM, context: torch.Tensor, target: torch.Tensor, params: dict) -> torch.Tensor:

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from memn2n_cli.model import MemN2N, MemoryNetwork, ModelConfig, memory_hop, multi_hop, position_encoding
+from memn2n_cli.configs import ModelConfig
+from memn2n_cli.model import MemN2N, MemoryNetwork, memory_hop, multi_hop, position_encoding
 from memn2n_cli.training import random_noise_time
 
 

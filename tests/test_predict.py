@@ -10,7 +10,6 @@ import pytest
 from memn2n_cli.checkpoint import load_model
 from memn2n_cli.inference import predict
 from tasks.babi import read_file, task_file
-from tasks.qa import read_stories
 from tests.conftest import assert_one_line_error
 
 STORY = "Mary moved to the bathroom.\nJohn went to the hallway.\nWhere is Mary?\n"

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from memn2n_cli.model import MemN2N, ModelConfig
+from memn2n_cli.configs import ModelConfig, TrainConfig
+from memn2n_cli.model import MemN2N
 from memn2n_cli.runs import load_splits
-from memn2n_cli.training import TrainConfig, distinct_rows, fit, learning_rate, make_batch
+from memn2n_cli.training import distinct_rows, fit, learning_rate, make_batch
 from tasks import Task, available_tasks, get_task, register_task
 from tasks.qa import Vocabulary, encode
 
@@ -30,7 +31,7 @@ def task1(en_dir):
 def _train(task1, **overrides):
     vocab, data = task1
     torch.manual_seed(0)
-    model = MemN2N(ModelConfig(len(vocab.words), vocab.answer_word_ids(), memory_size=10))
+    model = MemN2N(ModelConfig(vocab_size=len(vocab.words), answer_word_ids=vocab.answer_word_ids(), memory_size=10))
     history = fit(model, data["train"], data["valid"], TrainConfig(**overrides))
     return model, history
 
@@ -66,7 +67,7 @@ def test_a_batch_embeds_each_distinct_sentence_once_and_gives_the_same_logits(ta
     assert len(batch["sentences"]) == len(rows.unique()) < rows.numel() / 2
     assert torch.equal(batch["sentences"][batch["story"]], train.sentences[rows][..., : batch["sentences"].shape[1]])
     torch.manual_seed(0)
-    model = MemN2N(ModelConfig(len(vocab.words), vocab.answer_word_ids(), memory_size=10))
+    model = MemN2N(ModelConfig(vocab_size=len(vocab.words), answer_word_ids=vocab.answer_word_ids(), memory_size=10))
     words_in_every_slot = {**batch, "story": batch["sentences"][batch["story"]], "sentences": None}
     torch.testing.assert_close(model(**batch).logits, model(**words_in_every_slot).logits)
     # Restarts: each its own batch, its own distinct rows, padded with the empty sentence (row 0).
@@ -88,3 +89,50 @@ def test_registry_refuses_duplicates_and_non_tasks():
     with pytest.raises(TypeError, match="Task interface"):
         register_task("not-a-task")(type("NotATask", (), {}))
     assert "not-a-task" not in available_tasks()
+
+
+def test_configs_check_their_own_values_and_name_the_fields():
+    """The same checks for the library, the CLI (which shows the fields as flags) and sweep grids."""
+    from memn2n_cli.configs import lm_settings
+    from memn2n_cli.configs import qa_settings
+    from memn2n_cli.errors import ConfigError
+
+    for build, message in [
+        (lambda: qa_settings({"encoding": "cnn"}), "encoding is pe or bow, not 'cnn'"),
+        (lambda: qa_settings({"temporal": False}), "random_noise perturbs temporal encoding: set it to 0 when temporal is off"),
+        (lambda: qa_settings({"colour": "red"}), "colour is not an option of a question-answering model"),
+        (lambda: qa_settings({"linear_dim": 3}), "linear_dim is not an option of a question-answering model"),
+        (lambda: TrainConfig(ls_patience=1, validation_fraction=0), "ls_patience watches the validation loss"),
+        (lambda: TrainConfig(batch_size=0), "batch_size must be at least 1, not 0"),
+        (lambda: lm_settings({"encoding": "pe"}), "encoding is not an option of a language model"),
+        (lambda: lm_settings({"dim": 8, "linear_dim": 9}), "linear_dim 9 is more than dim 8"),
+    ]:
+        with pytest.raises(ConfigError) as error:
+            build()
+        assert str(error.value).startswith(message), (str(error.value), message)
+    options, config = qa_settings({"init_std": 0.0, "max_grad_norm": 0.0}, joint=True)
+    assert (options.init_std, config.max_grad_norm, options.dim, config.epochs) == (0.0, 0.0, 50, 60)  # zeros kept
+
+
+def test_no_module_outside_tasks_names_a_task_or_compares_a_kind():
+    """The registry dispatches: no string literal in memn2n_cli/ is a task's name, no module there
+    imports a particular task's, and a task's kind is compared only in tasks.get_task
+    (memn2n_cli.recipes looks its recipe up by kind)."""
+    import ast
+    from pathlib import Path
+
+    names = set(available_tasks())
+    for path in sorted((Path(__file__).parents[1] / "memn2n_cli").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)) and node.body
+                      and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                assert node.value not in names, f"{path.name}:{node.lineno} names the task {node.value!r}"
+            if isinstance(node, ast.Compare):
+                sides = [node.left, *node.comparators]
+                assert not any(isinstance(s, ast.Attribute) and s.attr == "kind" for s in sides), f"{path.name}:{node.lineno}"
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert node.module.split(".")[:2] not in (["tasks", "babi"], ["tasks", "jsonl"]), \
+                    f"{path.name}:{node.lineno} imports {node.module}"  # tasks.qa and tasks.lm: a kind's shared code

@@ -1,9 +1,9 @@
-"""`memn2n data download NAME`: fetch a dataset into the cache and check it;
-`memn2n data generate babi`: write the bAbI tasks with the built-in simulator, offline."""
+"""`memn2n data download TASK`: fetch a task's data into the cache and check it (a task with a
+``download`` method); `memn2n data generate TASK`: write it with a built-in simulator, offline
+(a task with a ``generate`` method: bAbI)."""
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -17,23 +17,12 @@ from memn2n_cli.errors import UserError
 @data_app.command()
 @command
 def download(
-    name: Annotated[str, typer.Argument(help="Dataset: babi or text8.")],
+    name: Annotated[str, typer.Argument(metavar="TASK", help="A task with a download: babi or text8.")],
     dest: Annotated[Path | None, typer.Option(help="Where to unpack. [default: the cache, ~/.cache/memn2n/NAME]")] = None,
     url: Annotated[str | None, typer.Option(help="Archive to fetch. [default: the upstream one]")] = None,
 ) -> None:
     """Download a dataset, verify it against known SHA-256 sums and unpack it; prints its folder."""
-    from memn2n_cli.download import download_archive, download_zipped_file
-    from tasks import babi
-    from tasks.lm import Text8, resolve_data_dir
-
-    if name == "babi":
-        target = download_archive(url or os.environ.get("MEMN2N_BABI_URL", babi.DOWNLOAD_URL),
-                                  dest or babi.default_data_dir().parents[1], babi.CHECKSUMS) / "en"
-    elif name == "text8":
-        folder = dest or resolve_data_dir("text8", None, must_exist=False)
-        target = download_zipped_file(url or Text8.DOWNLOAD_URL, "text8", folder, Text8.FILE_BYTES, Text8.FILE_SHA256).parent
-    else:
-        raise UserError(f"no download for {name!r}; available: babi, text8")
+    target = _task_with(name, "download", "download").download(dest, url)
     print(f"verified and unpacked into {target}", file=sys.stderr)
     print(target)
 
@@ -41,23 +30,29 @@ def download(
 @data_app.command()
 @command
 def generate(
-    name: Annotated[str, typer.Argument(help="Dataset: babi.")],
+    name: Annotated[str, typer.Argument(metavar="TASK", help="A task with a simulator: babi.")],
     out: Annotated[Path, typer.Option(help="Folder to write qaN_<name>_{train,test}.txt into.")],
     task: Annotated[list[str] | None, typer.Option("--task", "-t", help="bAbI task number, repeatable, or 'all'. [default: all]")] = None,
     train: Annotated[int, typer.Option(min=1, help="Questions in each training file.")] = 1000,
     test: Annotated[int, typer.Option(min=1, help="Questions in each test file.")] = 1000,
     seed: Annotated[int, typer.Option(help="The same seed writes the same bytes.")] = 0,
 ) -> None:
-    """Simulate the bAbI tasks and write them in the upstream format (no network needed); prints the folder."""
-    from tasks.babi import parse_task_ids
-    from tasks.babi_generator import write_task_files
-
-    if name != "babi":
-        raise UserError(f"no generator for {name!r}; available: babi")
+    """Simulate a task's data and write it in its files' format (no network needed); prints the folder."""
+    simulated = _task_with(name, "generate", "simulator")
     if out.exists() and not out.is_dir():
         raise UserError("exists and is not a folder", out)
     out.mkdir(parents=True, exist_ok=True)
-    for task_id in parse_task_ids(task or ["all"]):
-        write_task_files(task_id, out, train, test, seed)
-    print(f"generated bAbI tasks (seed {seed}) into {out}", file=sys.stderr)
+    simulated.generate(out, task or [], train, test, seed)
+    print(f"generated {name} (seed {seed}) into {out}", file=sys.stderr)
     print(out)
+
+
+def _task_with(name: str, method: str, what: str):
+    """The registered task ``name``, if it has ``method`` (a ``what``); else a UserError naming those that do."""
+    from tasks import available_tasks, get_task
+
+    task = get_task(name)
+    if not hasattr(task, method):
+        having = [n for n, cls in available_tasks().items() if hasattr(cls, method)]
+        raise UserError(f"no {what} for {name!r}; available: {', '.join(having)}")
+    return task

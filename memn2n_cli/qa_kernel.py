@@ -1,11 +1,11 @@
-"""The bAbI model's training step as a compiled CPU kernel: the fast path of `restarts.fit_restarts`.
+"""The question-answering model's training step as a compiled CPU kernel: the fast path of `restarts.fit_restarts`.
 
-`babi_kernel.c` (built and loaded by `kernels.build`) computes, for R restarts of one recipe and a
+`qa_kernel.c` (built and loaded by `kernels.build`) computes, for R restarts of one recipe and a
 batch of examples each, the summed loss, the logits and every parameter's gradient in one call,
 a restart per thread. A step of 10 restarts of a 1k task is a few hundred thousand multiply-adds:
 PyTorch spends far longer dispatching the hundreds of small operations of the vmapped model than
 computing them, and the kernel does not dispatch at all. Where it cannot be built, training takes
-the vmapped PyTorch path; the two agree to floating-point tolerance (tests/test_babi_kernel.py).
+the vmapped PyTorch path; the two agree to floating-point tolerance (tests/test_qa_kernel.py).
 """
 
 from __future__ import annotations
@@ -17,19 +17,20 @@ import torch
 from torch import Tensor
 
 from memn2n_cli import kernels
-from memn2n_cli.model import ModelConfig, position_encoding
+from memn2n_cli.configs import ModelConfig
+from memn2n_cli.model import position_encoding
 from tasks.qa import Encoded
 
-WHAT = "the bAbI model's compiled kernel"
+WHAT = "the question-answering model's compiled kernel"
 
 
 @functools.cache
 def library() -> ctypes.CDLL | None:
     """The compiled kernel, building it on first use; None where it cannot be built."""
-    lib = kernels.build("babi_kernel", WHAT)
+    lib = kernels.build("qa_kernel", WHAT)
     if lib is not None:
-        lib.babi_step.argtypes = [ctypes.c_void_p] * 24
-        lib.babi_step.restype = ctypes.c_int
+        lib.qa_step.argtypes = [ctypes.c_void_p] * 24
+        lib.qa_step.restype = ctypes.c_int
     return lib
 
 
@@ -75,7 +76,7 @@ def step(params: dict[str, Tensor], config: ModelConfig, answer_word_ids: Tensor
     logits = torch.empty(R, B, A)
     grads = {name: torch.zeros_like(value) for name, value in params.items()} if backward else {}
     layerwise = [params[name] if not adjacent else None for name in ("query_embedding", "H.weight", "W")]
-    kernels.call(library().babi_step, dims, linear.to(torch.int32).contiguous(), data.sentences, *positions, story,
+    kernels.call(library().qa_step, dims, linear.to(torch.int32).contiguous(), data.sentences, *positions, story,
                  time, data.memory_size[index].contiguous(), data.query[index].contiguous(),
                  data.answer[index].contiguous(), answer_word_ids, X.detach(), None if T is None else T.detach(),
                  *(None if p is None else p.detach() for p in layerwise), loss, logits,

@@ -9,10 +9,11 @@ import pytest
 import torch
 from torch.func import stack_module_state
 
-from memn2n_cli import babi_kernel, kernels
+from memn2n_cli import qa_kernel, kernels
+from memn2n_cli.configs import TrainConfig
 from memn2n_cli.model import MemN2N
 from memn2n_cli.runs import ModelOptions, prepare
-from memn2n_cli.training import TrainConfig, make_batch, random_noise_time
+from memn2n_cli.training import make_batch, random_noise_time
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,7 @@ VARIANTS = {  # name: ModelConfig fields
 def test_kernel_gives_the_models_loss_logits_and_gradients(tasks_1_and_19, variant):
     """Three restarts with their own weights, examples, time noise and linear-start phase: the
     kernel's summed loss, logits and every gradient are what autograd gives each model alone."""
-    assert babi_kernel.library() is not None, "the kernel must build on the test machine"
+    assert qa_kernel.library() is not None, "the kernel must build on the test machine"
     config = dataclasses.replace(tasks_1_and_19.model_config, **VARIANTS[variant])
     data = tasks_1_and_19.encoded["train"]
     models = []
@@ -55,8 +56,8 @@ def test_kernel_gives_the_models_loss_logits_and_gradients(tasks_1_and_19, varia
     times = [random_noise_time(data.memory_size, data.memory.shape[1], 0.1, generator) for _ in models]
     linear = torch.tensor([True, False, False])
     params, _ = stack_module_state(models)
-    loss, logits, grads = babi_kernel.step(params, config, models[0].answer_word_ids, data,
-                                           babi_kernel.coefficients(data, config), index,
+    loss, logits, grads = qa_kernel.step(params, config, models[0].answer_word_ids, data,
+                                           qa_kernel.coefficients(data, config), index,
                                            torch.stack([t[i] for t, i in zip(times, index)]), linear)
     for r, model in enumerate(models):
         batch = make_batch(data, index[r], times[r] if config.temporal else None)
@@ -92,8 +93,8 @@ def test_answers_never_seen_in_training_add_nothing(tasks_1_and_19):
     data.answer[:8] = -1
     torch.manual_seed(0)
     params, _ = stack_module_state([MemN2N(config)])
-    step = lambda index: babi_kernel.step(params, config, torch.tensor(config.answer_word_ids), data,  # noqa: E731
-                                          babi_kernel.coefficients(data, config), index, None, torch.tensor([False]))
+    step = lambda index: qa_kernel.step(params, config, torch.tensor(config.answer_word_ids), data,  # noqa: E731
+                                          qa_kernel.coefficients(data, config), index, None, torch.tensor([False]))
     with_unknown = step(torch.arange(16).unsqueeze(0))
     known_only = step(torch.arange(8, 16).unsqueeze(0))
     assert float(with_unknown[0]) == pytest.approx(float(known_only[0]), rel=1e-6)
@@ -107,7 +108,7 @@ def test_without_a_compiler_training_takes_the_plain_path_and_says_so(tmp_path, 
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
-    babi_kernel.library.cache_clear(), kernels.build.cache_clear()
+    qa_kernel.library.cache_clear(), kernels.build.cache_clear()
     try:
         with caplog.at_level(logging.WARNING, logger="memn2n"):
             model = build_model(tasks_1_and_19, 0, torch.device("cpu"))
@@ -115,4 +116,4 @@ def test_without_a_compiler_training_takes_the_plain_path_and_says_so(tmp_path, 
                                    TrainConfig(epochs=1, ls_epochs=1), [0])
         assert len(history[0]) == 2 and "plain PyTorch path" in caplog.text and not list(tmp_path.rglob("*.so"))
     finally:
-        babi_kernel.library.cache_clear(), kernels.build.cache_clear()
+        qa_kernel.library.cache_clear(), kernels.build.cache_clear()

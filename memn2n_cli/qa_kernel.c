@@ -1,9 +1,9 @@
 /* The bAbI model (MemN2N, Sections 2 and 4.1) on the CPU: the summed loss, the logits and every
    parameter's gradient of R restarts x B examples in one call, a restart per thread.
 
-   memn2n_cli/babi_kernel.py compiles this file once per machine and calls it through ctypes; the
+   memn2n_cli/qa_kernel.py compiles this file once per machine and calls it through ctypes; the
    plain PyTorch model (model.MemN2N under torch.func.vmap) computes the same, and
-   tests/test_babi_kernel.py says so for every variant.
+   tests/test_qa_kernel.py says so for every variant.
 
    For one example with n filled memory slots (slot 0 the most recent sentence):
        m^e_i   = sum_j l_ij * X^e[x_ij] + T^e[t_i]          embedding e of slot i (Sec. 4.1)
@@ -73,7 +73,7 @@ static void embed_grad(float *rows, const int64_t *words, const float *a, const 
     }
 }
 
-int babi_step(const int64_t *dims, const int32_t *linear, const int64_t *sentences, const float *pos_a,
+int qa_step(const int64_t *dims, const int32_t *linear, const int64_t *sentences, const float *pos_a,
               const float *pos_b, const float *pos_g, const int64_t *story, const int64_t *time,
               const int64_t *size, const int64_t *query, const int64_t *answer, const int64_t *answer_ids,
               const float *X, const float *T, const float *Q, const float *H, const float *W,

@@ -1,0 +1,157 @@
+"""Every option of the two recipes, its default and its checks, in one place: the question-
+answering model and recipe (Sections 2, 4), the language model and recipe (Section 5).
+
+The CLI, sweep grids and the library all build these, so that they get the same defaults and the
+same messages: a value or combination that cannot be trained raises `ConfigError` naming the
+fields, which the CLI shows as flags. `qa_settings` and `lm_settings` turn the options a user
+chose (by field name) into configs. No torch here: `memn2n --help` shows these defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from memn2n_cli.errors import ConfigError, at_least, one_of
+
+# Question answering ----------------------------------------------------------------------------
+
+
+@dataclass
+class ModelOptions:
+    """The question-answering model's options (Sections 2, 4.1, 4.2), as a user chooses them, with
+    the paper's defaults; `ModelConfig` adds the sizes the data gives."""
+
+    dim: int = 20  # d: 20 for one task, 50 for joint training (Sec. 4.2)
+    hops: int = 3  # K = 3 (Sec. 4.2)
+    memory_size: int = 50  # the 50 most recent sentences (Sec. 4.2)
+    encoding: str = "pe"  # "bow" or "pe": position encoding (Sec. 4.1)
+    pe_formula: str = "official"  # the authors' code's (which made Table 1), or "paper" (Sec. 4.1): see README
+    temporal: bool = True  # temporal encoding T_A, T_C (Sec. 4.1)
+    tying: str = "adjacent"  # "adjacent" or "layerwise" (Sec. 2.2)
+    relu: bool = False  # ReLU on u after each hop (the 10k variant)
+    init_std: float = 0.1  # weights drawn from N(0, 0.1) (Sec. 4.2)
+    empty_memories: str = "zero"  # "zero": zero vectors in the softmax, as in the authors' code (measured best); "masked": none
+
+    def __post_init__(self):
+        for field, allowed in (("encoding", ("pe", "bow")), ("pe_formula", ("official", "paper")),
+                               ("tying", ("adjacent", "layerwise")), ("empty_memories", ("zero", "masked"))):
+            one_of(self, field, allowed)
+        at_least(self, 1, "dim", "hops", "memory_size")
+        at_least(self, 0, "init_std")
+
+
+@dataclass(kw_only=True)
+class ModelConfig(ModelOptions):
+    """A model's whole configuration: the options, and the sizes its data gives."""
+
+    vocab_size: int  # words, id 0 the nil word
+    answer_word_ids: list[int]  # the word id of each answer: W^T = C^K reads these rows (adjacent tying)
+    sentence_size: int = 11  # J of the official formula: the longest sentence in training
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.vocab_size < 1 or not self.answer_word_ids:
+            raise ValueError("vocab_size and the answer vocabulary must be positive")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 100  # Sec. 4.2 (60 for joint training)
+    lr: float = 0.01  # eta (Sec. 4.2)
+    anneal_every: int = 25  # eta halved every 25 epochs (15 for joint training)
+    batch_size: int = 32
+    max_grad_norm: float = 40.0
+    validation_fraction: float = 0.1
+    linear_start: bool = True
+    ls_lr: float = 0.005  # eta with linear start (Sec. 4.2), for the whole run
+    ls_epochs: int = 20  # length of the linear phase, as in the authors' code
+    ls_patience: int = 0  # if > 0, end it sooner after this many epochs without a better validation loss
+    random_noise: float = 0.1  # share of empty memories inserted (Sec. 4.1); 0 turns it off
+    seed: int = 0  # initialisation, batch order and noise
+    split_seed: int = 0  # which stories are held out for validation: restarts of a sweep share it
+
+    def __post_init__(self):
+        at_least(self, 1, "epochs", "anneal_every", "batch_size", "ls_epochs")
+        at_least(self, 0, "lr", "max_grad_norm", "validation_fraction", "ls_lr", "ls_patience", "random_noise")
+        if self.validation_fraction > 0.9 or self.random_noise > 1:
+            raise ConfigError("{validation_fraction} is at most 0.9, {random_noise} at most 1")
+        if self.linear_start and self.ls_patience and self.validation_fraction == 0:
+            raise ConfigError("{ls_patience} watches the validation loss: it needs {validation_fraction} > 0")
+
+
+JOINT = {"dim": 50, "epochs": 60, "anneal_every": 15}  # joint training's d and schedule (Sec. 4.2)
+
+
+def qa_settings(chosen: dict, joint: bool = False) -> tuple[ModelOptions, TrainConfig]:
+    """The model options and recipe of a run from the options a user chose (by field name); the
+    others are the paper's defaults, with joint training's where ``joint``. A value or combination
+    that cannot be trained is a ConfigError naming the options, for `train`, sweep grids and the
+    library alike; an option neither config has, a ConfigError too."""
+    chosen = {**(JOINT if joint else {}), **chosen}
+    unknown = sorted(chosen.keys() - fields_of(ModelOptions) - fields_of(TrainConfig))
+    if unknown:
+        raise ConfigError(f"{{{unknown[0]}}} is not an option of a question-answering model")
+    options = ModelOptions(**{k: v for k, v in chosen.items() if k in fields_of(ModelOptions)})
+    config = TrainConfig(**{k: v for k, v in chosen.items() if k in fields_of(TrainConfig)})
+    if config.random_noise > 0 and not options.temporal:
+        raise ConfigError("{random_noise} perturbs temporal encoding: set it to 0 when {temporal} is off")
+    return options, config
+
+
+def fields_of(config: type) -> set[str]:
+    return set(config.__dataclass_fields__)
+
+
+# Language modelling ----------------------------------------------------------------------------
+
+
+@dataclass
+class LMConfig:
+    """The language model of Section 5; defaults are the authors' code's (Table 2: PTB 150 units)."""
+
+    vocab_size: int
+    dim: int = 150  # d: 150 for Penn Treebank, 500 for Text8 (Table 2)
+    hops: int = 6  # K
+    memory_size: int = 100  # N previous words in memory, the current word included
+    linear_dim: int | None = None  # units left linear, a ReLU on the others; None: half of them (Sec. 5.1)
+    init_std: float = 0.05  # weights drawn from N(0, 0.05) (Sec. 5.1)
+    query: float = 0.1  # the constant query u^1 (Sec. 5: no question, u = 0.1)
+
+    def __post_init__(self):
+        if self.linear_dim is None:
+            self.linear_dim = self.dim // 2
+        at_least(self, 1, "vocab_size", "dim", "hops", "memory_size")
+        at_least(self, 0, "linear_dim", "init_std")
+        if self.linear_dim > self.dim:
+            raise ConfigError(f"{{linear_dim}} {self.linear_dim} is more than {{dim}} {self.dim}")
+
+
+@dataclass
+class LMTrainConfig:
+    lr: float = 0.01  # Sec. 5.1
+    lr_divisor: float = 1.5  # after an epoch whose validation cost did not decrease
+    min_lr: float = 1e-5  # training stops below this
+    max_grad_norm: float = 50.0  # Sec. 5.1
+    batch_size: int = 128  # Sec. 5.1
+    max_epochs: int = 100
+    max_steps: int = 0  # stop (and checkpoint) after this many steps in all; 0 = no bound
+    seed: int = 0
+
+    def __post_init__(self):
+        at_least(self, 0, "lr", "min_lr", "max_grad_norm", "max_steps")
+        at_least(self, 1, "batch_size", "max_epochs")
+        if self.lr_divisor <= 1:
+            raise ConfigError("{lr_divisor} must be more than 1")
+
+
+def lm_settings(chosen: dict) -> tuple[dict, LMTrainConfig]:
+    """The model options (LMConfig's fields less the vocabulary) and the recipe of a run from the
+    options a user chose (by field name), the others LMConfig's and LMTrainConfig's defaults. A
+    value that cannot be trained, or an option neither config has, is a ConfigError."""
+    model_fields = set(LMConfig.__dataclass_fields__) - {"vocab_size"}
+    unknown = sorted(chosen.keys() - model_fields - set(LMTrainConfig.__dataclass_fields__))
+    if unknown:
+        raise ConfigError(f"{{{unknown[0]}}} is not an option of a language model")
+    model = {k: v for k, v in chosen.items() if k in model_fields}
+    LMConfig(vocab_size=1, **model)  # the model's values are checked before any data is read
+    return model, LMTrainConfig(**{k: v for k, v in chosen.items() if k in LMTrainConfig.__dataclass_fields__})
