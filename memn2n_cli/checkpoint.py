@@ -1,10 +1,17 @@
-"""Run directories: everything `eval`, `predict` and `visualize` need, without the data.
+"""Run directories: everything `eval`, `predict` and `visualize` need, without the data; the one
+module that writes and reads them, for both kinds of task.
 
-A model directory holds ``model.safetensors`` (weights), ``config.json`` (model and training
-configuration, task, data files and their checksums, seed), ``vocab.json`` (words and answers)
-and ``metrics.json``. ``--task all`` without ``--joint`` trains one model per task: the run
-directory then holds one model directory per task (``qa1/`` ... ``qa20/``) and the summary.
-Every file is written under a temporary name and renamed into place. No pickle anywhere.
+A model directory holds ``model.safetensors`` (weights), ``config.json`` (its ``format``, the
+task, the ``model`` and ``training`` configs, the data files and their checksums), ``vocab.json``
+(words, and answers for question answering) and ``metrics.json`` (a language model's: its
+``state.json`` and ``generator.safetensors`` instead, to resume exactly). ``--task all`` without
+``--joint`` trains one model per task: the run directory then holds one model directory per task
+(``qa1/`` ... ``qa20/``) and the summary. Every file is written under a temporary name and
+renamed into place. No pickle anywhere.
+
+``format`` is the schema's version. A config is rebuilt with `config_from`: a setting this
+version does not know, or one it needs that the run lacks, is a one-line error naming it; a
+setting added since the run was written takes its default.
 """
 
 from __future__ import annotations
@@ -12,13 +19,14 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from dataclasses import MISSING, fields
 from pathlib import Path
 
 import safetensors.torch
 from safetensors.torch import save as safetensors_bytes  # bytes of a .safetensors file, no pickle
 
 from memn2n_cli.configs import ModelConfig
-from memn2n_cli.errors import UserError
+from memn2n_cli.errors import ConfigError, UserError
 from memn2n_cli.model import MemN2N
 from tasks import get_task
 from tasks.qa import Vocabulary
@@ -63,6 +71,33 @@ def read_json(path: Path) -> dict:
     return data
 
 
+def read_config(directory: Path) -> dict:
+    """A model directory's config.json, checked to be a memn2n run of this format."""
+    config = read_json(directory / CONFIG_FILE)
+    if config.get("format") != FORMAT:
+        raise UserError(f"not a memn2n run (format {config.get('format')!r}, expected {FORMAT!r})", directory / CONFIG_FILE)
+    return config
+
+
+def config_from(cls: type, data, section: str, path: Path):
+    """``cls`` (a config dataclass) rebuilt from ``data``, the ``section`` settings read from
+    ``path``; a UserError naming the setting for one this version does not know or one the run
+    lacks that has no default, or a value the config refuses."""
+    if not isinstance(data, dict):
+        raise UserError(f"no {section!r} settings", path)
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(data.keys() - known.keys())
+    if unknown:
+        raise UserError(f"unknown {section} setting {unknown[0]!r} (written by another version of memn2n?)", path)
+    missing = [name for name, f in known.items() if name not in data and f.default is MISSING and f.default_factory is MISSING]
+    if missing:
+        raise UserError(f"{section} setting {missing[0]!r} is missing", path)
+    try:
+        return cls(**data)
+    except (ConfigError, TypeError, ValueError) as e:
+        raise UserError(f"{section} settings: {e}", path) from None
+
+
 def model_files(model: MemN2N, config: dict, vocab: Vocabulary, metrics: dict) -> dict[str, bytes]:
     """A model directory's files as bytes, config.json last: a directory with a config.json is complete."""
     weights = safetensors_bytes(model.state_dict(), metadata={"format": FORMAT})
@@ -80,16 +115,14 @@ def load_model(directory: Path) -> tuple[MemN2N, dict, Vocabulary]:
     """(model, config, vocabulary) of a model directory; UserError when missing, corrupt or mismatched."""
     if not directory.is_dir():
         raise UserError("run directory not found", directory)
-    config = read_json(directory / CONFIG_FILE)
-    if config.get("format") != FORMAT:
-        raise UserError(f"not a memn2n run (format {config.get('format')!r}, expected {FORMAT!r})", directory / CONFIG_FILE)
+    config = read_config(directory)
     if get_task(str(config.get("task")), "qa") is None:
         raise UserError(f"is a {config.get('task')!r} run; this takes a question-answering run", directory)
+    model = MemN2N(config_from(ModelConfig, config.get("model"), "model", directory / CONFIG_FILE))
     try:
         vocab = Vocabulary.from_json(read_json(directory / VOCAB_FILE))
-        model = MemN2N(ModelConfig(**config["model"]))
     except (KeyError, TypeError, ValueError) as e:
-        raise UserError(f"corrupt run configuration: {e}", directory) from None
+        raise UserError(f"corrupt vocabulary: {e}", directory / VOCAB_FILE) from None
     if model.config.vocab_size != len(vocab.words) or len(model.config.answer_word_ids) != len(vocab.answers):
         raise UserError("vocab.json does not match config.json", directory)
     weights = directory / MODEL_FILE
@@ -121,8 +154,4 @@ def model_dirs(run: Path) -> list[Path]:
 
 def run_task(run: Path) -> str:
     """The name of the task a run was trained on (of its first model, for a run of one model per task)."""
-    directory = model_dirs(run)[0]
-    config = read_json(directory / CONFIG_FILE)
-    if config.get("format") != FORMAT:
-        raise UserError(f"not a memn2n run (format {config.get('format')!r}, expected {FORMAT!r})", directory / CONFIG_FILE)
-    return str(config.get("task", ""))
+    return str(read_config(model_dirs(run)[0]).get("task", ""))

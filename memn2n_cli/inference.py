@@ -9,10 +9,10 @@ from pathlib import Path
 
 import torch
 
+from memn2n_cli.batches import make_batch
 from memn2n_cli.checkpoint import CONFIG_FILE, load_model, model_dirs
 from memn2n_cli.errors import UserError
 from memn2n_cli.model import MemN2N
-from memn2n_cli.training import make_batch
 from tasks.qa import Question, Vocabulary, encode
 
 log = logging.getLogger("memn2n")

@@ -18,7 +18,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -30,7 +30,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from memn2n_cli import __version__
-from memn2n_cli.checkpoint import CONFIG_FILE, FORMAT, json_bytes, read_json, write_files
+from memn2n_cli.checkpoint import CONFIG_FILE, FORMAT, config_from, json_bytes, read_config, read_json, write_files
 from memn2n_cli.configs import LMConfig, LMTrainConfig
 from memn2n_cli.errors import UserError
 from memn2n_cli.model import MemN2NLM
@@ -179,9 +179,11 @@ def _run_files(model: MemN2NLM, task: str, data_dir: Path, corpus: Corpus, confi
 
 def load_lm(directory: Path) -> tuple[MemN2NLM, dict, list[str]]:
     """(model, config, words) of a language-model run; UserError when it is missing or corrupt."""
-    config = read_json(directory / CONFIG_FILE)
+    config = read_config(directory)
+    if get_task(str(config.get("task")), "lm") is None:
+        raise UserError(f"is a {config.get('task')!r} run; this takes a language-model run", directory)
+    model = MemN2NLM(config_from(LMConfig, config.get("model"), "model", directory / CONFIG_FILE))
     try:
-        model = MemN2NLM(LMConfig(**config["model"]))
         words = read_json(directory / "vocab.json")["words"]
         safetensors.torch.load_model(model, directory / "model.safetensors")
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
@@ -208,10 +210,11 @@ def train_lm(task: str, data_dir: Path, out: Path, model_config: dict, config: L
         model, saved, words = load_lm(out)
         if words != corpus.words:
             raise UserError("the data's vocabulary differs from the run's", data_dir)
-        state = LMState(**read_json(out / STATE_FILE))
+        state = config_from(LMState, read_json(out / STATE_FILE), "state", out / STATE_FILE)
         state.epoch_nll = state.epoch_nll if process_group()[0] == 0 else 0.0  # see fit_lm
         generator.set_state(safetensors.torch.load_file(out / GENERATOR_FILE)["state"])
-        config = LMTrainConfig(**{**saved["training"], "max_epochs": config.max_epochs, "max_steps": config.max_steps})
+        saved_config = config_from(LMTrainConfig, saved.get("training"), "training", out / CONFIG_FILE)
+        config = replace(saved_config, max_epochs=config.max_epochs, max_steps=config.max_steps)
         state.finished = state.lr < config.min_lr or state.epoch >= config.max_epochs  # --max-epochs may have grown
         log.info("%s: resuming at epoch %d, step %d", out, state.epoch + 1, state.step)
     else:

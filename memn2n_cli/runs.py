@@ -19,7 +19,8 @@ from typing import Callable
 import torch
 
 from memn2n_cli import __version__
-from memn2n_cli.checkpoint import CONFIG_FILE, METRICS_FILE, load_model, model_dirs, model_files, read_json, write_files, write_json
+from memn2n_cli.checkpoint import (CONFIG_FILE, METRICS_FILE, config_from, load_model, model_dirs, model_files, read_json,
+                                   write_files, write_json)
 from memn2n_cli.configs import ModelConfig, ModelOptions, TrainConfig
 from memn2n_cli.errors import UserError
 from memn2n_cli.model import MemN2N
@@ -186,7 +187,7 @@ def evaluate_run(run: Path, split: str = "test", data_dir: Path | None = None, d
         model, config, vocab = load_model(directory)
         task = qa_task(config["task"])
         source = task.resolve_data_dir(data_dir if data_dir is not None else Path(config["data"]["dir"]))
-        training = TrainConfig(**config["training"])
+        training = config_from(TrainConfig, config.get("training"), "training", directory / CONFIG_FILE)
         splits = load_splits(task, source, config["tasks"], training.validation_fraction, training.split_seed)
         recorded = config["data"]["files"]
         used = file_checksums(task.data_files(source, config["tasks"]))

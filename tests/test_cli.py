@@ -37,19 +37,25 @@ def test_eval_recomputes_the_same_figures(cli, trained_run, en_dir):
     assert table.exit_code == 0 and "Mean" in table.stdout and "Test" in table.stdout
 
 
-def test_checkpoint_round_trip_gives_identical_predictions(trained_run, en_dir):
-    from memn2n_cli.runs import load_splits
-    from memn2n_cli.training import make_batch
-    from tasks import get_task
-    from tasks.qa import Vocabulary, encode
+def test_checkpoint_round_trip_gives_identical_predictions(tmp_path, en_dir):
+    """A model trained in memory, written as a run directory and loaded back: the same config,
+    vocabulary and weights, so the same logits on every test question, bit for bit."""
+    from memn2n_cli.batches import make_batch
+    from memn2n_cli.checkpoint import write_files
+    from memn2n_cli.configs import ModelOptions, TrainConfig
+    from memn2n_cli.restarts import fit_restarts
+    from memn2n_cli.runs import build_model, prepare, trained_files
 
-    out, _ = trained_run
-    model, config, vocab = load_model(out)
-    assert isinstance(vocab, Vocabulary) and config["tasks"] == [1]
-    data = encode(load_splits(get_task("babi"), en_dir, [1], 0.1, 0)["test"], vocab, model.config.memory_size)
-    batch = make_batch(data, torch.arange(len(data)))
-    again, _, _ = load_model(out)
-    assert torch.equal(model(**batch).logits, again(**batch).logits)
+    config = TrainConfig(epochs=2, ls_epochs=1)
+    prepared = prepare("babi", [2], en_dir, ModelOptions(), config, torch.device("cpu"))
+    trained = build_model(prepared, 0, torch.device("cpu"))
+    fit_restarts([trained], prepared.encoded["train"], prepared.encoded["valid"], config, [0])
+    write_files(tmp_path / "run", trained_files(trained, prepared, config, {})[1])
+    loaded, saved, vocab = load_model(tmp_path / "run")
+    assert saved["tasks"] == [2] and vocab.words == prepared.vocab.words and loaded.config == trained.config
+    test = prepared.encoded["test"]
+    batch = make_batch(test, torch.arange(len(test)))
+    assert torch.equal(loaded(**batch).logits, trained.eval()(**batch).logits)
 
 
 def test_train_all_tasks_independently_writes_one_model_per_task(cli, tmp_path, en_dir):
@@ -161,11 +167,31 @@ def _copy_run(src, dst):
     (lambda run: (run / "config.json").write_text(
         (run / "config.json").read_text().replace('"dim": 20', '"dim": 30')), ["weights do not match"]),
     (lambda run: (run / "config.json").write_text('{"format": "other"}'), ["not a memn2n run"]),
+    (lambda run: _edit_config(run, lambda c: c["training"].update(momentum=0.9)),
+     ["config.json: unknown training setting 'momentum' (written by another version of memn2n?)"]),
+    (lambda run: _edit_config(run, lambda c: c["model"].pop("vocab_size")), ["config.json: model setting 'vocab_size' is missing"]),
+    (lambda run: _edit_config(run, lambda c: c["model"].update(hops=0)), ["config.json: model settings: hops must be at least 1"]),
+    (lambda run: _edit_config(run, lambda c: c.update(task="ptb")), ["unknown model setting 'answer_word_ids'"]),
 ])
 def test_corrupt_or_mismatched_runs(cli, trained_run, tmp_path, damage, fragments):
     run = _copy_run(trained_run[0], tmp_path / "copy")
     damage(run)
     assert_one_line_error(cli("eval", run), *fragments)
+
+
+def _edit_config(run, edit) -> None:
+    config = json.loads((run / "config.json").read_text())
+    edit(config)
+    (run / "config.json").write_text(json.dumps(config))
+
+
+def test_a_run_written_before_a_setting_existed_loads_with_its_default(cli, trained_run, tmp_path):
+    """A setting added since a run was written takes its default: the same figures as before."""
+    run = _copy_run(trained_run[0], tmp_path / "older")
+    _edit_config(run, lambda c: (c["model"].pop("empty_memories"), c["training"].pop("ls_patience")))
+    older, current = (cli("eval", r, "--json") for r in (run, trained_run[0]))
+    assert older.exit_code == 0, older.stderr
+    assert json.loads(older.stdout)["tasks"] == json.loads(current.stdout)["tasks"]
 
 
 def test_download_verifies_and_unpacks(cli, tmp_path, en_dir, monkeypatch):

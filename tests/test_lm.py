@@ -164,8 +164,8 @@ def test_two_processes_reach_what_one_process_reaches(cli, small_ptb, tmp_path):
 
     args = ["train", "ptb", "--data-dir", str(small_ptb), *SMALL, "--max-steps", "25"]
     assert cli(*args, "--out", tmp_path / "one").exit_code == 0
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                             "--master_port", "29533", "-m", "memn2n_cli", *args, "--out", str(tmp_path / "two")],
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             "-m", "memn2n_cli", *args, "--out", str(tmp_path / "two")],
                             capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     one, two = (load_file(tmp_path / d / "model.safetensors") for d in ("one", "two"))
@@ -211,7 +211,10 @@ def test_figure_3_in_the_terminal_and_as_png(cli, small_lm, small_ptb, tmp_path)
     result = cli("visualize", "-c", small_lm, "--memory-positions", "--out", tmp_path / "fig3.png")
     assert result.exit_code == 0, result.stderr
     assert [line.split()[0] for line in result.stdout.splitlines()[2:]] == ["1", "2"]  # a row per hop
-    assert (tmp_path / "fig3.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import matplotlib.image
+
+    picture = matplotlib.image.imread(tmp_path / "fig3.png")  # 8 x 2 inches at 150 dpi, RGBA
+    assert picture.shape == (300, 1200, 4) and picture[..., :3].std() > 0.1  # drawn, not blank
     assert_one_line_error(cli("visualize", "-c", small_lm, "--hops"), "--memory-positions")
 
 
@@ -291,3 +294,14 @@ def test_results_table_names_the_papers_figures_for_table_2_configurations():
     table = results_markdown(summarize(spec, trials, Path("out")))
     assert "| 150 | 2 | 100 | 129.5 | 124.5 | 128 | 121 | 129.5-131.0 | 40 |" in table
     assert "| 150 | 7 | 100 | 125.0 | 120.0 | 120 | 114 |" in table  # a diverged restart (nan) is never kept
+
+
+def test_each_loader_names_the_kind_of_run_it_takes(small_lm, trained_run):
+    from memn2n_cli.checkpoint import load_model
+    from memn2n_cli.errors import UserError
+    from memn2n_cli.lm_training import load_lm
+
+    with pytest.raises(UserError, match="is a 'ptb' run; this takes a question-answering run"):
+        load_model(small_lm)
+    with pytest.raises(UserError, match="is a 'babi' run; this takes a language-model run"):
+        load_lm(trained_run[0])

@@ -13,7 +13,8 @@ from memn2n_cli import qa_kernel, kernels
 from memn2n_cli.configs import TrainConfig
 from memn2n_cli.model import MemN2N
 from memn2n_cli.runs import ModelOptions, prepare
-from memn2n_cli.training import make_batch, random_noise_time
+from memn2n_cli.batches import make_batch
+from memn2n_cli.training import random_noise_time
 
 
 @pytest.fixture(scope="module")
