@@ -1,4 +1,5 @@
-"""Answers and hop attention for questions a user asks a trained model (`predict`, `visualize`)."""
+"""Answers and hop attention for questions a user asks a trained model (`predict`, `visualize`,
+and `QARun`, the library's handle on a trained question-answering model)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from memn2n_cli.batches import make_batch
 from memn2n_cli.checkpoint import CONFIG_FILE, load_model, model_dirs
 from memn2n_cli.errors import UserError
 from memn2n_cli.model import MemN2N
-from tasks.qa import Question, Vocabulary, encode
+from tasks.qa import Question, Vocabulary, encode, read_stories
 
 log = logging.getLogger("memn2n")
 
@@ -25,7 +26,7 @@ class Prediction:
     probability: float
     top: list[tuple[str, float]]  # the top-k answers with their probabilities, best first
     memory: list[int]  # indices into question.sentences of the sentences in memory, oldest first
-    attention: list[list[float]]  # per hop, p over the memory sentences (same order); each sums to 1
+    attention: list[list[float]]  # per hop, p over the memory sentences (same order); empty slots take the rest
 
     @property
     def correct(self) -> bool | None:
@@ -102,3 +103,34 @@ def read_story_input(story: str) -> tuple[bytes, str]:
     if not path.is_file():
         raise UserError("story file not found", path)
     return path.read_bytes(), str(path)
+
+
+@dataclass
+class QARun:
+    """A trained question-answering model, as a notebook uses it: ``memn2n.load(path)``, then
+    ``run.answer(story)``. ``config`` is the run's config.json; ``vocab`` its words and answers."""
+
+    path: Path
+    model: MemN2N
+    config: dict
+    vocab: Vocabulary
+
+    @classmethod
+    def load(cls, path: str | Path, task: int | None = None) -> QARun:
+        """The model of a run directory: its only one, or (a run of one model per task) ``task``'s."""
+        model, config, vocab, directory = choose_model(Path(path), task)
+        return cls(directory, model, config, vocab)
+
+    def answer(self, story: str | list[Question], top_k: int = 3) -> list[Prediction]:
+        """Answer every question of ``story``, text as `memn2n predict` reads it (plain sentences
+        with questions ending in '?', the numbered format, or JSON lines), or questions already
+        read. Each prediction has the answer, its probability, the ``top_k`` answers and the
+        attention of every hop over the sentences in memory."""
+        questions = read_stories(story.encode(), "<story>") if isinstance(story, str) else story
+        return predict(self.model, self.vocab, questions, top_k)
+
+    def evaluate(self, split: str = "test", data_dir: str | Path | None = None, device: str = "auto") -> dict:
+        """Error per task on ``split`` of the data it was trained on (or ``data_dir``), as `memn2n eval`."""
+        from memn2n_cli.runs import evaluate_run
+
+        return evaluate_run(self.path, split, None if data_dir is None else Path(data_dir), device)

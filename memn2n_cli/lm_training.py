@@ -281,3 +281,27 @@ def evaluate_lm_run(run: Path, split: str, data_dir: Path | None) -> dict:
         raise UserError("the data's vocabulary differs from the run's", data_dir or config["data"]["dir"])
     counts = evaluate_lm(model, corpus.ids[split])
     return {"split": split, **get_task(config["task"]).metrics(counts), "tokens": counts["tokens"], "run": str(run)}
+
+
+@dataclass
+class LMRun:
+    """A trained language model, as a notebook uses it: ``memn2n.load(path)``, then
+    ``run.continue_text("the company said")``. ``words`` is its vocabulary (id i is words[i])."""
+
+    path: Path
+    model: MemN2NLM
+    config: dict
+    words: list[str]
+
+    @classmethod
+    def load(cls, path: str | Path) -> LMRun:
+        model, config, words = load_lm(Path(path))
+        return cls(Path(path), model, config, words)
+
+    def continue_text(self, prompt: str, count: int = 10) -> list[tuple[str, float]]:
+        """The ``count`` most likely next words after ``prompt``, one at a time, with their probabilities."""
+        return continue_text(self.model, self.words, get_task(self.config["task"]).tokenize(prompt), count)
+
+    def evaluate(self, split: str = "test", data_dir: str | Path | None = None) -> dict:
+        """Perplexity on ``split`` of the corpus it was trained on (or ``data_dir``), as `memn2n eval`."""
+        return evaluate_lm_run(self.path, split, None if data_dir is None else Path(data_dir))

@@ -22,8 +22,19 @@ QA_ONLY = ("encoding", "pe_formula", "temporal", "tying", "relu", "empty_memorie
 NEXT_WORDS = 10  # `predict --next`
 
 
-def train(task: str, *, tasks: list[str], joint: bool, data_dir: Path | None, out: Path, resume: bool, device: str,
-          json_output: bool, options: dict) -> None:
+def load(path: Path, task: int | None = None):
+    """The library's handle on a trained model (`memn2n.load`)."""
+    from memn2n_cli.lm_training import LMRun
+
+    if task is not None:
+        raise UserError("a language-model run holds one model: leave out task")
+    return LMRun.load(path)
+
+
+def fit(task: str, *, tasks: list[str], joint: bool, data_dir: Path | None, out: Path, resume: bool, device: str,
+        options: dict, report=None) -> dict:
+    """Train (or resume) to the stopping rule with the options given (the rest the configs'
+    defaults); the summary. ``report(record)`` follows every epoch."""
     from memn2n_cli.configs import lm_settings
     from memn2n_cli.lm_training import train_lm
     from tasks.lm import resolve_data_dir
@@ -32,13 +43,18 @@ def train(task: str, *, tasks: list[str], joint: bool, data_dir: Path | None, ou
         raise UserError("--task and --joint are options of question answering")
     refuse(options, QA_ONLY, "question answering")
     model, config = lm_settings(given(options))
+    return train_lm(task, resolve_data_dir(task, data_dir), out, model, config, resume, report, device)
 
+
+def train(task: str, *, tasks: list[str], joint: bool, data_dir: Path | None, out: Path, resume: bool, device: str,
+          json_output: bool, options: dict) -> None:
     def report(record: dict) -> None:
         print(f"{task} epoch {record['epoch']} (lr {record['lr']:.5f}): train perplexity "
               f"{record['train_perplexity']:.1f}, valid {record['valid_perplexity']:.1f}; {record['train_seconds']:.0f} s of training",
               file=sys.stderr, flush=True)
 
-    summary = train_lm(task, resolve_data_dir(task, data_dir), out, model, config, resume, report, device)
+    summary = fit(task, tasks=tasks, joint=joint, data_dir=data_dir, out=out, resume=resume, device=device,
+                  options=options, report=report)
     if int(os.environ.get("RANK", "0")) != 0:
         return  # under torchrun, one process reports
     if json_output:

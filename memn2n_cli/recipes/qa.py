@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 from memn2n_cli.cli import stderr, stdout
@@ -20,10 +21,18 @@ from memn2n_cli.recipes.options import given, refuse
 LM_ONLY = ("linear_dim", "max_epochs", "max_steps", "next_words", "memory_positions")
 
 
-def train(task: str, *, tasks: list[str], joint: bool, data_dir: Path | None, out: Path, resume: bool, device: str,
-          json_output: bool, options: dict) -> None:
+def load(path: Path, task: int | None = None):
+    """The library's handle on a trained model (`memn2n.load`)."""
+    from memn2n_cli.inference import QARun
+
+    return QARun.load(path, task)
+
+
+def fit(task: str, *, tasks: list[str], joint: bool, data_dir: Path | None, out: Path, resume: bool, device: str,
+        options: dict, report=None) -> dict:
+    """Train with the options given (the rest the configs' defaults); the summary. ``report(label,
+    record)`` follows every epoch."""
     from memn2n_cli.configs import qa_settings
-    from memn2n_cli.report import results_table
     from memn2n_cli.runs import qa_task, train_qa
 
     refuse(options, LM_ONLY, "a language model")
@@ -31,12 +40,19 @@ def train(task: str, *, tasks: list[str], joint: bool, data_dir: Path | None, ou
     if joint and len(task_ids) < 2:
         raise UserError("--joint needs at least two tasks (e.g. --task all)")
     model, config = qa_settings(given(options), joint)
-    report, progress = _progress_reporter(config, len(task_ids))
-    if progress:
-        with progress:
-            summary = train_qa(task, task_ids, joint, data_dir, out, model, config, device, report, resume)
-    else:
-        summary = train_qa(task, task_ids, joint, data_dir, out, model, config, device, report, resume)
+    return train_qa(task, task_ids, joint, data_dir, out, model, config, device, report, resume)
+
+
+def train(task: str, *, tasks: list[str], joint: bool, data_dir: Path | None, out: Path, resume: bool, device: str,
+          json_output: bool, options: dict) -> None:
+    from memn2n_cli.configs import qa_settings
+    from memn2n_cli.report import results_table
+
+    refuse(options, LM_ONLY, "a language model")
+    report, progress = _progress_reporter(qa_settings(given(options), joint)[1])  # its bars need the epochs
+    with progress or nullcontext():
+        summary = fit(task, tasks=tasks, joint=joint, data_dir=data_dir, out=out, resume=resume, device=device,
+                      options=options, report=report)
     if json_output:
         print(json.dumps(summary))
     else:
@@ -156,7 +172,7 @@ def sweep(task: str, *, out: Path, tasks: list[str], grid: list[str], args: list
     print(f"results in {out}/results.{{json,csv,md}}", file=sys.stderr)
 
 
-def _progress_reporter(config, label_count: int):
+def _progress_reporter(config):
     """A rich progress bar on a terminal, else a plain line every 10 epochs and at phase changes."""
     if not sys.stderr.isatty():
         last_phase: dict[str, str] = {}

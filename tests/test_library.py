@@ -1,0 +1,52 @@
+"""The library a notebook uses (`import memn2n`): the README's example, run as written."""
+
+from __future__ import annotations
+
+import ast
+import re
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def readme_example() -> str:
+    section = (ROOT / "README.md").read_text().split("## As a library\n", 1)[1]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def test_the_readme_example_runs_as_written(en_dir, tmp_path, monkeypatch, capsys):
+    """In a fresh folder, with the data where `memn2n` looks for it: it trains task 1, answers a
+    story of its own (Mary is in the kitchen), and evaluates."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MEMN2N_DATA_DIR", str(en_dir))
+    exec(compile(readme_example(), "README.md", "exec"), {})
+    lines = capsys.readouterr().out.splitlines()
+    assert float(lines[0]) < 30  # task 1's test error after 30 epochs (+ 20 of linear start)
+    assert lines[1].startswith("Where is Mary? kitchen ") and 0.5 < float(lines[1].rsplit(" ", 1)[1]) <= 1
+    hops = ast.literal_eval(lines[2])
+    assert len(hops) == 3 and all(len(hop) == 2 and 0.9 < sum(hop) <= 1 + 1e-6 for hop in hops)  # empty slots: the rest
+    assert hops[-1][0] > 0.9  # the last hop on "Mary went to the kitchen."
+    assert "'task': 1" in lines[3]
+
+
+def test_load_gives_the_handle_of_the_runs_kind(trained_run):
+    import memn2n
+    from memn2n_cli.inference import QARun
+
+    run = memn2n.load(trained_run[0])
+    assert isinstance(run, QARun) and run.config["tasks"] == [1]
+    stories = "1 Mary went to the hallway.\n2 Where is Mary?\thallway\t1\n"
+    assert [p.correct for p in run.answer(stories)] == [True]
+    assert run.evaluate("test")["tasks"][0]["test_error"] == trained_run[1]["tasks"][0]["test_error"]
+
+
+def test_library_errors_name_the_field(tmp_path, en_dir):
+    import memn2n
+
+    with pytest.raises(memn2n.ConfigError, match="dim must be at least 1, not 0"):
+        memn2n.train("babi", tmp_path / "run", data_dir=en_dir, dim=0)
+    with pytest.raises(memn2n.ConfigError, match="colour is not an option of a question-answering model"):
+        memn2n.train("babi", tmp_path / "run", data_dir=en_dir, colour="red")
+    with pytest.raises(memn2n.UserError, match="unknown task 'nope'"):
+        memn2n.train("nope", tmp_path / "run")
