@@ -153,17 +153,23 @@ def finished_rows(directory: Path, options: ModelOptions, config: TrainConfig) -
     return read_json(directory / METRICS_FILE)["tasks"]
 
 
+def model_groups(task_ids: list[int], joint: bool) -> list[tuple[str, list[int]]]:
+    """The models a run trains, each named: one for all the tasks ("joint"), or one per task ("qa1", ...)."""
+    if joint and len(task_ids) < 2:
+        raise UserError("--joint needs at least two tasks (e.g. --task all)")
+    return [("joint", task_ids)] if joint else [(f"qa{t}", [t]) for t in task_ids]
+
+
 def train_qa(task: str, task_ids: list[int], joint: bool, data_dir: Path | None, out: Path, options: ModelOptions,
              config: TrainConfig, device: str = "auto", on_epoch: Callable[[str, dict], None] | None = None,
              resume: bool = False) -> dict:
     """One model per numbered task of ``task``, or one model for all of them (``joint``). Returns
     the summary. ``resume``: models already complete in ``out`` (trained with the same options) are kept.
     """
+    groups = model_groups(task_ids, joint)  # a bad combination fails before any data is read
     data_dir = qa_task(task).resolve_data_dir(data_dir)
-    groups = [task_ids] if joint or len(task_ids) == 1 else [[t] for t in task_ids]
     rows = []
-    for group in groups:
-        label = "joint" if len(group) > 1 else f"qa{group[0]}"
+    for label, group in groups:
         directory = out if len(groups) == 1 else out / label
         done = finished_rows(directory, options, config) if resume else None
         if done is not None:

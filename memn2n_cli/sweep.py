@@ -31,7 +31,7 @@ from memn2n_cli.checkpoint import read_json, write_files, write_json
 from memn2n_cli.configs import ModelOptions, TrainConfig, qa_settings
 from memn2n_cli.errors import UserError
 from memn2n_cli.restarts import fit_restarts
-from memn2n_cli.runs import PASS_ERROR, build_model, error_table, prepare, trained_files
+from memn2n_cli.runs import PASS_ERROR, build_model, error_table, model_groups, prepare, trained_files
 from memn2n_cli.training import evaluate
 from tasks import get_task
 
@@ -166,9 +166,8 @@ class SweepSpec:
         trials = []
         for label, overrides in self.configurations():
             joint = overrides.get("joint", self.joint)
-            for group in [self.task_ids] if joint else [[t] for t in self.task_ids]:
-                trials.append({"label": label, "overrides": overrides, "tasks": group,
-                               "name": "joint" if joint else f"qa{group[0]}"})
+            for name, group in model_groups(self.task_ids, joint):
+                trials.append({"label": label, "overrides": overrides, "tasks": group, "name": name})
         return trials
 
     def settings(self, overrides: dict) -> tuple[ModelOptions, TrainConfig]:

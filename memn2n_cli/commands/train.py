@@ -22,6 +22,10 @@ QA, LM = "Model and training: question answering (Sections 2, 4)", "Model and tr
 Q, T, L, LT = ModelOptions, TrainConfig, LMConfig, LMTrainConfig  # where each default is written
 
 
+def _on(flag: bool) -> str:
+    return "on" if flag else "off"
+
+
 def _option(help: str, panel: str | None = None, *names: str, **kwargs):
     return typer.Option(*names, help=help, rich_help_panel=panel, show_default=False, **kwargs)
 
@@ -49,22 +53,22 @@ def train(
     # Question answering (Sections 2, 4.1, 4.2)
     encoding: Annotated[str | None, _option(f"Sentence representation: pe (position encoding) or bow. [default: {Q.encoding}]", QA)] = None,
     pe_formula: Annotated[str | None, _option(f"With pe: official (the authors' code) or paper (l_kj=(1-j/J)-(k/d)(1-2j/J)). [default: {Q.pe_formula}]", QA)] = None,
-    temporal: Annotated[bool | None, _option("Temporal encoding T_A, T_C. [default: on]", QA, "--temporal/--no-temporal")] = None,
+    temporal: Annotated[bool | None, _option(f"Temporal encoding T_A, T_C. [default: {_on(Q.temporal)}]", QA, "--temporal/--no-temporal")] = None,
     tying: Annotated[str | None, _option(f"Weight tying: adjacent or layerwise. [default: {Q.tying}]", QA)] = None,
-    relu: Annotated[bool | None, _option("ReLU on the internal state after each hop (10k variant). [default: off]", QA, "--relu/--no-relu")] = None,
+    relu: Annotated[bool | None, _option(f"ReLU on the internal state after each hop (10k variant). [default: {_on(Q.relu)}]", QA, "--relu/--no-relu")] = None,
     empty_memories: Annotated[str | None, _option(f"zero: empty memory slots are zero vectors in the softmax, as in the authors' code; masked: they get no attention. [default: {Q.empty_memories}]", QA)] = None,
     epochs: Annotated[int | None, _option(f"Epochs after linear start. [default: {T.epochs}; {JOINT['epochs']} with --joint]", QA)] = None,
     anneal_every: Annotated[int | None, _option(f"Halve the learning rate every N epochs. [default: {T.anneal_every}; {JOINT['anneal_every']} with --joint]", QA)] = None,
     validation_fraction: Annotated[float | None, _option(f"Share of training stories held out. [default: {T.validation_fraction}]", QA)] = None,
-    linear_start: Annotated[bool | None, _option("Linear start (LS). [default: on]", QA, "--linear-start/--no-linear-start")] = None,
+    linear_start: Annotated[bool | None, _option(f"Linear start (LS). [default: {_on(T.linear_start)}]", QA, "--linear-start/--no-linear-start")] = None,
     ls_lr: Annotated[float | None, _option(f"Learning rate of a run with linear start. [default: {T.ls_lr}]", QA)] = None,
     ls_epochs: Annotated[int | None, _option(f"Epochs of the linear phase. [default: {T.ls_epochs}]", QA)] = None,
-    ls_patience: Annotated[int | None, _option("End the linear phase after N epochs without a lower validation loss (1: the paper's rule); 0 = off. [default: 0]", QA)] = None,
+    ls_patience: Annotated[int | None, _option(f"End the linear phase after N epochs without a lower validation loss (1: the paper's rule); 0 = off. [default: {T.ls_patience}]", QA)] = None,
     random_noise: Annotated[float | None, _option(f"Share of empty memories inserted (RN); 0 = off. [default: {T.random_noise}]", QA)] = None,
     # Language model (Section 5)
     linear_dim: Annotated[int | None, _option("Units left linear; a ReLU on the rest. [default: half of --dim]", LM)] = None,
     max_epochs: Annotated[int | None, _option(f"Stop after this many epochs, if the learning rate has not fallen below {LT.min_lr:g} first. [default: {LT.max_epochs}]", LM)] = None,
-    max_steps: Annotated[int | None, _option("Stop (and checkpoint) after this many steps in all; 0 = no bound. [default: 0]", LM)] = None,
+    max_steps: Annotated[int | None, _option(f"Stop (and checkpoint) after this many steps in all; 0 = no bound. [default: {LT.max_steps}]", LM)] = None,
 ) -> None:
     """Train End-To-End Memory Networks: `memn2n train babi --task all --joint`, `memn2n train ptb --hops 7`."""
     from memn2n_cli import recipes

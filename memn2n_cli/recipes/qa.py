@@ -37,8 +37,6 @@ def fit(task: str, *, tasks: list[str], joint: bool, data_dir: Path | None, out:
 
     refuse(options, LM_ONLY, "a language model")
     task_ids = qa_task(task).parse_task_ids(tasks)
-    if joint and len(task_ids) < 2:
-        raise UserError("--joint needs at least two tasks (e.g. --task all)")
     model, config = qa_settings(given(options), joint)
     return train_qa(task, task_ids, joint, data_dir, out, model, config, device, report, resume)
 
@@ -135,8 +133,6 @@ def sweep(task: str, *, out: Path, tasks: list[str], grid: list[str], args: list
         raise UserError("--select is train or valid")
     qa = qa_task(task)
     task_ids = qa.parse_task_ids(tasks, default="all")
-    if joint and len(task_ids) < 2:
-        raise UserError("--joint needs at least two tasks (e.g. --task all)")
     options = grid_and_options(grid, args, OPTION_TYPES)
     presets = qa.presets()
     if column and preset is None:
