@@ -70,9 +70,9 @@ def test_supporting_facts_are_story_sentences_linked_to_the_question(task):
 
 
 @pytest.mark.parametrize("task", TASKS)
-def test_vocabulary_within_the_upstream_task(task, en_dir):
+def test_vocabulary_within_the_upstream_task(task, upstream_en_dir):
     """Generated words and answers are words the upstream task uses (same templates, same world)."""
-    real = babi.read_file(babi.task_file(en_dir, task, "train"), task)
+    real = babi.read_file(babi.task_file(upstream_en_dir, task, "train"), task)
     real_words = {w for q in real for s in q.story + (q.question,) for w in s}
     real_answers = {q.answer for q in real}
     made = generated(task)
@@ -124,12 +124,12 @@ def test_generate_command_bad_input(cli, tmp_path):
     assert_one_line_error(cli("data", "generate", "babi", "--out", tmp_path / "file"), "not a folder")
 
 
-def test_a_model_trains_on_generated_data_and_answers_real_questions(cli, tmp_path, en_dir):
+def test_a_model_trains_on_generated_data_and_answers_real_questions(cli, tmp_path, upstream_en_dir):
     """The quickstart without network: generated task 1 in, a model that answers the real test set."""
     assert cli("data", "generate", "babi", "--task", "1", "--out", tmp_path / "data").exit_code == 0
     trained = cli("train", "babi", "--task", "1", "--data-dir", tmp_path / "data", "--out", tmp_path / "run",
                   "--epochs", "15", "--ls-epochs", "5", "--json")
     assert trained.exit_code == 0, trained.stderr
-    real = cli("eval", tmp_path / "run", "--data-dir", en_dir, "--json")
+    real = cli("eval", tmp_path / "run", "--data-dir", upstream_en_dir, "--json")
     assert real.exit_code == 0, real.stderr
     assert json.loads(real.stdout)["mean_test_error"] < 5.0

@@ -7,7 +7,6 @@ import pytest
 from memn2n_cli.errors import UserError
 from tasks.babi import parse_task_ids, read_file, task_file
 from tasks.qa import NIL, Vocabulary, encode, split_validation, tokenize
-from tests.conftest import BABI
 
 
 def test_every_v12_en_file_holds_1000_questions(en_dir):
@@ -16,8 +15,8 @@ def test_every_v12_en_file_holds_1000_questions(en_dir):
             assert len(read_file(task_file(en_dir, task, split), task)) == 1000
 
 
-def test_first_questions_of_task_1(en_dir):
-    q = read_file(task_file(en_dir, 1, "train"), 1)
+def test_first_questions_of_task_1(upstream_en_dir):
+    q = read_file(task_file(upstream_en_dir, 1, "train"), 1)
     assert q[0].story == (("mary", "moved", "to", "the", "bathroom"), ("john", "went", "to", "the", "hallway"))
     assert q[0].question == ("where", "is", "mary") and q[0].answer == "bathroom" and q[0].supporting == (1,)
     # Questions are not memories: the third question sees the 6 sentences before it (lines 1 2 4 5 7 8).
@@ -25,8 +24,8 @@ def test_first_questions_of_task_1(en_dir):
     assert q[0].source.endswith("qa1_single-supporting-fact_train.txt:3")
 
 
-def test_v11_task16_has_stories_without_questions():
-    questions = read_file(task_file(BABI / "v1.1" / "en", 16, "train"), 16)
+def test_v11_task16_has_stories_without_questions(shared_babi):
+    questions = read_file(task_file(shared_babi / "v1.1" / "en", 16, "train"), 16)
     assert len(questions) == 1000
     assert max(q.story_id for q in questions) + 1 == 1428  # MANIFEST: 1428 stories for 1000 questions
 
@@ -36,8 +35,8 @@ def test_list_and_path_answers_are_single_answer_entries(en_dir):
     assert "apple,football" in {q.answer for q in read_file(task_file(en_dir, 8, "train"), 8)}
 
 
-def test_vocabulary_over_all_tasks_matches_the_manifest_count(en_dir):
-    questions = [q for t in range(1, 21) for s in ("train", "test") for q in read_file(task_file(en_dir, t, s), t)]
+def test_vocabulary_over_all_tasks_matches_the_manifest_count(upstream_en_dir):
+    questions = [q for t in range(1, 21) for s in ("train", "test") for q in read_file(task_file(upstream_en_dir, t, s), t)]
     vocab = Vocabulary.build(questions)
     assert vocab.words[0] == NIL
     # MANIFEST.md: 156 distinct words, lower-cased, '.' and '?' dropped, comma-joined answers split.
@@ -51,15 +50,15 @@ def test_tokenizer_strips_unicode_punctuation_and_lowercases():
     assert tokenize("¿Dónde está María?") == ["dónde", "está", "maría"]
 
 
-def test_hindi_and_shuffled_folders_read(en_dir):
-    hindi = read_file(task_file(BABI / "v1.2" / "hn", 1, "train"), 1)
-    shuffled = read_file(task_file(BABI / "v1.2" / "shuffled", 1, "train"), 1)
+def test_hindi_and_shuffled_folders_read(shared_babi):
+    hindi = read_file(task_file(shared_babi / "v1.2" / "hn", 1, "train"), 1)
+    shuffled = read_file(task_file(shared_babi / "v1.2" / "shuffled", 1, "train"), 1)
     assert len(hindi) == len(shuffled) == 1000
     assert hindi[0].answer == "sayanakaksh"
 
 
-def test_en_valid_file_names_are_found():
-    assert task_file(BABI / "v1.2" / "en-valid", 3, "valid").name == "qa3_valid.txt"
+def test_en_valid_file_names_are_found(shared_babi):
+    assert task_file(shared_babi / "v1.2" / "en-valid", 3, "valid").name == "qa3_valid.txt"
 
 
 def test_encoding_puts_the_most_recent_sentence_in_slot_0_and_caps_memory(en_dir):

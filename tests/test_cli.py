@@ -194,14 +194,14 @@ def test_a_run_written_before_a_setting_existed_loads_with_its_default(cli, trai
     assert json.loads(older.stdout)["tasks"] == json.loads(current.stdout)["tasks"]
 
 
-def test_download_verifies_and_unpacks(cli, tmp_path, en_dir, monkeypatch):
+def test_download_verifies_and_unpacks(cli, tmp_path, upstream_en_dir, monkeypatch):
     from tasks import babi
 
     archive = tmp_path / "babi.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         for task in (1, 2):
             for split in ("train", "test"):
-                path = babi.task_file(en_dir, task, split)
+                path = babi.task_file(upstream_en_dir, task, split)
                 tar.add(path, arcname=f"{babi.ARCHIVE_ROOT}/en/{path.name}")
     sums = tmp_path / "sums"
     sums.write_text("".join(line + "\n" for line in babi.CHECKSUMS.read_text().splitlines()

@@ -159,10 +159,10 @@ def test_replaying_the_story_gives_every_answer_and_its_support(task):
 
 
 @pytest.mark.parametrize("task", sorted(SOLVERS))
-def test_the_replay_reproduces_the_upstream_answers(task, en_dir):
+def test_the_replay_reproduces_the_upstream_answers(task, upstream_en_dir):
     """The solvers state upstream's rules: they agree with the real files (but for a couple of
     task 5 questions about an older of two identical hand-overs)."""
-    real = babi.read_file(babi.task_file(en_dir, task, "train"), task)
+    real = babi.read_file(babi.task_file(upstream_en_dir, task, "train"), task)
     wrong = [q.source for q in real if SOLVERS[task](q) != (q.answer, q.supporting)]
     assert len(wrong) <= len(real) // 500, wrong[:5]
 
@@ -217,9 +217,10 @@ KEY_FACT = {2: operator.itemgetter(0), 5: min, 6: min, 7: max, 8: max}
 
 @pytest.mark.parametrize("source", ["generated", "upstream"])
 @pytest.mark.parametrize("task", sorted(KEY_FACT))
-def test_questions_rest_on_one_of_the_last_five_statements(task, source, en_dir):
+def test_questions_rest_on_one_of_the_last_five_statements(task, source, request):
     real = source == "upstream"
-    for q in babi.read_file(babi.task_file(en_dir, task, "train"), task) if real else generated(task):
+    upstream = request.getfixturevalue("upstream_en_dir") if real else None
+    for q in babi.read_file(babi.task_file(upstream, task, "train"), task) if real else generated(task):
         age = len(q.line_ids) - 1 - q.line_ids.index(KEY_FACT[task](q.supporting))
         assert age <= 4, (q.source, q.text)
 
@@ -231,10 +232,13 @@ def test_task3_questions_mostly_name_the_room_the_object_is_in():
 
 
 @pytest.mark.parametrize("source", ["generated", "upstream"])
-def test_task3_questions_rest_on_facts_at_most_30_statements_old(source, en_dir):
+def test_task3_questions_rest_on_facts_at_most_30_statements_old(source, request):
     """Upstream never asks about a trail whose earliest fact is older; asked again and again (or
     about the room before last), a question's facts could otherwise age past the 50-sentence memory."""
-    questions = babi.read_file(babi.task_file(en_dir, 3, "train"), 3) if source == "upstream" else generated(3)
+    if source == "upstream":
+        questions = babi.read_file(babi.task_file(request.getfixturevalue("upstream_en_dir"), 3, "train"), 3)
+    else:
+        questions = generated(3)
     ages = [len(q.line_ids) - 1 - q.line_ids.index(min(q.supporting)) for q in questions]
     assert max(ages) <= 30, max(ages)
 

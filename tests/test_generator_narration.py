@@ -152,7 +152,7 @@ def test_time_stories_fill_each_actors_day_in_order():
 
 @pytest.mark.parametrize("task, solve", [(9, solve_yes_no), (10, solve_yes_no), (11, solve_coreference),
                                          (12, solve_coreference), (13, solve_coreference), (14, solve_time)])
-def test_the_solvers_agree_with_upstream_on_the_real_data(task, solve, en_dir):
+def test_the_solvers_agree_with_upstream_on_the_real_data(task, solve, upstream_en_dir):
     """The rules above are upstream's: they give the real files' answers and supporting facts."""
-    for q in babi.read_file(babi.task_file(en_dir, task, "train"), task):
+    for q in babi.read_file(babi.task_file(upstream_en_dir, task, "train"), task):
         assert solve(q) == (q.answer, list(q.supporting)), q.source

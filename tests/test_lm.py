@@ -16,26 +16,24 @@ from tasks import get_task
 from tasks.lm import EOS, UNK
 from tests.conftest import ROOT, assert_one_line_error
 
-PTB = ROOT.parent / "shared" / "data" / "ptb"
-
 
 @pytest.fixture(scope="module")
-def ptb():
-    return get_task("ptb").load(PTB)
+def ptb(ptb_dir):
+    return get_task("ptb").load(ptb_dir)
 
 
-def test_ptb_counts_match_the_manifest(ptb):
+def test_ptb_counts_match_the_manifest(ptb, ptb_dir):
     assert len(ptb.words) == 10_000 and EOS in ptb.words and UNK in ptb.words
     assert {k: len(v) for k, v in ptb.ids.items()} == {"train": 929_589, "valid": 73_760, "test": 82_430}
-    first = (PTB / "ptb.valid.txt").read_text().splitlines()[0].split()
+    first = (ptb_dir / "ptb.valid.txt").read_text().splitlines()[0].split()
     assert [ptb.words[i] for i in ptb.ids["valid"][: len(first) + 1]] == first + [EOS]
 
 
 @pytest.fixture(scope="module")
-def small_ptb(tmp_path_factory):
-    """A PTB-format corpus of the first 300 training sentences (valid and test drawn from them)."""
+def small_ptb(tmp_path_factory, ptb_lines):
+    """A PTB-format corpus of 300 training sentences (valid and test drawn from them)."""
     folder = tmp_path_factory.mktemp("ptb")
-    lines = (PTB / "ptb.train.txt").read_text().splitlines(keepends=True)[:300]
+    lines = ptb_lines
     (folder / "ptb.train.txt").write_text("".join(lines))
     (folder / "ptb.valid.txt").write_text("".join(lines[:40]))
     (folder / "ptb.test.txt").write_text("".join(lines[40:80]))
