@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import logging
 import sys
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -42,6 +43,20 @@ class OneLineErrors(TyperGroup):
 
 app = typer.Typer(cls=OneLineErrors, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="End-To-End Memory Networks (Sukhbaatar et al. 2015): train, evaluate, inspect.")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from memn2n_cli import __version__
+
+        print(f"memn2n {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                               help="Print the version and exit.")] = False) -> None:
+    """End-To-End Memory Networks (Sukhbaatar et al. 2015): train, evaluate, inspect."""
 data_app = typer.Typer(no_args_is_help=True, help="Get datasets.")
 app.add_typer(data_app, name="data")
 

@@ -63,6 +63,8 @@ def choose_model(run: Path, task: int | None) -> tuple[MemN2N, dict, Vocabulary,
         if not directories:
             raise UserError(f"has no model for task {task}", run)
     model, config, vocab = load_model(directories[0])
+    if task is not None and task not in config["tasks"]:
+        raise UserError(f"holds a model of task {', '.join(map(str, config['tasks']))}, not of task {task}", run)
     return model, config, vocab, directories[0]
 
 

@@ -213,6 +213,10 @@ def train_lm(task: str, data_dir: Path, out: Path, model_config: dict, config: L
         state = config_from(LMState, read_json(out / STATE_FILE), "state", out / STATE_FILE)
         state.epoch_nll = state.epoch_nll if process_group()[0] == 0 else 0.0  # see fit_lm
         generator.set_state(safetensors.torch.load_file(out / GENERATOR_FILE)["state"])
+        differ = sorted(k for k, v in model_config.items() if saved["model"].get(k) != v)
+        if differ:
+            raise UserError(f"holds a model with {differ[0]} {saved['model'].get(differ[0])}, not {model_config[differ[0]]}: "
+                            "resume with the run's model options", out)
         saved_config = config_from(LMTrainConfig, saved.get("training"), "training", out / CONFIG_FILE)
         config = replace(saved_config, max_epochs=config.max_epochs, max_steps=config.max_steps)
         state.finished = state.lr < config.min_lr or state.epoch >= config.max_epochs  # --max-epochs may have grown

@@ -15,7 +15,7 @@ def results_table(summary: dict, splits: tuple[str, ...]) -> Table:
     most-attended sentence is a supporting fact, per hop and at any hop."""
     main = f"{splits[-1]}_error"
     hops = max((len(row.get("attention_on_support", [])) for row in summary["tasks"]), default=0)
-    table = Table(title=f"Error (%)  ·  {summary['run']}", title_justify="left")
+    table = Table(title=Text(f"Error (%)  ·  {summary['run']}"), title_justify="left")
     table.add_column("Task", justify="right")
     for split in splits:
         table.add_column(split.capitalize(), justify="right")
@@ -29,7 +29,7 @@ def results_table(summary: dict, splits: tuple[str, ...]) -> Table:
         attention = [f"{x:.0f}" for x in row.get("attention_on_support", [])]
         if attention:
             attention.append(f"{row['attention_on_support_any']:.0f}")
-        table.add_row(str(row["task"]), *(f"{row[f'{s}_error']:.1f}" for s in splits),
+        table.add_row(str(row["task"]), *(f"{row[f'{s}_error']:.1f}" if f"{s}_error" in row else "-" for s in splits),
                       "[green]yes[/]" if ok else "[red]no[/]", *attention)
     table.add_section()
     table.add_row("Mean", *([""] * (len(splits) - 1)), f"{summary[f'mean_{main}']:.1f}", "")
@@ -50,7 +50,7 @@ def attention_view(prediction) -> Group:
         table.add_column(f"Hop {k + 1}", justify="right")
     tops = [max(range(len(p)), key=p.__getitem__) for p in prediction.attention]
     for row, sentence in enumerate(prediction.memory):
-        cells = [q.sentences[sentence]]
+        cells = [Text(q.sentences[sentence])]  # the user's text, never read as rich markup
         if q.supporting:
             cells.append("yes" if q.line_ids[sentence] in q.supporting else "")
         for k in range(hops):

@@ -142,15 +142,32 @@ def train_model(task: str, task_ids: list[int], data_dir: Path, directory: Path,
     return rows
 
 
-def finished_rows(directory: Path, options: ModelOptions, config: TrainConfig) -> list[dict] | None:
-    """The results of a model already trained in ``directory`` with these options (for --resume)."""
+def finished_rows(directory: Path, task: str, task_ids: list[int], options: ModelOptions,
+                  config: TrainConfig) -> list[dict] | None:
+    """The results of a model already trained in ``directory`` on these tasks with these options
+    (for --resume); None when there is none; a UserError when it is another one."""
     if not (directory / CONFIG_FILE).exists():
         return None
     saved = read_json(directory / CONFIG_FILE)
+    if (saved.get("task"), saved.get("tasks")) != (task, task_ids):
+        raise UserError(f"holds a model of {saved.get('task')} task(s) {saved.get('tasks')}, not of {task} {task_ids}: "
+                        "resume it with the same --task and --joint, or train into another --out", directory)
     chosen = {k: v for k, v in saved.get("model", {}).items() if k in asdict(options) and k != "memory_size"}
     if saved.get("training") != asdict(config) or chosen != {k: v for k, v in asdict(options).items() if k != "memory_size"}:
         raise UserError("holds a model trained with other options; resume with the same options or another --out", directory)
     return read_json(directory / METRICS_FILE)["tasks"]
+
+
+def check_layout(out: Path, labels: list[str]) -> None:
+    """Refuse to resume ``out`` as a run of the models ``labels`` when it holds others: a run of one
+    model per task resumed as one model (or the reverse, or with other tasks) would leave its
+    models orphaned and its summary replaced."""
+    held = sorted(d.name for d in out.iterdir() if (d / CONFIG_FILE).exists()) if out.is_dir() else []
+    if len(labels) == 1 and held:
+        raise UserError(f"holds one model per task ({', '.join(held)}): resume it with the same --task and --joint", out)
+    if len(labels) > 1 and ((out / CONFIG_FILE).exists() or set(held) - set(labels)):
+        what = "one model" if (out / CONFIG_FILE).exists() else f"models of {', '.join(sorted(set(held) - set(labels)))}"
+        raise UserError(f"holds {what} not asked for: resume it with the same --task and --joint", out)
 
 
 def model_groups(task_ids: list[int], joint: bool) -> list[tuple[str, list[int]]]:
@@ -167,11 +184,13 @@ def train_qa(task: str, task_ids: list[int], joint: bool, data_dir: Path | None,
     the summary. ``resume``: models already complete in ``out`` (trained with the same options) are kept.
     """
     groups = model_groups(task_ids, joint)  # a bad combination fails before any data is read
+    if resume:
+        check_layout(out, [label for label, _ in groups])
     data_dir = qa_task(task).resolve_data_dir(data_dir)
     rows = []
     for label, group in groups:
         directory = out if len(groups) == 1 else out / label
-        done = finished_rows(directory, options, config) if resume else None
+        done = finished_rows(directory, task, group, options, config) if resume else None
         if done is not None:
             log.info("%s: already trained, kept", directory)
             rows += done
@@ -204,4 +223,6 @@ def evaluate_run(run: Path, split: str = "test", data_dir: Path | None = None, d
             figures = metrics(counts)
             rows.append({"task": task, f"{split}_error": figures["error"],
                          **{k: v for k, v in figures.items() if k.startswith("attention")}})
+    if not rows:
+        raise UserError(f"holds no {split} questions (trained with --validation-fraction 0?)", run)
     return summarize(rows, run, split)

@@ -45,8 +45,10 @@ EVAL_BATCH = 512  # questions per forward pass when evaluating: bounds memory on
 
 @torch.no_grad()
 def evaluate(model: MemN2N, data: Encoded, batch_size: int = EVAL_BATCH) -> dict[int, dict]:
-    """Summed counts for each bAbI task in ``data``: {correct, total, loss} and, for the attention,
+    """Summed counts for each task in ``data``: {correct, total, loss} and, for the attention,
     {supported, on_support (per hop), on_support_any} (see tasks.qa.metrics)."""
+    if len(data) == 0:  # no validation set (validation_fraction 0): no counts
+        return {}
     model.eval()
     correct, loss, on_support = [], [], []
     for index in torch.arange(len(data), device=data.answer.device).split(batch_size):

@@ -41,7 +41,7 @@ def parse_task_ids(values: list[str], default: str = "1") -> list[int]:
     for value in values or [default]:
         if value == "all":
             ids.update(TASK_IDS)
-        elif value.isdigit() and int(value) in TASK_IDS:
+        elif value.isascii() and value.isdigit() and len(value) < 3 and int(value) in TASK_IDS:
             ids.add(int(value))
         else:
             raise UserError(f"unknown bAbI task {value!r}: use a number from 1 to 20, or 'all'")

@@ -85,7 +85,7 @@ def decode_lines(raw: bytes, path) -> list[str]:
     """UTF-8 text as lines; binary, empty or undecodable input raises UserError."""
     if b"\x00" in raw:
         raise UserError("not a text file", path)
-    if not raw.strip():
+    if not raw.decode("utf-8", "replace").strip():  # Unicode blanks too
         raise UserError("empty file", path)
     lines = []
     for lineno, line in enumerate(raw.splitlines(), 1):
@@ -96,6 +96,15 @@ def decode_lines(raw: bytes, path) -> list[str]:
     return lines
 
 
+BABI_LINE = re.compile(r"^[0-9]+ ")
+MAX_LINE_ID = 10**9  # a story longer than this is not a story
+
+
+def is_line_id(text: str) -> bool:
+    """An ASCII number from 1 to MAX_LINE_ID ("²" and 5,000-digit numbers are not)."""
+    return text.isascii() and text.isdigit() and 0 < len(text) <= 10 and 0 < int(text) <= MAX_LINE_ID
+
+
 def parse_babi(lines: list[str], path, task: int = 0, answers_required: bool = True) -> list[Question]:
     """The numbered format. Without ``answers_required``, a line ending in '?' is a question too."""
     questions: list[Question] = []
@@ -104,7 +113,7 @@ def parse_babi(lines: list[str], path, task: int = 0, answers_required: bool = T
         if not line.strip():
             continue
         number, _, text = line.strip().partition(" ")
-        if not number.isdigit() or not text:
+        if not is_line_id(number) or not text:
             raise UserError(f"expected '<id> <sentence>', got {line.strip()[:40]!r}", path, lineno)
         line_id = int(number)
         if line_id == 1:
@@ -119,8 +128,8 @@ def parse_babi(lines: list[str], path, task: int = 0, answers_required: bool = T
         if len(fields) > 3 or (answers_required and (len(fields) < 2 or not fields[1].strip())):
             raise UserError("expected 'question<TAB>answer<TAB>supporting ids'", path, lineno)
         support = fields[2].split() if len(fields) == 3 else []
-        if not all(s.isdigit() for s in support):
-            raise UserError(f"supporting ids must be numbers, got {fields[2]!r}", path, lineno)
+        if not all(is_line_id(s) for s in support):
+            raise UserError(f"supporting ids must be line numbers, got {fields[2][:40]!r}", path, lineno)
         answer = normalize_answer(fields[1]) if len(fields) > 1 and fields[1].strip() else None
         questions.append(story.ask(task, fields[0], answer, tuple(int(s) for s in support), path, lineno))
     if not questions:
@@ -200,14 +209,11 @@ def to_json(question: Question) -> dict:
     return {**record, "supporting": supporting} if supporting else record
 
 
-BABI_LINE = re.compile(r"^\d+ ")
-
-
 def read_stories(raw: bytes, path) -> list[Question]:
     """A user's stories, told apart by the first line: JSON lines ('{'), the numbered format, or
     plain text; answers optional."""
     lines = decode_lines(raw, path)
-    first = next(line for line in lines if line.strip()).strip()
+    first = next((line for line in lines if line.strip()), "").strip()
     if first.startswith("{"):
         return parse_jsonl(lines, path, answers_required=False)
     if BABI_LINE.match(first):
@@ -302,7 +308,7 @@ def encode(questions: list[Question], vocab: Vocabulary, memory_size: int) -> En
             slot = len(q.line_ids) - 1 - q.line_ids.index(line_id) if line_id in q.line_ids else memory_size
             if slot < memory_size:
                 support[n, slot] = True
-    query = torch.tensor([row(q.question) for q in questions])
+    query = torch.tensor([row(q.question) for q in questions], dtype=torch.long)
     width = max(1, max(len(s) for s in rows))
     sentences = torch.zeros(len(rows), width, dtype=torch.long)
     lengths = torch.zeros(len(rows), dtype=torch.long)
@@ -312,10 +318,10 @@ def encode(questions: list[Question], vocab: Vocabulary, memory_size: int) -> En
     return Encoded(
         sentences=sentences,
         memory=memory,
-        memory_size=torch.tensor([min(len(q.story), memory_size) for q in questions]),
+        memory_size=torch.tensor([min(len(q.story), memory_size) for q in questions], dtype=torch.long),
         query=query,
-        answer=torch.tensor([vocab.answer_ids.get(q.answer, -1) for q in questions]),
-        task=torch.tensor([q.task for q in questions]),
+        answer=torch.tensor([vocab.answer_ids.get(q.answer, -1) for q in questions], dtype=torch.long),
+        task=torch.tensor([q.task for q in questions], dtype=torch.long),
         width=torch.maximum(lengths[memory].max(dim=1).values, lengths[query]),
         support=support,
         unknown_words=unknown,

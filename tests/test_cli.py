@@ -256,6 +256,28 @@ def test_resume_keeps_finished_models_and_trains_the_rest(cli, tmp_path, en_dir)
     assert [r["task"] for r in json.loads(again.stdout)["tasks"]] == [1, 4]
     other = cli("train", "babi", "--task", "1", "--task", "4", "--data-dir", en_dir, "--resume", out, *FAST, "--hops", "2")
     assert_one_line_error(other, "trained with other options")
+    files = {f: f.read_bytes() for f in sorted(out.rglob("*")) if f.is_file()}
+    for tasks, fragment in ((["1"], "holds one model per task (qa1, qa4)"), (["1", "2"], "holds models of qa4 not asked for")):
+        args = [a for t in tasks for a in ("--task", t)]
+        assert_one_line_error(cli("train", "babi", *args, "--data-dir", en_dir, "--resume", out, *FAST), fragment)
+    assert_one_line_error(cli("train", "babi", "--task", "2", "--data-dir", en_dir, "--resume", out / "qa1", *FAST),
+                          "holds a model of babi task(s) [1], not of babi [2]")
+    assert {f: f.read_bytes() for f in sorted(out.rglob("*")) if f.is_file()} == files  # nothing touched
+
+
+def test_no_validation_set_trains_and_eval_says_there_is_none(cli, tmp_path, en_dir):
+    out = tmp_path / "no-valid"
+    trained = cli("train", "babi", "--data-dir", en_dir, "--out", out, "--validation-fraction", "0", *FAST, "--json")
+    assert trained.exit_code == 0, trained.stderr
+    assert set(json.loads(trained.stdout)["tasks"][0]) == {"task", "train_error", "test_error"}
+    assert_one_line_error(cli("eval", out, "--split", "valid"), "holds no valid questions")
+
+
+def test_version(cli):
+    from memn2n_cli import __version__
+
+    result = cli("--version")
+    assert result.exit_code == 0 and result.stdout == f"memn2n {__version__}\n"
 
 
 def test_resume_needs_a_run_directory(cli, tmp_path):

@@ -303,3 +303,9 @@ def test_each_loader_names_the_kind_of_run_it_takes(small_lm, trained_run):
         load_model(small_lm)
     with pytest.raises(UserError, match="is a 'babi' run; this takes a language-model run"):
         load_lm(trained_run[0])
+
+
+def test_resume_refuses_other_model_options(cli, small_lm, small_ptb):
+    """--resume with another --dim would have trained the saved model and ignored it."""
+    result = cli("train", "ptb", "--data-dir", small_ptb, "--resume", small_lm, "--dim", "20")
+    assert_one_line_error(result, "holds a model with dim 16, not 20: resume with the run's model options")

@@ -127,10 +127,13 @@ def test_a_run_of_several_models_needs_task(cli, trained_run, tmp_path):
     run, _ = trained_run
     shutil.copytree(run, tmp_path / "group" / "qa1")
     shutil.copytree(run, tmp_path / "group" / "qa4")
+    config = json.loads((tmp_path / "group" / "qa4" / "config.json").read_text())
+    (tmp_path / "group" / "qa4" / "config.json").write_text(json.dumps({**config, "tasks": [4]}))  # as if trained on 4
     (tmp_path / "s.txt").write_text(STORY)
     assert_one_line_error(cli("predict", tmp_path / "s.txt", "-c", tmp_path / "group"), "pass --task N")
     assert cli("predict", tmp_path / "s.txt", "-c", tmp_path / "group", "--task", "4").exit_code == 0
     assert_one_line_error(cli("predict", tmp_path / "s.txt", "-c", tmp_path / "group", "--task", "7"), "no model for task 7")
+    assert_one_line_error(cli("predict", tmp_path / "s.txt", "-c", run, "--task", "2"), "holds a model of task 1, not of task 2")
 
 
 @pytest.mark.parametrize("content, fragments", [
@@ -139,6 +142,10 @@ def test_a_run_of_several_models_needs_task(cli, trained_run, tmp_path):
     (b"Mary went home.\nJohn went out.\n", ["s.txt:1:", "story with no question"]),
     (b"Where is Mary?\n", ["s.txt:1:", "question with no sentence before it"]),
     (b"1 Mary went home.\n3 Where is Mary?\n", ["s.txt:2:", "does not follow"]),
+    ("\u3000\n \n".encode(), ["s.txt", "empty file"]),  # Unicode blanks only
+    ("1 Mary went home.\n\u00b2 Where is Mary?\thome\t1\n".encode(), ["s.txt:2:", "expected '<id> <sentence>'"]),
+    (b"1 Mary went home.\n2 Where is Mary?\thome\t" + b"9" * 5000 + b"\n", ["s.txt:2:", "supporting ids must be line numbers"]),
+    (b"1" * 5000 + b" Mary went home.\n", ["s.txt:1:", "expected '<id> <sentence>'"]),
 ])
 def test_bad_story_input(cli, trained_run, tmp_path, content, fragments):
     (tmp_path / "s.txt").write_bytes(content)
@@ -171,6 +178,15 @@ def test_visualize_shows_every_sentence_and_a_column_per_hop(cli, trained_run, t
     for sentence in ("Mary moved to the bathroom.", "John went to the hallway.", "Mary travelled to the kitchen."):
         assert sentence in result.stdout
     assert result.stdout.count("Question: Where is Mary?") == 2 and "Prediction: " in result.stdout
+
+
+def test_user_text_is_shown_as_written_and_html_is_saved(cli, trained_run, tmp_path):
+    """Rich markup in a story is the user's text, not styling; --out FILE.html writes the page."""
+    (tmp_path / "s.txt").write_text("Mary went to the [bold]hallway[/].\nWhere is Mary?\n")
+    result = cli("visualize", tmp_path / "s.txt", "-c", trained_run[0], "--out", tmp_path / "fig.html")
+    assert result.exit_code == 0, result.stderr
+    assert "Mary went to the [bold]hallway[/]." in result.stdout
+    assert "[bold]hallway[/]" in (tmp_path / "fig.html").read_text()
 
 
 def test_visualize_samples_test_stories_and_writes_svg(cli, trained_run, tmp_path, en_dir):

@@ -118,7 +118,10 @@ def visualize(run: Path, *, story: str | None, hops: bool, memory_positions: boo
     for prediction in predictions:
         console.print(attention_view(prediction))
     if out is not None:
-        (console.save_svg if out.suffix.lower() == ".svg" else console.save_html)(str(out), title="memn2n visualize")
+        if out.suffix.lower() == ".svg":
+            console.save_svg(str(out), title="memn2n visualize")
+        else:
+            console.save_html(str(out))  # save_html takes no title
         print(f"saved {out}", file=sys.stderr)
 
 
@@ -255,6 +258,7 @@ def _progress(spec, out: Path):
 
 def _matrix(summary: dict):
     from rich.table import Table
+    from rich.text import Text
 
     from memn2n_cli.sweep import beside, paper_columns
     from tasks.qa import PASS_ERROR
@@ -262,8 +266,8 @@ def _matrix(summary: dict):
     labels, columns = summary["configurations"], summary["columns"]
     spec = summary["spec"]
     paper = paper_columns(summary)
-    table = Table(title=f"Test error (%), best of {spec['restarts']} by {spec['select']} error"
-                        f"{' (the paper in brackets)' if spec.get('preset') else ''}  ·  {summary['out']}", title_justify="left")
+    table = Table(title=Text(f"Test error (%), best of {spec['restarts']} by {spec['select']} error"
+                             f"{' (the paper in brackets)' if spec.get('preset') else ''}  ·  {summary['out']}"), title_justify="left")
     table.add_column("Task", justify="right")
     for label in labels:
         table.add_column(label, justify="right")
