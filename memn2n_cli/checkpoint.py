@@ -16,6 +16,7 @@ setting added since the run was written takes its default.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -32,6 +33,7 @@ from tasks import get_task
 from tasks.qa import Vocabulary
 
 MODEL_FILE, CONFIG_FILE, VOCAB_FILE, METRICS_FILE = "model.safetensors", "config.json", "vocab.json", "metrics.json"
+MANIFEST_FILE = "manifest.json"  # written last: each file's SHA-256
 FORMAT = "memn2n-run/1"
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -59,6 +61,36 @@ def write_json(path: Path, data: dict) -> None:
     write_files(path.parent, {path.name: json_bytes(data)})
 
 
+def write_run(directory: Path, files: dict[str, bytes]) -> None:
+    """A model directory's files, each written aside and renamed into place, then manifest.json
+    with every file's SHA-256, last: a reader checks the files against it (`check_manifest`), so
+    a directory caught between two renames, or damaged since, is refused rather than read as a
+    mixture. Temporary files left by a writer that was killed are removed first."""
+    for stale in directory.glob(".*.tmp") if directory.is_dir() else []:
+        stale.unlink(missing_ok=True)
+    write_files(directory, files)
+    digests = {name: hashlib.sha256(content).hexdigest() for name, content in files.items()}
+    write_files(directory, {MANIFEST_FILE: json_bytes({"format": FORMAT, "sha256": digests})})
+
+
+def check_manifest(directory: Path) -> None:
+    """A UserError unless every file manifest.json names is there with its SHA-256 (a run written
+    before manifests has none, and is read as it is)."""
+    path = directory / MANIFEST_FILE
+    if not path.exists():
+        return
+    digests = read_json(path).get("sha256")
+    if not isinstance(digests, dict) or not all(isinstance(d, str) and Path(n).name == n for n, d in digests.items()):
+        raise UserError("corrupt manifest", path)
+    for name, digest in digests.items():
+        try:
+            content = (directory / name).read_bytes()
+        except OSError:
+            raise UserError(f"{name} is missing: the run is incomplete (interrupted while saving?)", directory) from None
+        if hashlib.sha256(content).hexdigest() != digest:
+            raise UserError(f"{name} is not the file manifest.json names: damaged, or a save was interrupted", directory)
+
+
 def read_json(path: Path) -> dict:
     try:
         data = json.loads(path.read_text())
@@ -72,10 +104,12 @@ def read_json(path: Path) -> dict:
 
 
 def read_config(directory: Path) -> dict:
-    """A model directory's config.json, checked to be a memn2n run of this format."""
+    """A model directory's config.json, checked to be a memn2n run of this format whose files are
+    those its manifest names."""
     config = read_json(directory / CONFIG_FILE)
     if config.get("format") != FORMAT:
         raise UserError(f"not a memn2n run (format {config.get('format')!r}, expected {FORMAT!r})", directory / CONFIG_FILE)
+    check_manifest(directory)
     return config
 
 

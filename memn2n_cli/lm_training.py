@@ -30,7 +30,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from memn2n_cli import __version__
-from memn2n_cli.checkpoint import CONFIG_FILE, FORMAT, config_from, json_bytes, read_config, read_json, write_files
+from memn2n_cli.checkpoint import CONFIG_FILE, FORMAT, config_from, json_bytes, read_config, read_json, write_run
 from memn2n_cli.configs import LMConfig, LMTrainConfig
 from memn2n_cli.errors import UserError
 from memn2n_cli.model import MemN2NLM
@@ -239,7 +239,7 @@ def train_lm(task: str, data_dir: Path, out: Path, model_config: dict, config: L
 
     def checkpoint(state: LMState) -> None:
         if rank == 0:  # one process writes
-            write_files(out, _run_files(model, task, data_dir, corpus, config, state, generator))
+            write_run(out, _run_files(model, task, data_dir, corpus, config, state, generator))
 
     state = fit_lm(trained, corpus, config, state, generator, checkpoint, on_epoch if rank == 0 else None)
     return {"task": task, "epochs": state.epoch, "steps": state.steps, "lr": state.lr, "finished": state.finished,

@@ -20,7 +20,7 @@ import torch
 
 from memn2n_cli import __version__
 from memn2n_cli.checkpoint import (CONFIG_FILE, METRICS_FILE, config_from, load_model, model_dirs, model_files, read_json,
-                                   write_files, write_json)
+                                   write_json, write_run)
 from memn2n_cli.configs import ModelConfig, ModelOptions, TrainConfig
 from memn2n_cli.errors import UserError
 from memn2n_cli.model import MemN2N
@@ -138,7 +138,7 @@ def train_model(task: str, task_ids: list[int], data_dir: Path, directory: Path,
     seconds = time.perf_counter() - started
     speed = {"train_seconds": seconds, "examples_per_second": len(history) * len(prepared.encoded["train"]) / seconds}
     rows, files = trained_files(model, prepared, config, {**speed, "history": history})
-    write_files(directory, files)
+    write_run(directory, files)
     return rows
 
 

@@ -27,7 +27,7 @@ from typing import Callable
 import torch
 
 from memn2n_cli.allocator import keep_freed_memory
-from memn2n_cli.checkpoint import read_json, write_files, write_json
+from memn2n_cli.checkpoint import read_json, write_json, write_run
 from memn2n_cli.configs import ModelOptions, TrainConfig, qa_settings
 from memn2n_cli.errors import UserError
 from memn2n_cli.restarts import fit_restarts
@@ -255,7 +255,7 @@ def run_sweep(spec: SweepSpec, out: Path, backend: str = "local", workers: int =
 
     def finished(result: dict) -> None:
         """Write the kept model, then the trial's file, which marks it done."""
-        write_files(folder(out, result["label"]) / result["name"], result.pop("files"))
+        write_run(folder(out, result["label"]) / result["name"], result.pop("files"))
         write_json(trial_file(out, result), result)
         results[trial_file(out, result)] = result
         if on_trial:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tarfile
 
@@ -16,7 +17,10 @@ FAST = ["--epochs", "3", "--ls-epochs", "2"]
 
 def test_train_writes_a_complete_run_and_reports_json(trained_run):
     out, summary = trained_run
-    assert {p.name for p in out.iterdir()} == {"model.safetensors", "config.json", "vocab.json", "metrics.json"}
+    assert {p.name for p in out.iterdir()} == {"model.safetensors", "config.json", "vocab.json", "metrics.json", "manifest.json"}
+    manifest = json.loads((out / "manifest.json").read_text())["sha256"]
+    assert manifest.keys() == {"model.safetensors", "config.json", "vocab.json", "metrics.json"}
+    assert all(hashlib.sha256((out / name).read_bytes()).hexdigest() == digest for name, digest in manifest.items())
     (row,) = summary["tasks"]
     assert set(row) == {"task", "train_error", "valid_error", "test_error"} and row["task"] == 1
     assert summary["mean_test_error"] == row["test_error"] and summary["run"] == str(out)
@@ -41,7 +45,7 @@ def test_checkpoint_round_trip_gives_identical_predictions(tmp_path, en_dir):
     """A model trained in memory, written as a run directory and loaded back: the same config,
     vocabulary and weights, so the same logits on every test question, bit for bit."""
     from memn2n_cli.batches import make_batch
-    from memn2n_cli.checkpoint import write_files
+    from memn2n_cli.checkpoint import write_run
     from memn2n_cli.configs import ModelOptions, TrainConfig
     from memn2n_cli.restarts import fit_restarts
     from memn2n_cli.runs import build_model, prepare, trained_files
@@ -50,7 +54,7 @@ def test_checkpoint_round_trip_gives_identical_predictions(tmp_path, en_dir):
     prepared = prepare("babi", [2], en_dir, ModelOptions(), config, torch.device("cpu"))
     trained = build_model(prepared, 0, torch.device("cpu"))
     fit_restarts([trained], prepared.encoded["train"], prepared.encoded["valid"], config, [0])
-    write_files(tmp_path / "run", trained_files(trained, prepared, config, {})[1])
+    write_run(tmp_path / "run", trained_files(trained, prepared, config, {})[1])
     loaded, saved, vocab = load_model(tmp_path / "run")
     assert saved["tasks"] == [2] and vocab.words == prepared.vocab.words and loaded.config == trained.config
     test = prepared.encoded["test"]
@@ -160,12 +164,14 @@ def _copy_run(src, dst):
 
 
 @pytest.mark.parametrize("damage, fragments", [
-    (lambda run: (run / "model.safetensors").write_bytes((run / "model.safetensors").read_bytes()[:100]),
+    (lambda run: ((run / "manifest.json").unlink(),  # a run from before manifests: the loader's own check
+                  (run / "model.safetensors").write_bytes((run / "model.safetensors").read_bytes()[:100])),
      ["model.safetensors", "corrupt weights file"]),
     (lambda run: (run / "config.json").write_text("{not json"), ["config.json", "corrupt JSON"]),
-    (lambda run: (run / "vocab.json").unlink(), ["vocab.json", "missing file"]),
-    (lambda run: (run / "config.json").write_text(
-        (run / "config.json").read_text().replace('"dim": 20', '"dim": 30')), ["weights do not match"]),
+    (lambda run: _edit_config(run, lambda c: c["model"].update(dim=30)), ["weights do not match"]),
+    (lambda run: (run / "model.safetensors").write_bytes(_flip_a_byte((run / "model.safetensors").read_bytes())),
+     ["model.safetensors is not the file manifest.json names: damaged, or a save was interrupted"]),
+    (lambda run: (run / "vocab.json").unlink(), ["vocab.json is missing: the run is incomplete"]),
     (lambda run: (run / "config.json").write_text('{"format": "other"}'), ["not a memn2n run"]),
     (lambda run: _edit_config(run, lambda c: c["training"].update(momentum=0.9)),
      ["config.json: unknown training setting 'momentum' (written by another version of memn2n?)"]),
@@ -180,9 +186,16 @@ def test_corrupt_or_mismatched_runs(cli, trained_run, tmp_path, damage, fragment
 
 
 def _edit_config(run, edit) -> None:
+    """Edit config.json by hand, as a run written by another version (with no manifest) would read."""
     config = json.loads((run / "config.json").read_text())
     edit(config)
     (run / "config.json").write_text(json.dumps(config))
+    (run / "manifest.json").unlink()
+
+
+def _flip_a_byte(content: bytes) -> bytes:
+    middle = len(content) // 2
+    return content[:middle] + bytes([content[middle] ^ 1]) + content[middle + 1:]
 
 
 def test_a_run_written_before_a_setting_existed_loads_with_its_default(cli, trained_run, tmp_path):

@@ -309,3 +309,16 @@ def test_resume_refuses_other_model_options(cli, small_lm, small_ptb):
     """--resume with another --dim would have trained the saved model and ignored it."""
     result = cli("train", "ptb", "--data-dir", small_ptb, "--resume", small_lm, "--dim", "20")
     assert_one_line_error(result, "holds a model with dim 16, not 20: resume with the run's model options")
+
+
+def test_a_checkpoint_caught_between_two_renames_is_refused(cli, small_lm, small_ptb, tmp_path):
+    """New weights beside the previous checkpoint's state.json (a kill between two renames) used
+    to resume silently as another model; the manifest written last names each file."""
+    import shutil
+
+    run = shutil.copytree(small_lm, tmp_path / "run")
+    state = json.loads((run / "state.json").read_text())
+    (run / "state.json").write_text(json.dumps({**state, "step": state["step"] + 1}))  # not the saved one
+    assert_one_line_error(cli("train", "ptb", "--data-dir", small_ptb, "--resume", run, "--max-epochs", "3"),
+                          "state.json is not the file manifest.json names")
+    assert_one_line_error(cli("eval", run), "state.json is not the file manifest.json names")

@@ -129,6 +129,7 @@ def test_a_run_of_several_models_needs_task(cli, trained_run, tmp_path):
     shutil.copytree(run, tmp_path / "group" / "qa4")
     config = json.loads((tmp_path / "group" / "qa4" / "config.json").read_text())
     (tmp_path / "group" / "qa4" / "config.json").write_text(json.dumps({**config, "tasks": [4]}))  # as if trained on 4
+    (tmp_path / "group" / "qa4" / "manifest.json").unlink()  # edited by hand
     (tmp_path / "s.txt").write_text(STORY)
     assert_one_line_error(cli("predict", tmp_path / "s.txt", "-c", tmp_path / "group"), "pass --task N")
     assert cli("predict", tmp_path / "s.txt", "-c", tmp_path / "group", "--task", "4").exit_code == 0
@@ -158,6 +159,8 @@ def test_bad_run_or_missing_story(cli, trained_run, tmp_path):
     assert_one_line_error(cli("predict", tmp_path / "none.txt", "-c", trained_run[0]), "story file not found")
     corrupt = shutil.copytree(trained_run[0], tmp_path / "corrupt")
     (corrupt / "model.safetensors").write_bytes(b"garbage")
+    assert_one_line_error(cli("predict", tmp_path / "s.txt", "-c", corrupt), "model.safetensors is not the file manifest.json names")
+    (corrupt / "manifest.json").unlink()  # a run from before manifests: the loader's own check
     assert_one_line_error(cli("predict", tmp_path / "s.txt", "-c", corrupt), "corrupt weights file")
     (tmp_path / "empty").mkdir()
     assert_one_line_error(cli("predict", tmp_path / "s.txt", "-c", tmp_path / "empty"), "not a memn2n run")
