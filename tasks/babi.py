@@ -65,7 +65,11 @@ def resolve_data_dir(given: Path | None) -> Path:
     if not data_dir.is_dir():
         from memn2n_cli.download import download_archive
 
-        download_archive(os.environ.get("MEMN2N_BABI_URL", DOWNLOAD_URL), data_dir.parents[1], CHECKSUMS)
+        try:
+            download_archive(os.environ.get("MEMN2N_BABI_URL", DOWNLOAD_URL), data_dir.parents[1], CHECKSUMS)
+        except UserError as e:
+            raise UserError(f"{e.message}; or set MEMN2N_DATA_DIR=DIR; offline, `memn2n data generate babi --out DIR` "
+                            "writes the 20 tasks with the built-in simulator", e.path) from None
     return data_dir
 
 

@@ -153,7 +153,7 @@ def test_out_directory_in_use(cli, tmp_path, en_dir):
 def test_no_data_and_no_network(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("MEMN2N_BABI_URL", (tmp_path / "absent.tar.gz").as_uri())
-    assert_one_line_error(cli("train", "babi", "--out", tmp_path / "r"), "download failed", "--data-dir")
+    assert_one_line_error(cli("train", "babi", "--out", tmp_path / "r"), "download failed", "--data-dir", "MEMN2N_DATA_DIR", "memn2n data generate babi --out DIR")
 
 
 def _copy_run(src, dst):
