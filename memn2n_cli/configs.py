@@ -11,7 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from memn2n_cli.errors import ConfigError, at_least, one_of
+from memn2n_cli.errors import ConfigError, at_least, at_most, one_of
+
+# Sizes past any model of the paper's, and far past what this tool trains: a bound, so that a typo
+# or a damaged config.json is an error and not an allocation of terabytes.
+MAX_DIM, MAX_HOPS, MAX_MEMORY, MAX_VOCABULARY = 10_000, 100, 100_000, 10_000_000
 
 # Question answering ----------------------------------------------------------------------------
 
@@ -38,6 +42,9 @@ class ModelOptions:
             one_of(self, field, allowed)
         at_least(self, 1, "dim", "hops", "memory_size")
         at_least(self, 0, "init_std")
+        at_most(self, MAX_DIM, "dim")
+        at_most(self, MAX_HOPS, "hops")
+        at_most(self, MAX_MEMORY, "memory_size")
 
 
 @dataclass(kw_only=True)
@@ -52,6 +59,10 @@ class ModelConfig(ModelOptions):
         super().__post_init__()
         if self.vocab_size < 1 or not self.answer_word_ids:
             raise ValueError("vocab_size and the answer vocabulary must be positive")
+        at_most(self, MAX_VOCABULARY, "vocab_size")
+        at_most(self, MAX_VOCABULARY, "sentence_size")
+        if not all(isinstance(i, int) and 0 < i < self.vocab_size for i in self.answer_word_ids):
+            raise ConfigError(f"{{answer_word_ids}} must be word ids from 1 to {self.vocab_size - 1}")
 
 
 @dataclass
@@ -122,6 +133,10 @@ class LMConfig:
             self.linear_dim = self.dim // 2
         at_least(self, 1, "vocab_size", "dim", "hops", "memory_size")
         at_least(self, 0, "linear_dim", "init_std")
+        at_most(self, MAX_DIM, "dim")
+        at_most(self, MAX_HOPS, "hops")
+        at_most(self, MAX_MEMORY, "memory_size")
+        at_most(self, MAX_VOCABULARY, "vocab_size")
         if self.linear_dim > self.dim:
             raise ConfigError(f"{{linear_dim}} {self.linear_dim} is more than {{dim}} {self.dim}")
 

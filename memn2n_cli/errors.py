@@ -55,6 +55,13 @@ def at_least(config, minimum: float, *fields: str) -> None:
             raise ConfigError(f"{{{field}}} must be at least {minimum:g}, not {getattr(config, field)!r}")
 
 
+def at_most(config, maximum: float, *fields: str) -> None:
+    """ConfigError unless every one of ``fields`` of ``config`` is at most ``maximum``."""
+    for field in fields:
+        if getattr(config, field) > maximum:
+            raise ConfigError(f"{{{field}}} must be at most {maximum:,}, not {getattr(config, field)!r}")
+
+
 def one_of(config, field: str, allowed: tuple) -> None:
     """ConfigError unless ``config.field`` is one of ``allowed``."""
     if getattr(config, field) not in allowed:

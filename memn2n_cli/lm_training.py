@@ -226,6 +226,7 @@ def train_lm(task: str, data_dir: Path, out: Path, model_config: dict, config: L
         model = MemN2NLM(LMConfig(vocab_size=len(corpus.words), **model_config))
         generator.manual_seed(config.seed)
         state = LMState(lr=config.lr)
+    check_lengths(corpus, model.config.memory_size, data_dir)
     rank, world = process_group()
     if device == "auto":
         device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu"
@@ -278,11 +279,28 @@ def continue_text(model: MemN2NLM, words: list[str], prompt: list[str], count: i
     return produced
 
 
-def evaluate_lm_run(run: Path, split: str, data_dir: Path | None) -> dict:
+def check_lengths(corpus: Corpus, memory_size: int, data_dir: Path) -> None:
+    """A UserError for a split too short to predict one word with a full memory."""
+    for split, ids in corpus.ids.items():
+        if len(ids) <= memory_size:
+            raise UserError(f"the {split} split has {len(ids)} words: a memory of {memory_size} needs at least "
+                            f"{memory_size + 1}", data_dir)
+
+
+def run_corpus(run: Path, data_dir: Path | None) -> tuple[MemN2NLM, dict, Corpus]:
+    """A language-model run's model, config and corpus (from ``data_dir``, else where it was
+    trained), checked to have the run's vocabulary and splits long enough for its memory."""
     model, config, words = load_lm(run)
-    corpus = get_task(config["task"]).load(data_dir or Path(config["data"]["dir"]))
+    data_dir = data_dir or Path(config["data"]["dir"])
+    corpus = get_task(config["task"]).load(data_dir)
     if corpus.words != words:
-        raise UserError("the data's vocabulary differs from the run's", data_dir or config["data"]["dir"])
+        raise UserError("the data's vocabulary differs from the run's", data_dir)
+    check_lengths(corpus, model.config.memory_size, data_dir)
+    return model, config, corpus
+
+
+def evaluate_lm_run(run: Path, split: str, data_dir: Path | None) -> dict:
+    model, config, corpus = run_corpus(run, data_dir)
     counts = evaluate_lm(model, corpus.ids[split])
     return {"split": split, **get_task(config["task"]).metrics(counts), "tokens": counts["tokens"], "run": str(run)}
 

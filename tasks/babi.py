@@ -14,7 +14,8 @@ from pathlib import Path
 
 from memn2n_cli.errors import UserError
 from tasks import qa, register_task
-from tasks.qa import Question, parse_babi, read_lines
+from tasks.qa import Question, parse_babi
+from tasks.text import read_lines
 
 TASK_IDS = range(1, 21)
 DOWNLOAD_URL = "http://www.thespermwhale.com/jaseweston/babi/tasks_1-20_v1-2.tar.gz"

@@ -21,7 +21,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from memn2n_cli.errors import UserError
-from tasks.qa import QATask, Question, parse_jsonl, read_lines
+from tasks.qa import QATask, Question, parse_jsonl
+from tasks.text import read_lines
 
 
 class JsonlTask(QATask):

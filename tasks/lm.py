@@ -18,6 +18,7 @@ import torch
 
 from memn2n_cli.errors import UserError
 from tasks import register_task
+from tasks.text import read_lines
 
 EOS, UNK = "<eos>", "<unk>"
 SPLITS = ("train", "valid", "test")
@@ -100,6 +101,7 @@ class PennTreebank(LanguageModelTask):
         for path in files.values():
             if not path.is_file():
                 raise UserError("missing Penn Treebank file (ptb.train.txt, ptb.valid.txt, ptb.test.txt)", path)
+            read_lines(path)  # a binary, empty or non-UTF-8 file is one clear error, before `datasets` reads it
         datasets.disable_progress_bars()
         text = datasets.load_dataset("text", data_files={k: str(v) for k, v in files.items()}, cache_dir=str(cache_dir()))
         lines = text.map(lambda batch: {"words": [line.split() + [EOS] for line in batch["text"]]},

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from memn2n_cli.errors import UserError
+from tasks.text import decode_lines
 
 PASS_ERROR = 5.0  # a task passes with test error <= 5% (Table 1)
 NIL = "<nil>"  # word id 0: pads sentences and memories; its embedding is held at zero (Sec. 4.1)
@@ -53,14 +54,25 @@ def normalize_answer(text: str) -> str:
     return text.strip().lower()
 
 
+MAX_SENTENCE_WORDS = 1_000  # a longer "sentence" is not one: its batch would take gigabytes
+
+
+def words(text: str, path, lineno: int) -> tuple[str, ...]:
+    """The tokens of one sentence or question; a UserError when there are more than MAX_SENTENCE_WORDS."""
+    tokens = tuple(tokenize(text))
+    if len(tokens) > MAX_SENTENCE_WORDS:
+        raise UserError(f"a sentence of {len(tokens):,} words (at most {MAX_SENTENCE_WORDS:,})", path, lineno)
+    return tokens
+
+
 class _Story:
     """The sentences of one story so far; questions are asked about them."""
 
     def __init__(self, story_id: int):
         self.id, self.tokens, self.texts, self.line_ids, self.questions = story_id, [], [], [], 0
 
-    def tell(self, text: str, line_id: int) -> None:
-        self.tokens.append(tuple(tokenize(text)))
+    def tell(self, text: str, line_id: int, path, lineno: int) -> None:
+        self.tokens.append(words(text, path, lineno))
         self.texts.append(text.strip())
         self.line_ids.append(line_id)
 
@@ -68,32 +80,8 @@ class _Story:
         if not self.tokens:
             raise UserError("question with no sentence before it", path, lineno)
         self.questions += 1
-        return Question(task, tuple(self.tokens), tuple(self.texts), tuple(self.line_ids), tuple(tokenize(text)),
+        return Question(task, tuple(self.tokens), tuple(self.texts), tuple(self.line_ids), words(text, path, lineno),
                         text.strip(), answer, supporting, self.id, f"{path}:{lineno}")
-
-
-def read_lines(path: Path) -> list[str]:
-    """A data file's lines; unreadable, binary, empty or undecodable files raise UserError."""
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise UserError(f"cannot read: {e.strerror}", path) from None
-    return decode_lines(raw, path)
-
-
-def decode_lines(raw: bytes, path) -> list[str]:
-    """UTF-8 text as lines; binary, empty or undecodable input raises UserError."""
-    if b"\x00" in raw:
-        raise UserError("not a text file", path)
-    if not raw.decode("utf-8", "replace").strip():  # Unicode blanks too
-        raise UserError("empty file", path)
-    lines = []
-    for lineno, line in enumerate(raw.splitlines(), 1):
-        try:
-            lines.append(line.decode("utf-8"))
-        except UnicodeDecodeError:
-            raise UserError("not UTF-8 text", path, lineno) from None
-    return lines
 
 
 BABI_LINE = re.compile(r"^[0-9]+ ")
@@ -122,7 +110,7 @@ def parse_babi(lines: list[str], path, task: int = 0, answers_required: bool = T
             raise UserError(f"line id {line_id} does not follow {previous_id}", path, lineno)
         previous_id = line_id
         if "\t" not in text and (answers_required or not text.rstrip().endswith("?")):
-            story.tell(text, line_id)
+            story.tell(text, line_id, path, lineno)
             continue
         fields = text.split("\t")
         if len(fields) > 3 or (answers_required and (len(fields) < 2 or not fields[1].strip())):
@@ -156,7 +144,7 @@ def parse_plain(lines: list[str], path) -> list[Question]:
         if line.strip().endswith("?"):
             questions.append(story.ask(0, line, None, (), path, lineno))
         else:
-            story.tell(line, len(story.line_ids) + story.questions + 1)
+            story.tell(line, len(story.line_ids) + story.questions + 1, path, lineno)
     check_asked(story, start)
     return questions
 
@@ -187,8 +175,8 @@ def parse_json_line(line: str, path, lineno: int, answers_required: bool = True)
     if (not isinstance(supporting, list)
             or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < len(story) for i in supporting)):
         raise UserError(f"'supporting' must be a list of indices into 'story' (0 to {len(story) - 1})", path, lineno)
-    return Question(task=1, story=tuple(tuple(tokenize(s)) for s in story), sentences=tuple(s.strip() for s in story),
-                    line_ids=tuple(range(1, len(story) + 1)), question=tuple(tokenize(question)), text=question.strip(),
+    return Question(task=1, story=tuple(words(s, path, lineno) for s in story), sentences=tuple(s.strip() for s in story),
+                    line_ids=tuple(range(1, len(story) + 1)), question=words(question, path, lineno), text=question.strip(),
                     answer=None if answer is None else normalize_answer(answer), supporting=tuple(i + 1 for i in supporting), story_id=lineno,
                     source=f"{path}:{lineno}")
 

@@ -78,7 +78,8 @@ def ptb_lines(en_dir) -> list[str]:
     without punctuation and cut into lines of PTB's average length."""
     if PTB.is_dir():
         return (PTB / "ptb.train.txt").read_text().splitlines(keepends=True)[:300]
-    from tasks.qa import read_lines, tokenize
+    from tasks.qa import tokenize
+    from tasks.text import read_lines
 
     lines = [line.split(" ", 1)[1] for t in (1, 2) for line in read_lines(next(en_dir.glob(f"qa{t}_*_train.txt")))]
     words = [w for line in lines if "\t" not in line for w in tokenize(line)]  # the statements

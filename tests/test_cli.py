@@ -177,6 +177,10 @@ def _copy_run(src, dst):
      ["config.json: unknown training setting 'momentum' (written by another version of memn2n?)"]),
     (lambda run: _edit_config(run, lambda c: c["model"].pop("vocab_size")), ["config.json: model setting 'vocab_size' is missing"]),
     (lambda run: _edit_config(run, lambda c: c["model"].update(hops=0)), ["config.json: model settings: hops must be at least 1"]),
+    (lambda run: _edit_config(run, lambda c: c["model"].update(vocab_size=10**12)),
+     ["model settings: vocab_size must be at most 10,000,000"]),  # not an allocation of terabytes
+    (lambda run: _edit_config(run, lambda c: c["model"].update(answer_word_ids=[1, 10**6])),
+     ["model settings: answer_word_ids must be word ids from 1 to"]),
     (lambda run: _edit_config(run, lambda c: c.update(task="ptb")), ["unknown model setting 'answer_word_ids'"]),
 ])
 def test_corrupt_or_mismatched_runs(cli, trained_run, tmp_path, damage, fragments):

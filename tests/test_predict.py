@@ -147,6 +147,7 @@ def test_a_run_of_several_models_needs_task(cli, trained_run, tmp_path):
     ("1 Mary went home.\n\u00b2 Where is Mary?\thome\t1\n".encode(), ["s.txt:2:", "expected '<id> <sentence>'"]),
     (b"1 Mary went home.\n2 Where is Mary?\thome\t" + b"9" * 5000 + b"\n", ["s.txt:2:", "supporting ids must be line numbers"]),
     (b"1" * 5000 + b" Mary went home.\n", ["s.txt:1:", "expected '<id> <sentence>'"]),
+    (b"Mary " * 160_000 + b"went home.\nWhere is Mary?\n", ["s.txt:1:", "a sentence of 160,002 words (at most 1,000)"]),
 ])
 def test_bad_story_input(cli, trained_run, tmp_path, content, fragments):
     (tmp_path / "s.txt").write_bytes(content)

@@ -79,7 +79,7 @@ def predict(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: 
     """STORY is a prompt: print its ``next_words`` most likely next words."""
     from memn2n_cli.lm_training import continue_text, load_lm
     from tasks import get_task
-    from tasks.qa import decode_lines
+    from tasks.text import decode_lines
 
     refuse({"model_task": model_task}, QA_ONLY, "question answering")
     model, config, words = load_lm(run)
@@ -94,9 +94,8 @@ def predict(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: 
 def visualize(run: Path, *, story: str | None, hops: bool, memory_positions: bool, model_task: int | None, sample: int, seed: int,
               errors: bool, data_dir: Path | None, out: Path | None) -> None:
     """Figure 3 in the terminal and, with --out FILE.png, as a picture."""
-    from memn2n_cli.lm_training import attention_by_position, load_lm
+    from memn2n_cli.lm_training import attention_by_position, run_corpus
     from memn2n_cli.report import memory_position_view
-    from tasks import get_task
 
     if hops:
         raise UserError("--hops shows a question-answering run; a language model has --memory-positions")
@@ -104,8 +103,7 @@ def visualize(run: Path, *, story: str | None, hops: bool, memory_positions: boo
         raise UserError("a language-model run shows Figure 3 over its test set: it takes no STORY, --task or --errors")
     if out is not None and out.suffix.lower() != ".png":
         raise UserError("--out must name a .png file", out)
-    model, config, words = load_lm(run)
-    corpus = get_task(config["task"]).load(data_dir or Path(config["data"]["dir"]))
+    model, config, corpus = run_corpus(run, data_dir)
     weights = attention_by_position(model, corpus.ids["test"])
     stdout().print(memory_position_view(weights))
     if out is not None:
