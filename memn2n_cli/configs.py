@@ -151,10 +151,11 @@ class LMTrainConfig:
     max_epochs: int = 100
     max_steps: int = 0  # stop (and checkpoint) after this many steps in all; 0 = no bound
     seed: int = 0
+    checkpoint_every: int = 1_000  # steps between checkpoints within an epoch (and a progress line); not the recipe's
 
     def __post_init__(self):
         at_least(self, 0, "lr", "min_lr", "max_grad_norm", "max_steps")
-        at_least(self, 1, "batch_size", "max_epochs")
+        at_least(self, 1, "batch_size", "max_epochs", "checkpoint_every")
         if self.lr_divisor <= 1:
             raise ConfigError("{lr_divisor} must be more than 1")
 

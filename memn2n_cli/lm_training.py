@@ -104,8 +104,13 @@ def evaluate_lm(model: MemN2NLM, ids: Tensor, batch_size: int = 512) -> dict[str
 
 
 def fit_lm(model: MemN2NLM, corpus: Corpus, config: LMTrainConfig, state: LMState, generator: torch.Generator,
-           checkpoint: Callable[[LMState], None], on_epoch: Callable[[dict], None] | None = None) -> LMState:
-    """Train from ``state`` until the learning rate falls below ``min_lr``, ``max_epochs`` or ``max_steps``."""
+           checkpoint: Callable[[LMState], None], on_epoch: Callable[[dict], None] | None = None,
+           on_progress: Callable[[dict], None] | None = None) -> LMState:
+    """Train from ``state`` until the learning rate falls below ``min_lr``, ``max_epochs`` or
+    ``max_steps``; checkpoint after each epoch, at ``max_steps`` and every ``checkpoint_every``
+    steps within an epoch (then ``on_progress`` with the epoch's progress and training perplexity
+    so far): a run killed loses at most that many steps, and resumes to the weights an
+    uninterrupted run reaches."""
     metrics = LanguageModelTask().metrics
     rank, world = process_group()
     train, valid = corpus.ids["train"], corpus.ids["valid"]
@@ -120,12 +125,20 @@ def fit_lm(model: MemN2NLM, corpus: Corpus, config: LMTrainConfig, state: LMStat
         # each step (on a GPU, the steps queue up while the host draws the next positions).
         epoch_nll = torch.tensor(state.epoch_nll, dtype=torch.float64, device=train.device)
         while state.step < steps_per_epoch:
-            if config.max_steps and state.steps >= config.max_steps:
+            stop = config.max_steps and state.steps >= config.max_steps
+            if stop or (state.step and state.step % config.checkpoint_every == 0):
                 total = summed_over_processes({"nll": float(epoch_nll), "tokens": 0})["nll"]
                 state.epoch_nll = total if rank == 0 else 0.0  # rank 0 carries the epoch's cost so far
                 _add_seconds(state, started, cuda)
+                started = time.perf_counter()
                 checkpoint(state)
-                return state
+                if stop:
+                    return state
+                epoch_nll = torch.tensor(state.epoch_nll, dtype=torch.float64, device=train.device)
+                if on_progress:
+                    so_far = metrics({"nll": total, "tokens": state.step * config.batch_size})["perplexity"]
+                    on_progress({"epoch": state.epoch + 1, "step": state.step, "steps": steps_per_epoch,
+                                 "train_perplexity": so_far})
             # Every process draws the same positions and trains on its share of them.
             positions = torch.randint(N - 1, len(train) - 1, (config.batch_size,), generator=generator)[rank::world]
             positions = positions.pin_memory().to(train.device, non_blocking=True) if cuda else positions
@@ -196,7 +209,8 @@ def load_lm(directory: Path) -> tuple[MemN2NLM, dict, list[str]]:
 
 
 def train_lm(task: str, data_dir: Path, out: Path, model_config: dict, config: LMTrainConfig, resume: bool = False,
-             on_epoch: Callable[[dict], None] | None = None, device: str = "auto") -> dict:
+             on_epoch: Callable[[dict], None] | None = None, device: str = "auto",
+             on_progress: Callable[[dict], None] | None = None) -> dict:
     """Train (or, with ``resume``, continue) a language model in ``out``; the summary.
 
     Started by `torchrun --nproc_per_node N -m memn2n_cli train ...`, it trains with
@@ -218,7 +232,8 @@ def train_lm(task: str, data_dir: Path, out: Path, model_config: dict, config: L
             raise UserError(f"holds a model with {differ[0]} {saved['model'].get(differ[0])}, not {model_config[differ[0]]}: "
                             "resume with the run's model options", out)
         saved_config = config_from(LMTrainConfig, saved.get("training"), "training", out / CONFIG_FILE)
-        config = replace(saved_config, max_epochs=config.max_epochs, max_steps=config.max_steps)
+        config = replace(saved_config, max_epochs=config.max_epochs, max_steps=config.max_steps,
+                         checkpoint_every=config.checkpoint_every)  # how far, and how often to save: not the recipe
         state.finished = state.lr < config.min_lr or state.epoch >= config.max_epochs  # --max-epochs may have grown
         log.info("%s: resuming at epoch %d, step %d", out, state.epoch + 1, state.step)
     else:
@@ -242,7 +257,8 @@ def train_lm(task: str, data_dir: Path, out: Path, model_config: dict, config: L
         if rank == 0:  # one process writes
             write_run(out, _run_files(model, task, data_dir, corpus, config, state, generator))
 
-    state = fit_lm(trained, corpus, config, state, generator, checkpoint, on_epoch if rank == 0 else None)
+    state = fit_lm(trained, corpus, config, state, generator, checkpoint, on_epoch if rank == 0 else None,
+                   on_progress if rank == 0 else None)
     return {"task": task, "epochs": state.epoch, "steps": state.steps, "lr": state.lr, "finished": state.finished,
             "train_seconds": state.seconds, "tokens_per_second": state.steps * config.batch_size / max(state.seconds, 1e-9),
             "history": state.history, "run": str(out)}

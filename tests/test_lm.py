@@ -322,3 +322,30 @@ def test_a_checkpoint_caught_between_two_renames_is_refused(cli, small_lm, small
     assert_one_line_error(cli("train", "ptb", "--data-dir", small_ptb, "--resume", run, "--max-epochs", "3"),
                           "state.json is not the file manifest.json names")
     assert_one_line_error(cli("eval", run), "state.json is not the file manifest.json names")
+
+
+def test_a_run_killed_after_a_checkpoint_within_an_epoch_resumes_to_the_same_weights(cli, small_ptb, tmp_path, monkeypatch):
+    """Checkpoints every --checkpoint-every steps within an epoch, with a progress line each: a run
+    that dies right after the third (mid-epoch 1) and is resumed ends with the weights, bit for bit,
+    of a run never interrupted."""
+    import memn2n_cli.lm_training as lm_training
+
+    args = ["train", "ptb", "--data-dir", small_ptb, *SMALL, "--max-epochs", "2", "--checkpoint-every", "40"]
+    whole = cli(*args, "--out", tmp_path / "whole")
+    assert whole.exit_code == 0 and "ptb epoch 1: 40 of" in whole.stderr and "so far (checkpointed)" in whole.stderr
+    saves, write_run = [], lm_training.write_run
+
+    def save_then_die(*arguments):
+        write_run(*arguments)
+        saves.append(1)
+        if len(saves) == 3:
+            raise SystemError("killed")
+
+    monkeypatch.setattr(lm_training, "write_run", save_then_die)
+    killed = cli(*args, "--out", tmp_path / "parts")
+    assert isinstance(killed.exception, SystemError)
+    monkeypatch.undo()
+    assert json.loads((tmp_path / "parts" / "state.json").read_text())["step"] == 120
+    resumed = cli(*args, "--resume", tmp_path / "parts")
+    assert resumed.exit_code == 0 and "resuming at epoch 1, step 120" in resumed.stderr
+    assert (tmp_path / "whole" / "model.safetensors").read_bytes() == (tmp_path / "parts" / "model.safetensors").read_bytes()

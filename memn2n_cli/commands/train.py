@@ -69,6 +69,7 @@ def train(
     linear_dim: Annotated[int | None, _option("Units left linear; a ReLU on the rest. [default: half of --dim]", LM)] = None,
     max_epochs: Annotated[int | None, _option(f"Stop after this many epochs, if the learning rate has not fallen below {LT.min_lr:g} first. [default: {LT.max_epochs}]", LM)] = None,
     max_steps: Annotated[int | None, _option(f"Stop (and checkpoint) after this many steps in all; 0 = no bound. [default: {LT.max_steps}]", LM)] = None,
+    checkpoint_every: Annotated[int | None, _option(f"Checkpoint, and print progress, every N steps within an epoch. [default: {LT.checkpoint_every:,}]", LM)] = None,
 ) -> None:
     """Train End-To-End Memory Networks: `memn2n train babi --task all --joint`, `memn2n train ptb --hops 7`."""
     from memn2n_cli import recipes
@@ -93,6 +94,6 @@ def train(
                    tying=tying, relu=relu, empty_memories=empty_memories, epochs=epochs, anneal_every=anneal_every,
                    validation_fraction=validation_fraction, linear_start=linear_start, ls_lr=ls_lr, ls_epochs=ls_epochs,
                    ls_patience=ls_patience, random_noise=random_noise, linear_dim=linear_dim, max_epochs=max_epochs,
-                   max_steps=max_steps)
+                   max_steps=max_steps, checkpoint_every=checkpoint_every)
     recipe.train(task_name, tasks=task or [], joint=joint, data_dir=data_dir, out=out, resume=resume is not None,
                  device=device, json_output=json_output, options=options)

@@ -32,9 +32,10 @@ def load(path: Path, task: int | None = None):
 
 
 def fit(task: str, *, tasks: list[str], joint: bool, data_dir: Path | None, out: Path, resume: bool, device: str,
-        options: dict, report=None) -> dict:
+        options: dict, report=None, progress=None) -> dict:
     """Train (or resume) to the stopping rule with the options given (the rest the configs'
-    defaults); the summary. ``report(record)`` follows every epoch."""
+    defaults); the summary. ``report(record)`` follows every epoch, ``progress(record)`` every
+    checkpoint within one."""
     from memn2n_cli.configs import lm_settings
     from memn2n_cli.lm_training import train_lm
     from tasks.lm import resolve_data_dir
@@ -43,7 +44,7 @@ def fit(task: str, *, tasks: list[str], joint: bool, data_dir: Path | None, out:
         raise UserError("--task and --joint are options of question answering")
     refuse(options, QA_ONLY, "question answering")
     model, config = lm_settings(given(options))
-    return train_lm(task, resolve_data_dir(task, data_dir), out, model, config, resume, report, device)
+    return train_lm(task, resolve_data_dir(task, data_dir), out, model, config, resume, report, device, progress)
 
 
 def train(task: str, *, tasks: list[str], joint: bool, data_dir: Path | None, out: Path, resume: bool, device: str,
@@ -53,8 +54,12 @@ def train(task: str, *, tasks: list[str], joint: bool, data_dir: Path | None, ou
               f"{record['train_perplexity']:.1f}, valid {record['valid_perplexity']:.1f}; {record['train_seconds']:.0f} s of training",
               file=sys.stderr, flush=True)
 
+    def progress(record: dict) -> None:
+        print(f"{task} epoch {record['epoch']}: {record['step']:,} of {record['steps']:,} steps, train perplexity "
+              f"{record['train_perplexity']:.1f} so far (checkpointed)", file=sys.stderr, flush=True)
+
     summary = fit(task, tasks=tasks, joint=joint, data_dir=data_dir, out=out, resume=resume, device=device,
-                  options=options, report=report)
+                  options=options, report=report, progress=progress)
     if int(os.environ.get("RANK", "0")) != 0:
         return  # under torchrun, one process reports
     if json_output:

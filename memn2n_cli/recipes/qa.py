@@ -18,7 +18,7 @@ from memn2n_cli.cli import stderr, stdout
 from memn2n_cli.errors import UserError
 from memn2n_cli.recipes.options import given, refuse
 
-LM_ONLY = ("linear_dim", "max_epochs", "max_steps", "next_words")
+LM_ONLY = ("linear_dim", "max_epochs", "max_steps", "checkpoint_every", "next_words")
 
 
 def load(path: Path, task: int | None = None):
