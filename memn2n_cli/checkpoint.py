@@ -96,6 +96,8 @@ def read_json(path: Path) -> dict:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         raise UserError("missing file; not a complete memn2n run", path) from None
+    except OSError as e:  # a folder where the file should be, no permission
+        raise UserError(f"cannot read: {e.strerror}", path) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"corrupt JSON: {e}", path) from None
     if not isinstance(data, dict):
@@ -152,6 +154,11 @@ def load_model(directory: Path) -> tuple[MemN2N, dict, Vocabulary]:
     config = read_config(directory)
     if get_task(str(config.get("task")), "qa") is None:
         raise UserError(f"is a {config.get('task')!r} run; this takes a question-answering run", directory)
+    for key, kind in (("tasks", list), ("training", dict), ("data", dict)):
+        if not isinstance(config.get(key), kind):
+            raise UserError(f"no {key!r} {kind.__name__} in config.json", directory / CONFIG_FILE)
+    if not all(isinstance(t, int) for t in config["tasks"]) or not isinstance(config["data"].get("dir"), str):
+        raise UserError("config.json: 'tasks' must be task numbers and 'data' name the data's folder", directory / CONFIG_FILE)
     model = MemN2N(config_from(ModelConfig, config.get("model"), "model", directory / CONFIG_FILE))
     try:
         vocab = Vocabulary.from_json(read_json(directory / VOCAB_FILE))

@@ -226,7 +226,11 @@ def train_lm(task: str, data_dir: Path, out: Path, model_config: dict, config: L
             raise UserError("the data's vocabulary differs from the run's", data_dir)
         state = config_from(LMState, read_json(out / STATE_FILE), "state", out / STATE_FILE)
         state.epoch_nll = state.epoch_nll if process_group()[0] == 0 else 0.0  # see fit_lm
-        generator.set_state(safetensors.torch.load_file(out / GENERATOR_FILE)["state"])
+        try:
+            generator.set_state(safetensors.torch.load_file(out / GENERATOR_FILE)["state"])
+        except Exception as e:  # safetensors' and torch's own errors for a damaged or foreign file
+            raise UserError(f"corrupt random-generator state: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
+                            out / GENERATOR_FILE) from None
         differ = sorted(k for k, v in model_config.items() if saved["model"].get(k) != v)
         if differ:
             raise UserError(f"holds a model with {differ[0]} {saved['model'].get(differ[0])}, not {model_config[differ[0]]}: "

@@ -321,7 +321,7 @@ def metrics(counts: dict) -> dict:
     {supported, on_support (one per hop), on_support_any}, also the share (%) of questions with
     supporting facts whose most-attended sentence is one, per hop and for some hop."""
     total = counts["total"]
-    figures = {"error": 100.0 * (1.0 - counts["correct"] / total), "loss": counts["loss"] / total}
+    figures = {"error": 100.0 * (total - counts["correct"]) / total, "loss": counts["loss"] / total}  # 0.2, not 0.20000000000000018
     if counts.get("supported"):
         figures["attention_on_support"] = [100.0 * hits / counts["supported"] for hits in counts["on_support"]]
         figures["attention_on_support_any"] = 100.0 * counts["on_support_any"] / counts["supported"]

@@ -179,6 +179,9 @@ def _copy_run(src, dst):
     (lambda run: _edit_config(run, lambda c: c["model"].update(hops=0)), ["config.json: model settings: hops must be at least 1"]),
     (lambda run: _edit_config(run, lambda c: c["model"].update(vocab_size=10**12)),
      ["model settings: vocab_size must be at most 10,000,000"]),  # not an allocation of terabytes
+    (lambda run: ((run / "config.json").unlink(), (run / "config.json").mkdir()), ["config.json: cannot read"]),
+    (lambda run: _edit_config(run, lambda c: c.pop("tasks")), ["no 'tasks' list in config.json"]),
+    (lambda run: _edit_config(run, lambda c: c.update(data={"dir": 7})), ["'data' name the data's folder"]),
     (lambda run: _edit_config(run, lambda c: c["model"].update(answer_word_ids=[1, 10**6])),
      ["model settings: answer_word_ids must be word ids from 1 to"]),
     (lambda run: _edit_config(run, lambda c: c.update(task="ptb")), ["unknown model setting 'answer_word_ids'"]),

@@ -137,3 +137,10 @@ def test_no_module_outside_tasks_names_a_task_or_compares_a_kind():
             if isinstance(node, ast.ImportFrom) and node.module:
                 assert node.module.split(".")[:2] not in (["tasks", "babi"], ["tasks", "jsonl"]), \
                     f"{path.name}:{node.lineno} imports {node.module}"  # tasks.qa and tasks.lm: a kind's shared code
+
+
+def test_error_is_exact_in_json():
+    """998 right of 1,000 is 0.2% (it was written 0.20000000000000018)."""
+    from tasks.qa import metrics
+
+    assert metrics({"correct": 998, "total": 1000, "loss": 1.0})["error"] == 0.2
