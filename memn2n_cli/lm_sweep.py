@@ -31,7 +31,7 @@ from memn2n_cli.allocator import keep_freed_memory
 from memn2n_cli.checkpoint import read_json, write_json
 from memn2n_cli.configs import LMConfig, LMTrainConfig, lm_settings
 from memn2n_cli.lm_training import evaluate_lm_run, train_lm
-from memn2n_cli.sweep import configurations, open_sweep_dir, start_ray, trial_file
+from memn2n_cli.sweep import configurations, open_sweep_dir, start_ray, trial_file, worker_pool
 from tasks import get_task
 
 OPTION_TYPES = {f.name: f.type for f in fields(LMConfig) + fields(LMTrainConfig)
@@ -108,10 +108,9 @@ def run_lm_sweep(spec: LMSweepSpec, out: Path, backend: str = "local", workers: 
             ready, waiting = ray.wait(waiting, num_returns=1)
             finished(ray.get(ready[0]))
     elif min(workers, len(pending)) > 1:
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-        from multiprocessing import get_context
+        from concurrent.futures import as_completed
 
-        pool = ProcessPoolExecutor(min(workers, len(pending)), mp_context=get_context("spawn"))
+        pool = worker_pool(min(workers, len(pending)))
         try:
             for future in as_completed([pool.submit(run_trial, asdict(spec), t, runs, threads) for t in pending]):
                 finished(future.result())

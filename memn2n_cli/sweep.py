@@ -14,13 +14,19 @@ so running the same command again skips it and completes the rest.
 from __future__ import annotations
 
 import csv
+import ctypes
 import io
 import itertools
 import json
 import os
+import signal
+import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from functools import partial
+from multiprocessing import get_context
+from multiprocessing.managers import SyncManager
 from pathlib import Path
 from typing import Callable
 
@@ -126,6 +132,18 @@ def open_sweep_dir(out: Path, spec: dict) -> None:
             raise UserError("holds a sweep with other settings; use the same command to complete it, or another --out", out)
     else:
         write_json(out / SPEC_FILE, spec)
+
+
+def _end_with_the_sweep() -> None:
+    """In a worker process: have Linux send it SIGTERM when the sweep's process ends, however that
+    ends (Ctrl-C, SIGTERM, kill -9), so that no worker trains on for nobody."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def worker_pool(processes: int) -> ProcessPoolExecutor:
+    """The local backend's processes (spawned: each starts clean), which end with the sweep."""
+    return ProcessPoolExecutor(processes, mp_context=get_context("spawn"), initializer=_end_with_the_sweep)
 
 
 def start_ray():
@@ -282,14 +300,14 @@ def _run_pool(spec: SweepSpec, pending: list[dict], workers: int, finished: Call
               on_epoch: Callable[[dict], None]) -> None:
     """The local backend: trials in a pool of processes. With fewer trials than workers (a joint
     sweep is one trial) each trial's restarts train in parts, merged when all are done."""
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    from multiprocessing import get_context
+    from concurrent.futures import FIRST_COMPLETED, wait
 
-    context = get_context("spawn")
     parts = split_restarts(spec.restarts, -(-workers // len(pending)))
     processes = min(workers, len(pending) * len(parts))
     threads = max(1, (os.cpu_count() or 1) // processes)  # the cores shared out among the processes
-    with context.Manager() as manager, ProcessPoolExecutor(processes, mp_context=context) as pool:
+    manager = SyncManager(ctx=get_context("spawn"))
+    manager.start(_end_with_the_sweep)  # its process, which carries the epochs' queue, ends with the sweep too
+    with manager, worker_pool(processes) as pool:
         epochs = manager.Queue()  # trial index, once per epoch of one of its restarts
         biggest_first = sorted(range(len(pending)), key=lambda i: -len(pending[i]["tasks"]))  # joint trials first,
         running = {pool.submit(run_trial, asdict(spec), pending[i], threads, part, partial(epochs.put, i)): (i, p)

@@ -293,3 +293,35 @@ def test_sweep_bad_options(cli, tmp_path, en_dir, args, fragment):
 def test_typer_errors_are_one_line_too(cli):
     assert_one_line_error(cli("train", "babi", "--hops", "0"), "--hops")
     assert_one_line_error(cli("train", "babi", "--no-such-option"), "No such option")
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGKILL"])
+def test_a_sweep_stopped_leaves_no_process_behind(en_dir, tmp_path, signal_name):
+    """SIGTERM (or kill -9) to `memn2n sweep` ends its worker processes and its manager too,
+    where four processes trained on for nobody."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    command = [sys.executable, "-m", "memn2n_cli", "sweep", "babi", "--task", "1", "--task", "2", "--data-dir", str(en_dir),
+               "--out", str(tmp_path / "sweep"), "--restarts", "4", "--workers", "2", "--epochs", "500"]
+    sweep = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    children: list[int] = []
+    for _ in range(300):  # until both workers run (the spawned processes import torch first)
+        time.sleep(0.1)
+        children = [int(p) for p in subprocess.run(["ps", "--ppid", str(sweep.pid), "-o", "pid="],
+                                                   capture_output=True, text=True).stdout.split()]
+        if len(children) >= 4:  # the resource tracker, the manager and two workers
+            break
+    assert len(children) >= 4, children
+    os.kill(sweep.pid, getattr(signal, signal_name))
+    sweep.wait(timeout=30)
+    alive = children
+    for _ in range(100):
+        alive = [p for p in alive if subprocess.run(["ps", "-p", str(p)], capture_output=True).returncode == 0]
+        if not alive:
+            break
+        time.sleep(0.1)
+    assert not alive
