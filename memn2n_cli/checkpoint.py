@@ -29,11 +29,13 @@ from safetensors.torch import save as safetensors_bytes  # bytes of a .safetenso
 from memn2n_cli.configs import ModelConfig
 from memn2n_cli.errors import ConfigError, UserError
 from memn2n_cli.model import MemN2N
+from memn2n_cli.restarts import Progress
 from tasks import get_task
 from tasks.qa import Vocabulary
 
 MODEL_FILE, CONFIG_FILE, VOCAB_FILE, METRICS_FILE = "model.safetensors", "config.json", "vocab.json", "metrics.json"
 MANIFEST_FILE = "manifest.json"  # written last: each file's SHA-256
+PROGRESS_FILE = "progress.safetensors"  # a question-answering model in training: removed once it is complete
 FORMAT = "memn2n-run/1"
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -71,6 +73,36 @@ def write_run(directory: Path, files: dict[str, bytes]) -> None:
     write_files(directory, files)
     digests = {name: hashlib.sha256(content).hexdigest() for name, content in files.items()}
     write_files(directory, {MANIFEST_FILE: json_bytes({"format": FORMAT, "sha256": digests})})
+
+
+def write_progress(directory: Path, progress: Progress, settings: dict) -> None:
+    """Where a question-answering model's training is, after an epoch, in one file written aside
+    and renamed into place; ``settings`` (task, tasks, options) say what it is training."""
+    tensors = {f"params.{name}": value for name, value in progress.params.items()}
+    tensors |= {f"generator.{r}": state for r, state in enumerate(progress.generators)}
+    metadata = {"format": FORMAT, "settings": json.dumps(settings), "schedules": json.dumps(progress.schedules),
+                "histories": json.dumps(progress.histories)}
+    write_files(directory, {PROGRESS_FILE: safetensors_bytes(tensors, metadata=metadata)})
+
+
+def read_progress(directory: Path, settings: dict) -> Progress | None:
+    """The training progress saved in ``directory`` (None when there is none); a UserError when it
+    is the progress of other settings, or damaged."""
+    path = directory / PROGRESS_FILE
+    if not path.exists():
+        return None
+    try:
+        with safetensors.safe_open(str(path), "pt") as f:
+            metadata, tensors = f.metadata() or {}, {name: f.get_tensor(name) for name in f.keys()}
+        saved = json.loads(metadata["settings"])
+        schedules, histories = json.loads(metadata["schedules"]), json.loads(metadata["histories"])
+    except Exception as e:  # safetensors' and json's own errors for a damaged file
+        raise UserError(f"corrupt training progress: {str(e).splitlines()[0] if str(e) else type(e).__name__}", path) from None
+    if saved != json.loads(json.dumps(settings)):
+        raise UserError("holds the training of a model with other options or tasks; resume with the same ones", directory)
+    params = {name.removeprefix("params."): value for name, value in tensors.items() if name.startswith("params.")}
+    generators = [tensors[f"generator.{r}"] for r in range(len(schedules))]
+    return Progress(params, generators, schedules, histories)
 
 
 def check_manifest(directory: Path) -> None:
@@ -177,8 +209,16 @@ def load_model(directory: Path) -> tuple[MemN2N, dict, Vocabulary]:
         raise UserError(f"corrupt weights file: {e}", weights) from None
     if missing or unexpected:
         raise UserError(f"weights do not match config.json (missing {sorted(missing)}, unexpected {sorted(unexpected)})", weights)
+    check_finite(model, weights)
     model.eval()
     return model, config, vocab
+
+
+def check_finite(model, weights: Path) -> None:
+    """A UserError for weights holding NaN or infinity: they would answer garbage, silently."""
+    bad = [name for name, value in model.state_dict().items() if value.is_floating_point() and not value.isfinite().all()]
+    if bad:
+        raise UserError(f"weights hold NaN or infinity ({', '.join(bad)})", weights)
 
 
 def model_dirs(run: Path) -> list[Path]:

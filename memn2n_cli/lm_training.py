@@ -30,7 +30,8 @@ import torch.distributed as dist
 from torch import Tensor
 
 from memn2n_cli import __version__
-from memn2n_cli.checkpoint import CONFIG_FILE, FORMAT, config_from, json_bytes, read_config, read_json, write_run
+from memn2n_cli.checkpoint import (CONFIG_FILE, FORMAT, check_finite, config_from, json_bytes, read_config, read_json,
+                                   write_run)
 from memn2n_cli.configs import LMConfig, LMTrainConfig
 from memn2n_cli.errors import UserError
 from memn2n_cli.model import MemN2NLM
@@ -203,8 +204,9 @@ def load_lm(directory: Path) -> tuple[MemN2NLM, dict, list[str]]:
         raise UserError(f"corrupt or mismatched language-model run: {str(e).splitlines()[0]}", directory) from None
     except Exception as e:  # safetensors' own errors for truncated files
         raise UserError(f"corrupt weights file: {e}", directory / "model.safetensors") from None
-    if len(words) != model.config.vocab_size:
+    if not isinstance(words, list) or len(words) != model.config.vocab_size:
         raise UserError("vocab.json does not match config.json", directory)
+    check_finite(model, directory / "model.safetensors")
     return model, config, words
 
 

@@ -11,24 +11,40 @@ what `fit` gives each seed alone, to floating-point tolerance (tests/test_sweep.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
+from torch import Tensor
 from torch.func import functional_call, stack_module_state, vmap
 
 from memn2n_cli import qa_kernel
 from memn2n_cli.configs import TrainConfig
-from memn2n_cli.model import MemN2N
 from memn2n_cli.batches import make_batch
+from memn2n_cli.model import MemN2N
 from memn2n_cli.training import EVAL_BATCH, Schedule, epoch_record, random_noise_time
 from tasks.qa import Encoded
 
 WORD_EMBEDDINGS = ("embedding", "query_embedding")  # whose row 0, the nil word, stays zero
 
 
+@dataclass
+class Progress:
+    """Where restarts trained together are, at the end of an epoch: enough to go on from there and
+    reach what an uninterrupted run reaches, bit for bit."""
+
+    params: dict[str, Tensor]  # name -> (R, ...)
+    generators: list[Tensor]  # each restart's random state (batch order, random noise)
+    schedules: list[dict]  # Schedule.state() of each
+    histories: list[list[dict]]
+
+
 def fit_restarts(models: list[MemN2N], train: Encoded, valid: Encoded, config: TrainConfig, seeds: list[int],
-                 on_epoch: Callable[[int, dict], None] | None = None) -> list[list[dict]]:
-    """Train ``models`` in place, restart r with ``seeds[r]``; one history per restart, as `fit` returns."""
+                 on_epoch: Callable[[int, dict], None] | None = None, start: Progress | None = None,
+                 on_progress: Callable[[Progress], None] | None = None) -> list[list[dict]]:
+    """Train ``models`` in place, restart r with ``seeds[r]``; one history per restart, as `fit`
+    returns. ``start``: go on from where an earlier call was (its ``on_progress``, called after
+    every epoch)."""
     R = len(models)
     params, buffers = stack_module_state(models)  # name -> (R, ...)
     base = copy.deepcopy(models[0]).to("meta")
@@ -48,6 +64,15 @@ def fit_restarts(models: list[MemN2N], train: Encoded, valid: Encoded, config: T
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
     schedules = [Schedule(config) for _ in range(R)]
     histories: list[list[dict]] = [[] for _ in range(R)]
+    if start is not None:
+        with torch.no_grad():
+            for name, value in start.params.items():
+                params[name].copy_(value)
+        for generator, state in zip(generators, start.generators):
+            generator.set_state(state)
+        for schedule, state in zip(schedules, start.schedules):
+            schedule.restore(state)
+        histories = [list(history) for history in start.histories]
     slots = torch.arange(train.memory.shape[1])
     while not all(s.done for s in schedules):
         linear = torch.tensor([s.linear for s in schedules])
@@ -106,6 +131,9 @@ def fit_restarts(models: list[MemN2N], train: Encoded, valid: Encoded, config: T
             if on_epoch:
                 on_epoch(r, record)
             schedule.end_epoch(record)
+        if on_progress:
+            on_progress(Progress({name: value.detach().clone() for name, value in params.items()},
+                                 [g.get_state() for g in generators], [s.state() for s in schedules], histories))
     for r, model in enumerate(models):
         model.load_state_dict({name: value[r].detach() for name, value in params.items()}, strict=False)
         model.linear_start = False

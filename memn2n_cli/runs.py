@@ -19,8 +19,8 @@ from typing import Callable
 import torch
 
 from memn2n_cli import __version__
-from memn2n_cli.checkpoint import (CONFIG_FILE, METRICS_FILE, config_from, load_model, model_dirs, model_files, read_json,
-                                   write_json, write_run)
+from memn2n_cli.checkpoint import (CONFIG_FILE, METRICS_FILE, PROGRESS_FILE, config_from, load_model, model_dirs, model_files,
+                                   read_json, read_progress, write_json, write_progress, write_run)
 from memn2n_cli.configs import ModelConfig, ModelOptions, TrainConfig
 from memn2n_cli.errors import UserError
 from memn2n_cli.model import MemN2N
@@ -128,17 +128,27 @@ def trained_files(model: MemN2N, prepared: Prepared, config: TrainConfig, metric
 
 
 def train_model(task: str, task_ids: list[int], data_dir: Path, directory: Path, options: ModelOptions,
-                config: TrainConfig, device: torch.device, on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
-    """Train one model on ``task_ids`` (one task, or several jointly) and save it in ``directory``."""
+                config: TrainConfig, device: torch.device, on_epoch: Callable[[dict], None] | None = None,
+                resume: bool = False) -> list[dict]:
+    """Train one model on ``task_ids`` (one task, or several jointly) and save it in ``directory``.
+    Its progress is saved after every epoch; with ``resume`` it goes on from there, to the model
+    an uninterrupted run trains."""
     prepared = prepare(task, task_ids, data_dir, options, config, device)
     model = build_model(prepared, config.seed, device)
+    settings = {"task": task, "tasks": task_ids, "model": asdict(options), "training": asdict(config)}
+    start = read_progress(directory, settings) if resume else None
+    if start is not None:
+        log.info("%s: resuming after epoch %d", directory, len(start.histories[0]))
     started = time.perf_counter()
     history = fit_restarts([model], prepared.encoded["train"], prepared.encoded["valid"], config, [config.seed],
-                           (lambda restart, record: on_epoch(record)) if on_epoch else None)[0]
+                           (lambda restart, record: on_epoch(record)) if on_epoch else None, start,
+                           lambda progress: write_progress(directory, progress, settings))[0]
     seconds = time.perf_counter() - started
-    speed = {"train_seconds": seconds, "examples_per_second": len(history) * len(prepared.encoded["train"]) / seconds}
+    epochs = len(history) - (len(start.histories[0]) if start else 0)  # trained in this sitting
+    speed = {"train_seconds": seconds, "examples_per_second": epochs * len(prepared.encoded["train"]) / seconds}
     rows, files = trained_files(model, prepared, config, {**speed, "history": history})
     write_run(directory, files)
+    (directory / PROGRESS_FILE).unlink(missing_ok=True)
     return rows
 
 
@@ -196,7 +206,7 @@ def train_qa(task: str, task_ids: list[int], joint: bool, data_dir: Path | None,
             rows += done
             continue
         rows += train_model(task, group, data_dir, directory, options, config, pick_device(device),
-                            (lambda record, label=label: on_epoch(label, record)) if on_epoch else None)
+                            (lambda record, label=label: on_epoch(label, record)) if on_epoch else None, resume)
     summary = summarize(rows, out)
     if len(groups) > 1:
         write_json(out / METRICS_FILE, summary)

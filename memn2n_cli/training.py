@@ -100,6 +100,14 @@ class Schedule:
     def lr(self) -> float:
         return self.config.ls_lr if self.linear else learning_rate(self.config, self.epoch)
 
+    def state(self) -> dict:
+        return {"linear": self.linear, "epoch": self.epoch, "linear_epochs": self.linear_epochs,
+                "stalled": self.stalled, "best_valid_loss": self.best_valid_loss}
+
+    def restore(self, state: dict) -> None:
+        self.linear, self.epoch, self.linear_epochs = state["linear"], state["epoch"], state["linear_epochs"]
+        self.stalled, self.best_valid_loss = state["stalled"], state["best_valid_loss"]
+
     def end_epoch(self, record: dict) -> None:
         if not self.linear:
             self.epoch += 1

@@ -180,6 +180,7 @@ def _copy_run(src, dst):
     (lambda run: _edit_config(run, lambda c: c["model"].update(vocab_size=10**12)),
      ["model settings: vocab_size must be at most 10,000,000"]),  # not an allocation of terabytes
     (lambda run: ((run / "config.json").unlink(), (run / "config.json").mkdir()), ["config.json: cannot read"]),
+    (lambda run: (_nan_weights(run), (run / "manifest.json").unlink()), ["weights hold NaN or infinity (embedding)"]),
     (lambda run: _edit_config(run, lambda c: c.pop("tasks")), ["no 'tasks' list in config.json"]),
     (lambda run: _edit_config(run, lambda c: c.update(data={"dir": 7})), ["'data' name the data's folder"]),
     (lambda run: _edit_config(run, lambda c: c["model"].update(answer_word_ids=[1, 10**6])),
@@ -198,6 +199,14 @@ def _edit_config(run, edit) -> None:
     edit(config)
     (run / "config.json").write_text(json.dumps(config))
     (run / "manifest.json").unlink()
+
+
+def _nan_weights(run) -> None:
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(run / "model.safetensors")
+    weights["embedding"][0, 3, 1] = float("nan")
+    save_file(weights, run / "model.safetensors", metadata={"format": "memn2n-run/1"})
 
 
 def _flip_a_byte(content: bytes) -> bytes:
@@ -298,6 +307,37 @@ def test_version(cli):
 
     result = cli("--version")
     assert result.exit_code == 0 and result.stdout == f"memn2n {__version__}\n"
+
+
+def test_a_run_killed_after_an_epoch_resumes_to_the_same_model(cli, tmp_path, en_dir, monkeypatch):
+    """Its progress is saved after every epoch: killed after the third (of two linear-start and six
+    main epochs) and resumed, it ends with the weights and history, bit for bit, of a run never
+    interrupted; the progress file is gone once the model is complete."""
+    import memn2n_cli.runs as runs
+
+    args = ["train", "babi", "--task", "2", "--data-dir", en_dir, "--epochs", "6", "--ls-epochs", "2", "--json"]
+    whole = cli(*args, "--out", tmp_path / "whole")
+    assert whole.exit_code == 0, whole.stderr
+    saves, write_progress = [], runs.write_progress
+
+    def save_then_die(*arguments):
+        write_progress(*arguments)
+        saves.append(1)
+        if len(saves) == 3:
+            raise SystemError("killed")
+
+    monkeypatch.setattr(runs, "write_progress", save_then_die)
+    assert isinstance(cli(*args, "--out", tmp_path / "parts").exception, SystemError)
+    monkeypatch.undo()
+    assert {p.name for p in (tmp_path / "parts").iterdir()} == {"progress.safetensors"}
+    assert_one_line_error(cli(*args, "--resume", tmp_path / "parts", "--hops", "2"), "with other options or tasks")
+    resumed = cli(*args, "--resume", tmp_path / "parts")
+    assert resumed.exit_code == 0 and "resuming after epoch 3" in resumed.stderr
+    assert json.loads(resumed.stdout)["tasks"] == json.loads(whole.stdout)["tasks"]
+    assert (tmp_path / "parts" / "model.safetensors").read_bytes() == (tmp_path / "whole" / "model.safetensors").read_bytes()
+    history = [json.loads((tmp_path / d / "metrics.json").read_text())["history"] for d in ("whole", "parts")]
+    assert history[0] == history[1] and len(history[0]) == 8
+    assert not (tmp_path / "parts" / "progress.safetensors").exists()
 
 
 def test_resume_needs_a_run_directory(cli, tmp_path):

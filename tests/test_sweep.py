@@ -325,3 +325,38 @@ def test_a_sweep_stopped_leaves_no_process_behind(en_dir, tmp_path, signal_name)
             break
         time.sleep(0.1)
     assert not alive
+
+
+def test_a_sweep_killed_and_run_again_gives_the_uninterrupted_numbers(en_dir, tmp_path):
+    """kill -9 once a trial has finished; the same command again completes the others, and every
+    cell, restart and seed is what a sweep never interrupted gives (the compiled kernel computes
+    a restart the same bits whichever restarts share its steps)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    def command(out):
+        return [sys.executable, "-m", "memn2n_cli", "sweep", "babi", "--task", "1", "--task", "4", "--task", "6",
+                "--data-dir", str(en_dir), "--out", str(out), "--restarts", "3", "--workers", "2", "--json",
+                "--epochs", "6", "--ls-epochs", "2"]
+
+    killed = subprocess.Popen(command(tmp_path / "killed"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    trials = tmp_path / "killed" / "trials"
+    for _ in range(1200):
+        time.sleep(0.05)
+        if any(trials.rglob("*.json")) or killed.poll() is not None:
+            break
+    assert killed.poll() is None, "the sweep ended before it could be killed"
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait()
+    assert 1 <= len(list(trials.rglob("*.json"))) < 3  # some trials done, not all
+    again, whole = (json.loads(subprocess.run(command(out), capture_output=True, text=True, check=True).stdout)
+                    for out in (tmp_path / "killed", tmp_path / "whole"))
+
+    def figures(summary):
+        return {label: {task: {k: v for k, v in cell.items() if k != "run"} for task, cell in cells.items()}
+                for label, cells in summary["cells"].items()}
+
+    assert figures(again) == figures(whole)

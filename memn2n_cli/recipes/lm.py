@@ -15,10 +15,8 @@ from pathlib import Path
 
 from memn2n_cli.cli import stdout
 from memn2n_cli.errors import UserError
-from memn2n_cli.recipes.options import given, refuse
+from memn2n_cli.recipes.options import QA_ONLY, given, refuse
 
-QA_ONLY = ("encoding", "pe_formula", "temporal", "tying", "relu", "empty_memories", "epochs", "anneal_every",
-           "validation_fraction", "linear_start", "ls_lr", "ls_epochs", "ls_patience", "random_noise", "model_task")
 NEXT_WORDS = 10  # `predict --next`
 
 

@@ -1,8 +1,17 @@
-"""Options as the commands pass them to a recipe: None where the user gave none."""
+"""Options as the commands pass them to a recipe: None where the user gave none; and which
+options belong to one kind of task only (from the configs' fields, not a list kept by hand)."""
 
 from __future__ import annotations
 
+from dataclasses import fields
+
+from memn2n_cli.configs import LMConfig, LMTrainConfig, ModelOptions, TrainConfig
 from memn2n_cli.errors import UserError, flag
+
+_QA = {f.name for config in (ModelOptions, TrainConfig) for f in fields(config)}
+_LM = {f.name for config in (LMConfig, LMTrainConfig) for f in fields(config)}
+QA_ONLY = (*sorted(_QA - _LM), "model_task")  # and `predict`/`visualize --task`
+LM_ONLY = (*sorted(_LM - _QA), "next_words")  # and `predict --next`
 
 
 def given(options: dict) -> dict:

@@ -16,9 +16,7 @@ from pathlib import Path
 
 from memn2n_cli.cli import stderr, stdout
 from memn2n_cli.errors import UserError
-from memn2n_cli.recipes.options import given, refuse
-
-LM_ONLY = ("linear_dim", "max_epochs", "max_steps", "checkpoint_every", "next_words")
+from memn2n_cli.recipes.options import LM_ONLY, given, refuse
 
 
 def load(path: Path, task: int | None = None):
