@@ -43,13 +43,23 @@ class Prediction:
         return record
 
 
-def newest_run(root: Path = Path("checkpoints")) -> Path:
-    """The most recently written run directory under ``root``."""
+# A joint bAbI model that comes with memn2n (all 20 tasks, PE LS RN, best of 10: BENCHMARKS.md,
+# "The bundled joint model"), for `predict` and `visualize` before any training.
+BUNDLED_RUN = Path(__file__).with_name("pretrained") / "babi-joint"
+
+
+def default_run(root: Path = Path("checkpoints")) -> tuple[Path, str]:
+    """The run to use when none is named, and how to say so: the most recently written run
+    directory under ``root``, else the bundled joint bAbI model."""
     configs = sorted(root.glob(f"*/{CONFIG_FILE}")) + sorted(root.glob(f"*/*/{CONFIG_FILE}"))
-    if not configs:
-        raise UserError("no trained run here; train one (`memn2n train TASK`) or pass --checkpoint RUN", root)
-    newest = max(configs, key=lambda p: p.stat().st_mtime)
-    return newest.parent if newest.parent.parent == root else newest.parent.parent
+    if configs:
+        newest = max(configs, key=lambda p: p.stat().st_mtime)
+        run = newest.parent if newest.parent.parent == root else newest.parent.parent
+        return run, f"using {run}"
+    if (BUNDLED_RUN / CONFIG_FILE).is_file():
+        return BUNDLED_RUN, ("using the joint bAbI model that comes with memn2n (no run under ./checkpoints; "
+                             "train your own with `memn2n train`, or pass --checkpoint RUN)")
+    raise UserError("no trained run here; train one (`memn2n train TASK`) or pass --checkpoint RUN", root)
 
 
 def choose_model(run: Path, task: int | None) -> tuple[MemN2N, dict, Vocabulary, Path]:

@@ -19,8 +19,8 @@ from typing import Callable
 import torch
 
 from memn2n_cli import __version__
-from memn2n_cli.checkpoint import (CONFIG_FILE, METRICS_FILE, PROGRESS_FILE, config_from, load_model, model_dirs, model_files,
-                                   read_json, read_progress, write_json, write_progress, write_run)
+from memn2n_cli.checkpoint import (CONFIG_FILE, METRICS_FILE, PROGRESS_FILE, config_from, load_model, model_dirs,
+                                   model_files, read_json, read_progress, write_json, write_progress, write_run)
 from memn2n_cli.configs import ModelConfig, ModelOptions, TrainConfig
 from memn2n_cli.errors import UserError
 from memn2n_cli.model import MemN2N

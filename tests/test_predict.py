@@ -168,6 +168,10 @@ def test_bad_run_or_missing_story(cli, trained_run, tmp_path):
 
 
 def test_no_run_to_default_to(cli, tmp_path, monkeypatch):
+    """Without the bundled model (a checkout where it was removed), and no run: one error."""
+    import memn2n_cli.inference
+
+    monkeypatch.setattr(memn2n_cli.inference, "BUNDLED_RUN", tmp_path / "none")
     (tmp_path / "s.txt").write_text(STORY)
     monkeypatch.chdir(tmp_path)
     assert_one_line_error(cli("predict", "s.txt"), "no trained run here")
@@ -216,3 +220,28 @@ def test_eval_attention_on_support_matches_the_predictions(cli, trained_run, en_
     per_hop = [100 * sum(h[k] for h in hits) / len(hits) for k in range(3)]
     assert row["attention_on_support"] == pytest.approx(per_hop)
     assert row["attention_on_support_any"] == pytest.approx(100 * sum(any(h) for h in hits) / len(hits))
+
+
+def test_the_bundled_model_answers_before_any_training(cli, tmp_path, monkeypatch):
+    """In a folder with no runs, `predict` uses the joint model that comes with memn2n, says so,
+    and answers the README's story (plain text) right."""
+    from memn2n_cli.inference import BUNDLED_RUN
+
+    assert (BUNDLED_RUN / "manifest.json").is_file()
+    (tmp_path / "story.txt").write_text("Mary moved to the bathroom.\nJohn went to the hallway.\nWhere is Mary?\n"
+                                        "Mary travelled to the kitchen.\nWhere is Mary?\n\n"
+                                        "Daniel went back to the office.\nWhere is Daniel?\n")
+    monkeypatch.chdir(tmp_path)
+    result = cli("predict", "story.txt")
+    assert result.exit_code == 0, result.stderr
+    assert "using the joint bAbI model that comes with memn2n" in result.stderr
+    assert [line.split("\t")[1] for line in result.stdout.splitlines()] == ["bathroom", "kitchen", "office"]
+
+
+def test_the_bundled_models_recorded_errors_are_what_eval_gives(cli, upstream_en_dir):
+    from memn2n_cli.inference import BUNDLED_RUN
+
+    result = cli("eval", BUNDLED_RUN, "--data-dir", upstream_en_dir, "--json")
+    assert result.exit_code == 0, result.stderr
+    recorded = json.loads((BUNDLED_RUN / "metrics.json").read_text())["tasks"]
+    assert [r["test_error"] for r in json.loads(result.stdout)["tasks"]] == [r["test_error"] for r in recorded]

@@ -6,7 +6,8 @@ from typing import Annotated
 import typer
 
 DataDir = Annotated[Path | None, typer.Option(
-    "--data-dir", help="Folder holding qaN_*_{train,test}.txt [default: $MEMN2N_DATA_DIR, else the download cache]")]
+    "--data-dir", help="The task's data folder (bAbI: qaN_*_{train,test}.txt, default $MEMN2N_DATA_DIR, else the "
+                       "download cache; jsonl: train.jsonl and test.jsonl; ptb: ptb.{train,valid,test}.txt).")]
 Json = Annotated[bool, typer.Option("--json", help="Print the results as one JSON object on stdout.")]
 Device = Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda, cuda:N.")]
 Checkpoint = Annotated[Path | None, typer.Option(
@@ -14,5 +15,5 @@ Checkpoint = Annotated[Path | None, typer.Option(
 ModelTask = Annotated[int | None, typer.Option(
     "--task", help="For a run of one model per task: the task whose model answers.")]
 StoryFile = Annotated[str, typer.Argument(
-    metavar="STORY", help="Story file, bAbI format (answers optional) or plain text (a line ending in '?' "
-                          "is a question, a blank line starts a new story); - reads stdin.")]
+    metavar="STORY", help="Story file: plain text (a line ending in '?' is a question, a blank line starts a new "
+                          "story), the numbered bAbI format or JSON lines, answers optional; - reads stdin.")]

@@ -26,12 +26,12 @@ def predict_command(
     line each (a fourth column says right or wrong when the input gives answers). With a language-model
     run, STORY is a prompt and the output its --next most likely next words."""
     from memn2n_cli import recipes
-    from memn2n_cli.inference import newest_run, read_story_input
+    from memn2n_cli.inference import default_run, read_story_input
 
     raw, name = read_story_input(story)
     if checkpoint is None:
-        checkpoint = newest_run()
-        print(f"using {checkpoint}", file=sys.stderr)
+        checkpoint, note = default_run()
+        print(note, file=sys.stderr)
     run = Path(checkpoint)
     recipes.for_run(run).predict(run, raw=raw, name=name, model_task=task, top_k=top_k, next_words=next_words,
                                  json_output=json_output)

@@ -30,11 +30,11 @@ def visualize(
 ) -> None:
     """Where attention goes: Figure 2 (--hops, question-answering runs) or Figure 3 (--memory-positions, language models)."""
     from memn2n_cli import recipes
-    from memn2n_cli.inference import newest_run
+    from memn2n_cli.inference import default_run
 
     if checkpoint is None:
-        checkpoint = newest_run()
-        print(f"using {checkpoint}", file=sys.stderr)
+        checkpoint, note = default_run()
+        print(note, file=sys.stderr)
     run = Path(checkpoint)
     recipes.for_run(run).visualize(run, story=story, hops=hops, memory_positions=memory_positions, model_task=task,
                                    sample=sample, seed=seed, errors=errors, data_dir=data_dir, out=out)
