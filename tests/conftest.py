@@ -104,6 +104,20 @@ def cli(monkeypatch):
     return lambda *args: runner.invoke(app, [str(a) for a in args])
 
 
+def die_after_saves(monkeypatch, module, name: str, saves: int) -> None:
+    """Make ``module.name`` (a function that saves a checkpoint) raise SystemError right after its
+    ``saves``-th call: a run killed at that moment, the checkpoint complete."""
+    save, calls = getattr(module, name), []
+
+    def save_then_die(*arguments):
+        save(*arguments)
+        calls.append(1)
+        if len(calls) == saves:
+            raise SystemError("killed")
+
+    monkeypatch.setattr(module, name, save_then_die)
+
+
 def assert_one_line_error(result, *fragments: str) -> None:
     """Bad input: exit code 2, a single 'error:' line on stderr naming what is wrong, no traceback."""
     assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr, result.exception)

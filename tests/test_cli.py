@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from memn2n_cli.checkpoint import load_model
-from tests.conftest import assert_one_line_error
+from tests.conftest import assert_one_line_error, die_after_saves
 
 FAST = ["--epochs", "3", "--ls-epochs", "2"]
 
@@ -318,15 +318,7 @@ def test_a_run_killed_after_an_epoch_resumes_to_the_same_model(cli, tmp_path, en
     args = ["train", "babi", "--task", "2", "--data-dir", en_dir, "--epochs", "6", "--ls-epochs", "2", "--json"]
     whole = cli(*args, "--out", tmp_path / "whole")
     assert whole.exit_code == 0, whole.stderr
-    saves, write_progress = [], runs.write_progress
-
-    def save_then_die(*arguments):
-        write_progress(*arguments)
-        saves.append(1)
-        if len(saves) == 3:
-            raise SystemError("killed")
-
-    monkeypatch.setattr(runs, "write_progress", save_then_die)
+    die_after_saves(monkeypatch, runs, "write_progress", 3)
     assert isinstance(cli(*args, "--out", tmp_path / "parts").exception, SystemError)
     monkeypatch.undo()
     assert {p.name for p in (tmp_path / "parts").iterdir()} == {"progress.safetensors"}

@@ -14,7 +14,7 @@ from memn2n_cli.lm_training import contexts, evaluate_lm, next_lr
 from memn2n_cli.model import MemN2NLM
 from tasks import get_task
 from tasks.lm import EOS, UNK
-from tests.conftest import ROOT, assert_one_line_error
+from tests.conftest import ROOT, assert_one_line_error, die_after_saves
 
 
 @pytest.fixture(scope="module")
@@ -333,15 +333,7 @@ def test_a_run_killed_after_a_checkpoint_within_an_epoch_resumes_to_the_same_wei
     args = ["train", "ptb", "--data-dir", small_ptb, *SMALL, "--max-epochs", "2", "--checkpoint-every", "40"]
     whole = cli(*args, "--out", tmp_path / "whole")
     assert whole.exit_code == 0 and "ptb epoch 1: 40 of" in whole.stderr and "so far (checkpointed)" in whole.stderr
-    saves, write_run = [], lm_training.write_run
-
-    def save_then_die(*arguments):
-        write_run(*arguments)
-        saves.append(1)
-        if len(saves) == 3:
-            raise SystemError("killed")
-
-    monkeypatch.setattr(lm_training, "write_run", save_then_die)
+    die_after_saves(monkeypatch, lm_training, "write_run", 3)
     killed = cli(*args, "--out", tmp_path / "parts")
     assert isinstance(killed.exception, SystemError)
     monkeypatch.undo()
