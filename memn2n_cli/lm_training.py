@@ -125,9 +125,10 @@ def fit_lm(model: MemN2NLM, corpus: Corpus, config: LMTrainConfig, state: LMStat
         # This process's share of the epoch's cost, summed on the device: no wait for the device
         # each step (on a GPU, the steps queue up while the host draws the next positions).
         epoch_nll = torch.tensor(state.epoch_nll, dtype=torch.float64, device=train.device)
+        saved_at = state.step  # a checkpoint holds this step already (0, or where a resumed run stopped)
         while state.step < steps_per_epoch:
             stop = config.max_steps and state.steps >= config.max_steps
-            if stop or (state.step and state.step % config.checkpoint_every == 0):
+            if stop or (state.step != saved_at and state.step % config.checkpoint_every == 0):
                 total = summed_over_processes({"nll": float(epoch_nll), "tokens": 0})["nll"]
                 state.epoch_nll = total if rank == 0 else 0.0  # rank 0 carries the epoch's cost so far
                 _add_seconds(state, started, cuda)
