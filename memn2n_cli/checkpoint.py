@@ -201,6 +201,7 @@ def load_model(directory: Path) -> tuple[MemN2N, dict, Vocabulary]:
     weights = directory / MODEL_FILE
     if not weights.is_file():
         raise UserError("missing file; not a complete memn2n run", weights)
+    check_float32(weights)
     try:
         missing, unexpected = safetensors.torch.load_model(model, weights, strict=False)
     except RuntimeError as e:  # shapes that do not fit the config
@@ -212,6 +213,18 @@ def load_model(directory: Path) -> tuple[MemN2N, dict, Vocabulary]:
     check_finite(model, weights)
     model.eval()
     return model, config, vocab
+
+
+def check_float32(weights: Path) -> None:
+    """A UserError for a weights file whose tensors are not float32 (loading would cast them)."""
+    try:
+        with safetensors.safe_open(str(weights), "pt") as f:
+            other = sorted(f"{name} ({f.get_slice(name).get_dtype()})" for name in f.keys()
+                           if f.get_slice(name).get_dtype() != "F32")
+    except Exception as e:  # safetensors' own errors for a truncated or garbled file
+        raise UserError(f"corrupt weights file: {e}", weights) from None
+    if other:
+        raise UserError(f"weights are not float32: {', '.join(other)}", weights)
 
 
 def check_finite(model, weights: Path) -> None:

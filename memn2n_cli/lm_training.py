@@ -30,8 +30,8 @@ import torch.distributed as dist
 from torch import Tensor
 
 from memn2n_cli import __version__
-from memn2n_cli.checkpoint import (CONFIG_FILE, FORMAT, check_finite, config_from, json_bytes, read_config, read_json,
-                                   write_run)
+from memn2n_cli.checkpoint import (CONFIG_FILE, FORMAT, check_finite, check_float32, config_from, json_bytes, read_config,
+                                   read_json, write_run)
 from memn2n_cli.configs import LMConfig, LMTrainConfig
 from memn2n_cli.errors import UserError
 from memn2n_cli.model import MemN2NLM
@@ -198,6 +198,8 @@ def load_lm(directory: Path) -> tuple[MemN2NLM, dict, list[str]]:
     if get_task(str(config.get("task")), "lm") is None:
         raise UserError(f"is a {config.get('task')!r} run; this takes a language-model run", directory)
     model = MemN2NLM(config_from(LMConfig, config.get("model"), "model", directory / CONFIG_FILE))
+    if (directory / "model.safetensors").is_file():
+        check_float32(directory / "model.safetensors")
     try:
         words = read_json(directory / "vocab.json")["words"]
         safetensors.torch.load_model(model, directory / "model.safetensors")

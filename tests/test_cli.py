@@ -181,6 +181,7 @@ def _copy_run(src, dst):
      ["model settings: vocab_size must be at most 10,000,000"]),  # not an allocation of terabytes
     (lambda run: ((run / "config.json").unlink(), (run / "config.json").mkdir()), ["config.json: cannot read"]),
     (lambda run: (_nan_weights(run), (run / "manifest.json").unlink()), ["weights hold NaN or infinity (embedding)"]),
+    (lambda run: (_int64_weights(run), (run / "manifest.json").unlink()), ["weights are not float32: embedding (I64)"]),
     (lambda run: _edit_config(run, lambda c: c.pop("tasks")), ["no 'tasks' list in config.json"]),
     (lambda run: _edit_config(run, lambda c: c.update(data={"dir": 7})), ["'data' name the data's folder"]),
     (lambda run: _edit_config(run, lambda c: c["model"].update(answer_word_ids=[1, 10**6])),
@@ -206,6 +207,14 @@ def _nan_weights(run) -> None:
 
     weights = load_file(run / "model.safetensors")
     weights["embedding"][0, 3, 1] = float("nan")
+    save_file(weights, run / "model.safetensors", metadata={"format": "memn2n-run/1"})
+
+
+def _int64_weights(run) -> None:
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(run / "model.safetensors")
+    weights["embedding"] = weights["embedding"].long()
     save_file(weights, run / "model.safetensors", metadata={"format": "memn2n-run/1"})
 
 
