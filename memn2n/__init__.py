@@ -35,10 +35,10 @@ def train(task: str, out: str | Path, *, data_dir: str | Path | None = None, tas
     LMConfig and LMTrainConfig (``dim=50, epochs=60``); the others take the paper's defaults.
     A value that cannot be trained raises ConfigError; bad data, UserError."""
     from memn2n_cli import recipes
+    from memn2n_cli.checkpoint import check_new_run
 
     out = Path(out)
-    if not resume and out.exists() and any(out.iterdir()):
-        raise UserError("already holds files; choose another out, or resume=True", out)
+    check_new_run(out, resume)
     return recipes.for_task(task).fit(task, tasks=[str(t) for t in tasks or []], joint=joint,
                                       data_dir=None if data_dir is None else Path(data_dir), out=out, resume=resume,
                                       device=device, options=options)

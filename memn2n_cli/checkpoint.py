@@ -63,6 +63,12 @@ def write_json(path: Path, data: dict) -> None:
     write_files(path.parent, {path.name: json_bytes(data)})
 
 
+def check_new_run(out: Path, resume: bool) -> None:
+    """A new run goes into an empty or new folder: a UserError for one that holds files, unless resumed."""
+    if not resume and out.exists() and any(out.iterdir()):
+        raise UserError("already holds files; choose another output folder, or resume it", out)
+
+
 def write_run(directory: Path, files: dict[str, bytes]) -> None:
     """A model directory's files, each written aside and renamed into place, then manifest.json
     with every file's SHA-256, last: a reader checks the files against it (`check_manifest`), so

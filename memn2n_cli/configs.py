@@ -164,10 +164,10 @@ def lm_settings(chosen: dict) -> tuple[dict, LMTrainConfig]:
     """The model options (LMConfig's fields less the vocabulary) and the recipe of a run from the
     options a user chose (by field name), the others LMConfig's and LMTrainConfig's defaults. A
     value that cannot be trained, or an option neither config has, is a ConfigError."""
-    model_fields = set(LMConfig.__dataclass_fields__) - {"vocab_size"}
-    unknown = sorted(chosen.keys() - model_fields - set(LMTrainConfig.__dataclass_fields__))
+    model_fields = fields_of(LMConfig) - {"vocab_size"}
+    unknown = sorted(chosen.keys() - model_fields - fields_of(LMTrainConfig))
     if unknown:
         raise ConfigError(f"{{{unknown[0]}}} is not an option of a language model")
     model = {k: v for k, v in chosen.items() if k in model_fields}
     LMConfig(vocab_size=1, **model)  # the model's values are checked before any data is read
-    return model, LMTrainConfig(**{k: v for k, v in chosen.items() if k in LMTrainConfig.__dataclass_fields__})
+    return model, LMTrainConfig(**{k: v for k, v in chosen.items() if k in fields_of(LMTrainConfig)})

@@ -19,8 +19,8 @@ from torch import Tensor
 from torch.func import functional_call, stack_module_state, vmap
 
 from memn2n_cli import qa_kernel
-from memn2n_cli.configs import TrainConfig
 from memn2n_cli.batches import make_batch
+from memn2n_cli.configs import TrainConfig
 from memn2n_cli.model import MemN2N
 from memn2n_cli.training import EVAL_BATCH, Schedule, epoch_record, random_noise_time
 from tasks.qa import Encoded

@@ -54,6 +54,15 @@ def default_data_dir() -> Path:
     return cache / "memn2n" / "babi" / ARCHIVE_ROOT / "en"
 
 
+def download(dest: Path | None, url: str | None) -> Path:
+    """Fetch and verify the v1.2 archive (``url``, else $MEMN2N_BABI_URL, else upstream's), unpack
+    it into ``dest`` (default: the cache); its English 1k folder."""
+    from memn2n_cli.download import download_archive
+
+    url = url or os.environ.get("MEMN2N_BABI_URL", DOWNLOAD_URL)
+    return download_archive(url, dest or default_data_dir().parents[1], CHECKSUMS) / "en"
+
+
 def resolve_data_dir(given: Path | None) -> Path:
     """``--data-dir``, else ``$MEMN2N_DATA_DIR``, else the download cache (fetched when missing)."""
     if given is None and os.environ.get("MEMN2N_DATA_DIR"):
@@ -64,10 +73,8 @@ def resolve_data_dir(given: Path | None) -> Path:
         return given
     data_dir = default_data_dir()
     if not data_dir.is_dir():
-        from memn2n_cli.download import download_archive
-
         try:
-            download_archive(os.environ.get("MEMN2N_BABI_URL", DOWNLOAD_URL), data_dir.parents[1], CHECKSUMS)
+            download(None, None)
         except UserError as e:
             raise UserError(f"{e.message}; or set MEMN2N_DATA_DIR=DIR; offline, `memn2n data generate babi --out DIR` "
                             "writes the 20 tasks with the built-in simulator", e.path) from None
@@ -76,7 +83,7 @@ def resolve_data_dir(given: Path | None) -> Path:
 
 # Table 1's nine MemN2N columns, named as in the paper, by what sets each one apart from the
 # defaults (PE LS RN: position encoding, linear start, random noise; 3 hops, adjacent tying).
-# A joint column trains one model on all the tasks, with d = 50 and the joint schedule (memn2n_cli.runs.JOINT).
+# A joint column trains one model on all the tasks, with d = 50 and the joint schedule (memn2n_cli.configs.JOINT).
 TABLE_1_COLUMNS = {
     "BoW": {"encoding": "bow", "linear_start": False, "random_noise": 0.0},
     "PE": {"linear_start": False, "random_noise": 0.0},
@@ -130,11 +137,7 @@ class BabiTask(qa.QATask):
         return [task_file(data_dir, t, s) for t in task_ids for s in ("train", "test")]
 
     def download(self, dest: Path | None, url: str | None) -> Path:
-        """Fetch and verify the v1.2 archive, unpack it into ``dest`` (default: the cache); its English 1k folder."""
-        from memn2n_cli.download import download_archive
-
-        url = url or os.environ.get("MEMN2N_BABI_URL", DOWNLOAD_URL)
-        return download_archive(url, dest or default_data_dir().parents[1], CHECKSUMS) / "en"
+        return download(dest, url)
 
     def generate(self, out: Path, tasks: list[str], train: int, test: int, seed: int) -> None:
         """Write the tasks ``tasks`` (default all) with the built-in simulator (tasks/babi_generator)."""

@@ -1,6 +1,6 @@
 """`memn2n train TASK`: train with the paper's recipe, print a Table 1-style summary.
 
-The options' defaults are the configs' (ModelOptions, TrainConfig and runs.JOINT for question
+The options' defaults are the configs' (ModelOptions, TrainConfig and JOINT for question
 answering; LMConfig and LMTrainConfig for language models): an option left out is None here, and
 the recipe of the task's kind fills it in.
 """
@@ -87,8 +87,9 @@ def train(
             raise UserError("run directory not found", resume)
         out = resume
     out = out or Path("checkpoints") / f"{task_name}-{'joint' if joint else 'task'}-{datetime.now():%Y%m%d-%H%M%S}"
-    if resume is None and out.exists() and any(out.iterdir()):
-        raise UserError("already holds files; choose another --out, or --resume it", out)
+    from memn2n_cli.checkpoint import check_new_run
+
+    check_new_run(out, resume is not None)
     options = dict(hops=hops, dim=dim, memory_size=memory_size, init_std=init_std, lr=lr, batch_size=batch_size,
                    max_grad_norm=max_grad_norm, seed=seed, encoding=encoding, pe_formula=pe_formula, temporal=temporal,
                    tying=tying, relu=relu, empty_memories=empty_memories, epochs=epochs, anneal_every=anneal_every,

@@ -3,13 +3,10 @@ options belong to one kind of task only (from the configs' fields, not a list ke
 
 from __future__ import annotations
 
-from dataclasses import fields
-
-from memn2n_cli.configs import LMConfig, LMTrainConfig, ModelOptions, TrainConfig
+from memn2n_cli.configs import LMConfig, LMTrainConfig, ModelOptions, TrainConfig, fields_of
 from memn2n_cli.errors import UserError, flag
 
-_QA = {f.name for config in (ModelOptions, TrainConfig) for f in fields(config)}
-_LM = {f.name for config in (LMConfig, LMTrainConfig) for f in fields(config)}
+_QA, _LM = fields_of(ModelOptions) | fields_of(TrainConfig), fields_of(LMConfig) | fields_of(LMTrainConfig)
 QA_ONLY = (*sorted(_QA - _LM), "model_task")  # and `predict`/`visualize --task`
 LM_ONLY = (*sorted(_LM - _QA), "next_words")  # and `predict --next`
 

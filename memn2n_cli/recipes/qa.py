@@ -157,10 +157,7 @@ def sweep(task: str, *, out: Path, tasks: list[str], grid: list[str], args: list
     for _, overrides in spec.configurations():
         spec.settings(overrides)  # an impossible option value fails here, before any training
     on_trial, on_epoch, progress = _progress(spec, out)
-    if progress:
-        with progress:
-            summary = run_sweep(spec, out, backend, workers, on_trial, on_epoch)
-    else:
+    with progress or nullcontext():
         summary = run_sweep(spec, out, backend, workers, on_trial, on_epoch)
     if json_output:
         print(json.dumps({k: summary[k] for k in ("configurations", "cells", "columns", "out")}))
