@@ -11,9 +11,10 @@ from pathlib import Path
 import torch
 
 from memn2n_cli.batches import make_batch
-from memn2n_cli.checkpoint import CONFIG_FILE, load_model, model_dirs
+from memn2n_cli.checkpoint import CONFIG_FILE, load_model, model_dirs, run_task
 from memn2n_cli.errors import UserError
 from memn2n_cli.model import MemN2N
+from tasks import get_task
 from tasks.qa import Question, Vocabulary, encode, read_stories
 
 log = logging.getLogger("memn2n")
@@ -40,6 +41,8 @@ class Prediction:
                   "attention": self.attention, "source": q.source}
         if q.answer is not None:
             record.update(expected=q.answer, correct=self.correct)
+        if q.supporting:  # indices into "story" (as in the JSON-lines format) of the facts still in memory
+            record.update(supporting=[row for row, i in enumerate(self.memory) if q.line_ids[i] in q.supporting])
         return record
 
 
@@ -48,14 +51,37 @@ class Prediction:
 BUNDLED_RUN = Path(__file__).with_name("pretrained") / "babi-joint"
 
 
-def default_run(root: Path = Path("checkpoints")) -> tuple[Path, str]:
-    """The run to use when none is named, and how to say so: the most recently written run
-    directory under ``root``, else the bundled joint bAbI model."""
-    configs = sorted(root.glob(f"*/{CONFIG_FILE}")) + sorted(root.glob(f"*/*/{CONFIG_FILE}"))
-    if configs:
-        newest = max(configs, key=lambda p: p.stat().st_mtime)
-        run = newest.parent if newest.parent.parent == root else newest.parent.parent
-        return run, f"using {run}"
+def runs_under(root: Path = Path("checkpoints"), qa_only: bool = False) -> list[Path]:
+    """The run directories under ``root``, the most recently written first (a run of one model per
+    task is one run); with ``qa_only``, only question-answering runs, for `serve` (a run whose task
+    cannot be read is left out, with a warning: one broken run should not stop the others)."""
+    written: dict[Path, float] = {}
+    for config in sorted(root.glob(f"*/{CONFIG_FILE}")) + sorted(root.glob(f"*/*/{CONFIG_FILE}")):
+        run = config.parent if config.parent.parent == root else config.parent.parent
+        written[run] = max(written.get(run, 0.0), config.stat().st_mtime)
+    runs = sorted(written, key=written.__getitem__, reverse=True)
+    return [run for run in runs if _answers_questions(run)] if qa_only else runs
+
+
+def _answers_questions(run: Path) -> bool:
+    try:
+        return is_qa_run(run)
+    except UserError as e:
+        log.warning("left out %s", e)
+        return False
+
+
+def is_qa_run(run: Path) -> bool:
+    """Whether ``run`` was trained on a question-answering task (a UserError when it cannot be read)."""
+    return get_task(run_task(run), "qa") is not None
+
+
+def default_run(root: Path = Path("checkpoints"), runs: list[Path] | None = None) -> tuple[Path, str]:
+    """The run to use when none is named, and how to say so: the first of ``runs`` (by default
+    every run under ``root``, the most recently written first), else the bundled joint bAbI model."""
+    runs = runs_under(root) if runs is None else runs
+    if runs:
+        return runs[0], f"using {runs[0]}"
     if (BUNDLED_RUN / CONFIG_FILE).is_file():
         return BUNDLED_RUN, ("using the joint bAbI model that comes with memn2n (no run under ./checkpoints; "
                              "train your own with `memn2n train`, or pass --checkpoint RUN)")

@@ -77,7 +77,8 @@ def test_json_schema_and_attention_is_a_share_of_one(cli, trained_run, test_stor
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(records) == 150
     for r in records:
-        assert set(r) == {"question", "answer", "probability", "top_k", "story", "attention", "source", "expected", "correct"}
+        assert set(r) == {"question", "answer", "probability", "top_k", "story", "attention", "source", "expected", "correct",
+                          "supporting"}
         assert len(r["top_k"]) == 4 and r["top_k"][0] == {"answer": r["answer"], "probability": r["probability"]}
         assert [t["probability"] for t in r["top_k"]] == sorted((t["probability"] for t in r["top_k"]), reverse=True)
         assert len(r["attention"]) == 3  # one list per hop
@@ -85,6 +86,7 @@ def test_json_schema_and_attention_is_a_share_of_one(cli, trained_run, test_stor
             # The empty memory slots (zero vectors, as in the authors' code) take the rest of the softmax.
             assert len(hop) == len(r["story"]) and 0.0 < sum(hop) <= 1.0 + 1e-5
         assert r["correct"] == (r["answer"] == r["expected"])
+        assert len(r["supporting"]) == 1 and r["story"][r["supporting"][0]].split()[0] in r["question"]  # task 1: where the person went
 
 
 def test_the_story_is_the_sentences_before_each_question(cli, trained_run, tmp_path):
