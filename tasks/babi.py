@@ -10,6 +10,7 @@ the 20 task numbers, where the files are (and their download), and the paper's T
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
 
 from memn2n_cli.errors import UserError
@@ -63,10 +64,16 @@ def download(dest: Path | None, url: str | None) -> Path:
     return download_archive(url, dest or default_data_dir().parents[1], CHECKSUMS) / "en"
 
 
+def named_data_dir(given: Path | None) -> Path | None:
+    """The data folder the user named: ``--data-dir``, else ``$MEMN2N_DATA_DIR``, else None."""
+    if given is None and os.environ.get("MEMN2N_DATA_DIR"):
+        return Path(os.environ["MEMN2N_DATA_DIR"])
+    return given
+
+
 def resolve_data_dir(given: Path | None) -> Path:
     """``--data-dir``, else ``$MEMN2N_DATA_DIR``, else the download cache (fetched when missing)."""
-    if given is None and os.environ.get("MEMN2N_DATA_DIR"):
-        given = Path(os.environ["MEMN2N_DATA_DIR"])
+    given = named_data_dir(given)
     if given is not None:
         if not given.is_dir():
             raise UserError("data directory not found", given)
@@ -79,6 +86,22 @@ def resolve_data_dir(given: Path | None) -> Path:
             raise UserError(f"{e.message}; or set MEMN2N_DATA_DIR=DIR; offline, `memn2n data generate babi --out DIR` "
                             "writes the 20 tasks with the built-in simulator", e.path) from None
     return data_dir
+
+
+def random_test_story(task: int, data_dir: Path | None, rng: random.Random) -> tuple[str, str]:
+    """A random story of task ``task``'s test file, in the numbered format (supporting ids and all),
+    and where it is from: the test file in ``data_dir`` (else ``$MEMN2N_DATA_DIR``, else the
+    download cache) when there is one, else a story the simulator writes (no network needed)."""
+    folder = named_data_dir(data_dir) or default_data_dir()
+    if folder.is_dir() and any(folder.glob(f"qa{task}_*test.txt")):
+        path = task_file(folder, task, "test")
+        lines = read_lines(path)
+        starts = [n for n, line in enumerate(lines) if line.startswith("1 ")] + [len(lines)]  # id 1 starts a story
+        start = rng.randrange(len(starts) - 1)
+        return "".join(line + "\n" for line in lines[starts[start]: starts[start + 1]]), str(path)
+    from tasks.babi_generator.world import numbered_story
+
+    return "".join(line + "\n" for line in numbered_story(task, rng)), "memn2n's bAbI simulator (no test file found)"
 
 
 # Table 1's nine MemN2N columns, named as in the paper, by what sets each one apart from the
@@ -148,6 +171,11 @@ class BabiTask(qa.QATask):
 
     def presets(self) -> dict[str, dict[str, dict]]:
         return {"table1": TABLE_1_COLUMNS}
+
+    def random_test_story(self, task_id: int, data_dir: Path | None, rng: random.Random) -> tuple[str, str]:
+        if task_id not in TASK_IDS:
+            raise UserError(f"unknown bAbI task {task_id}: use a number from 1 to 20")
+        return random_test_story(task_id, data_dir, rng)
 
     def paper_figures(self, preset: str, data_dir: Path, task_ids: list[int]) -> dict[str, dict]:
         """Table 1 beside a ``table1`` sweep. On 1k data, the errors of the sweep's tasks, and the

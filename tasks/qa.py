@@ -375,6 +375,11 @@ class QATask:
         that set it apart, e.g. {"joint": True, "hops": 1}."""
         return {}
 
+    def random_test_story(self, task_id: int, data_dir: Path | None, rng: random.Random) -> tuple[str, str]:
+        """A random story of numbered task ``task_id``'s test split, as text `predict` reads, and
+        where it is from (`memn2n serve`'s button); ``data_dir`` as ``--data-dir``."""
+        raise UserError(f"{self.name} has no test stories to draw from")
+
     def paper_figures(self, preset: str, data_dir: Path, task_ids: list[int]) -> dict[str, dict]:
         """Published figures to print beside a preset's columns: label -> {"tasks": {task: error},
         "mean": error, "failed": tasks}."""

@@ -58,14 +58,18 @@ def generator(task: int, name: str):
     return register
 
 
+def numbered_story(task: int, rng: random.Random) -> list[str]:
+    """One story of bAbI task ``task`` as the lines of the upstream file format (``<id> <line>``)."""
+    return [f"{number} {line}" for number, line in enumerate(GENERATORS[task].story(rng).lines, 1)]
+
+
 def generate_file(task: int, questions: int, rng: random.Random) -> str:
     """Stories until ``questions`` questions are asked; the last story stops at the last one."""
     lines: list[str] = []
     asked = 0
     while asked < questions:
-        story = GENERATORS[task].story(rng)
-        for number, line in enumerate(story.lines, 1):
-            lines.append(f"{number} {line}")
+        for line in numbered_story(task, rng):
+            lines.append(line)
             if "\t" in line:
                 asked += 1
                 if asked == questions:
