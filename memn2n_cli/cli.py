@@ -99,4 +99,4 @@ def command(function):
 
 
 # The commands register themselves on `app` when imported.
-from memn2n_cli.commands import data, evaluate, predict, sweep, tasks, train, visualize  # noqa: E402,F401
+from memn2n_cli.commands import data, evaluate, predict, serve, sweep, tasks, train, visualize  # noqa: E402,F401

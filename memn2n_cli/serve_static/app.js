@@ -1,0 +1,155 @@
+// The page of `memn2n serve`: reads the runs, sends the story to POST /api/predict and draws, for
+// each question, its answer, the top-k and the paper's Figure 2 (attention of every hop over the
+// sentences in memory). Everything the user or the model wrote is set as text, never as HTML.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+let runs = [];
+
+async function api(path, options) {
+  const response = await fetch(path, options);
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(body.error || `${response.status} ${response.statusText}`);
+  return body;
+}
+
+function showError(message) {
+  $("error").textContent = message;
+  $("error").hidden = !message;
+}
+
+function busy(on) {
+  for (const id of ["ask", "random"]) $(id).disabled = on;
+}
+
+function taskNames(run) {
+  const t = run.tasks;
+  const contiguous = t.every((x, i) => i === 0 || x === t[i - 1] + 1);
+  if (t.length === 1) return `task ${t[0]}`;
+  return contiguous ? `tasks ${t[0]}–${t[t.length - 1]}` : `tasks ${t.join(", ")}`;
+}
+
+function selectedRun() {
+  return runs.find((run) => run.checkpoint === $("run").value);
+}
+
+function fillTasks() {
+  const select = $("task");
+  const previous = select.value;
+  select.replaceChildren(...selectedRun().tasks.map((t) => new Option(t, t)));
+  if (selectedRun().tasks.map(String).includes(previous)) select.value = previous;
+}
+
+async function loadRuns() {
+  runs = await api("/api/runs");
+  $("run").replaceChildren(...runs.map((run) =>
+    new Option(`${run.checkpoint} · ${run.task}, ${taskNames(run)}`, run.checkpoint, run.default, run.default)));
+  fillTasks();
+}
+
+function cell(row, className, text) {
+  const td = row.insertCell();
+  td.className = className;
+  td.textContent = text;
+  return td;
+}
+
+function header(row, text) {
+  const th = document.createElement("th");
+  th.textContent = text;
+  row.append(th);
+}
+
+// Figure 2: a row per sentence in memory, a column per hop shaded by its attention p, the largest
+// of each hop outlined; a Support column when the story names the supporting facts.
+function fillHops(table, answer) {
+  const known = "supporting" in answer;
+  const support = new Set(answer.supporting || []);
+  const head = table.tHead.rows[0];
+  if (known) header(head, "Support");
+  answer.attention.forEach((_, k) => header(head, `Hop ${k + 1}`));
+  const tops = answer.attention.map((p) => p.indexOf(Math.max(...p)));
+  answer.story.forEach((sentence, i) => {
+    const row = table.tBodies[0].insertRow();
+    cell(row, "n", i + 1);
+    cell(row, "sentence", sentence);
+    if (known) cell(row, "support", support.has(i) ? "✓" : "");
+    if (support.has(i)) row.classList.add("supporting");
+    answer.attention.forEach((p, k) => {
+      const td = cell(row, "hop", p[i].toFixed(2));
+      td.style.background = `rgba(36, 86, 200, ${Math.min(1, p[i]).toFixed(3)})`;
+      if (p[i] > 0.45) td.style.color = "#fff";
+      if (tops[k] === i) td.classList.add("top");
+    });
+  });
+}
+
+function topItem({ answer, probability }) {
+  const li = document.createElement("li");
+  const bar = document.createElement("span");
+  bar.className = "bar";
+  bar.append(document.createElement("i"));
+  bar.firstChild.style.width = `${(100 * probability).toFixed(1)}%`;
+  li.append(answer, bar, probability.toFixed(3));
+  return li;
+}
+
+function card(answer) {
+  const node = $("answer-card").content.firstElementChild.cloneNode(true);
+  node.querySelector(".question").textContent = answer.question;
+  node.querySelector(".word").textContent = answer.answer;
+  node.querySelector(".probability").textContent = `p = ${answer.probability.toFixed(4)}`;
+  if ("correct" in answer) {
+    const verdict = node.querySelector(".verdict");
+    verdict.textContent = answer.correct ? "right" : `wrong: expected ${answer.expected}`;
+    verdict.classList.add(answer.correct ? "right" : "wrong");
+  }
+  node.querySelector(".top-k").replaceChildren(...answer.top_k.map(topItem));
+  fillHops(node.querySelector("table.hops"), answer);
+  return node;
+}
+
+async function ask() {
+  busy(true);
+  try {
+    const answers = await api("/api/predict", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ story: $("story").value, checkpoint: $("run").value }),
+    });
+    showError("");
+    $("answers").replaceChildren(...answers.map(card));
+  } catch (error) {
+    showError(error.message);
+    $("answers").replaceChildren();
+  } finally {
+    busy(false);
+  }
+}
+
+async function randomStory() {
+  const query = new URLSearchParams({ task: $("task").value, checkpoint: $("run").value });
+  try {
+    const drawn = await api(`/api/story?${query}`);
+    $("story").value = drawn.story;
+    $("story-source").textContent = `a test story of task ${drawn.task}, from ${drawn.source}`;
+  } catch (error) {
+    showError(error.message);
+    return;
+  }
+  await ask();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("ask").addEventListener("click", ask);
+  $("random").addEventListener("click", randomStory);
+  $("story").addEventListener("input", () => { $("story-source").textContent = ""; });
+  $("story").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) ask();
+  });
+  $("run").addEventListener("change", () => {
+    fillTasks();
+    if ($("answers").children.length) ask();
+  });
+  loadRuns().catch((error) => showError(error.message));
+});

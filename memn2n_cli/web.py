@@ -1,0 +1,215 @@
+"""`memn2n serve`: a local web page to ask question-answering runs, and the JSON API it uses.
+
+    GET  /                    the page (memn2n_cli/serve_static/: HTML, CSS and plain JavaScript,
+                              nothing fetched from the network)
+    GET  /api/runs            the runs it answers with, the default first
+    POST /api/predict         {"story": TEXT, "checkpoint": NAME, "top_k": N} (the last two optional):
+                              the list `memn2n predict --json` prints, an object per question
+    GET  /api/story?task=N    a random test story of numbered task N (&checkpoint=NAME: of that
+                              run's task), as {"story", "source", "task"}
+
+Bad input is a 4xx whose body is {"error": LINE}, LINE being what the CLI prints after "error: "
+(a story's line numbers count from its first line, named "<story>"). A request body holds at most
+MAX_BODY bytes. Starlette and uvicorn are imported here only, and this module only by the `serve`
+command: `memn2n --help` loads neither.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import sys
+import threading
+from pathlib import Path
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from memn2n_cli.checkpoint import CONFIG_FILE, model_dirs, read_config
+from memn2n_cli.errors import UserError
+from memn2n_cli.inference import BUNDLED_RUN, QARun, default_run, is_qa_run, runs_under
+from tasks import get_task
+
+STATIC = Path(__file__).with_name("serve_static")
+MAX_BODY = 1_000_000  # bytes: a story of some 30,000 bAbI sentences, far more than a memory holds
+BUNDLED_NAME = "bundled"  # the bundled model's name in the API: its path is deep in site-packages
+FIELDS = {"story", "checkpoint", "top_k"}
+
+
+class Runs:
+    """The question-answering models a server answers with, by name, the default first. Each model
+    directory of a run is one entry (a run of one model per task offers each task's model); each
+    is loaded once, on first use."""
+
+    def __init__(self, named: dict[str, Path], data_dir: Path | None = None, root: Path = Path("checkpoints")):
+        self.named, self.data_dir, self.root = named, data_dir, root
+        self.default = next(iter(named))
+        self.configs = {name: read_config(directory) for name, directory in named.items()}
+        self._loaded: dict[str, QARun] = {}
+        self._lock = threading.Lock()
+        self._rng = random.Random()
+
+    @classmethod
+    def find(cls, checkpoint: Path | None, data_dir: Path | None = None,
+             root: Path = Path("checkpoints")) -> tuple[Runs, str | None]:
+        """``checkpoint`` (refused unless it answers questions), the question-answering runs under
+        ``root`` and the bundled model; the default is ``checkpoint``, else the newest run, else the
+        bundled model, as for `predict`. Also the line that says which, when none was named."""
+        if data_dir is not None and not data_dir.is_dir():
+            raise UserError("data directory not found", data_dir)
+        if checkpoint is not None:
+            refuse_language_model(checkpoint)
+        found = runs_under(root, qa_only=True)
+        note = None
+        if checkpoint is None:
+            checkpoint, note = default_run(root, found)
+        bundled = [BUNDLED_RUN] if (BUNDLED_RUN / CONFIG_FILE).is_file() else []
+        named: dict[str, Path] = {}
+        seen: set[Path] = set()
+        for run in [checkpoint, *found, *bundled]:
+            for directory in model_dirs(run):
+                if directory.resolve() not in seen:
+                    seen.add(directory.resolve())
+                    named[BUNDLED_NAME if directory == BUNDLED_RUN else str(directory)] = directory
+        return cls(named, data_dir, root), note
+
+    def listing(self) -> list[dict]:
+        """What GET /api/runs returns: each run's name (the API's "checkpoint"), folder, task and
+        numbered tasks, and which one answers when none is named."""
+        return [{"checkpoint": name, "path": str(directory), "task": self.configs[name]["task"],
+                 "tasks": self.configs[name]["tasks"], "default": name == self.default}
+                for name, directory in self.named.items()]
+
+    def name(self, checkpoint: str | None) -> str:
+        """The entry ``checkpoint`` names (None: the default); 404 for one this server does not
+        offer, a UserError for a language-model run under ./checkpoints."""
+        if checkpoint is None:
+            return self.default
+        if checkpoint not in self.named:
+            if Path(checkpoint) in runs_under(self.root):  # a run here, but not one that answers questions
+                refuse_language_model(Path(checkpoint))
+            raise HTTPException(404, f"unknown checkpoint {checkpoint!r}; GET /api/runs lists the runs served")
+        return checkpoint
+
+    def model(self, checkpoint: str | None) -> QARun:
+        """The model of ``checkpoint`` (None: the default), loaded on first use and kept."""
+        name = self.name(checkpoint)
+        with self._lock:
+            if name not in self._loaded:
+                self._loaded[name] = QARun.load(self.named[name])
+            return self._loaded[name]
+
+    def answer(self, story: str, checkpoint: str | None, top_k: int) -> list[dict]:
+        """What `memn2n predict --json` prints for ``story``, as a list."""
+        return [p.to_json() for p in self.model(checkpoint).answer(story, top_k)]
+
+    def random_story(self, task_id: int, checkpoint: str | None) -> dict:
+        """A random test story of ``task_id`` of the run's task: from ``--data-dir``, else the
+        folder the run was trained on when it is still there, else where the task looks itself."""
+        config = self.configs[self.name(checkpoint)]
+        recorded = Path(config["data"]["dir"])
+        data_dir = self.data_dir or (recorded if recorded.is_dir() else None)
+        story, source = get_task(config["task"]).random_test_story(task_id, data_dir, self._rng)
+        return {"story": story, "source": source, "task": task_id}
+
+
+def refuse_language_model(run: Path) -> None:
+    """A UserError for a run that does not answer questions (the page shows answers and hops)."""
+    if not is_qa_run(run):
+        raise UserError("is a language-model run; `memn2n serve` shows a question-answering run's answers "
+                        "(`memn2n predict` continues a prompt with this one)", run)
+
+
+def create_app(runs: Runs) -> Starlette:
+    """The page and the API over ``runs``."""
+
+    async def page(request: Request) -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    def list_runs(request: Request) -> JSONResponse:
+        return JSONResponse(runs.listing())
+
+    async def predict(request: Request) -> JSONResponse:
+        story, checkpoint, top_k = parse_predict_request(await read_body(request))
+        return JSONResponse(await run_in_threadpool(runs.answer, story, checkpoint, top_k))
+
+    def story(request: Request) -> JSONResponse:
+        task = request.query_params.get("task", "")
+        if not (task.isascii() and task.isdigit() and len(task) < 4):
+            raise UserError("'task' must be a task number, as in /api/story?task=1")
+        return JSONResponse(runs.random_story(int(task), request.query_params.get("checkpoint")))
+
+    routes = [Route("/", page), Route("/api/runs", list_runs), Route("/api/predict", predict, methods=["POST"]),
+              Route("/api/story", story), Mount("/static", StaticFiles(directory=STATIC))]
+    return Starlette(routes=routes, exception_handlers={UserError: bad_input, HTTPException: http_error})
+
+
+async def read_body(request: Request) -> bytes:
+    """The request body; 413 past MAX_BODY bytes, whether or not it declares its length."""
+    too_large = HTTPException(413, f"the request body is over {MAX_BODY:,} bytes")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise too_large
+    return bytes(body)
+
+
+def parse_predict_request(body: bytes) -> tuple[str, str | None, int]:
+    """(story, checkpoint or None, top_k) of a POST /api/predict body; a UserError saying what is
+    wrong with it."""
+    try:
+        request = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        where = f": {e.msg} (line {e.lineno}, column {e.colno})" if isinstance(e, json.JSONDecodeError) else ""
+        raise UserError(f"the request body is not JSON{where}") from None
+    if not isinstance(request, dict):
+        raise UserError('expected a JSON object: {"story": "..."}')
+    unknown = sorted(request.keys() - FIELDS)
+    if unknown:
+        raise UserError(f"unknown field {unknown[0]!r} (fields: {', '.join(sorted(FIELDS))})")
+    story, checkpoint, top_k = request.get("story"), request.get("checkpoint"), request.get("top_k", 3)
+    if not isinstance(story, str):
+        raise UserError("'story' must be a string: the story, as `memn2n predict` reads a file")
+    if checkpoint is not None and not isinstance(checkpoint, str):
+        raise UserError("'checkpoint' must be the name of a run, as GET /api/runs lists them")
+    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
+        raise UserError("'top_k' must be a whole number, at least 1")
+    return story, checkpoint, top_k
+
+
+async def bad_input(request: Request, error: UserError) -> JSONResponse:
+    return JSONResponse({"error": str(error)}, status_code=400)
+
+
+async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+    return JSONResponse({"error": error.detail}, status_code=error.status_code, headers=error.headers)
+
+
+def serve(checkpoint: Path | None, data_dir: Path | None, host: str, port: int) -> None:
+    """Serve the page and the API on ``host``:``port`` until interrupted. The default model is
+    loaded first, so that a run that cannot answer is a one-line error before anything listens."""
+    runs, note = Runs.find(checkpoint, data_dir)
+    if note:
+        print(note, file=sys.stderr)
+    runs.model(None)
+    try:
+        listener = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+    except OSError as e:  # the port taken, an address not of this machine, a name that does not resolve
+        reason = os.strerror(e.errno) if isinstance(e.errno, int) and e.errno > 0 else e.strerror or str(e)
+        raise UserError(f"cannot listen on {host}:{port}: {reason}") from None
+    address = f"[{host}]" if ":" in host else host
+    print(f"serving http://{address}:{listener.getsockname()[1]}/ (default run: {runs.default}; Ctrl-C stops)",
+          file=sys.stderr, flush=True)
+    uvicorn.Server(uvicorn.Config(create_app(runs), log_level="warning", access_log=False)).run(sockets=[listener])

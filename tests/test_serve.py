@@ -1,0 +1,295 @@
+"""`memn2n serve`: the JSON API through Starlette's TestClient, the command's refusals, and the page
+in a real headless Chromium against a real `memn2n serve` (skipped, saying why, without one)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from memn2n_cli.inference import BUNDLED_RUN
+from memn2n_cli.web import MAX_BODY, Runs, create_app
+from tasks.qa import read_stories
+from tests.conftest import ROOT, assert_one_line_error
+
+README_STORY = ("Mary moved to the bathroom.\nJohn went to the hallway.\nWhere is Mary?\n"
+                "Mary travelled to the kitchen.\nWhere is Mary?\n\nDaniel went back to the office.\nWhere is Daniel?\n")
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+
+
+@pytest.fixture
+def here(tmp_path, monkeypatch):
+    """A working folder with no ./checkpoints and no data settings: `serve` falls back to the bundled model."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MEMN2N_DATA_DIR", raising=False)
+    return tmp_path
+
+
+def client(checkpoint: Path | None = None, data_dir: Path | None = None) -> TestClient:
+    runs, _ = Runs.find(checkpoint, data_dir)
+    return TestClient(create_app(runs), raise_server_exceptions=False)
+
+
+def assert_bad_request(response, status: int, *fragments: str) -> str:
+    """A 4xx whose JSON body is one line, {"error": ...}, naming what is wrong."""
+    assert response.status_code == status, (response.status_code, response.text)
+    body = response.json()
+    assert set(body) == {"error"} and "\n" not in body["error"] and "Traceback" not in body["error"], body
+    for fragment in fragments:
+        assert fragment in body["error"], (fragment, body["error"])
+    return body["error"]
+
+
+def lm_run(qa_run: Path, out: Path) -> Path:
+    """A run of a language-modelling task as far as `serve` looks: a copy of ``qa_run`` whose
+    config names ptb (the kind of a run is the kind of its task; manifest gone as if edited by hand)."""
+    shutil.copytree(qa_run, out)
+    config = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**config, "task": "ptb"}))
+    (out / "manifest.json").unlink()
+    return out
+
+
+def test_predict_returns_what_predict_json_prints(cli, here):
+    (here / "story.txt").write_text(README_STORY)
+    printed = cli("predict", "story.txt", "--json")
+    assert printed.exit_code == 0, printed.stderr
+    expected = [json.loads(line) for line in printed.stdout.splitlines()]
+    response = client().post("/api/predict", json={"story": README_STORY})
+    assert response.status_code == 200, response.text
+    # The same records; only the name of the input differs ("story.txt" there, "<story>" here).
+    assert response.json() == [{**r, "source": r["source"].replace("story.txt", "<story>")} for r in expected]
+    assert [r["answer"] for r in response.json()] == ["bathroom", "kitchen", "office"]
+
+
+def test_checkpoint_and_top_k_are_honoured(here):
+    answers = client().post("/api/predict", json={"story": README_STORY, "checkpoint": "bundled", "top_k": 5}).json()
+    assert [len(a["top_k"]) for a in answers] == [5, 5, 5]
+
+
+def test_runs_lists_question_answering_runs_newest_first_then_the_bundled_model(here, trained_run):
+    runs = here / "checkpoints"
+    shutil.copytree(trained_run[0], runs / "task1")
+    shutil.copytree(trained_run[0], runs / "group" / "qa1")
+    shutil.copytree(trained_run[0], runs / "group" / "qa4")
+    lm_run(trained_run[0], runs / "lm")  # written last: the newest, but a language model
+    listed = client().get("/api/runs").json()
+    assert [r["checkpoint"] for r in listed][-1] == "bundled" and listed[-1]["tasks"] == list(range(1, 21))
+    assert sorted(r["checkpoint"] for r in listed[:-1]) == ["checkpoints/group/qa1", "checkpoints/group/qa4", "checkpoints/task1"]
+    assert [r["default"] for r in listed] == [True, False, False, False]
+    assert all(r["task"] == "babi" for r in listed)
+    answers = client().post("/api/predict", json={"story": README_STORY, "checkpoint": "checkpoints/group/qa4"})
+    assert answers.status_code == 200 and len(answers.json()) == 3
+    assert_bad_request(client().post("/api/predict", json={"story": README_STORY, "checkpoint": "checkpoints/lm"}), 400,
+                       "checkpoints/lm: is a language-model run")
+
+
+def test_a_named_run_is_the_default(here, trained_run):
+    listed = client(trained_run[0]).get("/api/runs").json()
+    assert listed[0] == {"checkpoint": str(trained_run[0]), "path": str(trained_run[0]), "task": "babi", "tasks": [1],
+                         "default": True}
+    assert listed[1]["checkpoint"] == "bundled"
+
+
+def test_random_story_from_the_data_folder(here, en_dir):
+    drawn = client(data_dir=en_dir).get("/api/story", params={"task": 2}).json()
+    assert drawn["task"] == 2 and re.search(r"qa2_.*test\.txt$", drawn["source"])
+    assert drawn["story"] in (next(en_dir.glob("qa2_*test.txt"))).read_text()
+    questions = read_stories(drawn["story"].encode(), "<story>")
+    assert questions and all(len(q.supporting) == 2 for q in questions)  # task 2: two supporting facts
+    answers = client().post("/api/predict", json={"story": drawn["story"]}).json()
+    assert all(len(a["supporting"]) == 2 and "expected" in a for a in answers)
+
+
+def test_random_story_without_data_comes_from_the_simulator(here):
+    empty = here / "no-data"
+    empty.mkdir()
+    drawn = client(data_dir=empty).get("/api/story", params={"task": 17}).json()
+    assert drawn["source"].startswith("memn2n's bAbI simulator")
+    assert all(q.task == 0 and q.supporting for q in read_stories(drawn["story"].encode(), "<story>"))
+
+
+@pytest.mark.parametrize("story, fragments", [
+    ("Mary went home.\nJohn went out.\n", ["<story>:1:", "story with no question"]),
+    ("", ["<story>: empty file"]),
+    ("Where is Mary?\n", ["<story>:1:", "question with no sentence before it"]),
+    ("1 Mary went home.\n3 Where is Mary?\n", ["<story>:2:", "does not follow"]),
+])
+def test_a_bad_story_is_the_one_line_predict_prints(cli, here, story, fragments):
+    (here / "s.txt").write_text(story)
+    message = assert_bad_request(client().post("/api/predict", json={"story": story}), 400, *fragments)
+    printed = cli("predict", "s.txt", "-c", BUNDLED_RUN)
+    assert_one_line_error(printed)
+    assert printed.stderr.strip() == "error: " + message.replace("<story>", "s.txt")
+
+
+@pytest.mark.parametrize("body, status, fragments", [
+    (b"{not json", 400, ["not JSON", "line 1, column 2"]),
+    (b"\xff\xfe\x00", 400, ["not JSON"]),
+    (b'["Mary went home."]', 400, ["expected a JSON object"]),
+    (b'{"checkpoint": "bundled"}', 400, ["'story' must be a string"]),
+    (b'{"story": 3}', 400, ["'story' must be a string"]),
+    (b'{"story": "x?", "stroy": "y"}', 400, ["unknown field 'stroy'"]),
+    (b'{"story": "Mary went home.\\nWhere is Mary?", "top_k": 0}', 400, ["'top_k'"]),
+    (b'{"story": "Mary went home.\\nWhere is Mary?", "checkpoint": 7}', 400, ["'checkpoint' must be the name"]),
+    (b'{"story": "Mary went home.\\nWhere is Mary?", "checkpoint": "nope"}', 404, ["unknown checkpoint 'nope'"]),
+])
+def test_bad_requests_are_4xx_one_liners(here, body, status, fragments):
+    assert_bad_request(client().post("/api/predict", content=body), status, *fragments)
+
+
+def test_an_oversized_body_is_413_whether_or_not_it_declares_its_length(here):
+    story = "Mary went home.\n" * (MAX_BODY // 16) + "Where is Mary?\n"
+    assert_bad_request(client().post("/api/predict", json={"story": story}), 413, f"over {MAX_BODY:,} bytes")
+    chunks = (b"x" * 65536 for _ in range(MAX_BODY // 65536 + 2))  # no Content-Length: sent chunked
+    assert_bad_request(client().post("/api/predict", content=chunks), 413, f"over {MAX_BODY:,} bytes")
+
+
+def test_other_bad_requests(here):
+    assert_bad_request(client().get("/api/story", params={"task": "two"}), 400, "'task' must be a task number")
+    assert_bad_request(client().get("/api/story", params={"task": 21}), 400, "unknown bAbI task 21")
+    assert_bad_request(client().get("/api/story", params={"task": 1, "checkpoint": "nope"}), 404, "unknown checkpoint")
+    assert_bad_request(client().get("/api/predict"), 405)
+    assert_bad_request(client().get("/api/nothing"), 404)
+
+
+def test_the_page_and_its_files_come_from_the_package(here):
+    page = client().get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    for path in ("/", "/static/app.js", "/static/style.css"):
+        response = client().get(path)
+        assert response.status_code == 200 and "http:" not in response.text and "https:" not in response.text  # no CDN
+
+
+def test_serve_refuses_a_language_model_run(cli, here, trained_run):
+    assert_one_line_error(cli("serve", "-c", lm_run(trained_run[0], here / "lm")), "is a language-model run")
+    assert_one_line_error(cli("serve", "-c", here / "none"), "run directory not found")
+    assert_one_line_error(cli("serve", "--data-dir", here / "none"), "data directory not found")
+
+
+def test_serve_says_when_the_port_is_taken(cli, here):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        assert_one_line_error(cli("serve", "-c", BUNDLED_RUN, "--port", taken.getsockname()[1]), "cannot listen on 127.0.0.1:")
+
+
+def test_without_the_extra_serve_says_what_to_install(cli, monkeypatch):
+    import memn2n_cli
+
+    monkeypatch.delitem(sys.modules, "memn2n_cli.web")
+    monkeypatch.delattr(memn2n_cli, "web")
+    monkeypatch.setitem(sys.modules, "starlette", None)  # as if not installed
+    monkeypatch.setitem(sys.modules, "starlette.applications", None)
+    assert_one_line_error(cli("serve"), "pip install 'memn2n[serve]'")
+
+
+def test_help_loads_neither_torch_nor_the_web_framework():
+    code = ("import sys; sys.argv = ['memn2n', '--help']; from memn2n_cli.cli import app\n"
+            "try: app()\nexcept SystemExit: pass\n"
+            "print(sorted(m for m in ('torch', 'starlette', 'uvicorn') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    assert "serve" in out and out.splitlines()[-1] == "[]"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, en_dir):
+    """`memn2n serve --port 0` as a user starts it, in a folder with no runs: (url, its stderr so far)."""
+    folder = tmp_path_factory.mktemp("serve")
+    log = folder / "stderr.txt"
+    env = {k: v for k, v in os.environ.items() if k != "MEMN2N_DATA_DIR"}
+    with log.open("w") as stderr:
+        process = subprocess.Popen([sys.executable, "-m", "memn2n_cli", "serve", "--port", "0", "--data-dir", str(en_dir)],
+                                   cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        deadline = time.monotonic() + 60
+        while not (url := re.search(r"serving (http://\S+)", log.read_text())) and process.poll() is None:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        assert url, log.read_text()
+        yield url.group(1), log.read_text()
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_the_real_server_answers_over_http(server):
+    from urllib.request import Request, urlopen
+
+    url, stderr = server
+    assert "using the joint bAbI model that comes with memn2n" in stderr
+    request = Request(url + "api/predict", data=json.dumps({"story": README_STORY}).encode(),
+                      headers={"Content-Type": "application/json"})
+    with urlopen(request, timeout=30) as response:
+        assert [a["answer"] for a in json.load(response)] == ["bathroom", "kitchen", "office"]
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """Headless Chromium through chromedriver (Debian's packages; .ci/run installs them)."""
+    if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
+        pytest.skip(f"needs {CHROMIUM} and {CHROMEDRIVER}: apt-get install chromium chromium-driver")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--window-size=1280,900", f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    yield driver
+    driver.quit()
+
+
+def test_the_page_in_a_browser(server, browser, tmp_path):
+    """Load the page, ask the README story, read the answers and Figure 2 from the DOM; draw a random
+    test story (supporting facts marked); an empty story shows the one-line error."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    url, _ = server
+    wait = WebDriverWait(browser, 30)
+    browser.get(url)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#run option"))
+    assert Select(browser.find_element(By.ID, "run")).first_selected_option.get_attribute("value") == "bundled"
+
+    def ask(story: str) -> None:
+        browser.find_element(By.ID, "story").clear()
+        browser.find_element(By.ID, "story").send_keys(story)
+        browser.find_element(By.ID, "ask").click()
+
+    ask("Mary went home.\n")  # no question
+    error = wait.until(lambda d: d.find_element(By.ID, "error").is_displayed() and d.find_element(By.ID, "error"))
+    assert error.text == "<story>:1: story with no question (a question is a line ending in '?')"
+
+    Select(browser.find_element(By.ID, "task")).select_by_value("2")
+    browser.find_element(By.ID, "random").click()
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".answer"))
+    assert "a test story of task 2" in browser.find_element(By.ID, "story-source").text
+    headers = [th.text for th in browser.find_elements(By.CSS_SELECTOR, ".answer:first-child table.hops th")]
+    assert headers == ["#", "Sentence", "Support", "Hop 1", "Hop 2", "Hop 3"]
+    marks = browser.find_elements(By.CSS_SELECTOR, ".answer:first-child td.support")
+    assert [m.text for m in marks].count("✓") == 2  # task 2: two supporting facts
+
+    ask(README_STORY)
+    wait.until(lambda d: [e.text for e in d.find_elements(By.CSS_SELECTOR, ".answer .question")] ==
+               ["Where is Mary?", "Where is Mary?", "Where is Daniel?"])
+    assert not browser.find_element(By.ID, "error").is_displayed()
+    assert [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".answer .word")] == ["bathroom", "kitchen", "office"]
+    first = browser.find_element(By.CSS_SELECTOR, ".answer:first-child")
+    assert [th.text for th in first.find_elements(By.CSS_SELECTOR, "th")] == ["#", "Sentence", "Hop 1", "Hop 2", "Hop 3"]
+    rows = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")] for tr in first.find_elements(By.CSS_SELECTOR, "tbody tr")]
+    expected = client(BUNDLED_RUN).post("/api/predict", json={"story": README_STORY}).json()[0]
+    assert rows == [[str(i + 1), sentence, *(f"{hop[i]:.2f}" for hop in expected["attention"])]
+                    for i, sentence in enumerate(expected["story"])]
+    assert first.find_element(By.CSS_SELECTOR, ".probability").text == f"p = {expected['probability']:.4f}"
+    assert browser.save_screenshot(str(tmp_path / "serve.png"))
