@@ -10,7 +10,7 @@ import pytest
 from memn2n_cli.checkpoint import load_model
 from memn2n_cli.inference import predict
 from tasks.babi import read_file, task_file
-from tests.conftest import assert_one_line_error
+from tests.conftest import ROOT, assert_one_line_error
 
 STORY = "Mary moved to the bathroom.\nJohn went to the hallway.\nWhere is Mary?\n"
 
@@ -224,20 +224,27 @@ def test_eval_attention_on_support_matches_the_predictions(cli, trained_run, en_
     assert row["attention_on_support_any"] == pytest.approx(100 * sum(any(h) for h in hits) / len(hits))
 
 
+def readme_transcript() -> tuple[str, list[str]]:
+    """The README's example of `memn2n predict story.txt`: the story and the lines printed."""
+    block = (ROOT / "README.md").read_text().split("$ cat story.txt\n", 1)[1].split("\n```", 1)[0]
+    story, printed = block.split("$ memn2n predict story.txt\n", 1)
+    return story, printed.split("\n$ ", 1)[0].splitlines()
+
+
 def test_the_bundled_model_answers_before_any_training(cli, tmp_path, monkeypatch):
     """In a folder with no runs, `predict` uses the joint model that comes with memn2n, says so,
-    and answers the README's story (plain text) right."""
+    and prints what the README shows for its story (plain text), answers and probabilities."""
     from memn2n_cli.inference import BUNDLED_RUN
 
     assert (BUNDLED_RUN / "manifest.json").is_file()
-    (tmp_path / "story.txt").write_text("Mary moved to the bathroom.\nJohn went to the hallway.\nWhere is Mary?\n"
-                                        "Mary travelled to the kitchen.\nWhere is Mary?\n\n"
-                                        "Daniel went back to the office.\nWhere is Daniel?\n")
+    story, (note, *printed) = readme_transcript()
+    (tmp_path / "story.txt").write_text(story)
     monkeypatch.chdir(tmp_path)
     result = cli("predict", "story.txt")
     assert result.exit_code == 0, result.stderr
-    assert "using the joint bAbI model that comes with memn2n" in result.stderr
-    assert [line.split("\t")[1] for line in result.stdout.splitlines()] == ["bathroom", "kitchen", "office"]
+    assert result.stderr.strip() == note and note.startswith("using the joint bAbI model that comes with memn2n")
+    assert result.stdout.splitlines() == printed
+    assert [line.split("\t")[1] for line in printed] == ["bathroom", "kitchen", "office"]
 
 
 def test_the_bundled_models_recorded_errors_are_what_eval_gives(cli, upstream_en_dir):
