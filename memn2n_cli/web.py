@@ -171,8 +171,9 @@ def parse_predict_request(body: bytes) -> tuple[str, str | None, int]:
     wrong with it."""
     try:
         request = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        where = f": {e.msg} (line {e.lineno}, column {e.colno})" if isinstance(e, json.JSONDecodeError) else ""
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        where = (f": {e.msg} (line {e.lineno}, column {e.colno})" if isinstance(e, json.JSONDecodeError)
+                 else ": nested too deeply" if isinstance(e, RecursionError) else "")
         raise UserError(f"the request body is not JSON{where}") from None
     if not isinstance(request, dict):
         raise UserError('expected a JSON object: {"story": "..."}')
@@ -182,6 +183,10 @@ def parse_predict_request(body: bytes) -> tuple[str, str | None, int]:
     story, checkpoint, top_k = request.get("story"), request.get("checkpoint"), request.get("top_k", 3)
     if not isinstance(story, str):
         raise UserError("'story' must be a string: the story, as `memn2n predict` reads a file")
+    try:
+        story.encode()
+    except UnicodeEncodeError as e:  # JSON can spell a lone surrogate, \ud800, which is not text
+        raise UserError(f"'story' is not text: {e.reason} at character {e.start}") from None
     if checkpoint is not None and not isinstance(checkpoint, str):
         raise UserError("'checkpoint' must be the name of a run, as GET /api/runs lists them")
     if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import shutil
 import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -136,6 +138,8 @@ def test_a_bad_story_is_the_one_line_predict_prints(cli, here, story, fragments)
     (b"{not json", 400, ["not JSON", "line 1, column 2"]),
     (b"\xff\xfe\x00", 400, ["not JSON"]),
     (b'["Mary went home."]', 400, ["expected a JSON object"]),
+    (b"[" * 100_000 + b"]" * 100_000, 400, ["not JSON: nested too deeply"]),
+    (b'{"story": "Mary went home.\\nWhere is \\ud800?"}', 400, ["'story' is not text: surrogates not allowed at character 25"]),
     (b'{"checkpoint": "bundled"}', 400, ["'story' must be a string"]),
     (b'{"story": 3}', 400, ["'story' must be a string"]),
     (b'{"story": "x?", "stroy": "y"}', 400, ["unknown field 'stroy'"]),
@@ -160,6 +164,24 @@ def test_other_bad_requests(here):
     assert_bad_request(client().get("/api/story", params={"task": 1, "checkpoint": "nope"}), 404, "unknown checkpoint")
     assert_bad_request(client().get("/api/predict"), 405)
     assert_bad_request(client().get("/api/nothing"), 404)
+
+
+def test_mutated_requests_are_answered_or_refused_never_a_5xx(here):
+    """Seeded fuzzing of POST /api/predict: mutated stories (the fuzz tests' three formats) inside
+    valid JSON, and mutated JSON bodies: each an answer or a 4xx one-liner."""
+    from tests.test_fuzz import STORIES, mutate
+
+    rng, api, statuses = random.Random(0), client(), Counter()
+    for case in range(300):
+        if case % 2:
+            body = json.dumps({"story": mutate(rng.choice(STORIES), rng).decode("utf-8", "replace")}).encode()
+        else:
+            body = mutate(json.dumps({"story": rng.choice(STORIES).decode(), "checkpoint": "bundled"}).encode(), rng)
+        response = api.post("/api/predict", content=body)
+        statuses[response.status_code] += 1
+        if response.status_code != 200:
+            assert_bad_request(response, response.status_code if response.status_code in (400, 404) else 400)
+    assert statuses[200] > 50 and statuses[400] > 50, statuses
 
 
 def test_the_page_and_its_files_come_from_the_package(here):
