@@ -42,6 +42,7 @@ class OneLineErrors(TyperGroup):
 
 
 app = typer.Typer(cls=OneLineErrors, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  rich_markup_mode="markdown",
                   help="End-To-End Memory Networks (Sukhbaatar et al. 2015): train, evaluate, inspect.")
 
 
@@ -57,7 +58,7 @@ def _print_version(value: bool) -> None:
 def main(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
                                                help="Print the version and exit.")] = False) -> None:
     """End-To-End Memory Networks (Sukhbaatar et al. 2015): train, evaluate, inspect."""
-data_app = typer.Typer(no_args_is_help=True, help="Get datasets.")
+data_app = typer.Typer(no_args_is_help=True, rich_markup_mode="markdown", help="Get datasets.")
 app.add_typer(data_app, name="data")
 
 

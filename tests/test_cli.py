@@ -344,3 +344,33 @@ def test_a_run_killed_after_an_epoch_resumes_to_the_same_model(cli, tmp_path, en
 def test_resume_needs_a_run_directory(cli, tmp_path):
     assert_one_line_error(cli("train", "babi", "--resume", tmp_path / "none"), "run directory not found")
     assert_one_line_error(cli("train", "babi", "--resume", tmp_path, "--out", tmp_path / "x"), "leave out --out")
+
+
+def test_help_shows_what_each_option_says_defaults_included(cli):
+    """Every command's --help shows each option's help text whole: "[default: 10]" read as rich
+    markup was taken for a style and dropped (the defaults of train, predict, data, sweep), and
+    "<task>" read as Markdown for an HTML tag."""
+    import re
+
+    import typer.main
+
+    from memn2n_cli.cli import app
+
+    def commands(group, path=()):
+        for name, command in group.commands.items():
+            if hasattr(command, "commands"):
+                yield from commands(command, (*path, name))
+            else:
+                yield (*path, name), command
+
+    checked = 0
+    for path, command in commands(typer.main.get_command(app)):
+        result = cli(*path, "--help")
+        assert result.exit_code == 0, result.output
+        shown = " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.stdout).split())
+        for param in command.params:
+            said = " ".join((getattr(param, "help", None) or "").split())
+            for default in re.findall(r"\[default: [^\]]*\]", said):
+                assert default in shown, (path, param.name, default)
+                checked += 1
+    assert checked > 30

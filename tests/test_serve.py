@@ -276,10 +276,12 @@ def test_the_page_in_a_browser(server, browser, tmp_path):
     """Load the page, ask the README story, read the answers and Figure 2 from the DOM; draw a random
     test story (supporting facts marked); an empty story shows the one-line error."""
     from selenium.webdriver.common.by import By
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     url, _ = server
-    wait = WebDriverWait(browser, 30)
+    # A condition may read an answer the page is replacing with the next one's: look again.
+    wait = WebDriverWait(browser, 30, ignored_exceptions=(StaleElementReferenceException,))
     browser.get(url)
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#run option"))
     assert Select(browser.find_element(By.ID, "run")).first_selected_option.get_attribute("value") == "bundled"

@@ -31,7 +31,7 @@ def download(
 @command
 def generate(
     name: Annotated[str, typer.Argument(metavar="TASK", help="A task with a simulator: babi.")],
-    out: Annotated[Path, typer.Option(help="Folder to write qaN_<name>_{train,test}.txt into.")],
+    out: Annotated[Path, typer.Option(help="Folder to write qaN_NAME_{train,test}.txt into.")],
     task: Annotated[list[str] | None, typer.Option("--task", "-t", help="bAbI task number, repeatable, or 'all'. [default: all]")] = None,
     train: Annotated[int, typer.Option(min=1, help="Questions in each training file.")] = 1000,
     test: Annotated[int, typer.Option(min=1, help="Questions in each test file.")] = 1000,

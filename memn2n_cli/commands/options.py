@@ -11,7 +11,8 @@ DataDir = Annotated[Path | None, typer.Option(
 Json = Annotated[bool, typer.Option("--json", help="Print the results as one JSON object on stdout.")]
 Device = Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda, cuda:N.")]
 Checkpoint = Annotated[Path | None, typer.Option(
-    "--checkpoint", "-c", help="Run directory [default: the newest under ./checkpoints].")]
+    "--checkpoint", "-c",
+    help="Run directory. [default: the newest under ./checkpoints, else the model that comes with memn2n]")]
 ModelTask = Annotated[int | None, typer.Option(
     "--task", help="For a run of one model per task: the task whose model answers.")]
 StoryFile = Annotated[str, typer.Argument(
