@@ -76,14 +76,16 @@ def is_qa_run(run: Path) -> bool:
     return get_task(run_task(run), "qa") is not None
 
 
-def default_run(root: Path = Path("checkpoints"), runs: list[Path] | None = None) -> tuple[Path, str]:
+def default_run(root: Path = Path("checkpoints"), runs: list[Path] | None = None,
+                what: str = "run") -> tuple[Path, str]:
     """The run to use when none is named, and how to say so: the first of ``runs`` (by default
-    every run under ``root``, the most recently written first), else the bundled joint bAbI model."""
+    every run under ``root``, the most recently written first), else the bundled joint bAbI model.
+    ``what`` names the kind of run ``runs`` holds, for that note."""
     runs = runs_under(root) if runs is None else runs
     if runs:
         return runs[0], f"using {runs[0]}"
     if (BUNDLED_RUN / CONFIG_FILE).is_file():
-        return BUNDLED_RUN, ("using the joint bAbI model that comes with memn2n (no run under ./checkpoints; "
+        return BUNDLED_RUN, (f"using the joint bAbI model that comes with memn2n (no {what} under ./checkpoints; "
                              "train your own with `memn2n train`, or pass --checkpoint RUN)")
     raise UserError("no trained run here; train one (`memn2n train TASK`) or pass --checkpoint RUN", root)
 

@@ -70,7 +70,7 @@ class Runs:
         found = runs_under(root, qa_only=True)
         note = None
         if checkpoint is None:
-            checkpoint, note = default_run(root, found)
+            checkpoint, note = default_run(root, found, "question-answering run")
         bundled = [BUNDLED_RUN] if (BUNDLED_RUN / CONFIG_FILE).is_file() else []
         named: dict[str, Path] = {}
         seen: set[Path] = set()

@@ -95,6 +95,13 @@ def test_runs_lists_question_answering_runs_newest_first_then_the_bundled_model(
                        "checkpoints/lm: is a language-model run")
 
 
+def test_with_only_language_model_runs_here_the_bundled_model_answers_and_says_why(here, trained_run):
+    lm_run(trained_run[0], here / "checkpoints" / "lm")
+    runs, note = Runs.find(None)
+    assert runs.default == "bundled" and [r["checkpoint"] for r in runs.listing()] == ["bundled"]
+    assert "(no question-answering run under ./checkpoints;" in note
+
+
 def test_a_named_run_is_the_default(here, trained_run):
     listed = client(trained_run[0]).get("/api/runs").json()
     assert listed[0] == {"checkpoint": str(trained_run[0]), "path": str(trained_run[0]), "task": "babi", "tasks": [1],
