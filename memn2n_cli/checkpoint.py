@@ -185,13 +185,18 @@ def write_files(directory: Path, files: dict[str, bytes]) -> None:
         _atomic_write(directory / name, lambda tmp: Path(tmp).write_bytes(content))
 
 
+def refuse_other_kinds(task: str, run: Path) -> None:
+    """A UserError for a run of ``task`` when it is not a question-answering task."""
+    if get_task(task, "qa") is None:
+        raise UserError(f"is a {task!r} run; this takes a question-answering run", run)
+
+
 def load_model(directory: Path) -> tuple[MemN2N, dict, Vocabulary]:
     """(model, config, vocabulary) of a model directory; UserError when missing, corrupt or mismatched."""
     if not directory.is_dir():
         raise UserError("run directory not found", directory)
     config = read_config(directory)
-    if get_task(str(config.get("task")), "qa") is None:
-        raise UserError(f"is a {config.get('task')!r} run; this takes a question-answering run", directory)
+    refuse_other_kinds(str(config.get("task")), directory)
     for key, kind in (("tasks", list), ("training", dict), ("data", dict)):
         if not isinstance(config.get(key), kind):
             raise UserError(f"no {key!r} {kind.__name__} in config.json", directory / CONFIG_FILE)

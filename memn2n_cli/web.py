@@ -17,6 +17,7 @@ command: `memn2n --help` loads neither.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import socket
@@ -33,11 +34,12 @@ from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from memn2n_cli.checkpoint import CONFIG_FILE, model_dirs, read_config
+from memn2n_cli.checkpoint import CONFIG_FILE, model_dirs, read_config, refuse_other_kinds, run_task
 from memn2n_cli.errors import UserError
-from memn2n_cli.inference import BUNDLED_RUN, QARun, default_run, is_qa_run, runs_under
+from memn2n_cli.inference import BUNDLED_RUN, QARun, default_run, runs_under
 from tasks import get_task
 
+log = logging.getLogger("memn2n")
 STATIC = Path(__file__).with_name("serve_static")
 MAX_BODY = 1_000_000  # bytes: a story of some 30,000 bAbI sentences, far more than a memory holds
 BUNDLED_NAME = "bundled"  # the bundled model's name in the API: its path is deep in site-packages
@@ -49,10 +51,10 @@ class Runs:
     directory of a run is one entry (a run of one model per task offers each task's model); each
     is loaded once, on first use."""
 
-    def __init__(self, named: dict[str, Path], data_dir: Path | None = None, root: Path = Path("checkpoints")):
-        self.named, self.data_dir, self.root = named, data_dir, root
+    def __init__(self, named: dict[str, Path], configs: dict[str, dict], data_dir: Path | None = None,
+                 root: Path = Path("checkpoints")):
+        self.named, self.configs, self.data_dir, self.root = named, configs, data_dir, root
         self.default = next(iter(named))
-        self.configs = {name: read_config(directory) for name, directory in named.items()}
         self._loaded: dict[str, QARun] = {}
         self._lock = threading.Lock()
         self._rng = random.Random()
@@ -62,24 +64,35 @@ class Runs:
              root: Path = Path("checkpoints")) -> tuple[Runs, str | None]:
         """``checkpoint`` (refused unless it answers questions), the question-answering runs under
         ``root`` and the bundled model; the default is ``checkpoint``, else the newest run, else the
-        bundled model, as for `predict`. Also the line that says which, when none was named."""
+        bundled model, as for `predict`. Also the line that says which, when none was named. A model
+        that cannot be read is left out with a warning, unless ``checkpoint`` names it."""
         if data_dir is not None and not data_dir.is_dir():
             raise UserError("data directory not found", data_dir)
         if checkpoint is not None:
-            refuse_language_model(checkpoint)
+            refuse_other_kinds(run_task(checkpoint), checkpoint)
         found = runs_under(root, qa_only=True)
-        note = None
+        named_run, note = checkpoint, None
         if checkpoint is None:
             checkpoint, note = default_run(root, found, "question-answering run")
         bundled = [BUNDLED_RUN] if (BUNDLED_RUN / CONFIG_FILE).is_file() else []
         named: dict[str, Path] = {}
+        configs: dict[str, dict] = {}
         seen: set[Path] = set()
         for run in [checkpoint, *found, *bundled]:
             for directory in model_dirs(run):
-                if directory.resolve() not in seen:
-                    seen.add(directory.resolve())
-                    named[BUNDLED_NAME if directory == BUNDLED_RUN else str(directory)] = directory
-        return cls(named, data_dir, root), note
+                if directory.resolve() in seen:
+                    continue
+                seen.add(directory.resolve())
+                name = BUNDLED_NAME if directory == BUNDLED_RUN else str(directory)
+                try:
+                    configs[name] = read_config(directory)
+                except UserError as e:
+                    if run == named_run:  # the run asked for with -c
+                        raise
+                    log.warning("left out %s", e)
+                    continue
+                named[name] = directory
+        return cls(named, configs, data_dir, root), note
 
     def listing(self) -> list[dict]:
         """What GET /api/runs returns: each run's name (the API's "checkpoint"), folder, task and
@@ -95,7 +108,7 @@ class Runs:
             return self.default
         if checkpoint not in self.named:
             if Path(checkpoint) in runs_under(self.root):  # a run here, but not one that answers questions
-                refuse_language_model(Path(checkpoint))
+                refuse_other_kinds(run_task(Path(checkpoint)), Path(checkpoint))
             raise HTTPException(404, f"unknown checkpoint {checkpoint!r}; GET /api/runs lists the runs served")
         return checkpoint
 
@@ -119,13 +132,6 @@ class Runs:
         data_dir = self.data_dir or (recorded if recorded.is_dir() else None)
         story, source = get_task(config["task"]).random_test_story(task_id, data_dir, self._rng)
         return {"story": story, "source": source, "task": task_id}
-
-
-def refuse_language_model(run: Path) -> None:
-    """A UserError for a run that does not answer questions (the page shows answers and hops)."""
-    if not is_qa_run(run):
-        raise UserError("is a language-model run; `memn2n serve` shows a question-answering run's answers "
-                        "(`memn2n predict` continues a prompt with this one)", run)
 
 
 def create_app(runs: Runs) -> Starlette:
@@ -171,9 +177,10 @@ def parse_predict_request(body: bytes) -> tuple[str, str | None, int]:
     wrong with it."""
     try:
         request = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+    except (ValueError, RecursionError) as e:  # ValueError: malformed JSON, not UTF-8, an integer of 5,000 digits
         where = (f": {e.msg} (line {e.lineno}, column {e.colno})" if isinstance(e, json.JSONDecodeError)
-                 else ": nested too deeply" if isinstance(e, RecursionError) else "")
+                 else ": nested too deeply" if isinstance(e, RecursionError)
+                 else "" if isinstance(e, UnicodeDecodeError) else f": {e}")
         raise UserError(f"the request body is not JSON{where}") from None
     if not isinstance(request, dict):
         raise UserError('expected a JSON object: {"story": "..."}')
@@ -205,6 +212,8 @@ async def http_error(request: Request, error: HTTPException) -> JSONResponse:
 def serve(checkpoint: Path | None, data_dir: Path | None, host: str, port: int) -> None:
     """Serve the page and the API on ``host``:``port`` until interrupted. The default model is
     loaded first, so that a run that cannot answer is a one-line error before anything listens."""
+    if not host.strip():
+        raise UserError("--host must name an address, such as 127.0.0.1, or 0.0.0.0 for every interface")
     runs, note = Runs.find(checkpoint, data_dir)
     if note:
         print(note, file=sys.stderr)

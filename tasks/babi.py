@@ -97,6 +97,8 @@ def random_test_story(task: int, data_dir: Path | None, rng: random.Random) -> t
         path = task_file(folder, task, "test")
         lines = read_lines(path)
         starts = [n for n, line in enumerate(lines) if line.startswith("1 ")] + [len(lines)]  # id 1 starts a story
+        if len(starts) == 1:
+            raise UserError("no story in this test file (a story starts at a line numbered 1)", path)
         start = rng.randrange(len(starts) - 1)
         return "".join(line + "\n" for line in lines[starts[start]: starts[start + 1]]), str(path)
     from tasks.babi_generator.world import numbered_story

@@ -65,6 +65,14 @@ def words(text: str, path, lineno: int) -> tuple[str, ...]:
     return tokens
 
 
+def question_words(text: str, path, lineno: int) -> tuple[str, ...]:
+    """The tokens of a question: at least one (the model has nothing to read in "?")."""
+    tokens = words(text, path, lineno)
+    if not tokens:
+        raise UserError("question with no words", path, lineno)
+    return tokens
+
+
 class _Story:
     """The sentences of one story so far; questions are asked about them."""
 
@@ -79,9 +87,10 @@ class _Story:
     def ask(self, task: int, text: str, answer: str | None, supporting: tuple[int, ...], path, lineno: int) -> Question:
         if not self.tokens:
             raise UserError("question with no sentence before it", path, lineno)
+        question = question_words(text, path, lineno)
         self.questions += 1
-        return Question(task, tuple(self.tokens), tuple(self.texts), tuple(self.line_ids), words(text, path, lineno),
-                        text.strip(), answer, supporting, self.id, f"{path}:{lineno}")
+        return Question(task, tuple(self.tokens), tuple(self.texts), tuple(self.line_ids), question, text.strip(),
+                        answer, supporting, self.id, f"{path}:{lineno}")
 
 
 BABI_LINE = re.compile(r"^[0-9]+ ")
@@ -176,7 +185,7 @@ def parse_json_line(line: str, path, lineno: int, answers_required: bool = True)
             or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < len(story) for i in supporting)):
         raise UserError(f"'supporting' must be a list of indices into 'story' (0 to {len(story) - 1})", path, lineno)
     return Question(task=1, story=tuple(words(s, path, lineno) for s in story), sentences=tuple(s.strip() for s in story),
-                    line_ids=tuple(range(1, len(story) + 1)), question=words(question, path, lineno), text=question.strip(),
+                    line_ids=tuple(range(1, len(story) + 1)), question=question_words(question, path, lineno), text=question.strip(),
                     answer=None if answer is None else normalize_answer(answer), supporting=tuple(i + 1 for i in supporting), story_id=lineno,
                     source=f"{path}:{lineno}")
 

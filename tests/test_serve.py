@@ -73,9 +73,19 @@ def test_predict_returns_what_predict_json_prints(cli, here):
     assert [r["answer"] for r in response.json()] == ["bathroom", "kitchen", "office"]
 
 
-def test_checkpoint_and_top_k_are_honoured(here):
-    answers = client().post("/api/predict", json={"story": README_STORY, "checkpoint": "bundled", "top_k": 5}).json()
-    assert [len(a["top_k"]) for a in answers] == [5, 5, 5]
+def test_checkpoint_and_top_k_are_honoured(cli, here, trained_run):
+    """Each named run answers with its own model: the task-1 run and the bundled joint model each
+    give what `predict -c RUN --json` gives with that run, and they differ."""
+    (here / "story.txt").write_text(README_STORY)
+    api = client(trained_run[0])
+    by_run = {}
+    for name, run in ((str(trained_run[0]), trained_run[0]), ("bundled", BUNDLED_RUN)):
+        printed = cli("predict", "story.txt", "-c", run, "--json", "--top-k", 5)
+        expected = [{**json.loads(line), "source": json.loads(line)["source"].replace("story.txt", "<story>")}
+                    for line in printed.stdout.splitlines()]
+        by_run[name] = api.post("/api/predict", json={"story": README_STORY, "checkpoint": name, "top_k": 5}).json()
+        assert by_run[name] == expected and [len(a["top_k"]) for a in expected] == [5, 5, 5]
+    assert by_run["bundled"] != by_run[str(trained_run[0])]
 
 
 def test_runs_lists_question_answering_runs_newest_first_then_the_bundled_model(here, trained_run):
@@ -92,7 +102,7 @@ def test_runs_lists_question_answering_runs_newest_first_then_the_bundled_model(
     answers = client().post("/api/predict", json={"story": README_STORY, "checkpoint": "checkpoints/group/qa4"})
     assert answers.status_code == 200 and len(answers.json()) == 3
     assert_bad_request(client().post("/api/predict", json={"story": README_STORY, "checkpoint": "checkpoints/lm"}), 400,
-                       "checkpoints/lm: is a language-model run")
+                       "checkpoints/lm: is a 'ptb' run; this takes a question-answering run")
 
 
 def test_with_only_language_model_runs_here_the_bundled_model_answers_and_says_why(here, trained_run):
@@ -131,6 +141,8 @@ def test_random_story_without_data_comes_from_the_simulator(here):
     ("Mary went home.\nJohn went out.\n", ["<story>:1:", "story with no question"]),
     ("", ["<story>: empty file"]),
     ("Where is Mary?\n", ["<story>:1:", "question with no sentence before it"]),
+    (".\n?\n", ["<story>:2:", "question with no words"]),
+    ('{"story": ["."], "question": "?"}\n', ["<story>:1:", "question with no words"]),
     ("1 Mary went home.\n3 Where is Mary?\n", ["<story>:2:", "does not follow"]),
 ])
 def test_a_bad_story_is_the_one_line_predict_prints(cli, here, story, fragments):
@@ -171,6 +183,24 @@ def test_other_bad_requests(here):
     assert_bad_request(client().get("/api/story", params={"task": 1, "checkpoint": "nope"}), 404, "unknown checkpoint")
     assert_bad_request(client().get("/api/predict"), 405)
     assert_bad_request(client().get("/api/nothing"), 404)
+    number = b'{"story": "Mary went home.\\nWhere is Mary?", "top_k": ' + b"9" * 5000 + b"}"
+    assert_bad_request(client().post("/api/predict", content=number), 400, "not JSON: Exceeds the limit")
+    no_story = here / "data"
+    no_story.mkdir()
+    (no_story / "qa1_odd_test.txt").write_text("hello\n")
+    assert_bad_request(client(data_dir=no_story).get("/api/story", params={"task": 1}), 400,
+                       "qa1_odd_test.txt: no story in this test file")
+
+
+def test_a_damaged_model_is_left_out_not_fatal(here, trained_run, caplog):
+    group = here / "checkpoints" / "group"
+    for task in ("qa1", "qa2"):
+        shutil.copytree(trained_run[0], group / task)
+    with (group / "qa2" / "vocab.json").open("a") as vocab:
+        vocab.write(" ")
+    listed = [r["checkpoint"] for r in client().get("/api/runs").json()]
+    assert listed == ["checkpoints/group/qa1", "bundled"]
+    assert "left out checkpoints/group/qa2: vocab.json" in caplog.text
 
 
 def test_mutated_requests_are_answered_or_refused_never_a_5xx(here):
@@ -200,9 +230,10 @@ def test_the_page_and_its_files_come_from_the_package(here):
 
 
 def test_serve_refuses_a_language_model_run(cli, here, trained_run):
-    assert_one_line_error(cli("serve", "-c", lm_run(trained_run[0], here / "lm")), "is a language-model run")
+    assert_one_line_error(cli("serve", "-c", lm_run(trained_run[0], here / "lm")), "is a 'ptb' run; this takes a question-answering run")
     assert_one_line_error(cli("serve", "-c", here / "none"), "run directory not found")
     assert_one_line_error(cli("serve", "--data-dir", here / "none"), "data directory not found")
+    assert_one_line_error(cli("serve", "--host", ""), "--host must name an address")
 
 
 def test_serve_says_when_the_port_is_taken(cli, here):

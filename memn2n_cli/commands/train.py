@@ -44,9 +44,9 @@ def train(
     # Both kinds, with defaults per kind
     hops: Annotated[int | None, _option(f"K, memory hops. [default: {Q.hops}; language model {L.hops}]")] = None,
     dim: Annotated[int | None, _option(f"d, embedding size. [default: {Q.dim}, {JOINT['dim']} with --joint; language model {L.dim}]")] = None,
-    memory_size: Annotated[int | None, _option(f"Memories: sentences, or previous words of a language model. [default: {Q.memory_size}; {L.memory_size}]")] = None,
+    memory_size: Annotated[int | None, _option(f"Memories: sentences, or previous words of a language model. [default: {Q.memory_size}; language model {L.memory_size}]")] = None,
     init_std: Annotated[float | None, _option(f"Weights drawn from N(0, std). [default: {Q.init_std}; language model {L.init_std}]")] = None,
-    lr: Annotated[float | None, _option(f"Learning rate (question answering: without linear start). [default: {T.lr}; {LT.lr}]")] = None,
+    lr: Annotated[float | None, _option(f"Learning rate (question answering: without linear start). [default: {T.lr}; language model {LT.lr}]")] = None,
     batch_size: Annotated[int | None, _option(f"Examples per step; the loss is summed. [default: {T.batch_size}; language model {LT.batch_size}]")] = None,
     max_grad_norm: Annotated[float | None, _option(f"Gradient L2 norm clipped to this. [default: {T.max_grad_norm:g}; language model {LT.max_grad_norm:g}]")] = None,
     seed: Annotated[int | None, _option(f"Seed of initialisation, batch order and noise. [default: {T.seed}]")] = None,

@@ -5,6 +5,7 @@
 
 const $ = (id) => document.getElementById(id);
 let runs = [];
+let asked = 0;  // requests to /api/predict so far: only the latest one's answers are drawn
 
 async function api(path, options) {
   const response = await fetch(path, options);
@@ -110,6 +111,7 @@ function card(answer) {
 }
 
 async function ask() {
+  const request = ++asked;
   busy(true);
   try {
     const answers = await api("/api/predict", {
@@ -117,13 +119,15 @@ async function ask() {
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ story: $("story").value, checkpoint: $("run").value }),
     });
+    if (request !== asked) return;  // a later question (another run, another story) is on its way
     showError("");
     $("answers").replaceChildren(...answers.map(card));
   } catch (error) {
+    if (request !== asked) return;
     showError(error.message);
     $("answers").replaceChildren();
   } finally {
-    busy(false);
+    if (request === asked) busy(false);
   }
 }
 
@@ -145,7 +149,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("random").addEventListener("click", randomStory);
   $("story").addEventListener("input", () => { $("story-source").textContent = ""; });
   $("story").addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) ask();
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && !$("ask").disabled) ask();
   });
   $("run").addEventListener("change", () => {
     fillTasks();
