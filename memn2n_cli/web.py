@@ -22,8 +22,10 @@ import os
 import random
 import socket
 import sys
+import ipaddress
 import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import uvicorn
 from starlette.applications import Starlette
@@ -134,6 +136,38 @@ class Runs:
         return {"story": story, "source": source, "task": task_id}
 
 
+class ThisMachineOnly:
+    """ASGI middleware for a server on a loopback address: a request whose Host header names
+    another machine is refused (400), so that a web page cannot reach the API through a name of its
+    own that resolves to 127.0.0.1 (DNS rebinding)."""
+
+    NAMES = {"localhost", "127.0.0.1", "::1"}
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+            try:
+                name = urlsplit(f"//{host}").hostname
+            except ValueError:  # e.g. an unclosed "[::1"
+                name = None
+            if name not in self.NAMES:
+                refusal = JSONResponse({"error": f"Host {host!r} is not this machine; ask http://127.0.0.1:PORT/"}, 400)
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine only (127.0.0.1, ::1, localhost), not an interface others reach."""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def create_app(runs: Runs) -> Starlette:
     """The page and the API over ``runs``."""
 
@@ -226,4 +260,5 @@ def serve(checkpoint: Path | None, data_dir: Path | None, host: str, port: int) 
     address = f"[{host}]" if ":" in host else host
     print(f"serving http://{address}:{listener.getsockname()[1]}/ (default run: {runs.default}; Ctrl-C stops)",
           file=sys.stderr, flush=True)
-    uvicorn.Server(uvicorn.Config(create_app(runs), log_level="warning", access_log=False)).run(sockets=[listener])
+    app = ThisMachineOnly(create_app(runs)) if is_loopback(host) else create_app(runs)
+    uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(sockets=[listener])

@@ -19,7 +19,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from memn2n_cli.inference import BUNDLED_RUN
-from memn2n_cli.web import MAX_BODY, Runs, create_app
+from memn2n_cli.web import MAX_BODY, Runs, ThisMachineOnly, create_app
 from tasks.qa import read_stories
 from tests.conftest import ROOT, assert_one_line_error
 
@@ -219,6 +219,16 @@ def test_mutated_requests_are_answered_or_refused_never_a_5xx(here):
         if response.status_code != 200:
             assert_bad_request(response, response.status_code if response.status_code in (400, 404) else 400)
     assert statuses[200] > 50 and statuses[400] > 50, statuses
+
+
+def test_on_loopback_only_requests_for_this_machine_are_answered(here):
+    """A page elsewhere whose own name resolves to 127.0.0.1 (DNS rebinding) gets a 400."""
+    runs, _ = Runs.find(None)
+    api = TestClient(ThisMachineOnly(create_app(runs)), base_url="http://127.0.0.1:8000")
+    for host in ("127.0.0.1:8000", "localhost:8000", "[::1]:8000", "localhost"):
+        assert api.get("/api/runs", headers={"host": host}).status_code == 200, host
+    for host in ("evil.example:8000", "127.0.0.1.evil.example", "[::1", ""):
+        assert_bad_request(api.get("/api/runs", headers={"host": host}), 400, "is not this machine")
 
 
 def test_the_page_and_its_files_come_from_the_package(here):
