@@ -29,7 +29,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from memn2n_cli import __version__
+from memn2n_cli import __version__, lm_kernel
 from memn2n_cli.checkpoint import (CONFIG_FILE, FORMAT, check_finite, check_float32, config_from, json_bytes, read_config,
                                    read_json, write_run)
 from memn2n_cli.configs import LMConfig, LMTrainConfig
@@ -120,6 +120,7 @@ def fit_lm(model: MemN2NLM, corpus: Corpus, config: LMTrainConfig, state: LMStat
     optimizer = torch.optim.SGD(model.parameters(), lr=state.lr)
     model.train()
     cuda = train.device.type == "cuda"
+    fused = world == 1 and lm_kernel.usable(train, *model.parameters())  # one process on the CPU: the kernel's step
     while not state.finished:
         started = time.perf_counter()
         # This process's share of the epoch's cost, summed on the device: no wait for the device
@@ -144,12 +145,16 @@ def fit_lm(model: MemN2NLM, corpus: Corpus, config: LMTrainConfig, state: LMStat
             # Every process draws the same positions and trains on its share of them.
             positions = torch.randint(N - 1, len(train) - 1, (config.batch_size,), generator=generator)[rank::world]
             positions = positions.pin_memory().to(train.device, non_blocking=True) if cuda else positions
-            out = model(contexts(train, positions, N), train[positions + 1])
-            optimizer.zero_grad(set_to_none=True)
-            (out.loss * world).backward()  # DDP averages over processes; the recipe sums over the batch
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            optimizer.step()
-            epoch_nll += out.loss.detach()
+            context, target = contexts(train, positions, N), train[positions + 1]
+            if fused:
+                epoch_nll += lm_kernel.sgd_step(model, context, target, state.lr, config.max_grad_norm)
+            else:
+                out = model(context, target)
+                optimizer.zero_grad(set_to_none=True)
+                (out.loss * world).backward()  # DDP averages over processes; the recipe sums over the batch
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                optimizer.step()
+                epoch_nll += out.loss.detach()
             state.step, state.steps = state.step + 1, state.steps + 1
         state.epoch_nll = float(epoch_nll)
         _add_seconds(state, started, cuda)

@@ -71,6 +71,33 @@ def test_kernel_and_plain_path_give_the_papers_loss_and_gradients(dim, hops, mem
     torch.testing.assert_close(kernel_attention, plain_attention, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("max_norm", [1e9, 0.5])
+def test_the_fused_training_step_is_autograd_clipping_and_sgd_on_the_plain_path(max_norm, monkeypatch):
+    """`sgd_step` against the recipe's step written with the library: the plain PyTorch path, its
+    gradients by autograd, `clip_grad_norm_`, SGD. Each parameter's change is compared (not the
+    parameters, which a wrong gradient would hardly move), with the gradient rescaled (0.5) and not.
+    Words repeat within and across memories, and some words of the vocabulary are not in the batch."""
+    torch.manual_seed(1)
+    config = LMConfig(vocab_size=37, dim=13, hops=5, memory_size=11, linear_dim=6, init_std=0.3)
+    fused, plain = MemN2NLM(config), MemN2NLM(config)
+    plain.load_state_dict(fused.state_dict())
+    before = {n: p.detach().clone() for n, p in fused.named_parameters()}
+    context, target = torch.randint(0, 30, (9, 11)), torch.randint(0, 37, (9,))
+    loss = lm_kernel.sgd_step(fused, context, target, lr=0.5, max_norm=max_norm)
+    monkeypatch.setattr(lm_kernel, "usable", lambda *tensors: False)
+    out = plain(context, target)
+    out.loss.backward()
+    norm = torch.nn.utils.clip_grad_norm_(plain.parameters(), max_norm)
+    torch.optim.SGD(plain.parameters(), lr=0.5).step()
+    assert (norm > max_norm) == (max_norm < 1)
+    assert relative_error(loss, out.loss) < 1e-6
+    for (name, new), expected in zip(fused.named_parameters(), plain.parameters()):
+        change, expected_change = new.detach() - before[name], expected.detach() - before[name]
+        assert relative_error(change, expected_change) < 1e-5, name
+    unused = sorted(set(range(37)) - set(context.flatten().tolist()))
+    assert unused and torch.equal(fused.A.weight[unused], before["A.weight"][unused])
+
+
 def test_the_relu_cuts_units_in_these_cases():
     """Without units that the ReLU sets to zero, the test above could not see a wrong ReLU split."""
     torch.manual_seed(3)
