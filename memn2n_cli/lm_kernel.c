@@ -16,13 +16,13 @@
    once, dm_i = sum_k ds^k_i u^k and dc_i = sum_k p^k_i dv^k, and summed into a row per distinct
    word by one thread (lm_embedding_grads), in a fixed order: the results do not depend on the
    number of threads. lm_softmax_loss and lm_add_rows serve the fused training step
-   (lm_kernel.sgd_step): the loss and its gradient in one pass over the logits, and SGD on the rows
+   (lm_kernel.SGDStep): the loss and its gradient in one pass over the logits, and SGD on the rows
    of A and C that the batch used.
 
    An example's two memories (2 N d floats: 240 KB at N = 200, d = 150) stay in the core's cache
    for all K hops; that, not arithmetic, is what PyTorch's batched products could not give.
-   Layouts (row-major, float32): U (B, K+1, d) holds u^1 (set by the caller) .. u^{K+1};
-   P and DS (B, K, N); DO (B, K, d). Functions return 0, or -1 when memory ran out. */
+   Layouts (row-major, float32): U (B, K+1, dp) holds u^1 (set by the caller) .. u^{K+1}, with
+   rows of dp = lm_row_floats(d) floats, zeros past d; P and DS (B, K, N); DO (B, K, dp). Functions return 0, or -1 when memory ran out. */
 
 #include <math.h>
 #include <stdint.h>
@@ -46,6 +46,9 @@ static inline vec load(const float *p) { vec v; memcpy(&v, p, sizeof v); return 
 static inline void store(float *p, vec v) { memcpy(p, &v, sizeof v); }
 static inline vec splat(float a) { return (vec){a, a, a, a, a, a, a, a}; }
 static int64_t padded(int64_t n) { return (n + LANES - 1) / LANES * LANES; }
+
+/* The floats in a row of d: U's and DO's rows are padded too (the caller asks this). */
+int64_t lm_row_floats(int d) { return padded(d); }
 
 /* [a0+a1, a2+a3, b0+b1, b2+b3, a4+a5, a6+a7, b4+b5, b6+b7] */
 static inline vec pair_sums(vec a, vec b) {
@@ -195,7 +198,7 @@ int lm_forward(int64_t B, int N, int d, int K, int L, const int64_t *x, const fl
             if (!m) continue;
             float *c = m + N * dp, *u = c + N * dp, *v = u + dp, *p = v + dp;
             memories(x + b * N, A, C, TA, TC, N, d, dp, m, c);
-            memcpy(u, U + b * (K + 1) * d, sizeof(float) * d);
+            memcpy(u, U + b * (K + 1) * dp, sizeof(float) * dp);
             for (int k = 0; k < K; k++) {
                 dots(m, u, N, dp, p);
                 softmax(p, N);
@@ -203,7 +206,7 @@ int lm_forward(int64_t B, int N, int d, int K, int L, const int64_t *x, const fl
                 dots(Hp, u, d, dp, v);
                 axpy(c, p, N, dp, v);
                 for (int j = L; j < d; j++) v[j] = v[j] > 0.0f ? v[j] : 0.0f;
-                memcpy(U + (b * (K + 1) + k + 1) * d, v, sizeof(float) * d);
+                memcpy(U + (b * (K + 1) + k + 1) * dp, v, sizeof(float) * dp);
                 float *t = u; u = v; v = t;
             }
         }
@@ -230,10 +233,10 @@ int lm_backward(int64_t B, int N, int d, int K, int L, const int64_t *x, const f
             memories(x + b * N, A, C, TA, TC, N, d, dp, m, c);
             memcpy(g, grad + b * d, sizeof(float) * d);
             for (int k = K - 1; k >= 0; k--) {
-                const float *v = U + (b * (K + 1) + k + 1) * d, *p = P + (b * K + k) * N;
+                const float *v = U + (b * (K + 1) + k + 1) * dp, *p = P + (b * K + k) * N;
                 float pd = 0.0f;
                 for (int j = 0; j < d; j++) dv[j] = (j < L || v[j] > 0.0f) ? g[j] : 0.0f;
-                memcpy(DO + (b * K + k) * d, dv, sizeof(float) * d);
+                memcpy(DO + (b * K + k) * dp, dv, sizeof(float) * dp);
                 dots(c, dv, N, dp, ds);
 #pragma omp simd reduction(+:pd)
                 for (int i = 0; i < N; i++) pd += p[i] * ds[i];
@@ -251,29 +254,14 @@ int lm_backward(int64_t B, int N, int d, int K, int L, const int64_t *x, const f
     return failed ? -1 : 0;
 }
 
-/* y += M^T w for the n rows of M (n x d, not padded), eight rows at a time (rows past the end
-   weighted 0): the rows of U and DO that make a word's gradients. */
-static void axpy_unpadded(const float *M, const float *w, int64_t n, int d, float *y) {
-    for (int64_t r = 0; r < n; r += 8) {
-        const float *m[8];
-        float c[8];
-        for (int q = 0; q < 8; q++) {
-            m[q] = M + (r + q < n ? r + q : r) * d;
-            c[q] = r + q < n ? w[r + q] : 0.0f;
-        }
-#pragma omp simd
-        for (int j = 0; j < d; j++)
-            y[j] += c[0] * m[0][j] + c[1] * m[1][j] + c[2] * m[2][j] + c[3] * m[3][j]
-                  + c[4] * m[4][j] + c[5] * m[5][j] + c[6] * m[6][j] + c[7] * m[7][j];
-    }
-}
-
 /* The gradients of A and C as rows of the words in the batch: words[r] is the r-th distinct word
    (ascending), dA[r] = sum of dm_i and dC[r] = sum of dc_i over every slot i of every example that
    holds it, with dm_i = sum_k ds^k_i u^k and dc_i = sum_k p^k_i dv^k; *count the number of rows
    (dA, dC and words hold room for min(V, B N)). The B N slots are sorted by word (a counting
-   sort, stable), and each thread takes a run of whole words: no two threads write one row, and
-   each row's sum has a fixed order, so the results do not depend on the number of threads. */
+   sort, stable: by example within a word), and each thread takes a run of whole words: no two
+   threads write one row, and each row's sum has a fixed order, so the results do not depend on
+   the number of threads. A word's slots in one example share u^k and dv^k: their ds^k_i and p^k_i
+   are summed first (about 4 slots in 10 of a Penn Treebank batch repeat a word of their example). */
 int lm_embedding_grads(int64_t B, int N, int d, int K, int64_t V, const int64_t *x, const float *U,
                        const float *P, const float *DS, const float *DO, int64_t *words, float *dA, float *dC,
                        int64_t *count) {
@@ -295,17 +283,23 @@ int lm_embedding_grads(int64_t B, int N, int d, int K, int64_t V, const int64_t 
         int64_t start = n * t / T, end = n * (t + 1) / T;
         while (start > 0 && start < n && x[order[start]] == x[order[start - 1]]) start++;
         while (end > 0 && end < n && x[order[end]] == x[order[end - 1]]) end++;
-        float *ds = scratch(2 * (int64_t)K, &failed);  /* ds^k_i and p^k_i of one slot */
-        for (int64_t s = start; ds && s < end; s++) {
-            float *p = ds + K;
+        int64_t dp = padded(d);
+        float *da = scratch(2 * dp + 2 * K, &failed), *dc = da + dp, *ds = dc + dp, *p = ds + K;  /* a word's rows; a slot's ds^k_i, p^k_i */
+        for (int64_t s = start; da && s < end; s++) {
             int64_t b = order[s] / N, i = order[s] % N, w = x[order[s]];
-            float *da = dA + row[w] * d, *dc = dC + row[w] * d;
-            if (s == start || x[order[s - 1]] != w) memset(da, 0, sizeof(float) * d), memset(dc, 0, sizeof(float) * d);
-            for (int64_t k = 0; k < K; k++) { ds[k] = DS[(b * K + k) * N + i]; p[k] = P[(b * K + k) * N + i]; }
-            axpy_unpadded(U + b * (K + 1) * d, ds, K, d, da);  /* dm_i = sum_k ds^k_i u^k */
-            axpy_unpadded(DO + b * K * d, p, K, d, dc);  /* dc_i = sum_k p^k_i dv^k */
+            for (int64_t k = 0; k < K; k++) { ds[k] += DS[(b * K + k) * N + i]; p[k] += P[(b * K + k) * N + i]; }
+            int last_of_word = s + 1 == end || x[order[s + 1]] != w;
+            if (last_of_word || order[s + 1] / N != b) {  /* the last slot of this word in example b */
+                axpy(U + b * (K + 1) * dp, ds, K, dp, da);  /* sum over those slots of dm_i = sum_k ds^k_i u^k */
+                axpy(DO + b * K * dp, p, K, dp, dc);  /* and of dc_i = sum_k p^k_i dv^k */
+                memset(ds, 0, sizeof(float) * 2 * K);
+            }
+            if (last_of_word) {
+                memcpy(dA + row[w] * d, da, sizeof(float) * d), memcpy(dC + row[w] * d, dc, sizeof(float) * d);
+                memset(da, 0, sizeof(float) * 2 * dp);
+            }
         }
-        free(ds);
+        free(da);
     }
     free(first);
     free(order);

@@ -121,6 +121,7 @@ def fit_lm(model: MemN2NLM, corpus: Corpus, config: LMTrainConfig, state: LMStat
     model.train()
     cuda = train.device.type == "cuda"
     fused = world == 1 and lm_kernel.usable(train, *model.parameters())  # one process on the CPU: the kernel's step
+    sgd_step = lm_kernel.SGDStep(model) if fused else None
     while not state.finished:
         started = time.perf_counter()
         # This process's share of the epoch's cost, summed on the device: no wait for the device
@@ -147,7 +148,7 @@ def fit_lm(model: MemN2NLM, corpus: Corpus, config: LMTrainConfig, state: LMStat
             positions = positions.pin_memory().to(train.device, non_blocking=True) if cuda else positions
             context, target = contexts(train, positions, N), train[positions + 1]
             if fused:
-                epoch_nll += lm_kernel.sgd_step(model, context, target, state.lr, config.max_grad_norm)
+                epoch_nll += sgd_step(context, target, state.lr, config.max_grad_norm)
             else:
                 out = model(context, target)
                 optimizer.zero_grad(set_to_none=True)

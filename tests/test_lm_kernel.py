@@ -73,7 +73,7 @@ def test_kernel_and_plain_path_give_the_papers_loss_and_gradients(dim, hops, mem
 
 @pytest.mark.parametrize("max_norm", [1e9, 0.5])
 def test_the_fused_training_step_is_autograd_clipping_and_sgd_on_the_plain_path(max_norm, monkeypatch):
-    """`sgd_step` against the recipe's step written with the library: the plain PyTorch path, its
+    """`SGDStep` against the recipe's step written with the library: the plain PyTorch path, its
     gradients by autograd, `clip_grad_norm_`, SGD. Each parameter's change is compared (not the
     parameters, which a wrong gradient would hardly move), with the gradient rescaled (0.5) and not.
     Words repeat within and across memories, and some words of the vocabulary are not in the batch."""
@@ -83,7 +83,7 @@ def test_the_fused_training_step_is_autograd_clipping_and_sgd_on_the_plain_path(
     plain.load_state_dict(fused.state_dict())
     before = {n: p.detach().clone() for n, p in fused.named_parameters()}
     context, target = torch.randint(0, 30, (9, 11)), torch.randint(0, 37, (9,))
-    loss = lm_kernel.sgd_step(fused, context, target, lr=0.5, max_norm=max_norm)
+    loss = lm_kernel.SGDStep(fused)(context, target, lr=0.5, max_norm=max_norm)
     monkeypatch.setattr(lm_kernel, "usable", lambda *tensors: False)
     out = plain(context, target)
     out.loss.backward()
@@ -102,12 +102,10 @@ def test_the_relu_cuts_units_in_these_cases():
     """Without units that the ReLU sets to zero, the test above could not see a wrong ReLU split."""
     torch.manual_seed(3)
     model = MemN2NLM(LMConfig(vocab_size=23, dim=12, hops=3, memory_size=9, linear_dim=5, init_std=0.3))
-    lib = lm_kernel.library()
     context = torch.randint(0, 23, (6, 9))
-    U, P = torch.empty(6, 4, 12), torch.empty(6, 3, 9)
-    U[:, 0] = 0.1
     weights = [model.A.weight, model.C.weight, model.T_A, model.T_C, model.H.weight]
-    lm_kernel._call(lib.lm_forward, 6, 9, 12, 3, 5, context, *[w.detach().contiguous() for w in weights], U, P)
+    U, _ = lm_kernel.hops_forward(context, torch.full((12,), 0.1), *[w.detach() for w in weights], 3, 5)
+    U = U[..., :12]
     assert (U[:, 1:, 5:] == 0).any() and (U[:, 1:, 5:] > 0).any() and (U[:, 1:, :5] < 0).any()
 
 
