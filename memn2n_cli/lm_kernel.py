@@ -134,7 +134,8 @@ class SGDStep:
         G = torch.mm(u, W.T, out=self.logits)  # logits, then in their place dLoss/dlogits  (B, V)
         losses = torch.empty(len(G), dtype=torch.float64)
         _call(library().lm_softmax_loss, len(G), G.shape[1], G, target.contiguous(), losses)
-        du, dW = G @ W, torch.mm(G.T, u, out=self.dW)
+        du = (W.T @ G.T).T  # G W, formed as its transpose: 2.2-2.5 against 2.7-2.8 ms here (MKL)
+        dW = torch.mm(G.T, u, out=self.dW)
         words, dA, dC, dT_A, dT_C, dH = hops_backward(context, A, C, T_A, T_C, H, U, P, du, c.linear_dim)
         norm = float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm([dA, dC, dT_A, dT_C, dH, dW]))))
         step = -lr * min(1.0, max_norm / (norm + 1e-6))  # as clip_grad_norm_ rescales
