@@ -149,6 +149,8 @@ def test_the_kernel_refuses_word_ids_outside_the_vocabulary_as_the_plain_path_do
             monkeypatch.setattr(lm_kernel, "usable", lambda *tensors, use=use_kernel: use)
             with pytest.raises(IndexError):
                 model(context)
+    with pytest.raises(IndexError, match="target word ids"):
+        lm_kernel.SGDStep(model)(torch.tensor([[1, 2, 3, 4, 5]]), torch.tensor([10]), 0.1, 50.0)
     with pytest.raises(IndexError, match="temporal embeddings"):
         lm_kernel.LayerwiseHops.apply(torch.zeros(1, 6, dtype=torch.long), torch.zeros(1, 8), model.A.weight,
                                       model.C.weight, model.T_A, model.T_C, model.H.weight, 2, 4)
