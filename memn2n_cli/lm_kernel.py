@@ -124,7 +124,10 @@ class SGDStep:
     @torch.no_grad()
     def __call__(self, context: Tensor, target: Tensor, lr: float, max_norm: float) -> Tensor:
         c = self.model.config
-        N = context.shape[1]
+        if not (usable(context, *self.model.parameters()) and usable(target) and target.shape == context.shape[:1]):
+            raise ValueError("the fused step takes int64 word ids (B, N) and targets (B,) and a float32 model, "
+                             "all on the CPU")
+        context, target, N = context.contiguous(), target.contiguous(), context.shape[1]
         A, C, T_A, T_C, H, W = (t.data for t in (self.model.A.weight, self.model.C.weight, self.model.T_A[:N],
                                                   self.model.T_C[:N], self.model.H.weight, self.model.W.weight))
         U, P = hops_forward(context, torch.full((c.dim,), c.query), A, C, T_A, T_C, H, c.hops, c.linear_dim)
@@ -135,12 +138,13 @@ class SGDStep:
         if len(target) and not 0 <= int(target.min()) <= int(target.max()) < len(W):  # the C code writes there unchecked
             raise IndexError(f"target word ids must be in 0..{len(W) - 1}, not {int(target.min())}..{int(target.max())}")
         losses = torch.empty(len(G), dtype=torch.float64)
-        _call(library().lm_softmax_loss, len(G), G.shape[1], G, target.contiguous(), losses)
+        _call(library().lm_softmax_loss, len(G), G.shape[1], G, target, losses)
         du = (W.T @ G.T).T  # G W, formed as its transpose: 2.2-2.5 against 2.7-2.8 ms here (MKL)
         dW = torch.mm(G.T, u, out=self.dW)
         words, dA, dC, dT_A, dT_C, dH = hops_backward(context, A, C, T_A, T_C, H, U, P, du, c.linear_dim)
         norm = float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm([dA, dC, dT_A, dT_C, dH, dW]))))
-        step = -lr * min(1.0, max_norm / (norm + 1e-6))  # as clip_grad_norm_ rescales
+        coefficient = max_norm / (norm + 1e-6)  # as clip_grad_norm_ rescales: by at most 1, NaN kept
+        step = -lr * (1.0 if coefficient >= 1.0 else coefficient)
         for weight, grad in ((T_A, dT_A), (T_C, dT_C), (H, dH), (W, dW)):
             weight.add_(grad, alpha=step)
         for table, rows in ((A, dA), (C, dC)):

@@ -93,7 +93,7 @@ def test_the_fused_training_step_is_autograd_clipping_and_sgd_on_the_plain_path(
     assert relative_error(loss, out.loss) < 1e-6
     for (name, new), expected in zip(fused.named_parameters(), plain.parameters()):
         change, expected_change = new.detach() - before[name], expected.detach() - before[name]
-        assert relative_error(change, expected_change) < 1e-5, name
+        assert relative_error(change, expected_change) < 5e-5, name  # both in float32: each ~1e-5 from float64
     unused = sorted(set(range(37)) - set(context.flatten().tolist()))
     assert unused and torch.equal(fused.A.weight[unused], before["A.weight"][unused])
 
@@ -149,8 +149,21 @@ def test_the_kernel_refuses_word_ids_outside_the_vocabulary_as_the_plain_path_do
             monkeypatch.setattr(lm_kernel, "usable", lambda *tensors, use=use_kernel: use)
             with pytest.raises(IndexError):
                 model(context)
-    with pytest.raises(IndexError, match="target word ids"):
-        lm_kernel.SGDStep(model)(torch.tensor([[1, 2, 3, 4, 5]]), torch.tensor([10]), 0.1, 50.0)
     with pytest.raises(IndexError, match="temporal embeddings"):
         lm_kernel.LayerwiseHops.apply(torch.zeros(1, 6, dtype=torch.long), torch.zeros(1, 8), model.A.weight,
                                       model.C.weight, model.T_A, model.T_C, model.H.weight, 2, 4)
+
+
+def test_the_fused_step_refuses_what_its_c_code_would_misread():
+    """Target ids outside the vocabulary, ids not int64 (read as int64 they would point anywhere),
+    and a target count other than the batch's, before any weight changes."""
+    model = MemN2NLM(LMConfig(vocab_size=10, dim=8, hops=2, memory_size=5))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    step, context = lm_kernel.SGDStep(model), torch.tensor([[1, 2, 3, 4, 5]])
+    with pytest.raises(IndexError, match="target word ids"):
+        step(context, torch.tensor([10]), 0.1, 50.0)
+    for context, target in ((context.int(), torch.tensor([1])), (context, torch.tensor([1], dtype=torch.int32)),
+                            (context.repeat(2, 1), torch.tensor([1]))):
+        with pytest.raises(ValueError, match="int64 word ids"):
+            step(context, target, 0.1, 50.0)
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
