@@ -141,8 +141,9 @@ class SGDStep:
         _call(library().lm_softmax_loss, len(G), G.shape[1], G, target, losses)
         du = (W.T @ G.T).T  # G W, formed as its transpose: 2.2-2.5 against 2.7-2.8 ms here (MKL)
         dW = torch.mm(G.T, u, out=self.dW)
+        norm_W = torch.linalg.vector_norm(dW)  # while dW is in the cache
         words, dA, dC, dT_A, dT_C, dH = hops_backward(context, A, C, T_A, T_C, H, U, P, du, c.linear_dim)
-        norm = float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm([dA, dC, dT_A, dT_C, dH, dW]))))
+        norm = float(torch.linalg.vector_norm(torch.stack([*torch._foreach_norm([dA, dC, dT_A, dT_C, dH]), norm_W])))
         coefficient = max_norm / (norm + 1e-6)  # as clip_grad_norm_ rescales: by at most 1, NaN kept
         step = -lr * (1.0 if coefficient >= 1.0 else coefficient)
         for weight, grad in ((T_A, dT_A), (T_C, dT_C), (H, dH), (W, dW)):
