@@ -22,7 +22,8 @@
    An example's two memories (2 N d floats: 240 KB at N = 200, d = 150) stay in the core's cache
    for all K hops; that, not arithmetic, is what PyTorch's batched products could not give.
    Layouts (row-major, float32): U (B, K+1, dp) holds u^1 (set by the caller) .. u^{K+1}, with
-   rows of dp = lm_row_floats(d) floats, zeros past d; P and DS (B, K, N); DO (B, K, dp). Functions return 0, or -1 when memory ran out. */
+   rows of dp = lm_row_floats(d) floats, zeros past d; P and DS (B, K, N); DO (B, K, dp).
+   Functions return 0, or -1 when memory ran out. */
 
 #include <math.h>
 #include <stdint.h>
