@@ -31,7 +31,7 @@ from memn2n_cli.allocator import keep_freed_memory
 from memn2n_cli.checkpoint import read_json, write_json
 from memn2n_cli.configs import LMConfig, LMTrainConfig, lm_settings
 from memn2n_cli.lm_training import evaluate_lm_run, train_lm
-from memn2n_cli.sweep import configurations, open_sweep_dir, start_ray, trial_file, worker_pool
+from memn2n_cli.sweep import configurations, folder, open_sweep_dir, start_ray, trial_file, worker_pool
 from tasks import get_task
 
 OPTION_TYPES = {f.name: f.type for f in fields(LMConfig) + fields(LMTrainConfig)
@@ -47,9 +47,13 @@ class LMSweepSpec:
     seed: int  # restart r uses seed + r
     grid: dict[str, list]
     data_dir: str
+    preset: str | None = None  # a named set of configurations (the task's presets, e.g. table2)
 
     def configurations(self) -> list[tuple[str, dict]]:
-        return configurations(self.grid)
+        if self.preset is None:
+            return configurations(self.grid)
+        fixed = {k: v[0] for k, v in self.grid.items()}  # one value each: train's options given to the sweep
+        return [(label, {**chosen, **fixed}) for label, chosen in get_task(self.task).presets()[self.preset].items()]
 
     def trials(self) -> list[dict]:
         return [{"label": label, "overrides": overrides, "restart": r, "name": f"restart{r}"}
@@ -67,7 +71,7 @@ def run_trial(spec: dict, trial: dict, out: str, threads: int = 0) -> dict:
         torch.set_num_threads(threads)
     sweep = LMSweepSpec(**spec)
     model, config = sweep.settings(trial["overrides"], trial["restart"])
-    run = Path(out) / trial["label"] / trial["name"]
+    run = folder(Path(out), trial["label"]) / trial["name"]
     prefix = f"{sweep.task} {trial['label']} restart {trial['restart']}"
 
     def report(record: dict) -> None:
@@ -84,13 +88,15 @@ def run_trial(spec: dict, trial: dict, out: str, threads: int = 0) -> dict:
 
 
 def run_lm_sweep(spec: LMSweepSpec, out: Path, backend: str = "local", workers: int = 1,
-                 on_trial: Callable[[dict, int, int], None] | None = None) -> dict:
-    """Run every trial not yet finished in ``out``; returns the summary (also written as results.*).
-    ``on_trial(result, done, total)`` follows each finished trial."""
+                 on_trial: Callable[[dict, int, int], None] | None = None, only: list[str] | None = None) -> dict:
+    """Run every trial not yet finished in ``out`` (with ``only``, those of the configurations it
+    names: a preset's cells one at a time); returns the summary (also written as results.*), in
+    which a configuration not yet trained has no figures. ``on_trial(result, done, total)`` follows
+    each finished trial."""
     open_sweep_dir(out, asdict(spec))
     trials = spec.trials()
     results = {trial_file(out, t): read_json(trial_file(out, t)) for t in trials if trial_file(out, t).exists()}
-    pending = [t for t in trials if trial_file(out, t) not in results]
+    pending = [t for t in trials if trial_file(out, t) not in results and (only is None or t["label"] in only)]
 
     def finished(result: dict) -> None:
         write_json(trial_file(out, result), result)  # marks the trial done
@@ -119,27 +125,29 @@ def run_lm_sweep(spec: LMSweepSpec, out: Path, backend: str = "local", workers: 
     else:
         for trial in pending:
             finished(run_trial(asdict(spec), trial, runs, threads))
-    summary = summarize(spec, [results[trial_file(out, t)] for t in trials], out)
+    summary = summarize(spec, [results[trial_file(out, t)] for t in trials if trial_file(out, t) in results], out)
     write_results(out, summary)
     return summary
 
 
 def summarize(spec: LMSweepSpec, results: list[dict], out: Path) -> dict:
     """Per configuration: its options, the selected restart (lowest validation perplexity; ties to
-    the lower seed; a diverged restart, whose perplexity is not finite, last) and its figures, the
-    paper's where Table 2 has the configuration."""
-    paper = getattr(get_task(spec.task), "TABLE_2", {})
+    the lower seed; a diverged restart, whose perplexity is not finite, last) and its figures (None
+    while no restart has finished), the paper's where Table 2 has the configuration."""
+    paper = get_task(spec.task).TABLE_2
     rows = []
     for label, overrides in spec.configurations():
         model = LMConfig(vocab_size=1, **spec.settings(overrides)[0])
+        row = {"configuration": label, "dim": model.dim, "hops": model.hops, "memory_size": model.memory_size,
+               "paper": paper.get((model.dim, model.hops, model.memory_size)), "restarts": 0}
         restarts = [r for r in results if r["label"] == label]
-        best = min(restarts, key=lambda r: (not math.isfinite(r["valid_perplexity"]), r["valid_perplexity"], r["seed"]))
-        valid = sorted(r["valid_perplexity"] for r in restarts)
-        rows.append({"configuration": label, "dim": model.dim, "hops": model.hops, "memory_size": model.memory_size,
-                     "selected": best["restart"], "seed": best["seed"], "epochs": best["epochs"],
-                     "valid_perplexity": best["valid_perplexity"], "test_perplexity": best["test_perplexity"],
-                     "valid_range": [valid[0], valid[-1]], "run": best["run"],
-                     "paper": paper.get((model.dim, model.hops, model.memory_size))})
+        if restarts:
+            best = min(restarts, key=lambda r: (not math.isfinite(r["valid_perplexity"]), r["valid_perplexity"], r["seed"]))
+            valid = sorted(r["valid_perplexity"] for r in restarts)
+            row.update(restarts=len(restarts), selected=best["restart"], seed=best["seed"], epochs=best["epochs"],
+                       valid_perplexity=best["valid_perplexity"], test_perplexity=best["test_perplexity"],
+                       train_seconds=best.get("train_seconds"), valid_range=[valid[0], valid[-1]], run=best["run"])
+        rows.append(row)
     return {"spec": asdict(spec), "rows": rows, "trials": results, "out": str(out)}
 
 
@@ -149,7 +157,7 @@ def write_results(out: Path, summary: dict) -> None:
     lines = io.StringIO()
     writer = csv.writer(lines, lineterminator="\n")
     writer.writerow(["configuration", "restart", "seed", "epochs", "valid_perplexity", "test_perplexity", "selected"])
-    selected = {(row["configuration"], row["selected"]) for row in summary["rows"]}
+    selected = {(row["configuration"], row.get("selected")) for row in summary["rows"]}
     for r in summary["trials"]:
         writer.writerow([r["label"], r["restart"], r["seed"], r["epochs"], f"{r['valid_perplexity']:.2f}",
                          f"{r['test_perplexity']:.2f}", int((r["label"], r["restart"]) in selected)])
@@ -158,14 +166,23 @@ def write_results(out: Path, summary: dict) -> None:
 
 
 def results_markdown(summary: dict) -> str:
+    """Table 2's layout: one row per configuration, ours beside the paper's; a row not yet trained
+    says so."""
     spec = summary["spec"]
     lines = [f"{spec['task']}: perplexity of the restart with the lowest validation perplexity, best of "
-             f"{spec['restarts']}; the paper's Table 2 beside it.", "",
-             "| hidden | hops | memory | valid | test | paper valid | paper test | valid, all restarts | epochs |",
-             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             f"{spec['restarts']}; the paper's Table 2 (best of 10) beside it. Hours: the selected restart's "
+             "training steps, on whatever else the machine ran.", "",
+             "| configuration | hidden | hops | memory | valid | test | paper valid | paper test "
+             "| valid, all restarts | epochs | hours |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for row in summary["rows"]:
         paper = row["paper"] or ("", "")
-        low, high = row["valid_range"]
-        lines.append(f"| {row['dim']} | {row['hops']} | {row['memory_size']} | {row['valid_perplexity']:.1f} | "
-                     f"{row['test_perplexity']:.1f} | {paper[0]} | {paper[1]} | {low:.1f}-{high:.1f} | {row['epochs']} |")
+        ours = ["not trained yet", "", "", "", ""]
+        if row["restarts"]:
+            low, high = row["valid_range"]
+            hours = f"{row['train_seconds'] / 3600:.2f}" if row.get("train_seconds") is not None else ""
+            ours = [f"{row['valid_perplexity']:.1f}", f"{row['test_perplexity']:.1f}",
+                    f"{low:.1f}-{high:.1f}", str(row["epochs"]), hours]
+        lines.append(f"| {row['configuration']} | {row['dim']} | {row['hops']} | {row['memory_size']} | {ours[0]} | "
+                     f"{ours[1]} | {paper[0]} | {paper[1]} | {ours[2]} | {ours[3]} | {ours[4]} |")
     return "\n".join(lines) + "\n"

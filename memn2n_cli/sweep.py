@@ -43,6 +43,7 @@ from tasks import get_task
 
 OPTION_TYPES = {f.name: f.type for f in fields(ModelOptions) + fields(TrainConfig) if f.name not in ("seed", "split_seed")}
 SPEC_FILE, TRIALS = "sweep.json", "trials"
+RESTARTS = 10  # Sec. 4.2: each training repeated 10 times, the best kept (Table 2 likewise)
 
 
 def _value(key: str, text: str, types: dict[str, str], given_as: str):

@@ -71,6 +71,9 @@ def encode_corpus(splits, vocabulary: list[str]) -> Corpus:
 
 class LanguageModelTask:
     kind = "lm"
+    # Table 2 of the paper (arXiv:1503.08895v5) for this corpus: (hidden units, hops, memory size) ->
+    # (valid, test) perplexity, each the best of 10 runs by validation; empty for a corpus it lacks.
+    TABLE_2: dict[tuple[int, int, int], tuple[int, int]] = {}
 
     def tokenize(self, text: str) -> list[str]:
         return text.split()
@@ -80,6 +83,17 @@ class LanguageModelTask:
         loss = counts["nll"] / counts["tokens"]
         return {"perplexity": math.exp(loss), "loss": loss}
 
+    def presets(self) -> dict[str, dict[str, dict]]:
+        """``table2``: Table 2's MemN2N rows for this corpus, each named by what sets it apart from
+        the 6 hops and 100 words of memory that its two series share ("2 hops", "memory 25")."""
+        def label(hops: int, memory: int) -> str:
+            if memory == 100:
+                return f"{hops} hops"
+            return f"memory {memory}" if hops == 6 else f"{hops} hops, memory {memory}"
+
+        return {"table2": {label(hops, memory): {"dim": dim, "hops": hops, "memory_size": memory}
+                           for dim, hops, memory in self.TABLE_2}} if self.TABLE_2 else {}
+
 
 @register_task("ptb")
 class PennTreebank(LanguageModelTask):
@@ -87,8 +101,6 @@ class PennTreebank(LanguageModelTask):
     an end-of-sentence token after each; the vocabulary is every training word (10,000)."""
 
     summary = "Penn Treebank, word-level language modelling (Mikolov's 10k-word version)"
-    # Table 2 of the paper (arXiv:1503.08895v5): (hidden units, hops, memory size) -> (valid, test)
-    # perplexity, each the best of 10 runs by validation.
     TABLE_2 = {(150, 2, 100): (128, 121), (150, 3, 100): (129, 122), (150, 4, 100): (127, 120),
                (150, 5, 100): (127, 118), (150, 6, 100): (122, 115), (150, 7, 100): (120, 114),
                (150, 6, 25): (125, 118), (150, 6, 50): (121, 114), (150, 6, 75): (122, 114),

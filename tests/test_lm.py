@@ -268,7 +268,7 @@ def test_language_model_sweep_backends_agree(cli, small_ptb, tmp_path):
 
 @pytest.mark.parametrize("args, fragment", [
     (["--select", "train"], "validation perplexity"),
-    (["--joint"], "no --task, --joint or --preset"),
+    (["--joint"], "no --task or --joint"),
     (["--grid", "hops=0"], "--hops must be at least 1, not 0"),
     (["--grid", "batch_size=0"], "--batch-size must be at least 1, not 0"),
     (["--grid", "max_epochs=0"], "--max-epochs must be at least 1, not 0"),
@@ -276,10 +276,51 @@ def test_language_model_sweep_backends_agree(cli, small_ptb, tmp_path):
     (["--max-epochs", "0"], "--max-epochs must be at least 1, not 0"),
     (["--encoding", "bow"], "no such option: --encoding"),
     (["--grid", "hops=1,2", "--hops", "3"], "--hops is given both"),
-    (["--preset", "table1"], "no --task, --joint or --preset"),
+    (["--preset", "table1"], "--preset is table2, not 'table1'"),
+    (["--preset", "table2", "--hops", "3"], "--preset table2 sets --hops for its columns itself"),
+    (["--preset", "table2", "--grid", "lr=0.01,0.02"], "no --grid of several values"),
+    (["--preset", "table2", "--column", "8 hops"], "--column '8 hops' is not a column of table2"),
+    (["--column", "2 hops"], "--column names a column of a --preset"),
 ])
 def test_language_model_sweep_bad_options(cli, small_ptb, tmp_path, args, fragment):
     assert_one_line_error(cli("sweep", "ptb", "--data-dir", small_ptb, "--out", tmp_path / "s", *args), fragment)
+
+
+def test_table2_preset_is_the_papers_twelve_configurations_named_by_what_sets_them_apart():
+    ptb, text8 = get_task("ptb"), get_task("text8")
+    table2 = ptb.presets()["table2"]
+    assert list(table2) == ["2 hops", "3 hops", "4 hops", "5 hops", "6 hops", "7 hops", "memory 25", "memory 50",
+                            "memory 75", "memory 125", "memory 150", "7 hops, memory 200"]
+    assert table2["memory 25"] == {"dim": 150, "hops": 6, "memory_size": 25}
+    assert table2["7 hops, memory 200"] == {"dim": 150, "hops": 7, "memory_size": 200}
+    assert {(c["dim"], c["hops"], c["memory_size"]) for c in table2.values()} == set(ptb.TABLE_2)
+    assert len(text8.presets()["table2"]) == 11 and text8.presets()["table2"]["2 hops"]["dim"] == 500
+
+
+def test_table2_sweep_trains_the_cells_asked_for_and_lays_out_all_twelve(cli, small_ptb, tmp_path):
+    out = tmp_path / "table2"
+    args = ["sweep", "ptb", "--data-dir", small_ptb, "--preset", "table2", "--max-epochs", "1", "--batch-size", "64",
+            "--workers", "1", "--out", out, "--json"]
+    result = cli(*args, "--column", "2 hops")
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads(result.stdout)["rows"]
+    assert [r["configuration"] for r in rows] == list(get_task("ptb").presets()["table2"])
+    trained = [r for r in rows if r["restarts"]]
+    assert [(r["configuration"], r["dim"], r["hops"], r["memory_size"], r["epochs"]) for r in trained] == [
+        ("2 hops", 150, 2, 100, 1)]  # one restart by default
+    assert (out / "2-hops" / "restart0" / "model.safetensors").is_file()
+    table = (out / "results.md").read_text()
+    row = trained[0]
+    assert (f"| 2 hops | 150 | 2 | 100 | {row['valid_perplexity']:.1f} | {row['test_perplexity']:.1f} | 128 | 121 | "
+            in table)
+    assert "| memory 25 | 150 | 6 | 25 | not trained yet |  | 125 | 118 |" in table
+    assert "| 7 hops, memory 200 | 150 | 7 | 200 | not trained yet |" in table
+    # The next cell, in the same folder: the first is kept, not trained again.
+    again = cli(*args, "--column", "memory 25")
+    assert again.exit_code == 0, again.stderr
+    assert "2 hops restart 0: epoch" not in again.stderr and "memory 25 restart 0: epoch 1" in again.stderr
+    rows = {r["configuration"]: r for r in json.loads(again.stdout)["rows"]}
+    assert rows["2 hops"] == row and rows["memory 25"]["restarts"] == 1 and rows["4 hops"]["restarts"] == 0
 
 
 def test_results_table_names_the_papers_figures_for_table_2_configurations():

@@ -22,12 +22,17 @@ def sweep(
     task: Annotated[list[str] | None, typer.Option("--task", "-t", help="bAbI task number, repeatable, or 'all'. [default: all]")] = None,
     grid: Annotated[list[str] | None, typer.Option(help="OPTION=V1,V2,... (repeatable): every combination is a configuration; "
                                                    "one value fixes an option, e.g. --grid epochs=50.")] = None,
-    restarts: Annotated[int, typer.Option(min=1, help="Restarts per task and configuration.")] = 10,
+    restarts: Annotated[int | None, typer.Option(min=1, help="Restarts per task and configuration. [default: 10; 1 with "
+                                                 "--preset table2, whose best of 10 is ~200 hours on 2 cores]")] = None,
     joint: Annotated[bool, typer.Option(help="One model for all the tasks given (d=50, 60 epochs, halving every 15).")] = False,
-    preset: Annotated[str | None, typer.Option(help="table1: the paper's nine MemN2N columns of Table 1 (BoW, PE, PE LS, PE LS RN, "
-                                               "1/2/3 hops PE LS joint, PE LS RN joint, PE LS LW joint), laid out beside its figures.")] = None,
+    preset: Annotated[str | None, typer.Option(help="table1 (bAbI): the paper's nine MemN2N columns of Table 1 (BoW, PE, PE LS, "
+                                               "PE LS RN, 1/2/3 hops PE LS joint, PE LS RN joint, PE LS LW joint); table2 (ptb, "
+                                               "text8): Table 2's MemN2N configurations ('2 hops' ... '7 hops' at memory 100, "
+                                               "'memory 25' ... 'memory 150' at 6 hops, ptb's '7 hops, memory 200'); each laid "
+                                               "out beside the paper's figures.")] = None,
     column: Annotated[list[str] | None, typer.Option(help="With --preset: one of its columns to train, by name "
-                                                     "(repeatable), e.g. --column 'PE LS RN'. [default: all]")] = None,
+                                                     "(repeatable), e.g. --column 'PE LS RN'; for table2, the configurations "
+                                                     "to train now, the others kept as they are. [default: all]")] = None,
     select: Annotated[str | None, typer.Option(help="bAbI: keep the restart with the lowest train (the paper's rule; default) "
                                                "or valid error. Language models: by validation perplexity, always.")] = None,
     seed: Annotated[int, typer.Option(help="Restart r uses seed + r.")] = 0,

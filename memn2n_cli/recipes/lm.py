@@ -15,7 +15,7 @@ from pathlib import Path
 
 from memn2n_cli.cli import stdout
 from memn2n_cli.errors import UserError
-from memn2n_cli.recipes.options import QA_ONLY, given, refuse
+from memn2n_cli.recipes.options import QA_ONLY, check_preset, given, refuse
 
 NEXT_WORDS = 10  # `predict --next`
 
@@ -130,18 +130,22 @@ def visualize(run: Path, *, story: str | None, hops: bool, memory_positions: boo
         print(f"saved {out}", file=sys.stderr)
 
 
-def sweep(task: str, *, out: Path, tasks: list[str], grid: list[str], args: list[str], restarts: int, joint: bool,
+def sweep(task: str, *, out: Path, tasks: list[str], grid: list[str], args: list[str], restarts: int | None, joint: bool,
           preset: str | None, column: list[str], select: str | None, seed: int, backend: str, workers: int,
           data_dir: Path | None, json_output: bool) -> None:
-    """Table 2's rows: each configuration's restart with the lowest validation perplexity."""
+    """Table 2's rows: each configuration's restart with the lowest validation perplexity. With
+    ``preset`` (table2), the paper's configurations; ``column`` trains only those named now."""
     from memn2n_cli.lm_sweep import OPTION_TYPES, LMSweepSpec, results_markdown, run_lm_sweep
-    from memn2n_cli.sweep import grid_and_options
+    from memn2n_cli.sweep import RESTARTS, grid_and_options
+    from tasks import get_task
     from tasks.lm import resolve_data_dir
 
-    if tasks or joint or preset or column or select not in (None, "valid"):
-        raise UserError("a language-model sweep takes no --task, --joint or --preset, and selects by validation perplexity")
-    spec = LMSweepSpec(task=task, restarts=restarts, seed=seed, grid=grid_and_options(grid, args, OPTION_TYPES),
-                       data_dir=str(resolve_data_dir(task, data_dir).resolve()))
+    if tasks or joint or select not in (None, "valid"):
+        raise UserError("a language-model sweep takes no --task or --joint, and selects by validation perplexity")
+    options = grid_and_options(grid, args, OPTION_TYPES)
+    check_preset(task, get_task(task).presets(), preset, column, options)
+    spec = LMSweepSpec(task=task, restarts=restarts or (1 if preset else RESTARTS), seed=seed, grid=options,
+                       data_dir=str(resolve_data_dir(task, data_dir).resolve()), preset=preset)
     for _, overrides in spec.configurations():
         spec.settings(overrides)  # an impossible combination fails here, before any training
 
@@ -149,7 +153,7 @@ def sweep(task: str, *, out: Path, tasks: list[str], grid: list[str], args: list
         print(f"[{done}/{total}] {task} {result['label']} restart {result['restart']}: valid perplexity "
               f"{result['valid_perplexity']:.1f}, test {result['test_perplexity']:.1f}", file=sys.stderr, flush=True)
 
-    summary = run_lm_sweep(spec, out, backend, workers, on_trial)
+    summary = run_lm_sweep(spec, out, backend, workers, on_trial, only=column or None)
     if json_output:
         print(json.dumps({k: summary[k] for k in ("rows", "out")}))
     else:

@@ -21,3 +21,23 @@ def refuse(options: dict, names: tuple[str, ...], kind: str) -> None:
     for name in names:
         if options.get(name) is not None:
             raise UserError(f"{flag(name)} is an option of {kind}")
+
+
+def check_preset(task: str, presets: dict[str, dict[str, dict]], preset: str | None, column: list[str],
+                 options: dict[str, list]) -> None:
+    """The rules of `sweep --preset NAME --column LABEL`, for every kind of task: a known preset, its
+    own columns, no grid of several values, and no option the preset's columns set themselves."""
+    if column and preset is None:
+        raise UserError("--column names a column of a --preset")
+    if preset is None:
+        return
+    if preset not in presets:
+        raise UserError(f"--preset is {' or '.join(presets) or 'not available for ' + task}, not {preset!r}")
+    unknown = [name for name in column if name not in presets[preset]]
+    if unknown:
+        raise UserError(f"--column {unknown[0]!r} is not a column of {preset}: {', '.join(presets[preset])}")
+    if any(len(values) > 1 for values in options.values()):
+        raise UserError(f"--preset {preset} names its columns: it takes no --grid of several values")
+    clash = sorted(options.keys() & {k for chosen in presets[preset].values() for k in chosen})
+    if clash:
+        raise UserError(f"--preset {preset} sets --{clash[0].replace('_', '-')} for its columns itself")

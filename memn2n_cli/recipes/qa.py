@@ -16,7 +16,7 @@ from pathlib import Path
 
 from memn2n_cli.cli import stderr, stdout
 from memn2n_cli.errors import UserError
-from memn2n_cli.recipes.options import LM_ONLY, given, refuse
+from memn2n_cli.recipes.options import LM_ONLY, check_preset, given, refuse
 
 
 def load(path: Path, task: int | None = None):
@@ -123,11 +123,11 @@ def visualize(run: Path, *, story: str | None, hops: bool, memory_positions: boo
         print(f"saved {out}", file=sys.stderr)
 
 
-def sweep(task: str, *, out: Path, tasks: list[str], grid: list[str], args: list[str], restarts: int, joint: bool,
+def sweep(task: str, *, out: Path, tasks: list[str], grid: list[str], args: list[str], restarts: int | None, joint: bool,
           preset: str | None, column: list[str], select: str | None, seed: int, backend: str, workers: int,
           data_dir: Path | None, json_output: bool) -> None:
     from memn2n_cli.runs import qa_task
-    from memn2n_cli.sweep import OPTION_TYPES, SweepSpec, grid_and_options, run_sweep
+    from memn2n_cli.sweep import OPTION_TYPES, RESTARTS, SweepSpec, grid_and_options, run_sweep
 
     select = select or "train"
     if select not in ("train", "valid"):
@@ -136,23 +136,14 @@ def sweep(task: str, *, out: Path, tasks: list[str], grid: list[str], args: list
     task_ids = qa.parse_task_ids(tasks, default="all")
     options = grid_and_options(grid, args, OPTION_TYPES)
     presets = qa.presets()
-    if column and preset is None:
-        raise UserError("--column names a column of a --preset")
+    check_preset(task, presets, preset, column, options)
     if preset is not None:
-        if preset not in presets:
-            raise UserError(f"--preset is {' or '.join(presets) or 'not available for ' + task}, not {preset!r}")
-        unknown = [name for name in column if name not in presets[preset]]
-        if unknown:
-            raise UserError(f"--column {unknown[0]!r} is not a column of {preset}: {', '.join(presets[preset])}")
-        if joint or any(len(values) > 1 for values in options.values()):
-            raise UserError(f"--preset {preset} names its columns: it takes no --joint and no --grid of several values")
+        if joint:
+            raise UserError(f"--preset {preset} names its columns: it takes no --joint")
         chosen = [presets[preset][name] for name in column or presets[preset]]
         if len(task_ids) < 2 and any(c.get("joint") for c in chosen):
             raise UserError(f"--preset {preset} has joint columns: it needs at least two tasks (e.g. --task all)")
-        clash = sorted(options.keys() & {k for column in presets[preset].values() for k in column})
-        if clash:
-            raise UserError(f"--preset {preset} sets --{clash[0].replace('_', '-')} for its columns itself")
-    spec = SweepSpec(task=task, task_ids=task_ids, joint=joint, restarts=restarts, seed=seed, select=select, grid=options,
+    spec = SweepSpec(task=task, task_ids=task_ids, joint=joint, restarts=restarts or RESTARTS, seed=seed, select=select, grid=options,
                      data_dir=str(qa.resolve_data_dir(data_dir).resolve()), preset=preset, columns=column or None)
     for _, overrides in spec.configurations():
         spec.settings(overrides)  # an impossible option value fails here, before any training
