@@ -6,9 +6,12 @@
     run = memn2n.load("runs/task1")                              # a QARun (question answering) or LMRun
     for p in run.answer("Mary went to the kitchen.\\nWhere is Mary?"):
         print(p.answer, p.probability, p.attention)              # attention: per hop, over the sentences
+    memn2n.evaluate("runs/task1", split="test")                  # as `memn2n eval --json`
 
 The command line (`memn2n train`, `eval`, `predict`, ...) is built on the same functions; the
-implementation lives in `memn2n_cli` and the tasks in `tasks`.
+implementation lives in `memn2n_cli` and the tasks in `tasks`. Importing this module loads
+neither Typer nor Rich; a bad argument raises UserError (ArgumentError, naming it as ``name=``)
+or ConfigError, by the same rules the command line applies.
 """
 
 from __future__ import annotations
@@ -17,11 +20,12 @@ from pathlib import Path
 
 from memn2n_cli import __version__
 from memn2n_cli.configs import LMConfig, LMTrainConfig, ModelOptions, TrainConfig
-from memn2n_cli.errors import ConfigError, UserError
+from memn2n_cli.errors import ArgumentError, ConfigError, UserError
+from memn2n_cli.model import MemoryNetwork
 from tasks import available_tasks
 
-__all__ = ["train", "load", "available_tasks", "ModelOptions", "TrainConfig", "LMConfig", "LMTrainConfig",
-           "ConfigError", "UserError", "__version__"]
+__all__ = ["train", "load", "evaluate", "answer", "sweep", "available_tasks", "MemoryNetwork", "ModelOptions",
+           "TrainConfig", "LMConfig", "LMTrainConfig", "ArgumentError", "ConfigError", "UserError", "__version__"]
 
 
 def train(task: str, out: str | Path, *, data_dir: str | Path | None = None, tasks: list[int | str] | None = None,
@@ -51,3 +55,45 @@ def load(path: str | Path, task: int | None = None):
     from memn2n_cli import recipes
 
     return recipes.for_run(Path(path)).load(Path(path), task)
+
+
+def evaluate(run: str | Path, split: str = "test", *, data_dir: str | Path | None = None, device: str = "auto") -> dict:
+    """Re-compute a run's figures on ``split`` ("train", "valid" or "test") from its files and the
+    data it was trained on (or ``data_dir``), as `memn2n eval --json` prints them."""
+    from memn2n_cli import recipes
+    from memn2n_cli.configs import check_split
+
+    check_split(split)  # before the run is read
+    return recipes.for_run(Path(run)).evaluate(Path(run), split=split, device=device,
+                                               data_dir=None if data_dir is None else Path(data_dir))
+
+
+def answer(run: str | Path, story: str, *, task: int | None = None, top_k: int = 3, next_words: int | None = None):
+    """What `memn2n predict` computes for ``story`` (text as it reads a story file): a
+    question-answering run's predictions (answer, probability, top-k, attention per hop), or a
+    language model's next words after the prompt ({prompt, next})."""
+    from memn2n_cli import recipes
+
+    return recipes.for_run(Path(run)).answer(Path(run), raw=story.encode(), name="<story>", model_task=task,
+                                             top_k=top_k, next_words=next_words)
+
+
+def sweep(task: str, out: str | Path, *, grid: dict[str, list] | None = None, tasks: list[int | str] | None = None,
+          restarts: int | None = None, joint: bool = False, preset: str | None = None, columns: list[str] | None = None,
+          select: str | None = None, seed: int = 0, backend: str = "local", workers: int = 1,
+          data_dir: str | Path | None = None, on_trial=None, **options) -> dict:
+    """Best-of-N restarts over a grid, as `memn2n sweep` (Table 1 with ``preset="table1"``, Table 2
+    with ``preset="table2"``); the summary, also written to ``out``/results.*. ``grid``: option ->
+    values, every combination a configuration; ``options``: options fixed for all of them.
+    ``on_trial``: called after each finished trial."""
+    from memn2n_cli import recipes
+    from memn2n_cli.recipes import lm
+
+    recipe = recipes.for_task(task)
+    fixed = {k: [v] for k, v in options.items()}
+    spec = recipe.sweep_spec(task, tasks=[str(t) for t in tasks or []], grid={**(grid or {}), **fixed},
+                             restarts=restarts, joint=joint, preset=preset, column=list(columns or []), select=select,
+                             seed=seed, data_dir=None if data_dir is None else Path(data_dir))
+    # A language model's preset trains the columns named now (its cells); bAbI's spec holds them.
+    now = {"only": list(columns)} if recipe is lm and columns else {}
+    return recipe.sweep(spec, Path(out), backend=backend, workers=workers, on_trial=on_trial, **now)

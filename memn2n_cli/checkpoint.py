@@ -260,3 +260,13 @@ def model_dirs(run: Path) -> list[Path]:
 def run_task(run: Path) -> str:
     """The name of the task a run was trained on (of its first model, for a run of one model per task)."""
     return str(read_config(model_dirs(run)[0]).get("task", ""))
+
+
+def run_data_dir(config: dict, given: Path | None) -> Path | None:
+    """Where a run's data is read from (eval, visualize, serve): ``given`` (``--data-dir``), else
+    the folder the run was trained on while it is still there, else None: where the task keeps
+    its data (its own ``resolve_data_dir``), as for a run trained on another machine."""
+    if given is not None:
+        return given
+    recorded = Path(config.get("data", {}).get("dir") or "")
+    return recorded if str(recorded) not in ("", ".") and recorded.is_dir() else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from memn2n_cli.errors import ConfigError, at_least, at_most, one_of
+from memn2n_cli.errors import ArgumentError, ConfigError, at_least, at_most, one_of
 
 # Sizes past any model of the paper's, and far past what this tool trains: a bound, so that a typo
 # or a damaged config.json is an error and not an allocation of terabytes.
@@ -171,3 +171,12 @@ def lm_settings(chosen: dict) -> tuple[dict, LMTrainConfig]:
     model = {k: v for k, v in chosen.items() if k in model_fields}
     LMConfig(vocab_size=1, **model)  # the model's values are checked before any data is read
     return model, LMTrainConfig(**{k: v for k, v in chosen.items() if k in fields_of(LMTrainConfig)})
+
+
+SPLITS = ("train", "valid", "test")  # the data splits of every task
+
+
+def check_split(split: str) -> None:
+    """An ArgumentError unless ``split`` names a split (`eval --split`, `run.evaluate(split)`)."""
+    if split not in SPLITS:
+        raise ArgumentError("split", "{} is one of " + ", ".join(SPLITS) + f", not {split!r}")

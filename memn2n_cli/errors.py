@@ -27,6 +27,23 @@ class UserError(Exception):
         return where + self.message
 
 
+class ArgumentError(UserError):
+    """A bad argument of a command or of a library function, by a rule the library checks once:
+    the message names the argument as its caller wrote it, ``--data-dir`` on the command line and
+    ``data_dir=`` in Python. ``message`` holds ``{}`` where the name goes."""
+
+    def __init__(self, argument: str, message: str, path: str | Path | None = None):
+        super().__init__(message, path)
+        self.argument = argument
+
+    def render(self, name: Callable[[str], str]) -> str:
+        """The message with the argument named by ``name`` (`flag` on the command line)."""
+        return str(UserError(self.message.replace("{}", name(self.argument)), self.path, self.line))
+
+    def __str__(self) -> str:
+        return self.render(lambda argument: f"{argument}=")
+
+
 class ConfigError(ValueError):
     """An option value, or a combination of them, that cannot be trained: raised by the configs'
     own checks, so the library, the CLI and sweep grids say the same. The message names options as

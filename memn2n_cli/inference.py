@@ -11,11 +11,11 @@ from pathlib import Path
 import torch
 
 from memn2n_cli.batches import make_batch
-from memn2n_cli.checkpoint import CONFIG_FILE, load_model, model_dirs, run_task
+from memn2n_cli.checkpoint import CONFIG_FILE, load_model, model_dirs, run_data_dir, run_task
 from memn2n_cli.errors import UserError
 from memn2n_cli.model import MemN2N
 from tasks import get_task
-from tasks.qa import Question, Vocabulary, encode, read_stories
+from tasks.qa import QATask, Question, Vocabulary, encode, qa_task, read_stories
 
 log = logging.getLogger("memn2n")
 
@@ -161,12 +161,25 @@ class QARun:
         model, config, vocab, directory = choose_model(Path(path), task)
         return cls(directory, model, config, vocab)
 
+    @property
+    def task(self) -> QATask:
+        """The registered task the model was trained on: its tokenizer reads the stories asked."""
+        return qa_task(self.config["task"])
+
+    def read(self, raw: bytes, name: str) -> list[Question]:
+        """The questions of a story file's bytes (see `answer`), tokenized as the task tokenizes."""
+        return read_stories(raw, name, self.task.tokenize)
+
+    def data_dir(self, given: Path | None = None) -> Path:
+        """The folder of the run's data: ``given``, else where it was trained, else the task's own."""
+        return self.task.resolve_data_dir(run_data_dir(self.config, given))
+
     def answer(self, story: str | list[Question], top_k: int = 3) -> list[Prediction]:
         """Answer every question of ``story``, text as `memn2n predict` reads it (plain sentences
         with questions ending in '?', the numbered format, or JSON lines), or questions already
         read. Each prediction has the answer, its probability, the ``top_k`` answers and the
         attention of every hop over the sentences in memory."""
-        questions = read_stories(story.encode(), "<story>") if isinstance(story, str) else story
+        questions = self.read(story.encode(), "<story>") if isinstance(story, str) else story
         return predict(self.model, self.vocab, questions, top_k)
 
     def evaluate(self, split: str = "test", data_dir: str | Path | None = None, device: str = "auto") -> dict:

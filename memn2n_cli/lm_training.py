@@ -31,12 +31,12 @@ from torch import Tensor
 
 from memn2n_cli import __version__, lm_kernel
 from memn2n_cli.checkpoint import (CONFIG_FILE, FORMAT, check_finite, check_float32, config_from, json_bytes, read_config,
-                                   read_json, write_run)
-from memn2n_cli.configs import LMConfig, LMTrainConfig
+                                   read_json, run_data_dir, write_run)
+from memn2n_cli.configs import LMConfig, LMTrainConfig, check_split
 from memn2n_cli.errors import UserError
 from memn2n_cli.model import MemN2NLM
 from tasks import get_task
-from tasks.lm import UNK, Corpus, LanguageModelTask
+from tasks.lm import UNK, Corpus, resolve_data_dir
 
 log = logging.getLogger("memn2n")
 STATE_FILE, GENERATOR_FILE = "state.json", "generator.safetensors"
@@ -106,13 +106,12 @@ def evaluate_lm(model: MemN2NLM, ids: Tensor, batch_size: int = 512) -> dict[str
 
 def fit_lm(model: MemN2NLM, corpus: Corpus, config: LMTrainConfig, state: LMState, generator: torch.Generator,
            checkpoint: Callable[[LMState], None], on_epoch: Callable[[dict], None] | None = None,
-           on_progress: Callable[[dict], None] | None = None) -> LMState:
+           on_progress: Callable[[dict], None] | None = None, *, metrics: Callable[[dict], dict]) -> LMState:
     """Train from ``state`` until the learning rate falls below ``min_lr``, ``max_epochs`` or
     ``max_steps``; checkpoint after each epoch, at ``max_steps`` and every ``checkpoint_every``
     steps within an epoch (then ``on_progress`` with the epoch's progress and training perplexity
     so far): a run killed loses at most that many steps, and resumes to the weights an
-    uninterrupted run reaches."""
-    metrics = LanguageModelTask().metrics
+    uninterrupted run reaches. ``metrics``: the task's, from summed counts {nll, tokens}."""
     rank, world = process_group()
     train, valid = corpus.ids["train"], corpus.ids["valid"]
     N = getattr(model, "module", model).config.memory_size
@@ -273,7 +272,7 @@ def train_lm(task: str, data_dir: Path, out: Path, model_config: dict, config: L
             write_run(out, _run_files(model, task, data_dir, corpus, config, state, generator))
 
     state = fit_lm(trained, corpus, config, state, generator, checkpoint, on_epoch if rank == 0 else None,
-                   on_progress if rank == 0 else None)
+                   on_progress if rank == 0 else None, metrics=get_task(task).metrics)
     return {"task": task, "epochs": state.epoch, "steps": state.steps, "lr": state.lr, "finished": state.finished,
             "train_seconds": state.seconds, "tokens_per_second": state.steps * config.batch_size / max(state.seconds, 1e-9),
             "history": state.history, "run": str(out)}
@@ -322,7 +321,7 @@ def run_corpus(run: Path, data_dir: Path | None) -> tuple[MemN2NLM, dict, Corpus
     """A language-model run's model, config and corpus (from ``data_dir``, else where it was
     trained), checked to have the run's vocabulary and splits long enough for its memory."""
     model, config, words = load_lm(run)
-    data_dir = data_dir or Path(config["data"]["dir"])
+    data_dir = resolve_data_dir(config["task"], run_data_dir(config, data_dir))
     corpus = get_task(config["task"]).load(data_dir)
     if corpus.words != words:
         raise UserError("the data's vocabulary differs from the run's", data_dir)
@@ -331,6 +330,8 @@ def run_corpus(run: Path, data_dir: Path | None) -> tuple[MemN2NLM, dict, Corpus
 
 
 def evaluate_lm_run(run: Path, split: str, data_dir: Path | None) -> dict:
+    """Perplexity of ``run`` on ``split`` of its corpus: {split, perplexity, loss, tokens, run}."""
+    check_split(split)
     model, config, corpus = run_corpus(run, data_dir)
     counts = evaluate_lm(model, corpus.ids[split])
     return {"split": split, **get_task(config["task"]).metrics(counts), "tokens": counts["tokens"], "run": str(run)}
@@ -351,9 +352,14 @@ class LMRun:
         model, config, words = load_lm(Path(path))
         return cls(Path(path), model, config, words)
 
+    @property
+    def task(self):
+        """The registered task the model was trained on: its tokenizer reads prompts."""
+        return get_task(self.config["task"])
+
     def continue_text(self, prompt: str, count: int = 10) -> list[tuple[str, float]]:
         """The ``count`` most likely next words after ``prompt``, one at a time, with their probabilities."""
-        return continue_text(self.model, self.words, get_task(self.config["task"]).tokenize(prompt), count)
+        return continue_text(self.model, self.words, self.task.tokenize(prompt), count)
 
     def evaluate(self, split: str = "test", data_dir: str | Path | None = None) -> dict:
         """Perplexity on ``split`` of the corpus it was trained on (or ``data_dir``), as `memn2n eval`."""

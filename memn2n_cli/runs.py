@@ -20,17 +20,16 @@ import torch
 
 from memn2n_cli import __version__
 from memn2n_cli.checkpoint import (CONFIG_FILE, METRICS_FILE, PROGRESS_FILE, config_from, load_model, model_dirs,
-                                   model_files, read_json, read_progress, write_json, write_progress, write_run)
-from memn2n_cli.configs import ModelConfig, ModelOptions, TrainConfig
+                                   model_files, read_json, read_progress, run_data_dir, write_json, write_progress,
+                                   write_run)
+from memn2n_cli.configs import SPLITS, ModelConfig, ModelOptions, TrainConfig, check_split
 from memn2n_cli.errors import UserError
 from memn2n_cli.model import MemN2N
 from memn2n_cli.restarts import fit_restarts
-from memn2n_cli.training import evaluate, metrics
-from tasks import get_task
-from tasks.qa import PASS_ERROR, Encoded, QATask, Question, Vocabulary, encode, split_validation
+from memn2n_cli.training import evaluate
+from tasks.qa import PASS_ERROR, Encoded, QATask, Question, Vocabulary, encode, metrics, qa_task, split_validation
 
 log = logging.getLogger("memn2n")
-SPLITS = ("train", "valid", "test")
 
 
 def pick_device(name: str) -> torch.device:
@@ -41,14 +40,6 @@ def pick_device(name: str) -> torch.device:
 
 def file_checksums(paths: list[Path]) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
-
-
-def qa_task(name: str) -> QATask:
-    """The registered question-answering task ``name``; a UserError for a task of another kind."""
-    task = get_task(name, "qa")
-    if task is None:
-        raise UserError(f"{name} is not a question-answering task")
-    return task
 
 
 def load_splits(task: QATask, data_dir: Path, task_ids: list[int], fraction: float,
@@ -71,11 +62,19 @@ def encode_splits(splits: dict[str, list[Question]], vocab: Vocabulary, memory_s
     return encoded
 
 
-def error_table(counts: dict[str, dict[int, dict]]) -> list[dict]:
-    """Rows {task, train_error, valid_error, test_error} in percent from per-split, per-task counts."""
-    tasks = sorted(next(iter(counts.values())))
-    return [{"task": t, **{f"{split}_error": metrics(c[t])["error"] for split, c in counts.items() if t in c}}
-            for t in tasks]
+def error_table(counts: dict[str, dict[int, dict]], task: QATask) -> list[dict]:
+    """Rows {task, train_error, valid_error, test_error} in percent from per-split, per-task
+    counts, with the figures the task adds of its own (`QATask.count`) on the last split."""
+    numbered = sorted(next(iter(counts.values())))
+    last = list(counts)[-1]
+    return [{"task": t, **{f"{split}_error": task.metrics(c[t])["error"] for split, c in counts.items() if t in c},
+             **(own_figures(task, counts[last][t]) if t in counts[last] else {})} for t in numbered]
+
+
+def own_figures(task: QATask, counts: dict) -> dict:
+    """The figures ``task`` reports beyond the shared ones of `tasks.qa.metrics`."""
+    shared = metrics(counts)
+    return {k: v for k, v in task.metrics(counts).items() if k not in shared}
 
 
 def summarize(rows: list[dict], run: Path, split: str = "test") -> dict:
@@ -117,8 +116,10 @@ def build_model(prepared: Prepared, seed: int, device: torch.device) -> MemN2N:
 def trained_files(model: MemN2N, prepared: Prepared, config: TrainConfig, metrics: dict) -> tuple[list[dict], dict]:
     """Evaluate ``model`` on every split: its error rows, and its run directory's files (with
     everything `eval` and `predict` need) as bytes."""
-    rows = error_table({split: evaluate(model, prepared.encoded[split]) for split in SPLITS})
-    files = qa_task(prepared.task).data_files(prepared.data_dir, prepared.task_ids)
+    task = qa_task(prepared.task)
+    rows = error_table({split: evaluate(model, prepared.encoded[split], task=task, answers=prepared.vocab.answers)
+                        for split in SPLITS}, task)
+    files = task.data_files(prepared.data_dir, prepared.task_ids)
     run_config = {
         "task": prepared.task, "tasks": prepared.task_ids, "joint": len(prepared.task_ids) > 1, "training": asdict(config),
         "data": {"dir": str(prepared.data_dir.resolve()), "files": file_checksums(files)},
@@ -217,11 +218,12 @@ def evaluate_run(run: Path, split: str = "test", data_dir: Path | None = None, d
     """Re-compute the error of every model in ``run`` on ``split`` from its saved files and the data,
     with where its attention lands: the share of questions whose most-attended sentence is a
     supporting fact, per hop (``attention_on_support``) and at some hop (``..._any``)."""
+    check_split(split)
     rows, torch_device = [], pick_device(device)
     for directory in model_dirs(run):
         model, config, vocab = load_model(directory)
         task = qa_task(config["task"])
-        source = task.resolve_data_dir(data_dir if data_dir is not None else Path(config["data"]["dir"]))
+        source = task.resolve_data_dir(run_data_dir(config, data_dir))
         training = config_from(TrainConfig, config.get("training"), "training", directory / CONFIG_FILE)
         splits = load_splits(task, source, config["tasks"], training.validation_fraction, training.split_seed)
         recorded = config["data"]["files"]
@@ -229,10 +231,11 @@ def evaluate_run(run: Path, split: str = "test", data_dir: Path | None = None, d
         if used != recorded:
             log.warning("%s: the data files differ from the ones this model was trained on", source)
         encoded = encode(splits[split], vocab, model.config.memory_size).to(torch_device)
-        for task, counts in sorted(evaluate(model.to(torch_device), encoded).items()):
-            figures = metrics(counts)
-            rows.append({"task": task, f"{split}_error": figures["error"],
-                         **{k: v for k, v in figures.items() if k.startswith("attention")}})
+        counts = evaluate(model.to(torch_device), encoded, task=task, answers=vocab.answers)
+        for number, of_task in sorted(counts.items()):
+            figures = task.metrics(of_task)
+            rows.append({"task": number, f"{split}_error": figures["error"],
+                         **{k: v for k, v in figures.items() if k not in ("error", "loss")}})
     if not rows:
         raise UserError(f"holds no {split} questions (trained with --validation-fraction 0?)", run)
     return summarize(rows, run, split)

@@ -40,6 +40,7 @@ from memn2n_cli.restarts import fit_restarts
 from memn2n_cli.runs import PASS_ERROR, build_model, error_table, model_groups, prepare, trained_files
 from memn2n_cli.training import evaluate
 from tasks import get_task
+from tasks.qa import qa_task
 
 OPTION_TYPES = {f.name: f.type for f in fields(ModelOptions) + fields(TrainConfig) if f.name not in ("seed", "split_seed")}
 SPEC_FILE, TRIALS = "sweep.json", "trials"
@@ -222,9 +223,10 @@ def run_trial(spec: dict, trial: dict, threads: int = 0, restarts: list[int] | N
     histories = fit_restarts(models, prepared.encoded["train"], prepared.encoded["valid"], config, seeds,
                              (lambda restart, record: on_epoch()) if on_epoch else None)
     seconds = time.perf_counter() - started
-    results = []
+    results, task = [], qa_task(sweep.task)
     for seed, model in zip(seeds, models):
-        rows = error_table({split: evaluate(model, prepared.encoded[split]) for split in ("train", "valid", "test")})
+        rows = error_table({split: evaluate(model, prepared.encoded[split], task=task, answers=prepared.vocab.answers)
+                            for split in ("train", "valid", "test")}, task)
         results.append({"seed": seed, "tasks": rows,
                         "mean": {k: sum(r[k] for r in rows) / len(rows) for k in ("train_error", "valid_error", "test_error")}})
     best = select_restart(results, sweep.select)

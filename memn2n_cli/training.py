@@ -20,7 +20,7 @@ from torch import Tensor
 from memn2n_cli.batches import make_batch
 from memn2n_cli.configs import TrainConfig
 from memn2n_cli.model import MemN2N
-from tasks.qa import Encoded, metrics
+from tasks.qa import Encoded, QATask, metrics
 
 
 def random_noise_time(size: Tensor, slots: int, noise: float, generator: torch.Generator) -> Tensor:
@@ -44,23 +44,26 @@ EVAL_BATCH = 512  # questions per forward pass when evaluating: bounds memory on
 
 
 @torch.no_grad()
-def evaluate(model: MemN2N, data: Encoded, batch_size: int = EVAL_BATCH) -> dict[int, dict]:
+def evaluate(model: MemN2N, data: Encoded, batch_size: int = EVAL_BATCH, task: QATask | None = None,
+             answers: list[str] | None = None) -> dict[int, dict]:
     """Summed counts for each task in ``data``: {correct, total, loss} and, for the attention,
-    {supported, on_support (per hop), on_support_any} (see tasks.qa.metrics)."""
+    {supported, on_support (per hop), on_support_any} (see tasks.qa.metrics); with ``task`` and
+    the answer vocabulary ``answers``, also the counts of the task's own (`QATask.count`)."""
     if len(data) == 0:  # no validation set (validation_fraction 0): no counts
         return {}
     model.eval()
-    correct, loss, on_support = [], [], []
+    correct, loss, on_support, predicted = [], [], [], []
     for index in torch.arange(len(data), device=data.answer.device).split(batch_size):
         batch = make_batch(data, index)
         out = model(**batch)
-        correct.append(out.logits.argmax(-1) == batch["answer"])
+        predicted.append(out.logits.argmax(-1))
+        correct.append(predicted[-1] == batch["answer"])
         # An answer never seen in training (-1) counts as an error and adds no loss.
         loss.append(torch.nn.functional.cross_entropy(out.logits, batch["answer"], reduction="none", ignore_index=-1))
         support = data.support[index, : out.attention.shape[-1]]  # (B, M)
         on_support.append(support.gather(1, out.attention.argmax(-1)))  # (B, K) hop k's top sentence supports
     model.train()
-    correct, loss, on_support = torch.cat(correct), torch.cat(loss).double(), torch.cat(on_support)
+    correct, loss, on_support, predicted = torch.cat(correct), torch.cat(loss).double(), torch.cat(on_support), torch.cat(predicted)
     supported = data.support.any(1)
     counts = {}
     for t in data.task.unique().tolist():
@@ -69,6 +72,10 @@ def evaluate(model: MemN2N, data: Encoded, batch_size: int = EVAL_BATCH) -> dict
                      "loss": float(loss[of_task].sum()), "supported": int(supported[of_task].sum()),
                      "on_support": on_support[of_task].sum(0).tolist(),
                      "on_support_any": int(on_support[of_task].any(1).sum())}
+        if task is not None:
+            named = [answers[i] for i in predicted[of_task].tolist()]
+            truth = [answers[i] if i >= 0 else None for i in data.answer[of_task].tolist()]
+            counts[t].update(task.count(named, truth))
     return counts
 
 

@@ -36,7 +36,7 @@ from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from memn2n_cli.checkpoint import CONFIG_FILE, model_dirs, read_config, refuse_other_kinds, run_task
+from memn2n_cli.checkpoint import CONFIG_FILE, model_dirs, read_config, refuse_other_kinds, run_data_dir, run_task
 from memn2n_cli.errors import UserError
 from memn2n_cli.inference import BUNDLED_RUN, QARun, default_run, runs_under
 from tasks import get_task
@@ -130,9 +130,7 @@ class Runs:
         """A random test story of ``task_id`` of the run's task: from ``--data-dir``, else the
         folder the run was trained on when it is still there, else where the task looks itself."""
         config = self.configs[self.name(checkpoint)]
-        recorded = Path(config["data"]["dir"])
-        data_dir = self.data_dir or (recorded if recorded.is_dir() else None)
-        story, source = get_task(config["task"]).random_test_story(task_id, data_dir, self._rng)
+        story, source = get_task(config["task"]).random_test_story(task_id, run_data_dir(config, self.data_dir), self._rng)
         return {"story": story, "source": source, "task": task_id}
 
 

@@ -12,20 +12,20 @@ log-likelihood, tokens) so that they add up across batches, processes and tasks.
 from __future__ import annotations
 
 from importlib.metadata import entry_points
-from typing import Protocol, runtime_checkable
+from pathlib import Path
+from typing import Protocol
 
 from memn2n_cli.errors import UserError
 
 ENTRY_POINT_GROUP = "memn2n.tasks"
 
 
-@runtime_checkable
 class Task(Protocol):
-    """What the commands need from a task, whether question answering or language modelling."""
+    """What the commands need from every task, whatever its kind."""
 
     name: str  # the registry key, as typed on the command line (`memn2n train NAME`)
     summary: str  # one line for `memn2n tasks`
-    kind: str  # "qa" (question answering) or "lm" (language modelling)
+    kind: str  # a key of KINDS: "qa" (question answering) or "lm" (language modelling)
 
     def tokenize(self, text: str) -> list[str]:
         """Split one sentence into the tokens the vocabulary is built from."""
@@ -35,22 +35,68 @@ class Task(Protocol):
         """Turn summed counts into the figures reported to the user."""
         ...
 
+    def presets(self) -> dict[str, dict[str, dict]]:
+        """Named sets of sweep configurations (`memn2n sweep --preset NAME`)."""
+        ...
+
+
+class QuestionAnswering(Task, Protocol):
+    """A question-answering task (kind "qa"): every method the commands and the library call on
+    one; `tasks.qa.QATask` implements them all, so a plugin subclasses it and overrides some."""
+
+    def count(self, predicted: list[str], answers: list[str | None]) -> dict[str, float]: ...
+    def resolve_data_dir(self, given: Path | None) -> Path: ...
+    def parse_task_ids(self, values: list[str], default: str = "1") -> list[int]: ...
+    def read(self, data_dir: Path, task_ids: list[int], split: str) -> list: ...
+    def read_validation(self, data_dir: Path, task_ids: list[int]) -> list | None: ...
+    def data_files(self, data_dir: Path, task_ids: list[int]) -> list[Path]: ...
+    def random_test_story(self, task_id: int, data_dir: Path | None, rng) -> tuple[str, str]: ...
+    def paper_figures(self, preset: str, data_dir: Path, task_ids: list[int]) -> dict[str, dict]: ...
+
+
+class LanguageModel(Task, Protocol):
+    """A language-modelling task (kind "lm"); `tasks.lm.LanguageModelTask` implements it."""
+
+    TABLE_2: dict  # the paper's Table 2 figures for this corpus, by (hidden, hops, memory); may be empty
+
+    def load(self, data_dir: Path): ...
+
+
+KINDS: dict[str, type] = {"qa": QuestionAnswering, "lm": LanguageModel}
+
+
+def missing_members(task: object, interface: type) -> list[str]:
+    """The attributes and methods of ``interface`` that ``task`` lacks."""
+    members = set()
+    for base in interface.__mro__:
+        if base in (Protocol, object) or not getattr(base, "_is_protocol", False):
+            continue
+        members |= {n for n in vars(base) if not n.startswith("_")} | set(getattr(base, "__annotations__", {}))
+    return sorted(m for m in members if not hasattr(task, m))
+
 
 _REGISTRY: dict[str, type] = {}
 
 
 def register_task(name: str):
-    """Class decorator: ``@register_task("babi")``. Refuses duplicates and non-tasks."""
+    """Class decorator: ``@register_task("babi")``. Refuses duplicates, a kind the commands do not
+    know, and a class that lacks part of its kind's interface, each with a message."""
 
     def decorate(cls: type) -> type:
         if name in _REGISTRY:
             raise ValueError(f"task {name!r} is already registered by {_REGISTRY[name].__qualname__}")
         if not isinstance(cls, type):
             raise TypeError(f"{cls!r} is not a class")
+        kind = getattr(cls, "kind", None)
+        if kind not in KINDS:
+            raise TypeError(f"task {name!r} ({cls.__qualname__}) has kind {kind!r}; the commands know "
+                            f"{' and '.join(map(repr, KINDS))} (subclass tasks.qa.QATask or tasks.lm.LanguageModelTask)")
         cls.name = name
-        if not isinstance(cls(), Task):
+        missing = missing_members(cls(), KINDS[kind])
+        if missing:
             del cls.name
-            raise TypeError(f"{cls!r} does not implement the Task interface (tasks.Task)")
+            raise TypeError(f"task {name!r} ({cls.__qualname__}) lacks {', '.join(missing)} of the {kind!r} interface "
+                            f"(tasks.{KINDS[kind].__name__})")
         _REGISTRY[name] = cls
         return cls
 

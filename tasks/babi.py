@@ -24,9 +24,9 @@ ARCHIVE_ROOT = "tasks_1-20_v1-2"  # the folder the upstream archive unpacks to
 CHECKSUMS = Path(__file__).with_name("babi_v1.2.sha256")
 
 
-def read_file(path: Path, task: int) -> list[Question]:
+def read_file(path: Path, task: int, tokenize: qa.Tokenizer = qa.tokenize) -> list[Question]:
     """Parse one upstream file. Bad input raises UserError naming the file and line."""
-    return parse_babi(read_lines(path), path, task)
+    return parse_babi(read_lines(path), path, task, tokenize=tokenize)
 
 
 def task_file(data_dir: Path, task: int, split: str) -> Path:
@@ -156,7 +156,7 @@ class BabiTask(qa.QATask):
         return parse_task_ids(values, default)
 
     def read(self, data_dir: Path, task_ids: list[int], split: str) -> list[Question]:
-        return [q for t in task_ids for q in read_file(task_file(data_dir, t, split), t)]
+        return [q for t in task_ids for q in read_file(task_file(data_dir, t, split), t, self.tokenize)]
 
     def data_files(self, data_dir: Path, task_ids: list[int]) -> list[Path]:
         return [task_file(data_dir, t, s) for t in task_ids for s in ("train", "test")]

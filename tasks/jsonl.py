@@ -34,11 +34,11 @@ class JsonlTask(QATask):
         return super().resolve_data_dir(given)
 
     def read(self, data_dir: Path, task_ids: list[int], split: str) -> list[Question]:
-        return parse_jsonl(read_lines(data_dir / f"{split}.jsonl"), data_dir / f"{split}.jsonl")
+        return parse_jsonl(read_lines(data_dir / f"{split}.jsonl"), data_dir / f"{split}.jsonl", tokenize=self.tokenize)
 
     def read_validation(self, data_dir: Path, task_ids: list[int]) -> list[Question] | None:
         valid = data_dir / "valid.jsonl"
-        return parse_jsonl(read_lines(valid), valid) if valid.exists() else None
+        return parse_jsonl(read_lines(valid), valid, tokenize=self.tokenize) if valid.exists() else None
 
     def data_files(self, data_dir: Path, task_ids: list[int]) -> list[Path]:
         return [data_dir / f"{split}.jsonl" for split in ("train", "valid", "test") if (data_dir / f"{split}.jsonl").exists()]

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import torch
 
+from memn2n_cli.configs import SPLITS
 from memn2n_cli.errors import UserError
 from tasks import register_task
 from tasks.text import read_lines
 
 EOS, UNK = "<eos>", "<unk>"
-SPLITS = ("train", "valid", "test")
 
 
 @dataclass

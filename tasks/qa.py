@@ -21,6 +21,7 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -57,7 +58,10 @@ def normalize_answer(text: str) -> str:
 MAX_SENTENCE_WORDS = 1_000  # a longer "sentence" is not one: its batch would take gigabytes
 
 
-def words(text: str, path, lineno: int) -> tuple[str, ...]:
+Tokenizer = Callable[[str], list[str]]  # a task's `tokenize`: the readers below take it from the task
+
+
+def words(text: str, path, lineno: int, tokenize: Tokenizer = tokenize) -> tuple[str, ...]:
     """The tokens of one sentence or question; a UserError when there are more than MAX_SENTENCE_WORDS."""
     tokens = tuple(tokenize(text))
     if len(tokens) > MAX_SENTENCE_WORDS:
@@ -65,9 +69,9 @@ def words(text: str, path, lineno: int) -> tuple[str, ...]:
     return tokens
 
 
-def question_words(text: str, path, lineno: int) -> tuple[str, ...]:
+def question_words(text: str, path, lineno: int, tokenize: Tokenizer = tokenize) -> tuple[str, ...]:
     """The tokens of a question: at least one (the model has nothing to read in "?")."""
-    tokens = words(text, path, lineno)
+    tokens = words(text, path, lineno, tokenize)
     if not tokens:
         raise UserError("question with no words", path, lineno)
     return tokens
@@ -76,18 +80,19 @@ def question_words(text: str, path, lineno: int) -> tuple[str, ...]:
 class _Story:
     """The sentences of one story so far; questions are asked about them."""
 
-    def __init__(self, story_id: int):
+    def __init__(self, story_id: int, tokenize: Tokenizer):
         self.id, self.tokens, self.texts, self.line_ids, self.questions = story_id, [], [], [], 0
+        self.tokenize = tokenize
 
     def tell(self, text: str, line_id: int, path, lineno: int) -> None:
-        self.tokens.append(words(text, path, lineno))
+        self.tokens.append(words(text, path, lineno, self.tokenize))
         self.texts.append(text.strip())
         self.line_ids.append(line_id)
 
     def ask(self, task: int, text: str, answer: str | None, supporting: tuple[int, ...], path, lineno: int) -> Question:
         if not self.tokens:
             raise UserError("question with no sentence before it", path, lineno)
-        question = question_words(text, path, lineno)
+        question = question_words(text, path, lineno, self.tokenize)
         self.questions += 1
         return Question(task, tuple(self.tokens), tuple(self.texts), tuple(self.line_ids), question, text.strip(),
                         answer, supporting, self.id, f"{path}:{lineno}")
@@ -102,7 +107,8 @@ def is_line_id(text: str) -> bool:
     return text.isascii() and text.isdigit() and 0 < len(text) <= 10 and 0 < int(text) <= MAX_LINE_ID
 
 
-def parse_babi(lines: list[str], path, task: int = 0, answers_required: bool = True) -> list[Question]:
+def parse_babi(lines: list[str], path, task: int = 0, answers_required: bool = True,
+               tokenize: Tokenizer = tokenize) -> list[Question]:
     """The numbered format. Without ``answers_required``, a line ending in '?' is a question too."""
     questions: list[Question] = []
     story, previous_id = None, 0
@@ -114,7 +120,7 @@ def parse_babi(lines: list[str], path, task: int = 0, answers_required: bool = T
             raise UserError(f"expected '<id> <sentence>', got {line.strip()[:40]!r}", path, lineno)
         line_id = int(number)
         if line_id == 1:
-            story = _Story(story.id + 1 if story else 0)
+            story = _Story(story.id + 1 if story else 0, tokenize)
         elif line_id != previous_id + 1 or story is None:
             raise UserError(f"line id {line_id} does not follow {previous_id}", path, lineno)
         previous_id = line_id
@@ -134,10 +140,10 @@ def parse_babi(lines: list[str], path, task: int = 0, answers_required: bool = T
     return questions
 
 
-def parse_plain(lines: list[str], path) -> list[Question]:
+def parse_plain(lines: list[str], path, tokenize: Tokenizer = tokenize) -> list[Question]:
     """Plain text: a sentence per line, a line ending in '?' is a question, a blank line starts a new story."""
     questions: list[Question] = []
-    story, start = _Story(0), 0  # start: the line the current story begins on
+    story, start = _Story(0, tokenize), 0  # start: the line the current story begins on
 
     def check_asked(story: _Story, start: int) -> None:
         if story.tokens and not story.questions:
@@ -147,7 +153,7 @@ def parse_plain(lines: list[str], path) -> list[Question]:
         if not line.strip():
             if story.tokens:
                 check_asked(story, start)
-                story, start = _Story(story.id + 1), 0
+                story, start = _Story(story.id + 1, tokenize), 0
             continue
         start = start or lineno
         if line.strip().endswith("?"):
@@ -161,7 +167,8 @@ def parse_plain(lines: list[str], path) -> list[Question]:
 FIELDS = {"story", "question", "answer", "supporting"}
 
 
-def parse_json_line(line: str, path, lineno: int, answers_required: bool = True) -> Question:
+def parse_json_line(line: str, path, lineno: int, answers_required: bool = True,
+                    tokenize: Tokenizer = tokenize) -> Question:
     """One question from one line of the JSON-lines format; anything malformed is a UserError
     naming the file and line."""
     try:
@@ -184,16 +191,16 @@ def parse_json_line(line: str, path, lineno: int, answers_required: bool = True)
     if (not isinstance(supporting, list)
             or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < len(story) for i in supporting)):
         raise UserError(f"'supporting' must be a list of indices into 'story' (0 to {len(story) - 1})", path, lineno)
-    return Question(task=1, story=tuple(words(s, path, lineno) for s in story), sentences=tuple(s.strip() for s in story),
-                    line_ids=tuple(range(1, len(story) + 1)), question=question_words(question, path, lineno), text=question.strip(),
+    return Question(task=1, story=tuple(words(s, path, lineno, tokenize) for s in story), sentences=tuple(s.strip() for s in story),
+                    line_ids=tuple(range(1, len(story) + 1)), question=question_words(question, path, lineno, tokenize), text=question.strip(),
                     answer=None if answer is None else normalize_answer(answer), supporting=tuple(i + 1 for i in supporting), story_id=lineno,
                     source=f"{path}:{lineno}")
 
 
-def parse_jsonl(lines: list[str], path, answers_required: bool = True) -> list[Question]:
+def parse_jsonl(lines: list[str], path, answers_required: bool = True, tokenize: Tokenizer = tokenize) -> list[Question]:
     """The JSON-lines format, a question per line with its story (see tasks/jsonl.py); blank
     lines are skipped. Without ``answers_required``, "answer" may be left out."""
-    questions = [parse_json_line(line, path, n, answers_required) for n, line in enumerate(lines, 1) if line.strip()]
+    questions = [parse_json_line(line, path, n, answers_required, tokenize) for n, line in enumerate(lines, 1) if line.strip()]
     if not questions:
         raise UserError("no questions in file", path)
     return questions
@@ -206,16 +213,16 @@ def to_json(question: Question) -> dict:
     return {**record, "supporting": supporting} if supporting else record
 
 
-def read_stories(raw: bytes, path) -> list[Question]:
+def read_stories(raw: bytes, path, tokenize: Tokenizer = tokenize) -> list[Question]:
     """A user's stories, told apart by the first line: JSON lines ('{'), the numbered format, or
-    plain text; answers optional."""
+    plain text; answers optional; words split by ``tokenize`` (the task's, for a trained run)."""
     lines = decode_lines(raw, path)
     first = next((line for line in lines if line.strip()), "").strip()
     if first.startswith("{"):
-        return parse_jsonl(lines, path, answers_required=False)
+        return parse_jsonl(lines, path, answers_required=False, tokenize=tokenize)
     if BABI_LINE.match(first):
-        return parse_babi(lines, path, answers_required=False)
-    return parse_plain(lines, path)
+        return parse_babi(lines, path, answers_required=False, tokenize=tokenize)
+    return parse_plain(lines, path, tokenize)
 
 
 def split_validation(questions: list[Question], fraction: float, seed: int) -> tuple[list[Question], list[Question]]:
@@ -349,7 +356,15 @@ class QATask:
     def tokenize(self, text: str) -> list[str]:
         return tokenize(text)
 
+    def count(self, predicted: list[str], answers: list[str | None]) -> dict[str, float]:
+        """Summed counts of the task's own from predicted answers and the true ones (None: an
+        answer never seen in training), for a task whose `metrics` reports more than the shared
+        figures; evaluation calls it on the questions of each numbered task and gives what it
+        returns to `metrics` with the shared counts. None by default."""
+        return {}
+
     def metrics(self, counts: dict) -> dict:
+        """The figures of summed counts: the shared ones (see `metrics`) and any of `count`'s."""
         return metrics(counts)
 
     def resolve_data_dir(self, given: Path | None) -> Path:
@@ -393,3 +408,13 @@ class QATask:
         """Published figures to print beside a preset's columns: label -> {"tasks": {task: error},
         "mean": error, "failed": tasks}."""
         return {}
+
+
+def qa_task(name: str) -> QATask:
+    """The registered question-answering task ``name``; a UserError for a task of another kind."""
+    from tasks import get_task
+
+    task = get_task(name, "qa")
+    if task is None:
+        raise UserError(f"{name} is not a question-answering task")
+    return task

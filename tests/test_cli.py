@@ -83,8 +83,15 @@ def test_joint_training_reports_every_task(cli, tmp_path, en_dir):
 
 
 def test_tasks_lists_the_registry(cli):
+    """Every registered task, on a line of its own with its kind and summary (one row each)."""
+    from tasks import available_tasks
+
     result = cli("tasks")
-    assert result.exit_code == 0 and "babi" in result.stdout
+    assert result.exit_code == 0, result.stderr
+    rows = {line.split()[1]: line for line in result.stdout.splitlines() if line.startswith("│ ") and line.split()[1] != "│"}
+    assert set(rows) == set(available_tasks())
+    for name, cls in available_tasks().items():
+        assert cls.summary[:30] in rows[name] and f" {cls.kind} " in rows[name], rows[name]
 
 
 def test_data_dir_from_environment(cli, tmp_path, en_dir, monkeypatch):

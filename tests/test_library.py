@@ -15,6 +15,7 @@ def readme_example() -> str:
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
+@pytest.mark.slow
 def test_the_readme_example_runs_as_written(en_dir, tmp_path, monkeypatch, capsys):
     """In a fresh folder, with the data where `memn2n` looks for it: it trains task 1, answers a
     story of its own (Mary is in the kitchen), and evaluates."""
@@ -50,3 +51,27 @@ def test_library_errors_name_the_field(tmp_path, en_dir):
         memn2n.train("babi", tmp_path / "run", data_dir=en_dir, colour="red")
     with pytest.raises(memn2n.UserError, match="unknown task 'nope'"):
         memn2n.train("nope", tmp_path / "run")
+
+
+def test_the_library_loads_no_command_line_and_checks_its_arguments(en_dir, tmp_path):
+    """A script that trains, loads, answers and evaluates through `memn2n` never imports Typer or
+    Rich (a fresh process: this one has the CLI loaded), and a bad split is a UserError naming
+    the argument as Python writes it."""
+    import subprocess
+    import sys
+
+    script = f"""
+import sys, memn2n
+memn2n.train("babi", {str(tmp_path / 'run')!r}, data_dir={str(en_dir)!r}, tasks=[1], epochs=2, ls_epochs=1)
+run = memn2n.load({str(tmp_path / 'run')!r})
+assert run.answer("Mary went to the kitchen.\\nWhere is Mary?")[0].answer
+assert memn2n.evaluate({str(tmp_path / 'run')!r})["split"] == "test" and run.evaluate("valid")["tasks"]
+try:
+    run.evaluate("dev")
+except memn2n.UserError as e:
+    print(e)
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("typer", "rich", "click")))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["split= is one of train, valid, test, not 'dev'", "[]"]

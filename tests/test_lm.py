@@ -153,6 +153,7 @@ def test_language_model_bad_input(cli, tmp_path, small_ptb):
     assert_one_line_error(cli("train", "text8", "--data-dir", tmp_path), "missing text8 file")
 
 
+@pytest.mark.slow
 def test_two_processes_reach_what_one_process_reaches(cli, small_ptb, tmp_path):
     """torchrun with 2 CPU processes (gloo): the same weights as one process with the same global batch."""
     import subprocess
@@ -247,6 +248,7 @@ def test_language_model_sweep_selects_by_validation_and_resumes(cli, small_ptb, 
     assert_one_line_error(cli(*other), "other settings")
 
 
+@pytest.mark.slow
 def test_language_model_sweep_backends_agree(cli, small_ptb, tmp_path):
     """One process, a pool of two, and Ray with two workers train the same restarts."""
     args = ["sweep", "ptb", "--data-dir", small_ptb, "--dim", "16", "--memory-size", "8", "--batch-size", "32",

@@ -320,6 +320,7 @@ def browser(tmp_path_factory):
     driver.quit()
 
 
+@pytest.mark.slow
 def test_the_page_in_a_browser(server, browser, tmp_path):
     """Load the page, ask the README story, read the answers and Figure 2 from the DOM; draw a random
     test story (supporting facts marked); an empty story shows the one-line error."""

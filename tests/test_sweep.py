@@ -118,6 +118,7 @@ def test_table1_preset_has_the_papers_columns():
     assert [label for label, _ in some.configurations()] == ["BoW", "PE LS LW joint"] and len(some.trials()) == 21
 
 
+@pytest.mark.slow
 def test_table1_preset_trains_its_columns_and_lays_results_out_as_table_1(cli, tmp_path, en_dir):
     """Two tasks, one restart, one epoch: every column trains with its own options, and results.md
     shows the paper's figure beside each cell, its mean and failures over the same two tasks."""
@@ -252,6 +253,7 @@ def test_restarts_split_into_parts():
     assert split_restarts(3, 1) == [[0, 1, 2]]
 
 
+@pytest.mark.slow
 def test_ray_backend_on_a_local_instance_with_two_workers(cli, tmp_path, en_dir, small_sweep):
     ray = pytest.importorskip("ray", reason="the Ray backend is the optional extra memn2n[ray]")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)

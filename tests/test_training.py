@@ -10,7 +10,7 @@ from memn2n_cli.model import MemN2N
 from memn2n_cli.runs import load_splits
 from memn2n_cli.batches import distinct_rows, make_batch
 from memn2n_cli.training import fit, learning_rate
-from tasks import Task, available_tasks, get_task, register_task
+from tasks import available_tasks, get_task, register_task
 from tasks.qa import Vocabulary, encode
 
 
@@ -83,12 +83,24 @@ def test_training_reduces_the_error(task1):
     assert history[-1]["train_error"] < history[0]["train_error"] - 20
 
 
-def test_registry_refuses_duplicates_and_non_tasks():
-    assert isinstance(get_task("babi"), Task) and "babi" in available_tasks()
+def test_registry_refuses_duplicates_unknown_kinds_and_incomplete_tasks():
+    from tasks import KINDS, missing_members
+    from tasks.qa import QATask
+
+    assert "babi" in available_tasks()
+    for name in ("babi", "jsonl", "ptb", "text8"):
+        task = get_task(name)
+        assert missing_members(task, KINDS[task.kind]) == []
     with pytest.raises(ValueError, match="already registered"):
         register_task("babi")(type(get_task("babi")))
-    with pytest.raises(TypeError, match="Task interface"):
+    with pytest.raises(TypeError, match="has kind None; the commands know 'qa' and 'lm'"):
         register_task("not-a-task")(type("NotATask", (), {}))
+    with pytest.raises(TypeError, match="has kind 'vision'"):
+        register_task("not-a-task")(type("Vision", (QATask,), {"kind": "vision"}))
+    half = type("Half", (), {"kind": "qa", "summary": "", "tokenize": lambda self, text: text.split(),
+                             "metrics": lambda self, counts: counts})
+    with pytest.raises(TypeError, match=r"lacks count, data_files, .* of the 'qa' interface \(tasks.QuestionAnswering\)"):
+        register_task("not-a-task")(half)
     assert "not-a-task" not in available_tasks()
 
 

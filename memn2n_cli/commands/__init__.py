@@ -1,1 +1,1 @@
-"""One module per command; each registers itself on `memn2n_cli.cli.app`."""
+"""One module per command, each registering itself on `commands.app.app`; `memn2n_cli.cli` imports them all."""

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from memn2n_cli.cli import command, data_app
+from memn2n_cli.commands.app import command, data_app
 from memn2n_cli.errors import UserError
 
 

@@ -7,9 +7,8 @@ from typing import Annotated
 
 import typer
 
-from memn2n_cli.cli import app, command
+from memn2n_cli.commands.app import app, command
 from memn2n_cli.commands.options import DataDir, Device, Json
-from memn2n_cli.errors import UserError
 
 
 @app.command("eval")
@@ -22,9 +21,8 @@ def evaluate(
     device: Device = "auto",
 ) -> None:
     """Evaluate a saved run: error per task, mean error and failed tasks; a language model's perplexity."""
-    from memn2n_cli import recipes
-    from memn2n_cli.runs import SPLITS
+    from memn2n_cli.commands import kinds
+    from memn2n_cli.configs import check_split
 
-    if split not in SPLITS:
-        raise UserError(f"--split must be one of {', '.join(SPLITS)}, not {split!r}")
-    recipes.for_run(run).evaluate(run, split=split, data_dir=data_dir, device=device, json_output=json_output)
+    check_split(split)  # before the run is read
+    kinds.for_run(run).evaluate(run, split=split, data_dir=data_dir, device=device, json_output=json_output)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from memn2n_cli.cli import app, command
+from memn2n_cli.commands.app import app, command
 from memn2n_cli.commands.options import Checkpoint, Json, ModelTask, StoryFile
 
 
@@ -25,7 +25,7 @@ def predict_command(
     """Answer each question of STORY from the sentences before it: one `question<TAB>answer<TAB>probability`
     line each (a fourth column says right or wrong when the input gives answers). With a language-model
     run, STORY is a prompt and the output its --next most likely next words."""
-    from memn2n_cli import recipes
+    from memn2n_cli.commands import kinds
     from memn2n_cli.inference import default_run, read_story_input
 
     raw, name = read_story_input(story)
@@ -33,5 +33,5 @@ def predict_command(
         checkpoint, note = default_run()
         print(note, file=sys.stderr)
     run = Path(checkpoint)
-    recipes.for_run(run).predict(run, raw=raw, name=name, model_task=task, top_k=top_k, next_words=next_words,
+    kinds.for_run(run).predict(run, raw=raw, name=name, model_task=task, top_k=top_k, next_words=next_words,
                                  json_output=json_output)

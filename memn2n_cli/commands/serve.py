@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from memn2n_cli.cli import app, command
+from memn2n_cli.commands.app import app, command
 from memn2n_cli.commands.options import Checkpoint, DataDir
 from memn2n_cli.errors import UserError
 

@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 
-from memn2n_cli.cli import app, command
+from memn2n_cli.commands.app import app, command
 from memn2n_cli.commands.options import DataDir, Json
-from memn2n_cli.errors import UserError
+from memn2n_cli.configs import JOINT
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -24,7 +24,7 @@ def sweep(
                                                    "one value fixes an option, e.g. --grid epochs=50.")] = None,
     restarts: Annotated[int | None, typer.Option(min=1, help="Restarts per task and configuration. [default: 10; 1 with "
                                                  "--preset table2, whose best of 10 is ~200 hours on 2 cores]")] = None,
-    joint: Annotated[bool, typer.Option(help="One model for all the tasks given (d=50, 60 epochs, halving every 15).")] = False,
+    joint: Annotated[bool, typer.Option(help=f"One model for all the tasks given (d={JOINT['dim']}, {JOINT['epochs']} epochs, halving every {JOINT['anneal_every']}).")] = False,
     preset: Annotated[str | None, typer.Option(help="table1 (bAbI): the paper's nine MemN2N columns of Table 1 (BoW, PE, PE LS, "
                                                "PE LS RN, 1/2/3 hops PE LS joint, PE LS RN joint, PE LS LW joint); table2 (ptb, "
                                                "text8): Table 2's MemN2N configurations ('2 hops' ... '7 hops' at memory 100, "
@@ -46,11 +46,9 @@ def sweep(
 
     Any model or training option of `memn2n train` (--epochs 20, --no-linear-start, --encoding bow, ...)
     fixes that option for every configuration, as a one-value --grid does."""
-    from memn2n_cli import recipes
+    from memn2n_cli.commands import kinds
 
-    if backend not in ("local", "ray"):
-        raise UserError("--backend is local or ray")
-    recipes.for_task(task_name).sweep(task_name, out=out, tasks=task or [], grid=grid or [], args=ctx.args,
+    kinds.for_task(task_name).sweep(task_name, out=out, tasks=task or [], grid=grid or [], args=ctx.args,
                                       restarts=restarts, joint=joint, preset=preset, column=column or [],
                                       select=select, seed=seed, backend=backend,
                                       workers=workers or os.cpu_count() or 1, data_dir=data_dir,

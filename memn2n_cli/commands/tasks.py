@@ -1,6 +1,6 @@
 """`memn2n tasks`: the registered tasks."""
 
-from memn2n_cli.cli import app, command, stdout
+from memn2n_cli.commands.app import app, command, stdout
 
 
 @app.command("tasks")

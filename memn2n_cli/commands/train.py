@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from memn2n_cli.cli import app, command
+from memn2n_cli.commands.app import app, command
 from memn2n_cli.commands.options import DataDir, Device, Json
 from memn2n_cli.configs import JOINT, LMConfig, LMTrainConfig, ModelOptions, TrainConfig
 from memn2n_cli.errors import UserError
@@ -72,9 +72,9 @@ def train(
     checkpoint_every: Annotated[int | None, _option(f"Checkpoint, and print progress, every N steps within an epoch. [default: {LT.checkpoint_every:,}]", LM)] = None,
 ) -> None:
     """Train End-To-End Memory Networks: `memn2n train babi --task all --joint`, `memn2n train ptb --hops 7`."""
-    from memn2n_cli import recipes
+    from memn2n_cli.commands import kinds
 
-    recipe = recipes.for_task(task_name)
+    recipe = kinds.for_task(task_name)
     if device.startswith("cuda"):
         import torch
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from memn2n_cli.cli import app, command
+from memn2n_cli.commands.app import app, command
 from memn2n_cli.commands.options import Checkpoint, DataDir, ModelTask
 
 STORY_HELP = "Story file (as for predict), - for stdin; without it, stories of the run's test split."
@@ -29,12 +29,12 @@ def visualize(
     out: Annotated[Path | None, typer.Option(help="Also save the view: FILE.svg or FILE.html (--hops), FILE.png (--memory-positions).")] = None,
 ) -> None:
     """Where attention goes: Figure 2 (--hops, question-answering runs) or Figure 3 (--memory-positions, language models)."""
-    from memn2n_cli import recipes
+    from memn2n_cli.commands import kinds
     from memn2n_cli.inference import default_run
 
     if checkpoint is None:
         checkpoint, note = default_run()
         print(note, file=sys.stderr)
     run = Path(checkpoint)
-    recipes.for_run(run).visualize(run, story=story, hops=hops, memory_positions=memory_positions, model_task=task,
+    kinds.for_run(run).visualize(run, story=story, hops=hops, memory_positions=memory_positions, model_task=task,
                                    sample=sample, seed=seed, errors=errors, data_dir=data_dir, out=out)

@@ -4,7 +4,7 @@ options belong to one kind of task only (from the configs' fields, not a list ke
 from __future__ import annotations
 
 from memn2n_cli.configs import LMConfig, LMTrainConfig, ModelOptions, TrainConfig, fields_of
-from memn2n_cli.errors import UserError, flag
+from memn2n_cli.errors import ArgumentError, UserError, flag
 
 _QA, _LM = fields_of(ModelOptions) | fields_of(TrainConfig), fields_of(LMConfig) | fields_of(LMTrainConfig)
 QA_ONLY = (*sorted(_QA - _LM), "model_task")  # and `predict`/`visualize --task`
@@ -41,3 +41,11 @@ def check_preset(task: str, presets: dict[str, dict[str, dict]], preset: str | N
     clash = sorted(options.keys() & {k for chosen in presets[preset].values() for k in chosen})
     if clash:
         raise UserError(f"--preset {preset} sets --{clash[0].replace('_', '-')} for its columns itself")
+
+
+BACKENDS = ("local", "ray")  # a sweep's: a pool of processes here, or Ray tasks on a cluster
+
+
+def check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise ArgumentError("backend", "{} is " + " or ".join(BACKENDS) + f", not {backend!r}")

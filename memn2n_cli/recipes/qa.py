@@ -1,22 +1,20 @@
-"""The question-answering recipe: what `train`, `eval`, `predict`, `visualize` and `sweep` do for
-a task of kind "qa" (bAbI, jsonl, a plugin's), from parsed options to what is printed.
+"""The question-answering recipe as a library: what `train`, `eval`, `predict`, `visualize` and
+`sweep` compute for a task of kind "qa" (bAbI, jsonl, a plugin's), from options to data.
 
-Each function takes the command's options by name; an option of the other kind of task, given,
-is an error. The work itself is in runs.py (train, eval), inference.py (predict, visualize) and
-sweep.py; this module chooses the settings and prints.
+Each function takes its options by name (an option of the other kind of task, given, is an
+error), checks them, and returns what it computed; progress reaches the caller through
+callbacks. The work itself is in runs.py (train, eval), inference.py (predict, visualize) and
+sweep.py; the command line renders the results (memn2n_cli/commands/qa_output.py).
 """
 
 from __future__ import annotations
 
-import json
 import random
-import sys
-from contextlib import nullcontext
 from pathlib import Path
+from typing import Callable
 
-from memn2n_cli.cli import stderr, stdout
-from memn2n_cli.errors import UserError
-from memn2n_cli.recipes.options import LM_ONLY, check_preset, given, refuse
+from memn2n_cli.errors import ArgumentError, UserError
+from memn2n_cli.recipes.options import LM_ONLY, check_backend, check_preset, given, refuse
 
 
 def load(path: Path, task: int | None = None):
@@ -27,7 +25,7 @@ def load(path: Path, task: int | None = None):
 
 
 def fit(task: str, *, tasks: list[str], joint: bool, data_dir: Path | None, out: Path, resume: bool, device: str,
-        options: dict, report=None) -> dict:
+        options: dict, report: Callable[[str, dict], None] | None = None) -> dict:
     """Train with the options given (the rest the configs' defaults); the summary. ``report(label,
     record)`` follows every epoch."""
     from memn2n_cli.configs import qa_settings
@@ -39,102 +37,52 @@ def fit(task: str, *, tasks: list[str], joint: bool, data_dir: Path | None, out:
     return train_qa(task, task_ids, joint, data_dir, out, model, config, device, report, resume)
 
 
-def train(task: str, *, tasks: list[str], joint: bool, data_dir: Path | None, out: Path, resume: bool, device: str,
-          json_output: bool, options: dict) -> None:
-    from memn2n_cli.configs import qa_settings
-    from memn2n_cli.report import results_table
-
-    refuse(options, LM_ONLY, "a language model")
-    report, progress = _progress_reporter(qa_settings(given(options), joint)[1])  # its bars need the epochs
-    with progress or nullcontext():
-        summary = fit(task, tasks=tasks, joint=joint, data_dir=data_dir, out=out, resume=resume, device=device,
-                      options=options, report=report)
-    if json_output:
-        print(json.dumps(summary))
-    else:
-        stdout().print(results_table(summary, ("train", "valid", "test")))
-    print(f"saved {out}", file=sys.stderr)
-
-
-def evaluate(run: Path, *, split: str, data_dir: Path | None, device: str, json_output: bool) -> None:
-    from memn2n_cli.report import results_table
+def evaluate(run: Path, *, split: str, data_dir: Path | None, device: str) -> dict:
+    """The error of every model of ``run`` on ``split``: {split, tasks, mean_<split>_error, ...}."""
     from memn2n_cli.runs import evaluate_run
 
-    summary = evaluate_run(run, split, data_dir, device)
-    if json_output:
-        print(json.dumps({"split": split, **summary}))
-    else:
-        stdout().print(results_table(summary, (split,)))
+    return {"split": split, **evaluate_run(run, split, data_dir, device)}
 
 
-def predict(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: int, next_words: int | None,
-            json_output: bool) -> None:
-    from memn2n_cli.inference import choose_model, predict as answer
-    from tasks.qa import read_stories
+def answer(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: int, next_words: int | None):
+    """The predictions of ``run``'s model for every question of a story file's bytes."""
+    from memn2n_cli.inference import QARun
 
     refuse({"next_words": next_words}, LM_ONLY, "a language model")
-    model, _, vocab, _ = choose_model(run, model_task)
-    predictions = answer(model, vocab, read_stories(raw, name), top_k)
-    for p in predictions:
-        if json_output:
-            print(json.dumps(p.to_json()))
-            continue
-        verdict = "" if p.correct is None else "\tright" if p.correct else f"\twrong: {p.question.answer}"
-        print(f"{p.question.text}\t{p.answer}\t{p.probability:.4f}{verdict}")
-    judged = [p.correct for p in predictions if p.correct is not None]
-    if judged:
-        print(f"accuracy {100 * sum(judged) / len(judged):.1f}% ({sum(judged)}/{len(judged)})", file=sys.stderr)
+    loaded = QARun.load(run, model_task)
+    return loaded.answer(loaded.read(raw, name), top_k)
 
 
-def visualize(run: Path, *, story: str | None, hops: bool, memory_positions: bool, model_task: int | None, sample: int, seed: int,
-              errors: bool, data_dir: Path | None, out: Path | None) -> None:
-    """Figure 2: each hop's attention over the sentences of a story (``hops``, the only view here)."""
-    from rich.console import Console
+def attention(run: Path, *, story: tuple[bytes, str] | None, model_task: int | None, sample: int, seed: int,
+              errors: bool, data_dir: Path | None):
+    """Figure 2's predictions: those of a story file's questions (``story``: its bytes and name),
+    else of ``sample`` test questions drawn with ``seed`` (with ``errors``, among the wrong ones)."""
+    from memn2n_cli.inference import QARun
 
-    from memn2n_cli.inference import choose_model, predict, read_story_input
-    from memn2n_cli.report import attention_view
-    from memn2n_cli.runs import qa_task
-    from tasks.qa import read_stories
-
-    if memory_positions:
-        raise UserError("--memory-positions shows a language-model run; a question-answering run has --hops")
-    if out is not None and out.suffix.lower() not in (".svg", ".html"):
-        raise UserError("--out must name a .svg or .html file", out)
-    model, config, vocab, _ = choose_model(run, model_task)
+    loaded = QARun.load(run, model_task)
     if story is not None:
-        predictions = predict(model, vocab, read_stories(*read_story_input(story)))
-    else:
-        task = qa_task(config["task"])
-        source = task.resolve_data_dir(data_dir if data_dir is not None else Path(config["data"]["dir"]))
-        test = task.read(source, config["tasks"], "test")
-        predictions = [p for p in predict(model, vocab, test) if not errors or not p.correct]
-        if not predictions:
-            raise UserError("the model answers every test question right: nothing to show with --errors", run)
-        picked = sorted(random.Random(seed).sample(range(len(predictions)), min(sample, len(predictions))))
-        predictions = [predictions[i] for i in picked]
-    console = Console(record=out is not None, soft_wrap=False)
-    for prediction in predictions:
-        console.print(attention_view(prediction))
-    if out is not None:
-        if out.suffix.lower() == ".svg":
-            console.save_svg(str(out), title="memn2n visualize")
-        else:
-            console.save_html(str(out))  # save_html takes no title
-        print(f"saved {out}", file=sys.stderr)
+        return loaded.answer(loaded.read(*story))
+    test = loaded.task.read(loaded.data_dir(data_dir), loaded.config["tasks"], "test")
+    predictions = [p for p in loaded.answer(test) if not errors or not p.correct]
+    if not predictions:
+        raise UserError("the model answers every test question right: nothing to show with --errors", run)
+    picked = sorted(random.Random(seed).sample(range(len(predictions)), min(sample, len(predictions))))
+    return [predictions[i] for i in picked]
 
 
-def sweep(task: str, *, out: Path, tasks: list[str], grid: list[str], args: list[str], restarts: int | None, joint: bool,
-          preset: str | None, column: list[str], select: str | None, seed: int, backend: str, workers: int,
-          data_dir: Path | None, json_output: bool) -> None:
+def sweep_spec(task: str, *, tasks: list[str], grid: dict[str, list], restarts: int | None, joint: bool,
+               preset: str | None, column: list[str], select: str | None, seed: int, data_dir: Path | None):
+    """The sweep the options describe (a `sweep.SweepSpec`), every rule checked before any training.
+    ``grid``: option -> its values, every combination a configuration (one value fixes it)."""
     from memn2n_cli.runs import qa_task
-    from memn2n_cli.sweep import OPTION_TYPES, RESTARTS, SweepSpec, grid_and_options, run_sweep
+    from memn2n_cli.sweep import RESTARTS, SweepSpec
 
     select = select or "train"
     if select not in ("train", "valid"):
-        raise UserError("--select is train or valid")
+        raise ArgumentError("select", "{} is train or valid, not " + repr(select))
     qa = qa_task(task)
     task_ids = qa.parse_task_ids(tasks, default="all")
-    options = grid_and_options(grid, args, OPTION_TYPES)
+    options = dict(grid)
     presets = qa.presets()
     check_preset(task, presets, preset, column, options)
     if preset is not None:
@@ -143,129 +91,18 @@ def sweep(task: str, *, out: Path, tasks: list[str], grid: list[str], args: list
         chosen = [presets[preset][name] for name in column or presets[preset]]
         if len(task_ids) < 2 and any(c.get("joint") for c in chosen):
             raise UserError(f"--preset {preset} has joint columns: it needs at least two tasks (e.g. --task all)")
-    spec = SweepSpec(task=task, task_ids=task_ids, joint=joint, restarts=restarts or RESTARTS, seed=seed, select=select, grid=options,
-                     data_dir=str(qa.resolve_data_dir(data_dir).resolve()), preset=preset, columns=column or None)
+    spec = SweepSpec(task=task, task_ids=task_ids, joint=joint, restarts=restarts or RESTARTS, seed=seed, select=select,
+                     grid=options, data_dir=str(qa.resolve_data_dir(data_dir).resolve()), preset=preset,
+                     columns=column or None)
     for _, overrides in spec.configurations():
         spec.settings(overrides)  # an impossible option value fails here, before any training
-    on_trial, on_epoch, progress = _progress(spec, out)
-    with progress or nullcontext():
-        summary = run_sweep(spec, out, backend, workers, on_trial, on_epoch)
-    if json_output:
-        print(json.dumps({k: summary[k] for k in ("configurations", "cells", "columns", "out")}))
-    else:
-        stdout().print(_matrix(summary))
-    print(f"results in {out}/results.{{json,csv,md}}", file=sys.stderr)
+    return spec
 
 
-def _progress_reporter(config):
-    """A rich progress bar on a terminal, else a plain line every 10 epochs and at phase changes."""
-    if not sys.stderr.isatty():
-        last_phase: dict[str, str] = {}
+def sweep(spec, out: Path, *, backend: str = "local", workers: int = 1, on_trial: Callable | None = None,
+          on_epoch: Callable | None = None) -> dict:
+    """Run the sweep ``spec`` into ``out`` (trials already finished there are kept); its summary."""
+    from memn2n_cli.sweep import run_sweep
 
-        def plain(label: str, record: dict) -> None:
-            if record["epoch"] % 10 == 0 or last_phase.setdefault(label, record["phase"]) != record["phase"]:
-                last_phase[label] = record["phase"]
-                valid = f" valid {record['valid_error']:.1f}%" if "valid_error" in record else ""
-                print(f"{label} epoch {record['epoch']} ({record['phase']}, lr {record['lr']:.5f}): "
-                      f"train {record['train_error']:.1f}%{valid}", file=sys.stderr, flush=True)
-        return plain, None
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=stderr())
-    bars: dict[str, int] = {}
-
-    def fancy(label: str, record: dict) -> None:
-        if label not in bars:
-            linear = config.ls_epochs if config.linear_start else 0
-            bars[label] = progress.add_task(label, total=config.epochs + linear, status="")
-        bar = bars[label]
-        if record["phase"] == "softmax" and progress.tasks[bar].fields["status"].startswith("linear"):
-            progress.update(bar, total=record["epoch"] - 1 + config.epochs)  # linear start ended early
-        valid = f"valid {record['valid_error']:.1f}%" if "valid_error" in record else ""
-        progress.update(bar, completed=record["epoch"],
-                        status=f"{record['phase']} lr {record['lr']:.4f} train {record['train_error']:.1f}% {valid}")
-
-    return fancy, progress
-
-
-def _progress(spec, out: Path):
-    """One overall bar counting the epochs of every restart, with elapsed time and an estimate of
-    what is left, and the latest trial's result; plain lines off a terminal (each trial, and every
-    10% of the epochs). Returns (on_trial, on_epoch, rich progress or None)."""
-    from memn2n_cli.sweep import trial_file
-
-    def epochs(trial: dict) -> int:  # the most a restart of this trial trains
-        config = spec.settings(trial["overrides"])[1]
-        return config.epochs + (config.ls_epochs if config.linear_start else 0)
-
-    def key(trial: dict) -> str:
-        return f"{trial['label']}/{trial['name']}"
-
-    trials = spec.trials()
-    total = sum(spec.restarts * epochs(t) for t in trials)
-    state = {"completed": sum(spec.restarts * epochs(t) for t in trials if trial_file(out, t).exists()), "shown": 0}
-    counted: dict[str, int] = {}  # epochs reported per trial in flight
-
-    def describe(result: dict) -> str:
-        chosen = result["restarts"][result["selected"]]["mean"]
-        return (f"{result['name']} {result['label']}: best of {len(result['restarts'])} (restart {result['selected']}) "
-                f"test {chosen['test_error']:.1f}%")
-
-    def on_epoch(trial: dict) -> None:
-        counted[key(trial)] = counted.get(key(trial), 0) + 1
-        advance(1, None)
-
-    def on_trial(result: dict, done: int, total_trials: int) -> None:  # a restart may stop early (ls_patience)
-        advance(spec.restarts * epochs(result) - counted.pop(key(result), 0), f"[{done}/{total_trials}] {describe(result)}")
-
-    if not sys.stderr.isatty():
-        def advance(n: int, line: str | None) -> None:
-            state["completed"] += n
-            if line:
-                print(line, file=sys.stderr, flush=True)
-            elif state["completed"] * 10 // total > state["shown"]:
-                state["shown"] = state["completed"] * 10 // total
-                print(f"{10 * state['shown']}% of the epochs done", file=sys.stderr, flush=True)
-
-        return on_trial, on_epoch, None
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    progress = Progress(TextColumn("sweep"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
-                        TextColumn("left"), TimeRemainingColumn(), TextColumn("{task.description}"), console=stderr())
-    bar = progress.add_task("", total=total, completed=state["completed"])
-
-    def advance(n: int, line: str | None) -> None:
-        progress.update(bar, advance=n, **({"description": line} if line else {}))
-
-    return on_trial, on_epoch, progress
-
-
-def _matrix(summary: dict):
-    from rich.table import Table
-    from rich.text import Text
-
-    from memn2n_cli.sweep import beside, paper_columns
-    from tasks.qa import PASS_ERROR
-
-    labels, columns = summary["configurations"], summary["columns"]
-    spec = summary["spec"]
-    paper = paper_columns(summary)
-    table = Table(title=Text(f"Test error (%), best of {spec['restarts']} by {spec['select']} error"
-                             f"{' (the paper in brackets)' if spec.get('preset') else ''}  ·  {summary['out']}"), title_justify="left")
-    table.add_column("Task", justify="right")
-    for label in labels:
-        table.add_column(label, justify="right")
-    for t in sorted({t for label in labels for t in summary["cells"][label]}, key=int):
-        cells = []
-        for label in labels:
-            error = summary["cells"][label][t]["test_error"]
-            text = beside(f"{error:.1f}", paper[label]["tasks"].get(int(t)))
-            cells.append(f"[red]{text}[/]" if error > PASS_ERROR else text)
-        table.add_row(str(t), *cells)
-    table.add_section()
-    table.add_row("Mean", *(beside(f"{columns[label]['mean_test_error']:.1f}", paper[label]["mean"]) for label in labels))
-    table.add_row(f"Failed (> {PASS_ERROR:g}%)", *(beside(str(columns[label]["failed_tasks"]), paper[label]["failed"], 0)
-                                                   for label in labels))
-    return table
+    check_backend(backend)
+    return run_sweep(spec, out, backend, workers, on_trial, on_epoch)

@@ -7,14 +7,19 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from memn2n_cli.configs import SPLITS
 from memn2n_cli.runs import PASS_ERROR
 
 
 def results_table(summary: dict, splits: tuple[str, ...]) -> Table:
     """Error per task; with `eval`'s attention figures, also the share of questions whose
-    most-attended sentence is a supporting fact, per hop and at any hop."""
+    most-attended sentence is a supporting fact, per hop and at any hop; then the figures a task
+    adds of its own (`QATask.metrics`), a column each."""
     main = f"{splits[-1]}_error"
     hops = max((len(row.get("attention_on_support", [])) for row in summary["tasks"]), default=0)
+    shared = {"task", *(f"{split}_error" for split in SPLITS)}
+    own = sorted({k for row in summary["tasks"] for k, v in row.items() if k not in shared
+                  and not k.startswith("attention_on_support") and isinstance(v, (int, float))})  # a task's own figures
     table = Table(title=Text(f"Error (%)  ·  {summary['run']}"), title_justify="left")
     table.add_column("Task", justify="right")
     for split in splits:
@@ -24,13 +29,16 @@ def results_table(summary: dict, splits: tuple[str, ...]) -> Table:
         table.add_column(f"Hop {k + 1}\non support", justify="right")
     if hops:
         table.add_column("Any hop\non support", justify="right")
+    for name in own:
+        table.add_column(name, justify="right", no_wrap=True, min_width=len(name))
     for row in summary["tasks"]:
         ok = row[main] <= PASS_ERROR
         attention = [f"{x:.0f}" for x in row.get("attention_on_support", [])]
         if attention:
             attention.append(f"{row['attention_on_support_any']:.0f}")
         table.add_row(str(row["task"]), *(f"{row[f'{s}_error']:.1f}" if f"{s}_error" in row else "-" for s in splits),
-                      "[green]yes[/]" if ok else "[red]no[/]", *attention)
+                      "[green]yes[/]" if ok else "[red]no[/]", *attention,
+                      *(f"{row[name]:.1f}" if name in row else "-" for name in own))
     table.add_section()
     table.add_row("Mean", *([""] * (len(splits) - 1)), f"{summary[f'mean_{main}']:.1f}", "")
     table.add_row("Failed", *([""] * (len(splits) - 1)), str(summary["failed_tasks"]), f"(> {PASS_ERROR:g}%)")

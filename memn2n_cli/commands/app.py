@@ -1,0 +1,104 @@
+"""The Typer app every command registers on, and what all commands share: the one-line errors,
+the consoles, the warnings on stderr. It imports no command (memn2n_cli/cli.py assembles them),
+and nothing outside memn2n_cli/commands imports it: the library never loads Typer or Rich.
+
+Data goes to stdout, progress and logs to stderr. Exit codes: 0 ok, 1 failed run, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from typer.core import TyperGroup
+
+from memn2n_cli.allocator import keep_freed_memory
+from memn2n_cli.errors import ArgumentError, ConfigError, UserError, flag
+
+try:
+    from typer import _click as click  # recent Typer carries its own copy of Click
+except ImportError:  # pragma: no cover - older Typer depends on Click
+    import click
+
+
+class OneLineErrors(TyperGroup):
+    """Typer's own complaints (an unknown option, a value out of range) as one `error:` line and
+    exit code 2, like every other bad input; a bare `memn2n` still shows the help."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as e:
+            e.show()
+            sys.exit(e.exit_code)
+        except click.ClickException as e:
+            print(f"error: {e.format_message()}", file=sys.stderr)
+            sys.exit(e.exit_code)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+app = typer.Typer(cls=OneLineErrors, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  rich_markup_mode="markdown",
+                  help="End-To-End Memory Networks (Sukhbaatar et al. 2015): train, evaluate, inspect.")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from memn2n_cli import __version__
+
+        print(f"memn2n {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                               help="Print the version and exit.")] = False) -> None:
+    """End-To-End Memory Networks (Sukhbaatar et al. 2015): train, evaluate, inspect."""
+data_app = typer.Typer(no_args_is_help=True, rich_markup_mode="markdown", help="Get datasets.")
+app.add_typer(data_app, name="data")
+
+
+def stdout() -> Console:
+    return Console(file=sys.stdout, soft_wrap=True)
+
+
+def stderr() -> Console:
+    return Console(file=sys.stderr, soft_wrap=True)
+
+
+class _StderrHandler(logging.Handler):
+    """Warnings from the library, as 'warning: ...' lines on the current stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"{record.levelname.lower()}: {record.getMessage()}", file=sys.stderr)
+
+
+def command(function):
+    """Register a command; a UserError or ConfigError becomes one line on stderr and exit code 2."""
+
+    @functools.wraps(function)
+    def run(*args, **kwargs):
+        keep_freed_memory()  # training steps free and re-allocate the same large tensors
+        logger = logging.getLogger("memn2n")
+        if not logger.handlers:
+            logger.addHandler(_StderrHandler())
+            logger.setLevel(logging.INFO)
+        try:
+            return function(*args, **kwargs)
+        except ArgumentError as e:
+            print(f"error: {e.render(flag)}", file=sys.stderr)
+            raise typer.Exit(2) from None
+        except UserError as e:
+            print(f"error: {e}", file=sys.stderr)
+            raise typer.Exit(2) from None
+        except ConfigError as e:
+            print(f"error: {e.render(flag)}", file=sys.stderr)
+            raise typer.Exit(2) from None
+
+    return run

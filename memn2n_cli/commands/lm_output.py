@@ -1,0 +1,114 @@
+"""What the commands print for a language-model task (ptb, text8): each function calls the
+library recipe (memn2n_cli/recipes/lm.py) and renders what it returns, with progress on stderr
+and results on stdout."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from memn2n_cli.commands.app import stdout
+from memn2n_cli.errors import UserError
+from memn2n_cli.recipes import lm as recipe
+
+
+def train(task: str, *, tasks: list[str], joint: bool, data_dir: Path | None, out: Path, resume: bool, device: str,
+          json_output: bool, options: dict) -> None:
+    def report(record: dict) -> None:
+        print(f"{task} epoch {record['epoch']} (lr {record['lr']:.5f}): train perplexity "
+              f"{record['train_perplexity']:.1f}, valid {record['valid_perplexity']:.1f}; {record['train_seconds']:.0f} s of training",
+              file=sys.stderr, flush=True)
+
+    def progress(record: dict) -> None:
+        print(f"{task} epoch {record['epoch']}: {record['step']:,} of {record['steps']:,} steps, train perplexity "
+              f"{record['train_perplexity']:.1f} so far (checkpointed)", file=sys.stderr, flush=True)
+
+    summary = recipe.fit(task, tasks=tasks, joint=joint, data_dir=data_dir, out=out, resume=resume, device=device,
+                         options=options, report=report, progress=progress)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # under torchrun, one process reports
+    if json_output:
+        print(json.dumps(summary))
+    else:
+        state = "finished" if summary["finished"] else "stopped; continue with --resume"
+        valid = f"; valid perplexity {summary['history'][-1]['valid_perplexity']:.1f}" if summary["history"] else ""
+        stdout().print(f"{task}: {summary['epochs']} epochs, {summary['steps']} steps, {state}{valid}")
+    print(f"saved {out}", file=sys.stderr)
+
+
+def evaluate(run: Path, *, split: str, data_dir: Path | None, device: str, json_output: bool) -> None:
+    summary = recipe.evaluate(run, split=split, data_dir=data_dir, device=device)
+    print(json.dumps(summary) if json_output else
+          f"{split} perplexity {summary['perplexity']:.2f} over {summary['tokens']} tokens  ·  {run}")
+
+
+def predict(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: int, next_words: int | None,
+            json_output: bool) -> None:
+    """STORY is a prompt: print its most likely next words."""
+    produced = recipe.answer(run, raw=raw, name=name, model_task=model_task, top_k=top_k, next_words=next_words)
+    if json_output:
+        print(json.dumps({"prompt": produced["prompt"],
+                          "next": [{"word": w, "probability": p} for w, p in produced["next"]]}))
+    else:
+        print(" ".join(w for w, _ in produced["next"]))
+
+
+def visualize(run: Path, *, story: str | None, hops: bool, memory_positions: bool, model_task: int | None, sample: int, seed: int,
+              errors: bool, data_dir: Path | None, out: Path | None) -> None:
+    """Figure 3 in the terminal and, with --out FILE.png, as a picture."""
+    from memn2n_cli.commands.report import memory_position_view
+
+    if hops:
+        raise UserError("--hops shows a question-answering run; a language model has --memory-positions")
+    if story is not None or model_task is not None or errors:
+        raise UserError("a language-model run shows Figure 3 over its test set: it takes no STORY, --task or --errors")
+    if out is not None and out.suffix.lower() != ".png":
+        raise UserError("--out must name a .png file", out)
+    weights, config = recipe.memory_positions(run, data_dir=data_dir)
+    stdout().print(memory_position_view(weights))
+    if out is not None:
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            raise UserError("--out FILE.png needs matplotlib: pip install 'memn2n[plot]'") from None
+        figure, axes = plt.subplots(figsize=(8, 0.4 * len(weights) + 1.2))
+        axes.imshow(weights.numpy(), cmap="gray", aspect="auto", interpolation="nearest")
+        axes.set_xlabel("memory position (1 = the current word)")
+        axes.set_ylabel("hop")
+        axes.set_yticks(range(len(weights)), [str(k + 1) for k in range(len(weights))])
+        axes.set_xticks([i - 1 for i in (1, *range(25, weights.shape[1] + 1, 25))],
+                        [str(i) for i in (1, *range(25, weights.shape[1] + 1, 25))])
+        axes.set_title(f"Average attention per memory position, rows scaled to 1 ({config['task']} test set)")
+        figure.tight_layout()
+        figure.savefig(out, dpi=150)
+        print(f"saved {out}", file=sys.stderr)
+
+
+def sweep(task: str, *, out: Path, tasks: list[str], grid: list[str], args: list[str], restarts: int | None, joint: bool,
+          preset: str | None, column: list[str], select: str | None, seed: int, backend: str, workers: int,
+          data_dir: Path | None, json_output: bool) -> None:
+    """Table 2's rows: each configuration's restart with the lowest validation perplexity. With
+    ``preset`` (table2), the paper's configurations; ``column`` trains only those named now."""
+    from memn2n_cli.lm_sweep import results_markdown
+
+    from memn2n_cli.lm_sweep import OPTION_TYPES
+    from memn2n_cli.sweep import grid_and_options
+
+    spec = recipe.sweep_spec(task, tasks=tasks, grid=grid_and_options(grid, args, OPTION_TYPES), restarts=restarts,
+                             joint=joint, preset=preset, column=column, select=select, seed=seed, data_dir=data_dir)
+
+    def on_trial(result: dict, done: int, total: int) -> None:
+        print(f"[{done}/{total}] {task} {result['label']} restart {result['restart']}: valid perplexity "
+              f"{result['valid_perplexity']:.1f}, test {result['test_perplexity']:.1f}", file=sys.stderr, flush=True)
+
+    summary = recipe.sweep(spec, out, backend=backend, workers=workers, only=column or None, on_trial=on_trial)
+    if json_output:
+        print(json.dumps({k: summary[k] for k in ("rows", "out")}))
+    else:
+        stdout().print(results_markdown(summary), markup=False, highlight=False)
+    print(f"results in {out}/results.{{json,csv,md}}", file=sys.stderr)
