@@ -135,7 +135,7 @@ def test_the_plain_lm_step_is_the_fused_one():
 
 def test_the_serial_build_gives_the_threaded_builds_numbers(task1, monkeypatch):
     """Built without OpenMP (what a compiler without it gets), each kernel computes the same bits."""
-    assert qa_kernel.library(threads=False) is not qa_kernel.library()
+    assert qa_kernel.library(threads=False)._name != qa_kernel.library()._name  # another build
     config = task1.model_config
     data, models = task1.encoded["train"], restarts(config)
     params, _ = stack_module_state(models)
