@@ -85,7 +85,7 @@ class KernelStep:
         B, M = index.shape[1], data.memory.shape[1]
         X, T = params["embedding"], params.get("temporal")
         adjacent = config.tying == "adjacent"
-        E, V, d, A, TT = 1 + (config.hops if adjacent else 1), config.vocab_size, config.dim, len(self.answer_word_ids), 0
+        E, V, d, A, TT = config.hops + 1 if adjacent else 2, config.vocab_size, config.dim, len(self.answer_word_ids), 0
         kernels.check_shape(X, (R, E, V, d), "the embeddings")
         if T is not None:
             TT = T.shape[2]

@@ -50,8 +50,8 @@ def test_qa_engines_give_the_same_step(task1, variant):
     time = torch.stack([random_noise_time(data.memory_size, data.memory.shape[1], 0.3, generator) for _ in models])
     linear = torch.tensor([True, False, False])
     kernel, plain = qa_kernel.KernelStep(config, models[0].answer_word_ids, data), VmappedStep(models[0], buffers, data)
-    (k_loss, k_logits, k_grads), (p_loss, p_logits, p_grads) = kernel(params, linear, index, time), plain(params, linear,
-                                                                                                         index, time)
+    (k_loss, k_logits, k_grads), (p_loss, p_logits, p_grads) = (step(params, linear, index, time)
+                                                                for step in (kernel, plain))
     torch.testing.assert_close(k_loss, p_loss.double(), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(k_logits, p_logits.detach(), rtol=1e-4, atol=1e-5)
     assert k_grads.keys() == p_grads.keys()
@@ -83,8 +83,8 @@ def test_qa_trains_alike_on_either_engine_and_as_fit_does(task1):
         for models, histories in trained.values():
             for name, value in alone.state_dict().items():
                 torch.testing.assert_close(models[r].state_dict()[name], value, atol=1e-4, rtol=1e-4, msg=name)
-            assert [h["train_loss"] for h in histories[r]] == pytest.approx([h["train_loss"] for h in history], rel=1e-4)
-            assert [h["valid_loss"] for h in histories[r]] == pytest.approx([h["valid_loss"] for h in history], rel=1e-4)
+            for key in ("train_loss", "valid_loss"):
+                assert [h[key] for h in histories[r]] == pytest.approx([h[key] for h in history], rel=1e-4), key
     assert not torch.equal(trained[True][0][0].embedding, build_model(task1, seeds[0], torch.device("cpu")).embedding)
 
 
