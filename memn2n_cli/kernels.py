@@ -3,8 +3,15 @@
 Each is compiled with the system's C compiler (``$CC``, else ``cc``) into
 ``~/.cache/memn2n/kernels``, keyed by its source, the flags and the processor (-march=native), and
 renamed into place when complete. Its OpenMP threads are PyTorch's own (the same ``libgomp``), so
-``torch.set_num_threads`` governs both. Where a kernel cannot be built (no compiler, no OpenMP),
-``build`` says so once and returns None, and the caller takes its plain PyTorch path.
+``torch.set_num_threads`` governs both. A compiler without OpenMP (macOS's clang) gets a serial
+build: one thread, its ``omp simd`` loops vectorised as in the threaded build (-fopenmp-simd), so
+that both compute the same sums. Where a kernel cannot be built at all, ``build`` says so once and
+returns None, and the caller takes its plain PyTorch path.
+
+The boundary is typed: each kernel declares its C function's arguments (``argtypes``), and `call`
+passes a tensor as a pointer of its own dtype, so a tensor of another dtype, or on another device,
+or not contiguous, is a ValueError, never memory read as the wrong type. Sizes and index ranges,
+which the C code does not check, each kernel's Python side checks before its call.
 """
 
 from __future__ import annotations
@@ -19,10 +26,18 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import torch
 from torch import Tensor
 
 log = logging.getLogger("memn2n")
-FLAGS = ["-O3", "-march=native", "-fopenmp", "-ffp-contract=fast", "-shared", "-fPIC"]
+FLAGS = ["-O3", "-march=native", "-ffp-contract=fast", "-shared", "-fPIC"]
+THREADED, SERIAL = "-fopenmp", "-fopenmp-simd"  # with OpenMP's threads; without (its simd loops only)
+C_TYPES = {torch.int32: ctypes.c_int32, torch.int64: ctypes.c_int64, torch.float32: ctypes.c_float,
+           torch.float64: ctypes.c_double}
+
+
+class Unavailable(Exception):
+    """A kernel that cannot be built here; the message says why."""
 
 
 def _cpu() -> str:
@@ -33,13 +48,11 @@ def _cpu() -> str:
         return platform.processor()
 
 
-@functools.cache
-def build(name: str, what: str) -> ctypes.CDLL | None:
-    """The compiled ``memn2n_cli/<name>.c``, building it on first use; None where it cannot be
-    built (``what`` names it in the warning)."""
+def _compile(name: str, openmp: str) -> ctypes.CDLL:
     source = Path(__file__).with_name(f"{name}.c")
     compiler = os.environ.get("CC", "cc")
-    key = hashlib.sha256("\0".join([source.read_text(), compiler, *FLAGS, _cpu()]).encode()).hexdigest()[:16]
+    flags = [*FLAGS, openmp]
+    key = hashlib.sha256("\0".join([source.read_text(), compiler, *flags, _cpu()]).encode()).hexdigest()[:16]
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "memn2n" / "kernels"
     path = cache / f"{name}-{key}.so"
     try:
@@ -47,19 +60,71 @@ def build(name: str, what: str) -> ctypes.CDLL | None:
             cache.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=cache) as scratch:  # built aside, then renamed: atomic
                 built = Path(scratch) / path.name
-                subprocess.run([compiler, *FLAGS, str(source), "-o", str(built)], check=True, capture_output=True,
+                subprocess.run([compiler, *flags, str(source), "-o", str(built)], check=True, capture_output=True,
                                text=True, timeout=120)
                 os.replace(built, path)
         return ctypes.CDLL(str(path))
     except (OSError, subprocess.SubprocessError) as e:
         detail = (getattr(e, "stderr", None) or str(e)).strip().splitlines()
+        raise Unavailable(f"{compiler} {openmp}: {detail[0] if detail else type(e).__name__}") from e
+
+
+def compiled(name: str, threads: bool = True) -> ctypes.CDLL:
+    """``memn2n_cli/<name>.c`` compiled, building it on first use: with OpenMP where the compiler
+    has it (``threads``), else serial; Unavailable where neither builds."""
+    try:
+        return _compile(name, THREADED if threads else SERIAL)
+    except Unavailable as threaded:
+        if not threads:
+            raise
+        try:
+            library = _compile(name, SERIAL)
+        except Unavailable as serial:
+            raise Unavailable(f"{threaded}; {serial}") from serial
+        log.warning("%s built without OpenMP (%s): one thread", name, threaded)
+        return library
+
+
+@functools.cache
+def build(name: str, what: str, threads: bool = True) -> ctypes.CDLL | None:
+    """`compiled`, once; None where it cannot be built (``what`` names it in the warning)."""
+    try:
+        return compiled(name, threads)
+    except Unavailable as e:
         log.warning("%s could not be built (%s); using the plain PyTorch path, several times slower on the CPU",
-                    what, detail[0] if detail else type(e).__name__)
+                    what, e)
         return None
 
 
+def pointer(tensor: Tensor) -> ctypes._Pointer:
+    """A contiguous CPU tensor's first element, as a pointer of its dtype (ctypes refuses it where
+    the C function takes another)."""
+    if tensor.device.type != "cpu" or not tensor.is_contiguous() or tensor.dtype not in C_TYPES:
+        raise ValueError(f"the kernels take contiguous CPU tensors of {', '.join(map(str, C_TYPES))}, "
+                         f"not a {'' if tensor.is_contiguous() else 'non-contiguous '}{tensor.dtype} tensor "
+                         f"on {tensor.device}")
+    return ctypes.cast(tensor.data_ptr(), ctypes.POINTER(C_TYPES[tensor.dtype]))
+
+
 def call(function, *args, what: str) -> None:
-    """Call a kernel function with tensors passed as pointers (None as NULL); -1 means out of memory."""
-    pointers = [a.data_ptr() if isinstance(a, Tensor) else a for a in args]
-    if function(*pointers) != 0:
+    """Call a kernel function, tensors passed by `pointer` (None as NULL); -1 means out of memory."""
+    try:
+        status = function(*(pointer(a) if isinstance(a, Tensor) else a for a in args))
+    except ctypes.ArgumentError as e:  # "argument 3: TypeError: expected LP_c_float instance instead of ..."
+        raise ValueError(f"{what}, {function.__name__}: {e}") from None
+    if status != 0:
         raise MemoryError(f"{what} ran out of memory")
+
+
+def check_shape(tensor: Tensor, shape: tuple[int, ...], name: str) -> None:
+    """The size the C code reads ``tensor`` at: ValueError where it is not."""
+    if tuple(tensor.shape) != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, not {tuple(tensor.shape)}")
+
+
+def check_range(ids: Tensor, low: int, high: int | None, name: str) -> None:
+    """Every entry of ``ids`` in low..high (None: no upper bound), as the C code indexes with them
+    unchecked: IndexError where not."""
+    if ids.numel() and not (low <= int(ids.min()) and (high is None or int(ids.max()) <= high)):
+        raise IndexError(f"{name} must be in {low}..{'' if high is None else high}, "
+                         f"not {int(ids.min())}..{int(ids.max())}")

@@ -29,7 +29,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
 #include <omp.h>
+#else  /* a serial build (a compiler without OpenMP): one thread; the `omp simd` loops stay vectorised */
+static int omp_get_thread_num(void) { return 0; }
+static int omp_get_num_threads(void) { return 1; }
+#endif
 
 /* The kernel's rows are padded with zeros to whole vectors of 8 floats (dp = d rounded up), so
    that no loop has a remainder; `vec` is GCC's and Clang's portable vector type, compiled for

@@ -19,17 +19,19 @@ WHAT = "the language model's compiled kernel"
 
 
 @functools.cache
-def library() -> ctypes.CDLL | None:
-    """The compiled kernel, building it on first use; None where it cannot be built."""
-    lib = kernels.build("lm_kernel", WHAT)
+def library(threads: bool = True) -> ctypes.CDLL | None:
+    """The compiled kernel, building it on first use (``threads``: with OpenMP where the compiler
+    has it, else serial); None where it cannot be built."""
+    lib = kernels.build("lm_kernel", WHAT, threads)
     if lib is None:
         return None
-    pointer, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
-    lib.lm_forward.argtypes = [i64, i32, i32, i32, i32] + [pointer] * 8
-    lib.lm_backward.argtypes = [i64, i32, i32, i32, i32] + [pointer] * 11
-    lib.lm_embedding_grads.argtypes = [i64, i32, i32, i32, i64] + [pointer] * 9
-    lib.lm_softmax_loss.argtypes = [i64, i64] + [pointer] * 3
-    lib.lm_add_rows.argtypes = [i64, i32, pointer, pointer, ctypes.c_float, pointer]
+    i64, i32 = ctypes.c_int64, ctypes.c_int
+    ids, floats, doubles = (ctypes.POINTER(t) for t in (ctypes.c_int64, ctypes.c_float, ctypes.c_double))
+    lib.lm_forward.argtypes = [i64, i32, i32, i32, i32, ids] + [floats] * 7
+    lib.lm_backward.argtypes = [i64, i32, i32, i32, i32, ids] + [floats] * 10
+    lib.lm_embedding_grads.argtypes = [i64, i32, i32, i32, i64, ids] + [floats] * 4 + [ids, floats, floats, ids]
+    lib.lm_softmax_loss.argtypes = [i64, i64, floats, ids, doubles]
+    lib.lm_add_rows.argtypes = [i64, i32, ids, floats, ctypes.c_float, floats]
     lib.lm_row_floats.argtypes, lib.lm_row_floats.restype = [i32], i64
     for function in (lib.lm_forward, lib.lm_backward, lib.lm_embedding_grads, lib.lm_softmax_loss, lib.lm_add_rows):
         function.restype = i32
@@ -50,11 +52,12 @@ def hops_forward(context: Tensor, query: Tensor, A: Tensor, C: Tensor, T_A: Tens
                  hops: int, linear_dim: int) -> tuple[Tensor, Tensor]:
     """U (B, K+1, dp): u^1 (the query) .. u^{K+1}, rows padded with zeros to the kernel's dp floats;
     P (B, K, N): each hop's attention. Weights contiguous."""
-    (B, N), d = context.shape, A.shape[1]
-    if context.numel() and not 0 <= int(context.min()) <= int(context.max()) < len(A):  # the C code reads rows unchecked
-        raise IndexError(f"word ids must be in 0..{len(A) - 1}, not {int(context.min())}..{int(context.max())}")
+    (B, N), (V, d) = context.shape, A.shape
+    kernels.check_range(context, 0, V - 1, "word ids")  # the C code reads rows unchecked
     if N > len(T_A):
         raise IndexError(f"{N} words in memory, but temporal embeddings for only {len(T_A)}")
+    for weight, shape, name in ((C, (V, d), "C"), (T_A, (N, d), "T_A"), (T_C, (N, d), "T_C"), (H, (d, d), "H")):
+        kernels.check_shape(weight, shape, name)
     U = torch.zeros(B, hops + 1, library().lm_row_floats(d), dtype=torch.float32)
     U[:, 0, :d] = query
     P = torch.empty(B, hops, N, dtype=torch.float32)
@@ -135,8 +138,7 @@ class SGDStep:
         if self.logits.shape != (len(u), len(W)):
             self.logits, self.dW = torch.empty(len(u), len(W)), torch.empty_like(W)
         G = torch.mm(u, W.T, out=self.logits)  # logits, then in their place dLoss/dlogits  (B, V)
-        if len(target) and not 0 <= int(target.min()) <= int(target.max()) < len(W):  # the C code writes there unchecked
-            raise IndexError(f"target word ids must be in 0..{len(W) - 1}, not {int(target.min())}..{int(target.max())}")
+        kernels.check_range(target, 0, len(W) - 1, "target word ids")  # the C code writes there unchecked
         losses = torch.empty(len(G), dtype=torch.float64)
         _call(library().lm_softmax_loss, len(G), G.shape[1], G, target, losses)
         du = (W.T @ G.T).T  # G W, formed as its transpose: 2.2-2.5 against 2.7-2.8 ms here (MKL)

@@ -104,23 +104,47 @@ def evaluate_lm(model: MemN2NLM, ids: Tensor, batch_size: int = 512) -> dict[str
     return summed_over_processes({"nll": float(nll), "tokens": tokens})
 
 
+class PlainStep:
+    """One step of the Sec. 5.1 recipe with the library: the model's summed cross-entropy,
+    autograd, `clip_grad_norm_` and SGD at ``lr``; returns the loss. The plain PyTorch twin of
+    `lm_kernel.SGDStep`, called as it is, and the only engine on a GPU and across processes
+    (``world`` of them: DDP averages the gradients over processes, the recipe sums over the batch)."""
+
+    def __init__(self, model: MemN2NLM, world: int = 1):
+        self.model, self.world = model, world
+        self.optimizer = torch.optim.SGD(model.parameters())
+
+    def __call__(self, context: Tensor, target: Tensor, lr: float, max_norm: float) -> Tensor:
+        out = self.model(context, target)
+        self.optimizer.zero_grad(set_to_none=True)
+        (out.loss * self.world).backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.step()
+        return out.loss.detach()
+
+
 def fit_lm(model: MemN2NLM, corpus: Corpus, config: LMTrainConfig, state: LMState, generator: torch.Generator,
            checkpoint: Callable[[LMState], None], on_epoch: Callable[[dict], None] | None = None,
-           on_progress: Callable[[dict], None] | None = None, *, metrics: Callable[[dict], dict]) -> LMState:
+           on_progress: Callable[[dict], None] | None = None, kernel: bool | None = None, *,
+           metrics: Callable[[dict], dict]) -> LMState:
     """Train from ``state`` until the learning rate falls below ``min_lr``, ``max_epochs`` or
     ``max_steps``; checkpoint after each epoch, at ``max_steps`` and every ``checkpoint_every``
     steps within an epoch (then ``on_progress`` with the epoch's progress and training perplexity
     so far): a run killed loses at most that many steps, and resumes to the weights an
-    uninterrupted run reaches. ``metrics``: the task's, from summed counts {nll, tokens}."""
+    uninterrupted run reaches. ``kernel``: the step's engine, the compiled kernel's fused step
+    (`lm_kernel.SGDStep`) or `PlainStep`; None: the kernel where it runs (one process on the CPU,
+    a C compiler). ``metrics``: the task's, from summed counts {nll, tokens}."""
     rank, world = process_group()
     train, valid = corpus.ids["train"], corpus.ids["valid"]
     N = getattr(model, "module", model).config.memory_size
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
-    optimizer = torch.optim.SGD(model.parameters(), lr=state.lr)
     model.train()
     cuda = train.device.type == "cuda"
-    fused = world == 1 and lm_kernel.usable(train, *model.parameters())  # one process on the CPU: the kernel's step
-    sgd_step = lm_kernel.SGDStep(model) if fused else None
+    if kernel is None:
+        kernel = world == 1 and lm_kernel.usable(train, *model.parameters())
+    sgd_step = lm_kernel.SGDStep(model) if kernel else PlainStep(model, world)
     while not state.finished:
         started = time.perf_counter()
         # This process's share of the epoch's cost, summed on the device: no wait for the device
@@ -146,15 +170,7 @@ def fit_lm(model: MemN2NLM, corpus: Corpus, config: LMTrainConfig, state: LMStat
             positions = torch.randint(N - 1, len(train) - 1, (config.batch_size,), generator=generator)[rank::world]
             positions = positions.pin_memory().to(train.device, non_blocking=True) if cuda else positions
             context, target = contexts(train, positions, N), train[positions + 1]
-            if fused:
-                epoch_nll += sgd_step(context, target, state.lr, config.max_grad_norm)
-            else:
-                out = model(context, target)
-                optimizer.zero_grad(set_to_none=True)
-                (out.loss * world).backward()  # DDP averages over processes; the recipe sums over the batch
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-                optimizer.step()
-                epoch_nll += out.loss.detach()
+            epoch_nll += sgd_step(context, target, state.lr, config.max_grad_norm)
             state.step, state.steps = state.step + 1, state.steps + 1
         state.epoch_nll = float(epoch_nll)
         _add_seconds(state, started, cuda)
@@ -167,8 +183,6 @@ def fit_lm(model: MemN2NLM, corpus: Corpus, config: LMTrainConfig, state: LMStat
         state.history.append(record)
         state.epoch, state.step, state.epoch_nll, state.epoch_seconds = state.epoch + 1, 0, 0.0, 0.0
         state.lr = next_lr(state.history, state.lr, config)
-        for group in optimizer.param_groups:
-            group["lr"] = state.lr
         state.finished = state.lr < config.min_lr or state.epoch >= config.max_epochs
         checkpoint(state)
         if on_epoch:

@@ -30,7 +30,12 @@
    layer-wise only; pos_a, pos_b (S, J) and pos_g (d) the position-encoding coefficients of every
    sentence-table row; int64: sentences (S, J), story and time (R, B, M), size, query, answer (R, B),
    answer_ids (A). linear (R) int32. Out: loss (R) float64, logits (R, B, A); with dX != NULL the
-   gradients dX, dT, dQ, dH, dW in the layouts of their parameters. Returns 0, or -1 when memory ran out. */
+   gradients dX, dT, dQ, dH, dW in the layouts of their parameters. Returns 0, or -1 when memory ran out.
+   Nothing here checks an index: qa_kernel.KernelStep checks word ids, sentence rows, answers,
+   answer ids and time indices (>= 0; those past T - 1 use row T - 1) before the call.
+
+   Built without OpenMP (a compiler that has none), the restarts run one after another: the
+   `omp parallel` pragmas are ignored, the `omp simd` loops vectorised as in the threaded build. */
 
 #include <math.h>
 #include <stdint.h>

@@ -28,6 +28,38 @@ from tasks.qa import Encoded
 WORD_EMBEDDINGS = ("embedding", "query_embedding")  # whose row 0, the nil word, stays zero
 
 
+class VmappedStep:
+    """R restarts' step on the examples of ``data``, the unchanged model run once for all under
+    vmap: the plain PyTorch twin of `qa_kernel.KernelStep`, called as it is, and the only engine on
+    a GPU. ``step(params, linear, index, time=None, backward=True)`` -> the summed loss (R,), the
+    logits (R, B, answers) and, with ``backward``, the gradients of ``params`` (None without);
+    ``index`` (R, B) each restart's examples, or (B,) the same for all; ``time`` (R, N, M) each
+    restart's temporal index of every example's slots (None: the slot)."""
+
+    def __init__(self, model: MemN2N, buffers: dict[str, Tensor], data: Encoded):
+        base = copy.deepcopy(model).to("meta")
+
+        def run(p, b, linear, sentences, story, story_size, query, time, answer):
+            out = functional_call(base, (p, b), (story, story_size, query, time, answer),
+                                  {"linear_start": linear, "sentences": sentences})
+            return out.loss, out.logits
+
+        self.step = vmap(run)  # every argument has the restart dimension first
+        self.check = vmap(run, in_dims=(0, 0, 0, None, None, None, None, None, None))  # one batch for all restarts
+        self.buffers, self.data = buffers, data
+        self.slots = torch.arange(data.memory.shape[1])
+
+    def __call__(self, params: dict[str, Tensor], linear: Tensor, index: Tensor, time: Tensor | None = None,
+                 backward: bool = True) -> tuple[Tensor, Tensor, dict[str, Tensor] | None]:
+        batch = make_batch(self.data, index, time)
+        default_time = self.slots[: batch["story"].shape[-1]].expand(*index.shape, -1)
+        loss, logits = (self.step if index.dim() == 2 else self.check)(
+            params, self.buffers, linear, batch["sentences"], batch["story"], batch["story_size"], batch["query"],
+            batch.get("time", default_time), batch["answer"])
+        grads = dict(zip(params, torch.autograd.grad(loss.sum(), list(params.values())))) if backward else None
+        return loss, logits, grads
+
+
 @dataclass
 class Progress:
     """Where restarts trained together are, at the end of an epoch: enough to go on from there and
@@ -41,26 +73,20 @@ class Progress:
 
 def fit_restarts(models: list[MemN2N], train: Encoded, valid: Encoded, config: TrainConfig, seeds: list[int],
                  on_epoch: Callable[[int, dict], None] | None = None, start: Progress | None = None,
-                 on_progress: Callable[[Progress], None] | None = None) -> list[list[dict]]:
+                 on_progress: Callable[[Progress], None] | None = None, kernel: bool | None = None) -> list[list[dict]]:
     """Train ``models`` in place, restart r with ``seeds[r]``; one history per restart, as `fit`
     returns. ``start``: go on from where an earlier call was (its ``on_progress``, called after
-    every epoch)."""
+    every epoch). ``kernel``: the step's engine, the compiled kernel (`qa_kernel.KernelStep`) or the
+    vmapped model (`VmappedStep`); None: the kernel where it runs (the CPU, a C compiler)."""
     R = len(models)
     params, buffers = stack_module_state(models)  # name -> (R, ...)
-    base = copy.deepcopy(models[0]).to("meta")
-
-    def run(p, b, linear, sentences, story, story_size, query, time, answer):
-        out = functional_call(base, (p, b), (story, story_size, query, time, answer),
-                              {"linear_start": linear, "sentences": sentences})
-        return out.loss, out.logits
-
-    step = vmap(run)  # every argument has the restart dimension first
-    check = vmap(run, in_dims=(0, 0, 0, None, None, None, None, None, None))  # the same validation batch for all
-    fast = qa_kernel.usable(train.answer.device)  # the compiled kernel, else the vmapped model
-    if fast:
-        model_config, answer_ids = models[0].config, models[0].answer_word_ids
-        train_positions = qa_kernel.coefficients(train, model_config)
-        valid_positions = qa_kernel.coefficients(valid, model_config) if len(valid) else None
+    if kernel is None:
+        kernel = qa_kernel.usable(train.answer.device)
+    if kernel:
+        train_step = qa_kernel.KernelStep(models[0].config, models[0].answer_word_ids, train)
+        valid_step = qa_kernel.KernelStep(models[0].config, models[0].answer_word_ids, valid) if len(valid) else None
+    else:
+        train_step, valid_step = VmappedStep(models[0], buffers, train), VmappedStep(models[0], buffers, valid)
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
     schedules = [Schedule(config) for _ in range(R)]
     histories: list[list[dict]] = [[] for _ in range(R)]
@@ -83,16 +109,7 @@ def fit_restarts(models: list[MemN2N], train: Encoded, valid: Encoded, config: T
         order = torch.stack([torch.randperm(len(train), generator=g) for g in generators])  # (R, N)
         loss_sum, correct = torch.zeros(R, dtype=torch.float64), torch.zeros(R)
         for index in order.split(config.batch_size, dim=1):
-            if fast:
-                times = None if time is None else time[torch.arange(R).unsqueeze(1), index]
-                loss, logits, grads = qa_kernel.step(params, model_config, answer_ids, train, train_positions,
-                                                       index, times, linear)
-            else:
-                batch = make_batch(train, index, time)
-                default_time = slots[: batch["story"].shape[-1]].expand(*index.shape, -1)
-                loss, logits = step(params, buffers, linear, batch["sentences"], batch["story"], batch["story_size"],
-                                    batch["query"], batch.get("time", default_time), batch["answer"])
-                grads = dict(zip(params, torch.autograd.grad(loss.sum(), list(params.values()))))
+            loss, logits, grads = train_step(params, linear, index, time)
             with torch.no_grad():
                 for name in WORD_EMBEDDINGS:
                     if name in grads:
@@ -109,14 +126,7 @@ def fit_restarts(models: list[MemN2N], train: Encoded, valid: Encoded, config: T
             v_loss, v_correct = torch.zeros(R, dtype=torch.float64), torch.zeros(R)
             with torch.no_grad():
                 for index in torch.arange(len(valid)).split(EVAL_BATCH):
-                    if fast:
-                        loss, logits, _ = qa_kernel.step(params, model_config, answer_ids, valid, valid_positions,
-                                                           index.expand(R, -1), None, linear, backward=False)
-                    else:
-                        batch = make_batch(valid, index)
-                        loss, logits = check(params, buffers, linear, batch["sentences"], batch["story"],
-                                             batch["story_size"], batch["query"],
-                                             slots[: batch["story"].shape[1]].expand(len(index), -1), batch["answer"])
+                    loss, logits, _ = valid_step(params, linear, index, backward=False)
                     v_loss += loss.double()
                     v_correct += (logits.argmax(-1) == valid.answer[index]).sum(1)
             valid_counts = [{"correct": int(c), "total": len(valid), "loss": float(l)} for c, l in zip(v_correct, v_loss)]

@@ -140,3 +140,19 @@ def trained_run(tmp_path_factory, en_dir):
                                       "--json", "--epochs", "15", "--ls-epochs", "5"])
     assert result.exit_code == 0, (result.stderr, result.exception)
     return out, json.loads(result.stdout)
+
+
+@pytest.fixture(scope="session")
+def compiled_kernels() -> None:
+    """The compiled kernels (memn2n_cli/*.c), built: the tests of the kernels themselves skip,
+    saying why, where they cannot be (no C compiler), and fail there under MEMN2N_REQUIRE_KERNELS=1
+    (CI), where a kernel that does not build is a bug."""
+    from memn2n_cli import kernels
+
+    try:
+        for name in ("qa_kernel", "lm_kernel"):
+            kernels.compiled(name)
+    except kernels.Unavailable as e:
+        if os.environ.get("MEMN2N_REQUIRE_KERNELS") == "1":
+            pytest.fail(f"MEMN2N_REQUIRE_KERNELS=1, but a kernel does not build: {e}")
+        pytest.skip(f"no C compiler to build the kernels with: {e}")

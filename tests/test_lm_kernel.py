@@ -50,11 +50,10 @@ def kernel_and_plain(model: MemN2NLM, context: torch.Tensor, target: torch.Tenso
 
 
 @pytest.mark.parametrize("dim, hops, memory, width, linear_dim", [(12, 3, 9, 9, 5), (16, 7, 13, 13, 8), (9, 2, 20, 6, 0)])
-def test_kernel_and_plain_path_give_the_papers_loss_and_gradients(dim, hops, memory, width, linear_dim, monkeypatch):
+def test_kernel_and_plain_path_give_the_papers_loss_and_gradients(compiled_kernels, dim, hops, memory, width, linear_dim, monkeypatch):
     """Sizes off the kernel's blocks of 8 rows and of 8 lanes, and fewer hops than 8; a small
     vocabulary, so that words repeat within a memory and their gradients add up; the last case a
     memory shorter than memory_size."""
-    assert lm_kernel.library() is not None, "the kernel must build on the test machine"
     torch.manual_seed(hops)
     model = MemN2NLM(LMConfig(vocab_size=23, dim=dim, hops=hops, memory_size=memory, linear_dim=linear_dim,
                               init_std=0.3))  # large weights: sharp attention, and ReLUs that cut
@@ -72,7 +71,7 @@ def test_kernel_and_plain_path_give_the_papers_loss_and_gradients(dim, hops, mem
 
 
 @pytest.mark.parametrize("max_norm", [1e9, 0.5])
-def test_the_fused_training_step_is_autograd_clipping_and_sgd_on_the_plain_path(max_norm, monkeypatch):
+def test_the_fused_training_step_is_autograd_clipping_and_sgd_on_the_plain_path(compiled_kernels, max_norm, monkeypatch):
     """`SGDStep` against the recipe's step written with the library: the plain PyTorch path, its
     gradients by autograd, `clip_grad_norm_`, SGD. Each parameter's change is compared (not the
     parameters, which a wrong gradient would hardly move), with the gradient rescaled (0.5) and not.
@@ -98,7 +97,7 @@ def test_the_fused_training_step_is_autograd_clipping_and_sgd_on_the_plain_path(
     assert unused and torch.equal(fused.A.weight[unused], before["A.weight"][unused])
 
 
-def test_the_relu_cuts_units_in_these_cases():
+def test_the_relu_cuts_units_in_these_cases(compiled_kernels):
     """Without units that the ReLU sets to zero, the test above could not see a wrong ReLU split."""
     torch.manual_seed(3)
     model = MemN2NLM(LMConfig(vocab_size=23, dim=12, hops=3, memory_size=9, linear_dim=5, init_std=0.3))
@@ -109,7 +108,7 @@ def test_the_relu_cuts_units_in_these_cases():
     assert (U[:, 1:, 5:] == 0).any() and (U[:, 1:, 5:] > 0).any() and (U[:, 1:, :5] < 0).any()
 
 
-def test_kernel_results_do_not_depend_on_the_number_of_threads():
+def test_kernel_results_do_not_depend_on_the_number_of_threads(compiled_kernels):
     """The kernel's own sums (each example's hops; each word's gradient, in one fixed order) are the
     same bit for bit with any number of threads. (PyTorch's matrix products may split differently.)"""
     torch.manual_seed(0)
@@ -142,7 +141,7 @@ def test_without_a_compiler_the_plain_path_trains_and_says_so(tmp_path, monkeypa
         lm_kernel.library.cache_clear(), kernels.build.cache_clear()
 
 
-def test_the_kernel_refuses_word_ids_outside_the_vocabulary_as_the_plain_path_does(monkeypatch):
+def test_the_kernel_refuses_word_ids_outside_the_vocabulary_as_the_plain_path_does(compiled_kernels, monkeypatch):
     model = MemN2NLM(LMConfig(vocab_size=10, dim=8, hops=2, memory_size=5))
     for context in (torch.tensor([[1, 2, 10, 3, 4]]), torch.tensor([[1, -1, 2, 3, 4]])):
         for use_kernel in (True, False):
@@ -154,7 +153,7 @@ def test_the_kernel_refuses_word_ids_outside_the_vocabulary_as_the_plain_path_do
                                       model.C.weight, model.T_A, model.T_C, model.H.weight, 2, 4)
 
 
-def test_the_fused_step_refuses_what_its_c_code_would_misread():
+def test_the_fused_step_refuses_what_its_c_code_would_misread(compiled_kernels):
     """Target ids outside the vocabulary, ids not int64 (read as int64 they would point anywhere),
     and a target count other than the batch's, before any weight changes."""
     model = MemN2NLM(LMConfig(vocab_size=10, dim=8, hops=2, memory_size=5))
