@@ -8,10 +8,11 @@ build: one thread, its ``omp simd`` loops vectorised as in the threaded build (-
 that both compute the same sums. Where a kernel cannot be built at all, ``build`` says so once and
 returns None, and the caller takes its plain PyTorch path.
 
-The boundary is typed: each kernel declares its C function's arguments (``argtypes``), and `call`
-passes a tensor as a pointer of its own dtype, so a tensor of another dtype, or on another device,
-or not contiguous, is a ValueError, never memory read as the wrong type. Sizes and index ranges,
-which the C code does not check, each kernel's Python side checks before its call.
+The boundary is typed: each kernel declares its C function's arguments (`declare`), and `call`
+checks every tensor against its pointer's C type (dtype, device, contiguity), so a tensor of
+another dtype, or on another device, or not contiguous, is a ValueError, never memory read as
+the wrong type. Sizes and index ranges, which the C code does not check, each kernel's Python
+side checks before its call.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ from torch import Tensor
 log = logging.getLogger("memn2n")
 FLAGS = ["-O3", "-march=native", "-ffp-contract=fast", "-shared", "-fPIC"]
 THREADED, SERIAL = "-fopenmp", "-fopenmp-simd"  # with OpenMP's threads; without (its simd loops only)
-C_TYPES = {torch.int32: ctypes.c_int32, torch.int64: ctypes.c_int64, torch.float32: ctypes.c_float,
-           torch.float64: ctypes.c_double}
+C_DTYPES = {ctypes.c_int32: torch.int32, ctypes.c_int64: torch.int64, ctypes.c_float: torch.float32,
+            ctypes.c_double: torch.float64}  # what a pointer of each C type must point to
 
 
 class Unavailable(Exception):
@@ -96,21 +97,31 @@ def build(name: str, what: str, threads: bool = True) -> ctypes.CDLL | None:
         return None
 
 
-def pointer(tensor: Tensor) -> ctypes._Pointer:
-    """A contiguous CPU tensor's first element, as a pointer of its dtype (ctypes refuses it where
-    the C function takes another)."""
-    if tensor.device.type != "cpu" or not tensor.is_contiguous() or tensor.dtype not in C_TYPES:
-        raise ValueError(f"the kernels take contiguous CPU tensors of {', '.join(map(str, C_TYPES))}, "
-                         f"not a {'' if tensor.is_contiguous() else 'non-contiguous '}{tensor.dtype} tensor "
-                         f"on {tensor.device}")
-    return ctypes.cast(tensor.data_ptr(), ctypes.POINTER(C_TYPES[tensor.dtype]))
+def declare(function, argtypes: list, restype=ctypes.c_int) -> None:
+    """A kernel function's C signature: scalars as ctypes types, arrays as ctypes pointer types
+    (``ctypes.POINTER(ctypes.c_float)``), which `call` checks each tensor against and then passes
+    as a bare address (a ctypes pointer object per argument would cost more than a small step)."""
+    function.argtypes = [ctypes.c_void_p if issubclass(t, ctypes._Pointer) else t for t in argtypes]
+    function.restype = restype
+    function.tensor_dtypes = [C_DTYPES[t._type_] if issubclass(t, ctypes._Pointer) else None for t in argtypes]
 
 
 def call(function, *args, what: str) -> None:
-    """Call a kernel function, tensors passed by `pointer` (None as NULL); -1 means out of memory."""
+    """Call a function `declare`d, each array a contiguous CPU tensor of its pointer's type (None
+    as NULL): ValueError for any other; -1 from the kernel means out of memory."""
+    passed = []
+    for position, (arg, dtype) in enumerate(zip(args, function.tensor_dtypes), 1):
+        if dtype is not None and arg is not None:
+            if not (isinstance(arg, Tensor) and arg.dtype == dtype and arg.is_cpu and arg.is_contiguous()):
+                got = (f"a {'' if arg.is_contiguous() else 'non-contiguous '}{arg.dtype} tensor on {arg.device}"
+                       if isinstance(arg, Tensor) else type(arg).__name__)
+                raise ValueError(f"{what}, {function.__name__}: argument {position} must be a contiguous CPU "
+                                 f"{dtype} tensor, not {got}")
+            arg = arg.data_ptr()
+        passed.append(arg)
     try:
-        status = function(*(pointer(a) if isinstance(a, Tensor) else a for a in args))
-    except ctypes.ArgumentError as e:  # "argument 3: TypeError: expected LP_c_float instance instead of ..."
+        status = function(*passed)
+    except ctypes.ArgumentError as e:  # a scalar of the wrong type: "argument 3: TypeError: ..."
         raise ValueError(f"{what}, {function.__name__}: {e}") from None
     if status != 0:
         raise MemoryError(f"{what} ran out of memory")

@@ -27,14 +27,12 @@ def library(threads: bool = True) -> ctypes.CDLL | None:
         return None
     i64, i32 = ctypes.c_int64, ctypes.c_int
     ids, floats, doubles = (ctypes.POINTER(t) for t in (ctypes.c_int64, ctypes.c_float, ctypes.c_double))
-    lib.lm_forward.argtypes = [i64, i32, i32, i32, i32, ids] + [floats] * 7
-    lib.lm_backward.argtypes = [i64, i32, i32, i32, i32, ids] + [floats] * 10
-    lib.lm_embedding_grads.argtypes = [i64, i32, i32, i32, i64, ids] + [floats] * 4 + [ids, floats, floats, ids]
-    lib.lm_softmax_loss.argtypes = [i64, i64, floats, ids, doubles]
-    lib.lm_add_rows.argtypes = [i64, i32, ids, floats, ctypes.c_float, floats]
-    lib.lm_row_floats.argtypes, lib.lm_row_floats.restype = [i32], i64
-    for function in (lib.lm_forward, lib.lm_backward, lib.lm_embedding_grads, lib.lm_softmax_loss, lib.lm_add_rows):
-        function.restype = i32
+    kernels.declare(lib.lm_forward, [i64, i32, i32, i32, i32, ids] + [floats] * 7)
+    kernels.declare(lib.lm_backward, [i64, i32, i32, i32, i32, ids] + [floats] * 10)
+    kernels.declare(lib.lm_embedding_grads, [i64, i32, i32, i32, i64, ids] + [floats] * 4 + [ids, floats, floats, ids])
+    kernels.declare(lib.lm_softmax_loss, [i64, i64, floats, ids, doubles])
+    kernels.declare(lib.lm_add_rows, [i64, i32, ids, floats, ctypes.c_float, floats])
+    kernels.declare(lib.lm_row_floats, [i32], i64)
     return lib
 
 

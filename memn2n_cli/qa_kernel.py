@@ -36,8 +36,7 @@ def library(threads: bool = True) -> ctypes.CDLL | None:
                                                           ctypes.c_double))
         # dims linear sentences pos_a pos_b pos_g story time size query answer answer_ids, X T Q H W, loss
         # logits, dX dT dQ dH dW: as qa_kernel.c's qa_step
-        lib.qa_step.argtypes = [i64, i32, i64, f32, f32, f32, *[i64] * 6, *[f32] * 5, f64, f32, *[f32] * 5]
-        lib.qa_step.restype = ctypes.c_int
+        kernels.declare(lib.qa_step, [i64, i32, i64, f32, f32, f32, *[i64] * 6, *[f32] * 5, f64, f32, *[f32] * 5])
     return lib
 
 
