@@ -73,16 +73,19 @@ def check_new_run(out: Path, resume: bool) -> None:
         raise UserError("already holds files; choose another output folder, or resume it", out)
 
 
-def write_run(directory: Path, files: dict[str, bytes]) -> None:
+def write_run(directory: Path, files: dict[str, bytes], finished: bool = False) -> None:
     """A model directory's files, each written aside and renamed into place, then manifest.json
     with every file's SHA-256, last: a reader checks the files against it (`check_manifest`), so
     a directory caught between two renames, or damaged since, is refused rather than read as a
-    mixture. Temporary files left by a writer that was killed are removed first."""
+    mixture. Temporary files left by a writer that was killed are removed first; a ``finished``
+    question-answering model's training progress (`write_progress`) after."""
     for stale in directory.glob(".*.tmp") if directory.is_dir() else []:
         stale.unlink(missing_ok=True)
     write_files(directory, files)
     digests = {name: hashlib.sha256(content).hexdigest() for name, content in files.items()}
     write_files(directory, {MANIFEST_FILE: json_bytes({"format": FORMAT, "sha256": digests})})
+    if finished:
+        (directory / PROGRESS_FILE).unlink(missing_ok=True)
 
 
 def write_progress(directory: Path, progress: Progress, settings: dict) -> None:

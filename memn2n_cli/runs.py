@@ -17,7 +17,7 @@ from typing import Callable
 
 import torch
 
-from memn2n_cli.checkpoint import (CONFIG_FILE, METRICS_FILE, PROGRESS_FILE, config_from, load_model, model_dirs,
+from memn2n_cli.checkpoint import (CONFIG_FILE, METRICS_FILE, config_from, load_model, model_dirs,
                                    model_files, new_run_config, read_json, read_progress, run_data_dir, write_json, write_progress,
                                    write_run)
 from memn2n_cli.configs import SPLITS, ModelConfig, ModelOptions, TrainConfig, check_split
@@ -144,8 +144,7 @@ def train_model(task: str, task_ids: list[int], data_dir: Path, directory: Path,
     epochs = len(history) - (len(start.histories[0]) if start else 0)  # trained in this sitting
     speed = {"train_seconds": seconds, "examples_per_second": epochs * len(prepared.encoded["train"]) / seconds}
     rows, files = trained_files(model, prepared, config, {**speed, "history": history})
-    write_run(directory, files)
-    (directory / PROGRESS_FILE).unlink(missing_ok=True)
+    write_run(directory, files, finished=True)
     return rows
 
 
