@@ -1,10 +1,11 @@
-"""Run directories: everything `eval`, `predict` and `visualize` need, without the data; the one
-module that writes and reads them, for both kinds of task.
+"""Run directories: everything `eval`, `predict`, `visualize` and `serve` need, without the data;
+the one module that writes and reads them, for both kinds of task (file names, the config, the
+manifest, training progress, where a run's data is).
 
 A model directory holds ``model.safetensors`` (weights), ``config.json`` (its ``format``, the
-task, the ``model`` and ``training`` configs, the data files and their checksums), ``vocab.json``
-(words, and answers for question answering) and ``metrics.json`` (a language model's: its
-``state.json`` and ``generator.safetensors`` instead, to resume exactly). ``--task all`` without
+task, the ``model`` and ``training`` configs, the data files and their checksums; `new_run_config`),
+``vocab.json`` (words, and answers for question answering) and ``metrics.json`` (a language
+model's: its ``state.json`` and ``generator.safetensors`` instead, to resume exactly). ``--task all`` without
 ``--joint`` trains one model per task: the run directory then holds one model directory per task
 (``qa1/`` ... ``qa20/``) and the summary. Every file is written under a temporary name and
 renamed into place. No pickle anywhere.
@@ -21,19 +22,22 @@ import json
 import os
 import tempfile
 from dataclasses import MISSING, fields
+from datetime import datetime, timezone
 from pathlib import Path
 
 import safetensors.torch
 from safetensors.torch import save as safetensors_bytes  # bytes of a .safetensors file, no pickle
 
-from memn2n_cli.configs import ModelConfig
+from memn2n_cli import __version__
+from memn2n_cli.configs import LMConfig, ModelConfig
 from memn2n_cli.errors import ConfigError, UserError
-from memn2n_cli.model import MemN2N
+from memn2n_cli.model import MemN2N, MemN2NLM
 from memn2n_cli.restarts import Progress
 from tasks import get_task
 from tasks.qa import Vocabulary
 
 MODEL_FILE, CONFIG_FILE, VOCAB_FILE, METRICS_FILE = "model.safetensors", "config.json", "vocab.json", "metrics.json"
+STATE_FILE, GENERATOR_FILE = "state.json", "generator.safetensors"  # a language model's place in its recipe
 MANIFEST_FILE = "manifest.json"  # written last: each file's SHA-256
 PROGRESS_FILE = "progress.safetensors"  # a question-answering model in training: removed once it is complete
 FORMAT = "memn2n-run/1"
@@ -69,16 +73,19 @@ def check_new_run(out: Path, resume: bool) -> None:
         raise UserError("already holds files; choose another output folder, or resume it", out)
 
 
-def write_run(directory: Path, files: dict[str, bytes]) -> None:
+def write_run(directory: Path, files: dict[str, bytes], finished: bool = False) -> None:
     """A model directory's files, each written aside and renamed into place, then manifest.json
     with every file's SHA-256, last: a reader checks the files against it (`check_manifest`), so
     a directory caught between two renames, or damaged since, is refused rather than read as a
-    mixture. Temporary files left by a writer that was killed are removed first."""
+    mixture. Temporary files left by a writer that was killed are removed first; a ``finished``
+    question-answering model's training progress (`write_progress`) after."""
     for stale in directory.glob(".*.tmp") if directory.is_dir() else []:
         stale.unlink(missing_ok=True)
     write_files(directory, files)
     digests = {name: hashlib.sha256(content).hexdigest() for name, content in files.items()}
     write_files(directory, {MANIFEST_FILE: json_bytes({"format": FORMAT, "sha256": digests})})
+    if finished:
+        (directory / PROGRESS_FILE).unlink(missing_ok=True)
 
 
 def write_progress(directory: Path, progress: Progress, settings: dict) -> None:
@@ -172,11 +179,62 @@ def config_from(cls: type, data, section: str, path: Path):
         raise UserError(f"{section} settings: {e}", path) from None
 
 
+def new_run_config(task: str, model: dict, training: dict, data: dict, **more) -> dict:
+    """config.json of a run being written, either kind: the format, the task, the model's and the
+    recipe's settings, the data (its folder and what identifies it), when and by which version."""
+    return {"format": FORMAT, "task": task, **more, "training": training, "model": model, "data": data,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "memn2n_version": __version__}
+
+
+def weights_bytes(model) -> bytes:
+    return safetensors_bytes({name: value.detach().cpu() for name, value in model.state_dict().items()},
+                             metadata={"format": FORMAT})
+
+
 def model_files(model: MemN2N, config: dict, vocab: Vocabulary, metrics: dict) -> dict[str, bytes]:
-    """A model directory's files as bytes, config.json last: a directory with a config.json is complete."""
-    weights = safetensors_bytes(model.state_dict(), metadata={"format": FORMAT})
-    return {MODEL_FILE: weights, VOCAB_FILE: json_bytes(vocab.to_json()), METRICS_FILE: json_bytes(metrics),
-            CONFIG_FILE: json_bytes({"format": FORMAT, **config, "model": vars(model.config)})}
+    """A question-answering model directory's files as bytes, config.json last: a directory with a
+    config.json is complete."""
+    return {MODEL_FILE: weights_bytes(model), VOCAB_FILE: json_bytes(vocab.to_json()), METRICS_FILE: json_bytes(metrics),
+            CONFIG_FILE: json_bytes(config)}
+
+
+def language_model_files(model: MemN2NLM, config: dict, words: list[str], state: dict, generator) -> dict[str, bytes]:
+    """A language-model run's files as bytes (``state``: where it is in its recipe; ``generator``:
+    its random state), config.json last."""
+    return {MODEL_FILE: weights_bytes(model), GENERATOR_FILE: safetensors_bytes({"state": generator}),
+            STATE_FILE: json_bytes(state), VOCAB_FILE: json_bytes({"words": words}), CONFIG_FILE: json_bytes(config)}
+
+
+def read_lm_state(directory: Path) -> tuple[dict, object]:
+    """A language-model run's place in its recipe (state.json) and its random generator's state."""
+    state = read_json(directory / STATE_FILE)
+    try:
+        generator = safetensors.torch.load_file(directory / GENERATOR_FILE)["state"]
+    except Exception as e:  # safetensors' and torch's own errors for a damaged or foreign file
+        raise UserError(f"corrupt random-generator state: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
+                        directory / GENERATOR_FILE) from None
+    return state, generator
+
+
+def load_language_model(directory: Path) -> tuple[MemN2NLM, dict, list[str]]:
+    """(model, config, words) of a language-model run; UserError when it is missing or corrupt."""
+    config = read_config(directory)
+    if get_task(str(config.get("task")), "lm") is None:
+        raise UserError(f"is a {config.get('task')!r} run; this takes a language-model run", directory)
+    model = MemN2NLM(config_from(LMConfig, config.get("model"), "model", directory / CONFIG_FILE))
+    if (directory / MODEL_FILE).is_file():
+        check_float32(directory / MODEL_FILE)
+    try:
+        words = read_json(directory / VOCAB_FILE)["words"]
+        safetensors.torch.load_model(model, directory / MODEL_FILE)
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise UserError(f"corrupt or mismatched language-model run: {str(e).splitlines()[0]}", directory) from None
+    except Exception as e:  # safetensors' own errors for truncated files
+        raise UserError(f"corrupt weights file: {e}", directory / MODEL_FILE) from None
+    if not isinstance(words, list) or len(words) != model.config.vocab_size:
+        raise UserError("vocab.json does not match config.json", directory)
+    check_finite(model, directory / MODEL_FILE)
+    return model, config, words
 
 
 def write_files(directory: Path, files: dict[str, bytes]) -> None:

@@ -19,19 +19,16 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-import safetensors.torch
-from safetensors.torch import save as safetensors_bytes  # bytes of a .safetensors file, no pickle
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from memn2n_cli import __version__, lm_kernel
-from memn2n_cli.checkpoint import (CONFIG_FILE, FORMAT, check_finite, check_float32, config_from, json_bytes, read_config,
-                                   read_json, run_data_dir, write_run)
+from memn2n_cli import lm_kernel
+from memn2n_cli.checkpoint import (CONFIG_FILE, STATE_FILE, config_from, language_model_files, load_language_model,
+                                   new_run_config, read_lm_state, run_data_dir, write_run)
 from memn2n_cli.configs import LMConfig, LMTrainConfig, check_split
 from memn2n_cli.errors import UserError
 from memn2n_cli.model import MemN2NLM
@@ -39,7 +36,6 @@ from tasks import get_task
 from tasks.lm import UNK, Corpus, resolve_data_dir
 
 log = logging.getLogger("memn2n")
-STATE_FILE, GENERATOR_FILE = "state.json", "generator.safetensors"
 
 
 @dataclass
@@ -199,37 +195,9 @@ def _add_seconds(state: LMState, started: float, cuda: bool) -> None:
     state.epoch_seconds += seconds
 
 
-def _run_files(model: MemN2NLM, task: str, data_dir: Path, corpus: Corpus, config: LMTrainConfig,
-               state: LMState, generator: torch.Generator) -> dict[str, bytes]:
-    """The run directory's files; config.json last, so a directory with one is complete."""
-    run_config = {"format": FORMAT, "task": task, "training": asdict(config), "model": asdict(model.config),
-                  "data": {"dir": str(data_dir.resolve()), "tokens": {k: len(v) for k, v in corpus.ids.items()}},
-                  "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "memn2n_version": __version__}
-    weights = {name: value.detach().cpu() for name, value in model.state_dict().items()}
-    return {"model.safetensors": safetensors_bytes(weights, metadata={"format": FORMAT}),
-            GENERATOR_FILE: safetensors_bytes({"state": generator.get_state()}),
-            STATE_FILE: json_bytes(asdict(state)), "vocab.json": json_bytes(corpus.to_json()), CONFIG_FILE: json_bytes(run_config)}
-
-
 def load_lm(directory: Path) -> tuple[MemN2NLM, dict, list[str]]:
     """(model, config, words) of a language-model run; UserError when it is missing or corrupt."""
-    config = read_config(directory)
-    if get_task(str(config.get("task")), "lm") is None:
-        raise UserError(f"is a {config.get('task')!r} run; this takes a language-model run", directory)
-    model = MemN2NLM(config_from(LMConfig, config.get("model"), "model", directory / CONFIG_FILE))
-    if (directory / "model.safetensors").is_file():
-        check_float32(directory / "model.safetensors")
-    try:
-        words = read_json(directory / "vocab.json")["words"]
-        safetensors.torch.load_model(model, directory / "model.safetensors")
-    except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        raise UserError(f"corrupt or mismatched language-model run: {str(e).splitlines()[0]}", directory) from None
-    except Exception as e:  # safetensors' own errors for truncated files
-        raise UserError(f"corrupt weights file: {e}", directory / "model.safetensors") from None
-    if not isinstance(words, list) or len(words) != model.config.vocab_size:
-        raise UserError("vocab.json does not match config.json", directory)
-    check_finite(model, directory / "model.safetensors")
-    return model, config, words
+    return load_language_model(directory)
 
 
 def train_lm(task: str, data_dir: Path, out: Path, model_config: dict, config: LMTrainConfig, resume: bool = False,
@@ -248,13 +216,10 @@ def train_lm(task: str, data_dir: Path, out: Path, model_config: dict, config: L
         model, saved, words = load_lm(out)
         if words != corpus.words:
             raise UserError("the data's vocabulary differs from the run's", data_dir)
-        state = config_from(LMState, read_json(out / STATE_FILE), "state", out / STATE_FILE)
+        saved_state, generator_state = read_lm_state(out)
+        state = config_from(LMState, saved_state, "state", out / STATE_FILE)
         state.epoch_nll = state.epoch_nll if process_group()[0] == 0 else 0.0  # see fit_lm
-        try:
-            generator.set_state(safetensors.torch.load_file(out / GENERATOR_FILE)["state"])
-        except Exception as e:  # safetensors' and torch's own errors for a damaged or foreign file
-            raise UserError(f"corrupt random-generator state: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
-                            out / GENERATOR_FILE) from None
+        generator.set_state(generator_state)
         differ = sorted(k for k, v in model_config.items() if saved["model"].get(k) != v)
         if differ:
             raise UserError(f"holds a model with {differ[0]} {saved['model'].get(differ[0])}, not {model_config[differ[0]]}: "
@@ -283,7 +248,9 @@ def train_lm(task: str, data_dir: Path, out: Path, model_config: dict, config: L
 
     def checkpoint(state: LMState) -> None:
         if rank == 0:  # one process writes
-            write_run(out, _run_files(model, task, data_dir, corpus, config, state, generator))
+            run_config = new_run_config(task, asdict(model.config), asdict(config),
+                                        {"dir": str(data_dir.resolve()), "tokens": {k: len(v) for k, v in corpus.ids.items()}})
+            write_run(out, language_model_files(model, run_config, corpus.words, asdict(state), generator.get_state()))
 
     state = fit_lm(trained, corpus, config, state, generator, checkpoint, on_epoch if rank == 0 else None,
                    on_progress if rank == 0 else None, metrics=get_task(task).metrics)

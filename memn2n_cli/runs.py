@@ -12,15 +12,13 @@ import logging
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 import torch
 
-from memn2n_cli import __version__
-from memn2n_cli.checkpoint import (CONFIG_FILE, METRICS_FILE, PROGRESS_FILE, config_from, load_model, model_dirs,
-                                   model_files, read_json, read_progress, run_data_dir, write_json, write_progress,
+from memn2n_cli.checkpoint import (CONFIG_FILE, METRICS_FILE, config_from, load_model, model_dirs,
+                                   model_files, new_run_config, read_json, read_progress, run_data_dir, write_json, write_progress,
                                    write_run)
 from memn2n_cli.configs import SPLITS, ModelConfig, ModelOptions, TrainConfig, check_split
 from memn2n_cli.errors import UserError
@@ -120,11 +118,9 @@ def trained_files(model: MemN2N, prepared: Prepared, config: TrainConfig, metric
     rows = error_table({split: evaluate(model, prepared.encoded[split], task=task, answers=prepared.vocab.answers)
                         for split in SPLITS}, task)
     files = task.data_files(prepared.data_dir, prepared.task_ids)
-    run_config = {
-        "task": prepared.task, "tasks": prepared.task_ids, "joint": len(prepared.task_ids) > 1, "training": asdict(config),
-        "data": {"dir": str(prepared.data_dir.resolve()), "files": file_checksums(files)},
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "memn2n_version": __version__,
-    }
+    run_config = new_run_config(prepared.task, vars(model.config), asdict(config),
+                                {"dir": str(prepared.data_dir.resolve()), "files": file_checksums(files)},
+                                tasks=prepared.task_ids, joint=len(prepared.task_ids) > 1)
     return rows, model_files(model.cpu(), run_config, prepared.vocab, {"tasks": rows, **metrics})
 
 
@@ -148,8 +144,7 @@ def train_model(task: str, task_ids: list[int], data_dir: Path, directory: Path,
     epochs = len(history) - (len(start.histories[0]) if start else 0)  # trained in this sitting
     speed = {"train_seconds": seconds, "examples_per_second": epochs * len(prepared.encoded["train"]) / seconds}
     rows, files = trained_files(model, prepared, config, {**speed, "history": history})
-    write_run(directory, files)
-    (directory / PROGRESS_FILE).unlink(missing_ok=True)
+    write_run(directory, files, finished=True)
     return rows
 
 
