@@ -109,9 +109,12 @@ def choose_model(run: Path, task: int | None) -> tuple[MemN2N, dict, Vocabulary,
 @torch.no_grad()
 def predict(model: MemN2N, vocab: Vocabulary, questions: list[Question], top_k: int = 3,
             batch_size: int = 512) -> list[Prediction]:
-    """Answer each question from the sentences before it in its story, as in training."""
+    """Answer each question from the sentences before it in its story, as in training, on the
+    model's device."""
     memory_size = model.config.memory_size
     data = encode(questions, vocab, memory_size)
+    sizes = data.memory_size.tolist()
+    data = data.to(model.embedding.device)
     if data.unknown_words:
         words = ", ".join(sorted(data.unknown_words))
         log.warning("words this model never saw, read as the nil word: %s", words)
@@ -122,14 +125,15 @@ def predict(model: MemN2N, vocab: Vocabulary, questions: list[Question], top_k: 
     model.eval()
     predictions = []
     for index in torch.arange(len(data)).split(batch_size):
-        out = model(**make_batch(data, index))
+        out = model(**make_batch(data, index.to(data.answer.device)))
         probabilities = torch.softmax(out.logits, -1)
         best = probabilities.topk(min(top_k, probabilities.shape[-1]), -1)
+        values, indices, attentions = best.values.tolist(), best.indices.tolist(), out.attention.cpu()  # to the host once
         for row, n in enumerate(index.tolist()):
-            q, size = questions[n], int(data.memory_size[n])
-            top = [(vocab.answers[i], p) for p, i in zip(best.values[row].tolist(), best.indices[row].tolist())]
+            q, size = questions[n], sizes[n]
+            top = [(vocab.answers[i], p) for p, i in zip(values[row], indices[row])]
             # Slot 0 is the most recent sentence: flip the filled slots to story order.
-            attention = out.attention[row, :, :size].flip(-1).tolist()
+            attention = attentions[row, :, :size].flip(-1).tolist()
             predictions.append(Prediction(q, top[0][0], top[0][1], top, list(range(len(q.story) - size, len(q.story))),
                                           attention))
     return predictions
