@@ -6,6 +6,9 @@ device and backend of each process under torchrun."""
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
@@ -18,6 +21,7 @@ from memn2n_cli.lm_training import LMState, attention_by_position, continue_text
 from memn2n_cli.model import MemN2NLM
 from memn2n_cli.restarts import fit_restarts
 from memn2n_cli.runs import build_model, load_splits, prepare, qa_task
+from memn2n_cli.sweep import lanes, ray_resources, run_on_lanes
 from memn2n_cli.training import evaluate, fit
 from tasks.lm import Corpus
 from tasks.qa import Encoded
@@ -188,3 +192,35 @@ def test_torchrun_on_a_cpu_host_refuses_cuda_in_one_line(cpu_host, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(UserError, match="^device cuda: PyTorch finds no CUDA device here"):
         lm_training.join_processes("cuda")
+
+
+# ---- sweeps: a worker per GPU
+
+
+def test_a_sweep_on_a_gpu_host_has_one_worker_per_gpu_and_ray_tasks_ask_for_theirs(gpu_host):
+    assert lanes(devices.resolve_device("auto"), 16) == [torch.device("cuda", 0), torch.device("cuda", 1)]
+    assert lanes(torch.device("cuda", 1), 16) == [torch.device("cuda", 1)]
+    assert lanes(torch.device("cpu"), 3) == [torch.device("cpu")] * 3
+    assert ray_resources(torch.device("cuda")) == {"num_cpus": 1, "num_gpus": 1}
+    assert ray_resources(torch.device("cpu")) == {"num_cpus": 1, "num_gpus": 0}
+
+
+def test_jobs_on_lanes_take_a_free_lane_each_and_never_share_one():
+    busy, seen, lock = set(), [], threading.Lock()
+
+    def job(n: int, device: torch.device) -> int:
+        with lock:
+            assert device not in busy, f"{device} given to two jobs at once"
+            busy.add(device)
+            seen.append(device)
+        time.sleep(0.02)
+        with lock:
+            busy.remove(device)
+        return n * n
+
+    results = {}
+    gpus = [torch.device("cuda", 0), torch.device("cuda", 1)]
+    with ThreadPoolExecutor(4) as pool:  # more threads than lanes: the lanes alone limit the jobs
+        run_on_lanes(pool, gpus, [(job, (n,)) for n in range(6)], results.__setitem__)
+    assert results == {n: n * n for n in range(6)}
+    assert set(seen) == set(gpus) and len(seen) == 6
