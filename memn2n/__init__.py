@@ -68,24 +68,26 @@ def evaluate(run: str | Path, split: str = "test", *, data_dir: str | Path | Non
                                                data_dir=None if data_dir is None else Path(data_dir))
 
 
-def answer(run: str | Path, story: str, *, task: int | None = None, top_k: int = 3, next_words: int | None = None):
+def answer(run: str | Path, story: str, *, task: int | None = None, top_k: int = 3, next_words: int | None = None,
+           device: str = "auto"):
     """What `memn2n predict` computes for ``story`` (text as it reads a story file): a
     question-answering run's predictions (answer, probability, top-k, attention per hop), or a
     language model's next words after the prompt ({prompt, next})."""
     from memn2n_cli import recipes
 
     return recipes.for_run(Path(run)).answer(Path(run), raw=story.encode(), name="<story>", model_task=task,
-                                             top_k=top_k, next_words=next_words)
+                                             top_k=top_k, next_words=next_words, device=device)
 
 
 def sweep(task: str, out: str | Path, *, grid: dict[str, list] | None = None, tasks: list[int | str] | None = None,
           restarts: int | None = None, joint: bool = False, preset: str | None = None, columns: list[str] | None = None,
           select: str | None = None, seed: int = 0, backend: str = "local", workers: int = 1,
-          data_dir: str | Path | None = None, on_trial=None, **options) -> dict:
+          data_dir: str | Path | None = None, device: str = "auto", on_trial=None, **options) -> dict:
     """Best-of-N restarts over a grid, as `memn2n sweep` (Table 1 with ``preset="table1"``, Table 2
     with ``preset="table2"``); the summary, also written to ``out``/results.*. ``grid``: option ->
     values, every combination a configuration; ``options``: options fixed for all of them.
-    ``on_trial``: called after each finished trial."""
+    ``on_trial``: called after each finished trial; ``device``: as for `train` (on a GPU host, one
+    worker per GPU)."""
     from memn2n_cli import recipes
     from memn2n_cli.recipes import lm
 
@@ -96,4 +98,4 @@ def sweep(task: str, out: str | Path, *, grid: dict[str, list] | None = None, ta
                              seed=seed, data_dir=None if data_dir is None else Path(data_dir))
     # A language model's preset trains the columns named now (its cells); bAbI's spec holds them.
     now = {"only": list(columns)} if recipe is lm and columns else {}
-    return recipe.sweep(spec, Path(out), backend=backend, workers=workers, on_trial=on_trial, **now)
+    return recipe.sweep(spec, Path(out), backend=backend, workers=workers, on_trial=on_trial, device=device, **now)

@@ -12,6 +12,7 @@ import torch
 
 from memn2n_cli.batches import make_batch
 from memn2n_cli.checkpoint import CONFIG_FILE, load_model, model_dirs, run_data_dir, run_task
+from memn2n_cli.devices import resolve_device
 from memn2n_cli.errors import UserError
 from memn2n_cli.model import MemN2N
 from tasks import get_task
@@ -109,9 +110,12 @@ def choose_model(run: Path, task: int | None) -> tuple[MemN2N, dict, Vocabulary,
 @torch.no_grad()
 def predict(model: MemN2N, vocab: Vocabulary, questions: list[Question], top_k: int = 3,
             batch_size: int = 512) -> list[Prediction]:
-    """Answer each question from the sentences before it in its story, as in training."""
+    """Answer each question from the sentences before it in its story, as in training, on the
+    model's device."""
     memory_size = model.config.memory_size
     data = encode(questions, vocab, memory_size)
+    sizes = data.memory_size.tolist()
+    data = data.to(model.embedding.device)
     if data.unknown_words:
         words = ", ".join(sorted(data.unknown_words))
         log.warning("words this model never saw, read as the nil word: %s", words)
@@ -122,14 +126,15 @@ def predict(model: MemN2N, vocab: Vocabulary, questions: list[Question], top_k: 
     model.eval()
     predictions = []
     for index in torch.arange(len(data)).split(batch_size):
-        out = model(**make_batch(data, index))
+        out = model(**make_batch(data, index.to(data.answer.device)))
         probabilities = torch.softmax(out.logits, -1)
         best = probabilities.topk(min(top_k, probabilities.shape[-1]), -1)
+        values, indices, attentions = best.values.tolist(), best.indices.tolist(), out.attention.cpu()  # to the host once
         for row, n in enumerate(index.tolist()):
-            q, size = questions[n], int(data.memory_size[n])
-            top = [(vocab.answers[i], p) for p, i in zip(best.values[row].tolist(), best.indices[row].tolist())]
+            q, size = questions[n], sizes[n]
+            top = [(vocab.answers[i], p) for p, i in zip(values[row], indices[row])]
             # Slot 0 is the most recent sentence: flip the filled slots to story order.
-            attention = out.attention[row, :, :size].flip(-1).tolist()
+            attention = attentions[row, :, :size].flip(-1).tolist()
             predictions.append(Prediction(q, top[0][0], top[0][1], top, list(range(len(q.story) - size, len(q.story))),
                                           attention))
     return predictions
@@ -156,10 +161,12 @@ class QARun:
     vocab: Vocabulary
 
     @classmethod
-    def load(cls, path: str | Path, task: int | None = None) -> QARun:
-        """The model of a run directory: its only one, or (a run of one model per task) ``task``'s."""
+    def load(cls, path: str | Path, task: int | None = None, device: str = "auto") -> QARun:
+        """The model of a run directory, on ``device``: its only one, or (a run of one model per
+        task) ``task``'s."""
+        torch_device = resolve_device(device)
         model, config, vocab, directory = choose_model(Path(path), task)
-        return cls(directory, model, config, vocab)
+        return cls(directory, model.to(torch_device), config, vocab)
 
     @property
     def task(self) -> QATask:

@@ -30,8 +30,10 @@ import torch
 from memn2n_cli.allocator import keep_freed_memory
 from memn2n_cli.checkpoint import read_json, write_json
 from memn2n_cli.configs import LMConfig, LMTrainConfig, lm_settings
+from memn2n_cli.devices import resolve_device
 from memn2n_cli.lm_training import evaluate_lm_run, train_lm
-from memn2n_cli.sweep import configurations, folder, open_sweep_dir, start_ray, trial_file, worker_pool
+from memn2n_cli.sweep import (configurations, folder, lanes, open_sweep_dir, ray_resources, run_on_lanes, start_ray,
+                              trial_file, worker_pool)
 from tasks import get_task
 
 OPTION_TYPES = {f.name: f.type for f in fields(LMConfig) + fields(LMTrainConfig)
@@ -64,8 +66,8 @@ class LMSweepSpec:
         return lm_settings({**overrides, "seed": self.seed + restart})
 
 
-def run_trial(spec: dict, trial: dict, out: str, threads: int = 0) -> dict:
-    """Train (or resume) one trial's run to the stopping rule and evaluate it: its figures."""
+def run_trial(spec: dict, trial: dict, out: str, threads: int = 0, device: str | torch.device = "auto") -> dict:
+    """Train (or resume) one trial's run to the stopping rule on ``device`` and evaluate it: its figures."""
     keep_freed_memory()  # in a worker process of the pool or of Ray
     if threads:
         torch.set_num_threads(threads)
@@ -78,9 +80,9 @@ def run_trial(spec: dict, trial: dict, out: str, threads: int = 0) -> dict:
         print(f"{prefix}: epoch {record['epoch']} (lr {record['lr']:.5f}), valid perplexity "
               f"{record['valid_perplexity']:.1f}", file=sys.stderr, flush=True)
 
-    summary = train_lm(sweep.task, Path(sweep.data_dir), run, model, config, resume=True, on_epoch=report)
+    summary = train_lm(sweep.task, Path(sweep.data_dir), run, model, config, resume=True, on_epoch=report, device=device)
     last = summary["history"][-1]
-    test = evaluate_lm_run(run, "test", Path(sweep.data_dir))
+    test = evaluate_lm_run(run, "test", Path(sweep.data_dir), device)
     return {**trial, "seed": config.seed, "epochs": summary["epochs"],
             "valid_perplexity": last["valid_perplexity"], "test_perplexity": test["perplexity"],
             "train_seconds": summary["train_seconds"], "tokens_per_second": summary["tokens_per_second"],
@@ -88,11 +90,14 @@ def run_trial(spec: dict, trial: dict, out: str, threads: int = 0) -> dict:
 
 
 def run_lm_sweep(spec: LMSweepSpec, out: Path, backend: str = "local", workers: int = 1,
-                 on_trial: Callable[[dict, int, int], None] | None = None, only: list[str] | None = None) -> dict:
+                 on_trial: Callable[[dict, int, int], None] | None = None, only: list[str] | None = None,
+                 device: str | torch.device = "auto") -> dict:
     """Run every trial not yet finished in ``out`` (with ``only``, those of the configurations it
-    names: a preset's cells one at a time); returns the summary (also written as results.*), in
-    which a configuration not yet trained has no figures. ``on_trial(result, done, total)`` follows
-    each finished trial."""
+    names: a preset's cells one at a time) on ``device`` (on a GPU host, one worker per GPU;
+    ``workers`` counts CPU workers); returns the summary (also written as results.*), in which a
+    configuration not yet trained has no figures. ``on_trial(result, done, total)`` follows each
+    finished trial."""
+    device = resolve_device(device)
     open_sweep_dir(out, asdict(spec))
     trials = spec.trials()
     results = {trial_file(out, t): read_json(trial_file(out, t)) for t in trials if trial_file(out, t).exists()}
@@ -104,27 +109,22 @@ def run_lm_sweep(spec: LMSweepSpec, out: Path, backend: str = "local", workers: 
         if on_trial:
             on_trial(result, len(results), len(trials))
 
-    runs = str(out.resolve())
-    threads = max(1, (os.cpu_count() or 1) // workers)  # the cores shared out among the processes
+    runs, workers_of = str(out.resolve()), lanes(device, workers)
+    threads = max(1, (os.cpu_count() or 1) // len(workers_of))  # the cores shared out among the processes
     if pending and backend == "ray":
         ray = start_ray()
-        remote = ray.remote(num_cpus=1)(run_trial)
-        waiting = [remote.remote(asdict(spec), t, runs, 1) for t in pending]
+        remote = ray.remote(**ray_resources(device))(run_trial)
+        waiting = [remote.remote(asdict(spec), t, runs, 1, device=device.type) for t in pending]
         while waiting:
             ready, waiting = ray.wait(waiting, num_returns=1)
             finished(ray.get(ready[0]))
-    elif min(workers, len(pending)) > 1:
-        from concurrent.futures import as_completed
-
-        pool = worker_pool(min(workers, len(pending)))
-        try:
-            for future in as_completed([pool.submit(run_trial, asdict(spec), t, runs, threads) for t in pending]):
-                finished(future.result())
-        finally:  # on an error, the trials not yet started are not started
-            pool.shutdown(cancel_futures=True)
+    elif min(len(workers_of), len(pending)) > 1:
+        with worker_pool(min(len(workers_of), len(pending))) as pool:
+            run_on_lanes(pool, workers_of[: len(pending)], [(run_trial, (asdict(spec), t, runs, threads)) for t in pending],
+                         lambda i, result: finished(result))
     else:
         for trial in pending:
-            finished(run_trial(asdict(spec), trial, runs, threads))
+            finished(run_trial(asdict(spec), trial, runs, threads, device))
     summary = summarize(spec, [results[trial_file(out, t)] for t in trials if trial_file(out, t) in results], out)
     write_results(out, summary)
     return summary

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -30,6 +29,7 @@ from memn2n_cli import lm_kernel
 from memn2n_cli.checkpoint import (CONFIG_FILE, STATE_FILE, config_from, language_model_files, load_language_model,
                                    new_run_config, read_lm_state, run_data_dir, write_run)
 from memn2n_cli.configs import LMConfig, LMTrainConfig, check_split
+from memn2n_cli.devices import backend_for, rank_device, resolve_device, sums_device, under_torchrun
 from memn2n_cli.errors import UserError
 from memn2n_cli.model import MemN2NLM
 from tasks import get_task
@@ -77,8 +77,8 @@ def summed_over_processes(counts: dict[str, float]) -> dict[str, float]:
     rank, world = process_group()
     if world == 1:
         return counts
-    nccl = dist.get_backend() == "nccl"  # NCCL reduces GPU tensors only
-    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if nccl else torch.device("cpu")
+    nccl = dist.get_backend() == "nccl"  # NCCL reduces GPU tensors only: this process's (join_processes)
+    device = torch.device("cuda", torch.cuda.current_device()) if nccl else torch.device("cpu")
     totals = torch.tensor([counts["nll"], counts["tokens"]], dtype=torch.float64, device=device)
     dist.all_reduce(totals)
     return {"nll": float(totals[0]), "tokens": int(totals[1])}
@@ -92,9 +92,9 @@ def evaluate_lm(model: MemN2NLM, ids: Tensor, batch_size: int = 512) -> dict[str
     core = getattr(model, "module", model)  # the model inside DistributedDataParallel
     core.eval()
     N = core.config.memory_size
-    nll, tokens = torch.zeros((), dtype=torch.float64, device=ids.device), 0  # summed on the device: no wait per batch
+    nll, tokens = torch.zeros((), dtype=torch.float64, device=sums_device(ids.device)), 0  # summed on the device: no wait per batch
     for positions in torch.arange(N - 1, len(ids) - 1, device=ids.device)[rank::world].split(batch_size):
-        nll += core(contexts(ids, positions, N), ids[positions + 1]).loss
+        nll += core(contexts(ids, positions, N), ids[positions + 1]).loss.to(nll.device)
         tokens += len(positions)
     core.train()
     return summed_over_processes({"nll": float(nll), "tokens": tokens})
@@ -137,7 +137,7 @@ def fit_lm(model: MemN2NLM, corpus: Corpus, config: LMTrainConfig, state: LMStat
     N = getattr(model, "module", model).config.memory_size
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
     model.train()
-    cuda = train.device.type == "cuda"
+    cuda, sums = train.device.type == "cuda", sums_device(train.device)
     if kernel is None:
         kernel = world == 1 and lm_kernel.usable(train, *model.parameters())
     sgd_step = lm_kernel.SGDStep(model) if kernel else PlainStep(model, world)
@@ -145,7 +145,7 @@ def fit_lm(model: MemN2NLM, corpus: Corpus, config: LMTrainConfig, state: LMStat
         started = time.perf_counter()
         # This process's share of the epoch's cost, summed on the device: no wait for the device
         # each step (on a GPU, the steps queue up while the host draws the next positions).
-        epoch_nll = torch.tensor(state.epoch_nll, dtype=torch.float64, device=train.device)
+        epoch_nll = torch.tensor(state.epoch_nll, dtype=torch.float64, device=sums)
         saved_at = state.step  # a checkpoint holds this step already (0, or where a resumed run stopped)
         while state.step < steps_per_epoch:
             stop = config.max_steps and state.steps >= config.max_steps
@@ -157,16 +157,16 @@ def fit_lm(model: MemN2NLM, corpus: Corpus, config: LMTrainConfig, state: LMStat
                 checkpoint(state)
                 if stop:
                     return state
-                epoch_nll = torch.tensor(state.epoch_nll, dtype=torch.float64, device=train.device)
+                epoch_nll = torch.tensor(state.epoch_nll, dtype=torch.float64, device=sums)
                 if on_progress:
                     so_far = metrics({"nll": total, "tokens": state.step * config.batch_size})["perplexity"]
                     on_progress({"epoch": state.epoch + 1, "step": state.step, "steps": steps_per_epoch,
                                  "train_perplexity": so_far})
             # Every process draws the same positions and trains on its share of them.
             positions = torch.randint(N - 1, len(train) - 1, (config.batch_size,), generator=generator)[rank::world]
-            positions = positions.pin_memory().to(train.device, non_blocking=True) if cuda else positions
+            positions = positions.pin_memory().to(train.device, non_blocking=True) if cuda else positions.to(train.device)
             context, target = contexts(train, positions, N), train[positions + 1]
-            epoch_nll += sgd_step(context, target, state.lr, config.max_grad_norm)
+            epoch_nll += sgd_step(context, target, state.lr, config.max_grad_norm).to(sums)
             state.step, state.steps = state.step + 1, state.steps + 1
         state.epoch_nll = float(epoch_nll)
         _add_seconds(state, started, cuda)
@@ -200,16 +200,26 @@ def load_lm(directory: Path) -> tuple[MemN2NLM, dict, list[str]]:
     return load_language_model(directory)
 
 
+def join_processes(device: str | torch.device) -> torch.device:
+    """This process's device (devices.rank_device); under torchrun, its GPU made the current one
+    and the process group joined with the backend for that device (NCCL for CUDA, gloo for the CPU)."""
+    device = rank_device(device)
+    if under_torchrun() and not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)  # so that NCCL and torch.cuda.synchronize use this process's GPU
+        dist.init_process_group(backend_for(device))
+    return device
+
+
 def train_lm(task: str, data_dir: Path, out: Path, model_config: dict, config: LMTrainConfig, resume: bool = False,
-             on_epoch: Callable[[dict], None] | None = None, device: str = "auto",
+             on_epoch: Callable[[dict], None] | None = None, device: str | torch.device = "auto",
              on_progress: Callable[[dict], None] | None = None) -> dict:
-    """Train (or, with ``resume``, continue) a language model in ``out``; the summary.
+    """Train (or, with ``resume``, continue) a language model in ``out``, on ``device``; the summary.
 
     Started by `torchrun --nproc_per_node N -m memn2n_cli train ...`, it trains with
-    DistributedDataParallel (gloo on CPU, NCCL on GPU): the same result as one process with the
-    same global batch, to floating-point tolerance."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    DistributedDataParallel (each process on its own GPU with NCCL, or on the CPU with gloo): the
+    same result as one process with the same global batch, to floating-point tolerance."""
+    device = join_processes(device)
     corpus = get_task(task).load(data_dir)
     generator = torch.Generator()
     if resume and (out / CONFIG_FILE).exists():
@@ -236,15 +246,13 @@ def train_lm(task: str, data_dir: Path, out: Path, model_config: dict, config: L
         state = LMState(lr=config.lr)
     check_lengths(corpus, model.config.memory_size, data_dir)
     rank, world = process_group()
-    if device == "auto":
-        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu"
     model.to(device)
     corpus.ids = {split: ids.to(device) for split, ids in corpus.ids.items()}
     trained = model
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
-        trained = DistributedDataParallel(model, device_ids=[torch.device(device).index] if device.startswith("cuda") else None)
+        trained = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     def checkpoint(state: LMState) -> None:
         if rank == 0:  # one process writes
@@ -265,9 +273,9 @@ def attention_by_position(model: MemN2NLM, ids: Tensor, batch_size: int = 512) -
     each hop over every position of ``ids``, each hop's row scaled to a maximum of 1. (K, N)"""
     model.eval()
     N = model.config.memory_size
-    total = torch.zeros(model.config.hops, N, dtype=torch.float64)
-    for positions in torch.arange(N - 1, len(ids) - 1).split(batch_size):
-        total += model(contexts(ids, positions, N)).attention.sum(0).double()
+    total = torch.zeros(model.config.hops, N, dtype=torch.float64, device=sums_device(ids.device))
+    for positions in torch.arange(N - 1, len(ids) - 1, device=ids.device).split(batch_size):
+        total += model(contexts(ids, positions, N)).attention.sum(0).to(total.device).double()
     return total / total.max(dim=1, keepdim=True).values
 
 
@@ -282,7 +290,7 @@ def continue_text(model: MemN2NLM, words: list[str], prompt: list[str], count: i
     produced = []
     with torch.no_grad():
         for _ in range(count):
-            context = torch.tensor([text[::-1][: model.config.memory_size]])  # the current word first
+            context = torch.tensor([text[::-1][: model.config.memory_size]], device=model.W.weight.device)  # the current word first
             probabilities = torch.softmax(model(context).logits[0], -1)
             best = int(probabilities.argmax())
             produced.append((words[best], float(probabilities[best])))
@@ -310,11 +318,13 @@ def run_corpus(run: Path, data_dir: Path | None) -> tuple[MemN2NLM, dict, Corpus
     return model, config, corpus
 
 
-def evaluate_lm_run(run: Path, split: str, data_dir: Path | None) -> dict:
-    """Perplexity of ``run`` on ``split`` of its corpus: {split, perplexity, loss, tokens, run}."""
+def evaluate_lm_run(run: Path, split: str, data_dir: Path | None, device: str | torch.device = "auto") -> dict:
+    """Perplexity of ``run`` on ``split`` of its corpus, computed on ``device``: {split, perplexity,
+    loss, tokens, run}."""
     check_split(split)
+    device = resolve_device(device)
     model, config, corpus = run_corpus(run, data_dir)
-    counts = evaluate_lm(model, corpus.ids[split])
+    counts = evaluate_lm(model.to(device), corpus.ids[split].to(device))
     return {"split": split, **get_task(config["task"]).metrics(counts), "tokens": counts["tokens"], "run": str(run)}
 
 
@@ -342,6 +352,6 @@ class LMRun:
         """The ``count`` most likely next words after ``prompt``, one at a time, with their probabilities."""
         return continue_text(self.model, self.words, self.task.tokenize(prompt), count)
 
-    def evaluate(self, split: str = "test", data_dir: str | Path | None = None) -> dict:
+    def evaluate(self, split: str = "test", data_dir: str | Path | None = None, device: str = "auto") -> dict:
         """Perplexity on ``split`` of the corpus it was trained on (or ``data_dir``), as `memn2n eval`."""
-        return evaluate_lm_run(self.path, split, None if data_dir is None else Path(data_dir))
+        return evaluate_lm_run(self.path, split, None if data_dir is None else Path(data_dir), device)

@@ -159,7 +159,7 @@ class MemN2N(nn.Module):
             return (counts @ weight).unflatten(-2, words.shape[:-1])
 
         if self.config.encoding == "bow":
-            return bag(torch.ones(()))
+            return bag(torch.ones((), device=words.device))
         a, b, g = position_encoding(words, self.config.dim, self.config.pe_formula, self.config.sentence_size)
         return bag(a) + g * bag(b)
 

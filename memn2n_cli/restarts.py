@@ -21,6 +21,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from memn2n_cli import qa_kernel
 from memn2n_cli.batches import make_batch
 from memn2n_cli.configs import TrainConfig
+from memn2n_cli.devices import sums_device
 from memn2n_cli.model import MemN2N
 from memn2n_cli.training import EVAL_BATCH, Schedule, epoch_record, random_noise_time
 from tasks.qa import Encoded
@@ -47,7 +48,7 @@ class VmappedStep:
         self.step = vmap(run)  # every argument has the restart dimension first
         self.check = vmap(run, in_dims=(0, 0, 0, None, None, None, None, None, None))  # one batch for all restarts
         self.buffers, self.data = buffers, data
-        self.slots = torch.arange(data.memory.shape[1])
+        self.slots = torch.arange(data.memory.shape[1], device=data.memory.device)
 
     def __call__(self, params: dict[str, Tensor], linear: Tensor, index: Tensor, time: Tensor | None = None,
                  backward: bool = True) -> tuple[Tensor, Tensor, dict[str, Tensor] | None]:
@@ -99,15 +100,17 @@ def fit_restarts(models: list[MemN2N], train: Encoded, valid: Encoded, config: T
         for schedule, state in zip(schedules, start.schedules):
             schedule.restore(state)
         histories = [list(history) for history in start.histories]
-    slots = torch.arange(train.memory.shape[1])
+    device = train.answer.device
+    sums = sums_device(device)  # the float64 sums' (the host's for mps)
+    slots = torch.arange(train.memory.shape[1], device=device)
     while not all(s.done for s in schedules):
-        linear = torch.tensor([s.linear for s in schedules])
-        lr = torch.tensor([0.0 if s.done else s.lr for s in schedules])  # a finished restart stays as it is
+        linear = torch.tensor([s.linear for s in schedules], device=device)
+        lr = torch.tensor([0.0 if s.done else s.lr for s in schedules], device=device)  # a finished restart stays as it is
         time = None
         if config.random_noise > 0 and models[0].temporal is not None:
             time = torch.stack([random_noise_time(train.memory_size, len(slots), config.random_noise, g) for g in generators])
-        order = torch.stack([torch.randperm(len(train), generator=g) for g in generators])  # (R, N)
-        loss_sum, correct = torch.zeros(R, dtype=torch.float64), torch.zeros(R)
+        order = torch.stack([torch.randperm(len(train), generator=g) for g in generators]).to(device)  # (R, N)
+        loss_sum, correct = torch.zeros(R, dtype=torch.float64, device=sums), torch.zeros(R, device=device)
         for index in order.split(config.batch_size, dim=1):
             loss, logits, grads = train_step(params, linear, index, time)
             with torch.no_grad():
@@ -119,15 +122,15 @@ def fit_restarts(models: list[MemN2N], train: Encoded, valid: Encoded, config: T
                 scale = lr * (config.max_grad_norm / (norm + 1e-6)).clamp(max=1.0)  # (R,)
                 for name, g in grads.items():
                     params[name].sub_(scale.view(-1, *[1] * (g.dim() - 1)) * g)
-            loss_sum += loss.detach().double()
+            loss_sum += loss.detach().to(sums).double()
             correct += (logits.argmax(-1) == train.answer[index]).sum(1)
         valid_counts = None
         if len(valid):
-            v_loss, v_correct = torch.zeros(R, dtype=torch.float64), torch.zeros(R)
+            v_loss, v_correct = torch.zeros(R, dtype=torch.float64, device=sums), torch.zeros(R, device=device)
             with torch.no_grad():
-                for index in torch.arange(len(valid)).split(EVAL_BATCH):
+                for index in torch.arange(len(valid), device=device).split(EVAL_BATCH):
                     loss, logits, _ = valid_step(params, linear, index, backward=False)
-                    v_loss += loss.double()
+                    v_loss += loss.to(sums).double()
                     v_correct += (logits.argmax(-1) == valid.answer[index]).sum(1)
             valid_counts = [{"correct": int(c), "total": len(valid), "loss": float(l)} for c, l in zip(v_correct, v_loss)]
         for r, schedule in enumerate(schedules):

@@ -21,6 +21,7 @@ from memn2n_cli.checkpoint import (CONFIG_FILE, METRICS_FILE, config_from, load_
                                    model_files, new_run_config, read_json, read_progress, run_data_dir, write_json, write_progress,
                                    write_run)
 from memn2n_cli.configs import SPLITS, ModelConfig, ModelOptions, TrainConfig, check_split
+from memn2n_cli.devices import resolve_device
 from memn2n_cli.errors import UserError
 from memn2n_cli.model import MemN2N
 from memn2n_cli.restarts import fit_restarts
@@ -28,12 +29,6 @@ from memn2n_cli.training import evaluate
 from tasks.qa import PASS_ERROR, Encoded, QATask, Question, Vocabulary, encode, metrics, qa_task, split_validation
 
 log = logging.getLogger("memn2n")
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def file_checksums(paths: list[Path]) -> dict[str, str]:
@@ -190,6 +185,7 @@ def train_qa(task: str, task_ids: list[int], joint: bool, data_dir: Path | None,
     the summary. ``resume``: models already complete in ``out`` (trained with the same options) are kept.
     """
     groups = model_groups(task_ids, joint)  # a bad combination fails before any data is read
+    torch_device = resolve_device(device)
     if resume:
         check_layout(out, [label for label, _ in groups])
     data_dir = qa_task(task).resolve_data_dir(data_dir)
@@ -201,7 +197,7 @@ def train_qa(task: str, task_ids: list[int], joint: bool, data_dir: Path | None,
             log.info("%s: already trained, kept", directory)
             rows += done
             continue
-        rows += train_model(task, group, data_dir, directory, options, config, pick_device(device),
+        rows += train_model(task, group, data_dir, directory, options, config, torch_device,
                             (lambda record, label=label: on_epoch(label, record)) if on_epoch else None, resume)
     summary = summarize(rows, out)
     if len(groups) > 1:
@@ -214,7 +210,7 @@ def evaluate_run(run: Path, split: str = "test", data_dir: Path | None = None, d
     with where its attention lands: the share of questions whose most-attended sentence is a
     supporting fact, per hop (``attention_on_support``) and at some hop (``..._any``)."""
     check_split(split)
-    rows, torch_device = [], pick_device(device)
+    rows, torch_device = [], resolve_device(device)
     for directory in model_dirs(run):
         model, config, vocab = load_model(directory)
         task = qa_task(config["task"])

@@ -35,6 +35,7 @@ import torch
 from memn2n_cli.allocator import keep_freed_memory
 from memn2n_cli.checkpoint import read_json, write_json, write_run
 from memn2n_cli.configs import ModelOptions, TrainConfig, qa_settings
+from memn2n_cli.devices import resolve_device, worker_devices
 from memn2n_cli.errors import UserError
 from memn2n_cli.restarts import fit_restarts
 from memn2n_cli.runs import PASS_ERROR, build_model, error_table, model_groups, prepare, trained_files
@@ -148,6 +149,39 @@ def worker_pool(processes: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(processes, mp_context=get_context("spawn"), initializer=_end_with_the_sweep)
 
 
+def lanes(device: torch.device, workers: int) -> list[torch.device]:
+    """The local backend's workers, each by the device it computes on: one per GPU for CUDA (a
+    GPU trains its trial's restarts batched; more processes would only share it), else ``workers``
+    on the CPU."""
+    return worker_devices(device) if device.type == "cuda" else [device] * workers
+
+
+def run_on_lanes(pool: ProcessPoolExecutor, lanes: list[torch.device], jobs: list[tuple[Callable, tuple]],
+                 done: Callable[[int, object], None], poll: Callable[[], None] = lambda: None) -> None:
+    """Run ``jobs`` (function, arguments) in ``pool``, in order, each given a free lane as
+    ``device=``: one job per lane at a time. ``done(i, result)`` follows job i; ``poll()`` runs
+    twice a second meanwhile. Jobs not yet started are not started after an error."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    free, queued, running = list(lanes), list(enumerate(jobs)), {}
+    while queued or running:
+        while free and queued:
+            i, (function, args) = queued.pop(0)
+            lane = free.pop(0)
+            running[pool.submit(function, *args, device=lane)] = (i, lane)
+        ready, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
+        poll()
+        for future in ready:
+            i, lane = running.pop(future)
+            free.append(lane)
+            done(i, future.result())
+
+
+def ray_resources(device: torch.device) -> dict:
+    """What a Ray task asks for: a CPU, and the GPU it computes on (Ray makes it its "cuda")."""
+    return {"num_cpus": 1, "num_gpus": 1 if device.type == "cuda" else 0}
+
+
 def start_ray():
     try:
         import ray
@@ -205,17 +239,17 @@ def trial_file(out: Path, trial: dict) -> Path:
 
 
 def run_trial(spec: dict, trial: dict, threads: int = 0, restarts: list[int] | None = None,
-              on_epoch: Callable[[], None] | None = None) -> dict:
-    """Train a trial's restarts together (all of them, or the part ``restarts``) and keep the best:
-    the results, with the kept model's run-directory files as bytes under "files". It writes
-    nothing: on a cluster it runs wherever Ray puts it, and the driver writes the sweep directory.
-    ``on_epoch()`` is called after each epoch of each restart."""
+              on_epoch: Callable[[], None] | None = None, device: str | torch.device = "auto") -> dict:
+    """Train a trial's restarts together on ``device`` (all of them, or the part ``restarts``) and
+    keep the best: the results, with the kept model's run-directory files as bytes under "files".
+    It writes nothing: on a cluster it runs wherever Ray puts it, and the driver writes the sweep
+    directory. ``on_epoch()`` is called after each epoch of each restart."""
     keep_freed_memory()  # in a worker process of the pool or of Ray
     if threads:
         torch.set_num_threads(threads)
     sweep = SweepSpec(**spec)
     options, config = sweep.settings(trial["overrides"])
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(device)
     prepared = prepare(sweep.task, trial["tasks"], Path(sweep.data_dir), options, config, device)
     seeds = [sweep.seed + r for r in (range(sweep.restarts) if restarts is None else restarts)]
     models = [build_model(prepared, seed, device) for seed in seeds]
@@ -264,10 +298,12 @@ def merge_parts(parts: list[dict], select: str) -> dict:
 
 def run_sweep(spec: SweepSpec, out: Path, backend: str = "local", workers: int = 1,
               on_trial: Callable[[dict, int, int], None] | None = None,
-              on_epoch: Callable[[dict], None] | None = None) -> dict:
-    """Run every trial not yet finished in ``out``; returns the summary (also written as results.*).
-    ``on_trial(result, done, total)`` follows each finished trial, ``on_epoch(trial)`` each epoch of
-    one of its restarts (not reported by the Ray backend)."""
+              on_epoch: Callable[[dict], None] | None = None, device: str | torch.device = "auto") -> dict:
+    """Run every trial not yet finished in ``out``, on ``device`` (on a GPU host: one worker per
+    GPU, each training a trial's restarts batched; ``workers`` counts CPU workers); returns the
+    summary (also written as results.*). ``on_trial(result, done, total)`` follows each finished
+    trial, ``on_epoch(trial)`` each epoch of one of its restarts (not reported by the Ray backend)."""
+    device = resolve_device(device)
     open_sweep_dir(out, asdict(spec))
     trials = spec.trials()
     results = {trial_file(out, t): read_json(trial_file(out, t)) for t in trials if trial_file(out, t).exists()}
@@ -284,47 +320,50 @@ def run_sweep(spec: SweepSpec, out: Path, backend: str = "local", workers: int =
 
     if pending and backend == "ray":
         ray = start_ray()
-        remote = ray.remote(num_cpus=1)(run_trial)
-        waiting = [remote.remote(asdict(spec), t, 1) for t in pending]
+        remote = ray.remote(**ray_resources(device))(run_trial)
+        waiting = [remote.remote(asdict(spec), t, 1, device=device.type) for t in pending]
         while waiting:
             ready, waiting = ray.wait(waiting, num_returns=1)
             finished(ray.get(ready[0]))
-    elif pending and min(workers, len(pending) * spec.restarts) > 1:
-        _run_pool(spec, pending, workers, finished, on_epoch)
+    elif pending and min(len(lanes(device, workers)), len(pending) * (1 if device.type == "cuda" else spec.restarts)) > 1:
+        _run_pool(spec, pending, lanes(device, workers), finished, on_epoch)
     else:
         for trial in pending:
-            finished(run_trial(asdict(spec), trial, on_epoch=partial(on_epoch, trial)))
+            finished(run_trial(asdict(spec), trial, on_epoch=partial(on_epoch, trial), device=device))
     summary = summarize(spec, [results[trial_file(out, t)] for t in trials], out)
     write_results(out, summary)
     return summary
 
 
-def _run_pool(spec: SweepSpec, pending: list[dict], workers: int, finished: Callable[[dict], None],
+def _run_pool(spec: SweepSpec, pending: list[dict], lanes: list[torch.device], finished: Callable[[dict], None],
               on_epoch: Callable[[dict], None]) -> None:
-    """The local backend: trials in a pool of processes. With fewer trials than workers (a joint
-    sweep is one trial) each trial's restarts train in parts, merged when all are done."""
-    from concurrent.futures import FIRST_COMPLETED, wait
-
-    parts = split_restarts(spec.restarts, -(-workers // len(pending)))
-    processes = min(workers, len(pending) * len(parts))
-    threads = max(1, (os.cpu_count() or 1) // processes)  # the cores shared out among the processes
+    """The local backend: trials in a pool of processes, one per lane. On the CPU, with fewer
+    trials than workers (a joint sweep is one trial), each trial's restarts train in parts, merged
+    when all are done; on GPUs a trial's restarts stay together, batched."""
+    gpus = lanes[0].type == "cuda"
+    parts = split_restarts(spec.restarts, 1 if gpus else -(-len(lanes) // len(pending)))
+    lanes = lanes[: len(pending) * len(parts)]
+    threads = max(1, (os.cpu_count() or 1) // len(lanes))  # the cores shared out among the processes
     manager = SyncManager(ctx=get_context("spawn"))
     manager.start(_end_with_the_sweep)  # its process, which carries the epochs' queue, ends with the sweep too
-    with manager, worker_pool(processes) as pool:
+    with manager, worker_pool(len(lanes)) as pool:
         epochs = manager.Queue()  # trial index, once per epoch of one of its restarts
         biggest_first = sorted(range(len(pending)), key=lambda i: -len(pending[i]["tasks"]))  # joint trials first,
-        running = {pool.submit(run_trial, asdict(spec), pending[i], threads, part, partial(epochs.put, i)): (i, p)
-                   for i in biggest_first for p, part in enumerate(parts)}  # so that none ends up running alone
+        jobs = [(i, p) for i in biggest_first for p in range(len(parts))]  # so that none ends up running alone
         done: dict[int, dict[int, dict]] = {}
-        while running:
-            ready, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
+
+        def part_done(job: int, result: dict) -> None:
+            i, p = jobs[job]
+            done.setdefault(i, {})[p] = result
+            if len(done[i]) == len(parts):
+                finished(merge_parts([done[i][p] for p in range(len(parts))], spec.select))
+
+        def report_epochs() -> None:
             while not epochs.empty():
                 on_epoch(pending[epochs.get()])
-            for future in ready:
-                i, p = running.pop(future)
-                done.setdefault(i, {})[p] = future.result()
-                if len(done[i]) == len(parts):
-                    finished(merge_parts([done[i][p] for p in range(len(parts))], spec.select))
+
+        run_on_lanes(pool, lanes, [(run_trial, (asdict(spec), pending[i], threads, parts[p], partial(epochs.put, i)))
+                                   for i, p in jobs], part_done, report_epochs)
 
 
 def summarize(spec: SweepSpec, results: list[dict], out: Path) -> dict:

@@ -29,14 +29,16 @@ def random_noise_time(size: Tensor, slots: int, noise: float, generator: torch.G
     A story of n sentences gets n_blank ~ U{0..ceil(noise n)} empty memories among its sentences:
     its sentences keep their order and take n distinct random indices out of 0..n+n_blank-1, the
     most recent (slot 0) the smallest. Indices past the last temporal embedding use the last one.
+    The draws are the CPU ``generator``'s, whatever the device of ``size`` (that of the result).
     """
+    device = size.device
     n = size.to(torch.float32)
-    blanks = (torch.rand(len(size), generator=generator) * (torch.ceil(noise * n) + 1)).floor()
+    blanks = (torch.rand(len(size), generator=generator).to(device) * (torch.ceil(noise * n) + 1)).floor()
     positions = slots + math.ceil(noise * slots)
-    keys = torch.rand(len(size), positions, generator=generator)
-    keys[torch.arange(positions) >= (n + blanks).unsqueeze(1)] = 2.0  # never among the first n + n_blank
+    keys = torch.rand(len(size), positions, generator=generator).to(device)
+    keys = keys.masked_fill(torch.arange(positions, device=device) >= (n + blanks).unsqueeze(1), 2.0)  # never among the first n + n_blank
     chosen = keys.argsort(dim=1)[:, :slots]  # the first n: a random n-subset of 0..n+n_blank-1
-    chosen = chosen.masked_fill(torch.arange(slots) >= size.unsqueeze(1), positions)  # empty slots last
+    chosen = chosen.masked_fill(torch.arange(slots, device=device) >= size.unsqueeze(1), positions)  # empty slots last
     return chosen.sort(dim=1).values.clamp(max=slots - 1)
 
 
@@ -63,18 +65,19 @@ def evaluate(model: MemN2N, data: Encoded, batch_size: int = EVAL_BATCH, task: Q
         support = data.support[index, : out.attention.shape[-1]]  # (B, M)
         on_support.append(support.gather(1, out.attention.argmax(-1)))  # (B, K) hop k's top sentence supports
     model.train()
-    correct, loss, on_support, predicted = torch.cat(correct), torch.cat(loss).double(), torch.cat(on_support), torch.cat(predicted)
-    supported = data.support.any(1)
+    # Counted per task on the host: a few copies, not several waits for the device per task.
+    correct, loss, on_support = torch.cat(correct).cpu(), torch.cat(loss).cpu().double(), torch.cat(on_support).cpu()
+    supported, numbered, predicted = data.support.any(1).cpu(), data.task.cpu(), torch.cat(predicted).cpu()
     counts = {}
-    for t in data.task.unique().tolist():
-        of_task = data.task == t
+    for t in numbered.unique().tolist():
+        of_task = numbered == t
         counts[t] = {"correct": int(correct[of_task].sum()), "total": int(of_task.sum()),
                      "loss": float(loss[of_task].sum()), "supported": int(supported[of_task].sum()),
                      "on_support": on_support[of_task].sum(0).tolist(),
                      "on_support_any": int(on_support[of_task].any(1).sum())}
         if task is not None:
             named = [answers[i] for i in predicted[of_task].tolist()]
-            truth = [answers[i] if i >= 0 else None for i in data.answer[of_task].tolist()]
+            truth = [answers[i] if i >= 0 else None for i in data.answer.cpu()[of_task].tolist()]
             counts[t].update(task.count(named, truth))
     return counts
 
@@ -151,8 +154,7 @@ def fit(model: MemN2N, train: Encoded, valid: Encoded, config: TrainConfig,
             group["lr"] = schedule.lr
         time = None
         if config.random_noise > 0 and model.temporal is not None:
-            time = random_noise_time(train.memory_size.cpu(), train.memory.shape[1], config.random_noise, generator)
-            time = time.to(train.memory.device)
+            time = random_noise_time(train.memory_size, train.memory.shape[1], config.random_noise, generator)
         train_loss, train_correct = 0.0, 0.0
         for index in torch.randperm(len(train), generator=generator).to(train.answer.device).split(config.batch_size):
             batch = make_batch(train, index, time)

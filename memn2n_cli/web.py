@@ -37,6 +37,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from memn2n_cli.checkpoint import CONFIG_FILE, model_dirs, read_config, refuse_other_kinds, run_data_dir, run_task
+from memn2n_cli.devices import resolve_device
 from memn2n_cli.errors import UserError
 from memn2n_cli.inference import BUNDLED_RUN, QARun, default_run, runs_under
 from tasks import get_task
@@ -54,8 +55,9 @@ class Runs:
     is loaded once, on first use."""
 
     def __init__(self, named: dict[str, Path], configs: dict[str, dict], data_dir: Path | None = None,
-                 root: Path = Path("checkpoints")):
+                 root: Path = Path("checkpoints"), device: str = "auto"):
         self.named, self.configs, self.data_dir, self.root = named, configs, data_dir, root
+        self.device = resolve_device(device)
         self.default = next(iter(named))
         self._loaded: dict[str, QARun] = {}
         self._lock = threading.Lock()
@@ -63,7 +65,7 @@ class Runs:
 
     @classmethod
     def find(cls, checkpoint: Path | None, data_dir: Path | None = None,
-             root: Path = Path("checkpoints")) -> tuple[Runs, str | None]:
+             root: Path = Path("checkpoints"), device: str = "auto") -> tuple[Runs, str | None]:
         """``checkpoint`` (refused unless it answers questions), the question-answering runs under
         ``root`` and the bundled model; the default is ``checkpoint``, else the newest run, else the
         bundled model, as for `predict`. Also the line that says which, when none was named. A model
@@ -94,7 +96,7 @@ class Runs:
                     log.warning("left out %s", e)
                     continue
                 named[name] = directory
-        return cls(named, configs, data_dir, root), note
+        return cls(named, configs, data_dir, root, device), note
 
     def listing(self) -> list[dict]:
         """What GET /api/runs returns: each run's name (the API's "checkpoint"), folder, task and
@@ -119,7 +121,7 @@ class Runs:
         name = self.name(checkpoint)
         with self._lock:
             if name not in self._loaded:
-                self._loaded[name] = QARun.load(self.named[name])
+                self._loaded[name] = QARun.load(self.named[name], device=self.device)
             return self._loaded[name]
 
     def answer(self, story: str, checkpoint: str | None, top_k: int) -> list[dict]:
@@ -241,12 +243,12 @@ async def http_error(request: Request, error: HTTPException) -> JSONResponse:
     return JSONResponse({"error": error.detail}, status_code=error.status_code, headers=error.headers)
 
 
-def serve(checkpoint: Path | None, data_dir: Path | None, host: str, port: int) -> None:
+def serve(checkpoint: Path | None, data_dir: Path | None, host: str, port: int, device: str = "auto") -> None:
     """Serve the page and the API on ``host``:``port`` until interrupted. The default model is
     loaded first, so that a run that cannot answer is a one-line error before anything listens."""
     if not host.strip():
         raise UserError("--host must name an address, such as 127.0.0.1, or 0.0.0.0 for every interface")
-    runs, note = Runs.find(checkpoint, data_dir)
+    runs, note = Runs.find(checkpoint, data_dir, device=device)
     if note:
         print(note, file=sys.stderr)
     runs.model(None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tarfile
 
 import pytest
@@ -102,6 +103,34 @@ def test_data_dir_from_environment(cli, tmp_path, en_dir, monkeypatch):
 
 
 # Bad input ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("device, fragment", [
+    ("tpu", "--device is auto, cpu, cuda, cuda:N or mps, not 'tpu'"),
+    ("", "--device is auto, cpu, cuda, cuda:N or mps, not ''"),
+    ("cuda:7", "--device cuda:7: PyTorch finds no CUDA device here"),  # a CPU-only build
+    ("mps", "--device mps: Apple's Metal (mps) is not available here"),
+])
+def test_every_command_that_computes_refuses_a_device_it_cannot_use(cli, trained_run, tmp_path, en_dir, device,
+                                                                    fragment):
+    """One rule (devices.resolve_device), reached from each command before any training; the
+    library's functions by it too, naming ``device=``."""
+    import memn2n
+
+    run = trained_run[0]
+    (tmp_path / "story.txt").write_text("Mary went home.\nWhere is Mary?\n")
+    for args in (["train", "babi", "--task", "1", "--data-dir", en_dir, "--out", tmp_path / "t"],
+                 ["eval", run], ["predict", tmp_path / "story.txt", "-c", run], ["visualize", "-c", run, "--hops"],
+                 ["sweep", "babi", "--task", "1", "--data-dir", en_dir, "--out", tmp_path / "s"],
+                 ["serve", "-c", run, "--port", "0"]):
+        assert_one_line_error(cli(*args, "--device", device), fragment)
+    assert not (tmp_path / "t").exists() and not (tmp_path / "s" / "trials").exists()  # nothing was trained
+    python = fragment.replace("--device", "device=")
+    for call in (lambda: memn2n.train("babi", tmp_path / "u", data_dir=en_dir, device=device),
+                 lambda: memn2n.evaluate(run, device=device),
+                 lambda: memn2n.answer(run, "Mary went home.\nWhere is Mary?", device=device)):
+        with pytest.raises(memn2n.UserError, match=re.escape(python)):
+            call()
+
 
 def _write_task(folder, train: bytes, test: bytes = b"1 Mary went home.\n2 Where is Mary?\thome\t1\n"):
     folder.mkdir(parents=True, exist_ok=True)

@@ -73,7 +73,7 @@ def test_a_batch_embeds_each_distinct_sentence_once_and_gives_the_same_logits(ta
     torch.testing.assert_close(model(**batch).logits, model(**words_in_every_slot).logits)
     # Restarts: each its own batch, its own distinct rows, padded with the empty sentence (row 0).
     both = torch.stack([index, torch.arange(500, 532)])
-    table, story = distinct_rows(train.memory[both, :5])
+    table, story = distinct_rows(train.memory[both, :5], len(train.sentences))
     assert torch.equal(torch.stack([t[s] for t, s in zip(table, story)]), train.memory[both, :5])
     assert table.shape[1] == max(len(train.memory[i, :5].unique()) for i in both)
 

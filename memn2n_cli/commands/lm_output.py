@@ -45,9 +45,10 @@ def evaluate(run: Path, *, split: str, data_dir: Path | None, device: str, json_
 
 
 def predict(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: int, next_words: int | None,
-            json_output: bool) -> None:
+            json_output: bool, device: str) -> None:
     """STORY is a prompt: print its most likely next words."""
-    produced = recipe.answer(run, raw=raw, name=name, model_task=model_task, top_k=top_k, next_words=next_words)
+    produced = recipe.answer(run, raw=raw, name=name, model_task=model_task, top_k=top_k, next_words=next_words,
+                             device=device)
     if json_output:
         print(json.dumps({"prompt": produced["prompt"],
                           "next": [{"word": w, "probability": p} for w, p in produced["next"]]}))
@@ -56,7 +57,7 @@ def predict(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: 
 
 
 def visualize(run: Path, *, story: str | None, hops: bool, memory_positions: bool, model_task: int | None, sample: int, seed: int,
-              errors: bool, data_dir: Path | None, out: Path | None) -> None:
+              errors: bool, data_dir: Path | None, out: Path | None, device: str) -> None:
     """Figure 3 in the terminal and, with --out FILE.png, as a picture."""
     from memn2n_cli.commands.report import memory_position_view
 
@@ -66,7 +67,7 @@ def visualize(run: Path, *, story: str | None, hops: bool, memory_positions: boo
         raise UserError("a language-model run shows Figure 3 over its test set: it takes no STORY, --task or --errors")
     if out is not None and out.suffix.lower() != ".png":
         raise UserError("--out must name a .png file", out)
-    weights, config = recipe.memory_positions(run, data_dir=data_dir)
+    weights, config = recipe.memory_positions(run, data_dir=data_dir, device=device)
     stdout().print(memory_position_view(weights))
     if out is not None:
         try:
@@ -91,7 +92,7 @@ def visualize(run: Path, *, story: str | None, hops: bool, memory_positions: boo
 
 def sweep(task: str, *, out: Path, tasks: list[str], grid: list[str], args: list[str], restarts: int | None, joint: bool,
           preset: str | None, column: list[str], select: str | None, seed: int, backend: str, workers: int,
-          data_dir: Path | None, json_output: bool) -> None:
+          data_dir: Path | None, json_output: bool, device: str) -> None:
     """Table 2's rows: each configuration's restart with the lowest validation perplexity. With
     ``preset`` (table2), the paper's configurations; ``column`` trains only those named now."""
     from memn2n_cli.lm_sweep import results_markdown
@@ -106,7 +107,8 @@ def sweep(task: str, *, out: Path, tasks: list[str], grid: list[str], args: list
         print(f"[{done}/{total}] {task} {result['label']} restart {result['restart']}: valid perplexity "
               f"{result['valid_perplexity']:.1f}, test {result['test_perplexity']:.1f}", file=sys.stderr, flush=True)
 
-    summary = recipe.sweep(spec, out, backend=backend, workers=workers, only=column or None, on_trial=on_trial)
+    summary = recipe.sweep(spec, out, backend=backend, workers=workers, only=column or None, on_trial=on_trial,
+                           device=device)
     if json_output:
         print(json.dumps({k: summary[k] for k in ("rows", "out")}))
     else:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from memn2n_cli.commands.app import app, command
-from memn2n_cli.commands.options import Checkpoint, Json, ModelTask, StoryFile
+from memn2n_cli.commands.options import Checkpoint, Device, Json, ModelTask, StoryFile
 
 
 @app.command("predict")
@@ -21,6 +21,7 @@ def predict_command(
     top_k: Annotated[int, typer.Option(min=1, help="Alternatives listed with --json.")] = 3,
     next_words: Annotated[int | None, typer.Option("--next", min=1, help="Language-model runs: words to add to the prompt. [default: 10]")] = None,
     json_output: Json = False,
+    device: Device = "auto",
 ) -> None:
     """Answer each question of STORY from the sentences before it: one `question<TAB>answer<TAB>probability`
     line each (a fourth column says right or wrong when the input gives answers). With a language-model
@@ -34,4 +35,4 @@ def predict_command(
         print(note, file=sys.stderr)
     run = Path(checkpoint)
     kinds.for_run(run).predict(run, raw=raw, name=name, model_task=task, top_k=top_k, next_words=next_words,
-                                 json_output=json_output)
+                               json_output=json_output, device=device)

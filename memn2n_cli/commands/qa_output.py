@@ -43,8 +43,9 @@ def evaluate(run: Path, *, split: str, data_dir: Path | None, device: str, json_
 
 
 def predict(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: int, next_words: int | None,
-            json_output: bool) -> None:
-    predictions = recipe.answer(run, raw=raw, name=name, model_task=model_task, top_k=top_k, next_words=next_words)
+            json_output: bool, device: str) -> None:
+    predictions = recipe.answer(run, raw=raw, name=name, model_task=model_task, top_k=top_k, next_words=next_words,
+                                device=device)
     for p in predictions:
         if json_output:
             print(json.dumps(p.to_json()))
@@ -57,7 +58,7 @@ def predict(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: 
 
 
 def visualize(run: Path, *, story: str | None, hops: bool, memory_positions: bool, model_task: int | None, sample: int, seed: int,
-              errors: bool, data_dir: Path | None, out: Path | None) -> None:
+              errors: bool, data_dir: Path | None, out: Path | None, device: str) -> None:
     """Figure 2: each hop's attention over the sentences of a story (``hops``, the only view here)."""
     from rich.console import Console
 
@@ -69,7 +70,7 @@ def visualize(run: Path, *, story: str | None, hops: bool, memory_positions: boo
     if out is not None and out.suffix.lower() not in (".svg", ".html"):
         raise UserError("--out must name a .svg or .html file", out)
     predictions = recipe.attention(run, story=None if story is None else read_story_input(story), model_task=model_task,
-                                   sample=sample, seed=seed, errors=errors, data_dir=data_dir)
+                                   sample=sample, seed=seed, errors=errors, data_dir=data_dir, device=device)
     console = Console(record=out is not None, soft_wrap=False)
     for prediction in predictions:
         console.print(attention_view(prediction))
@@ -83,14 +84,15 @@ def visualize(run: Path, *, story: str | None, hops: bool, memory_positions: boo
 
 def sweep(task: str, *, out: Path, tasks: list[str], grid: list[str], args: list[str], restarts: int | None, joint: bool,
           preset: str | None, column: list[str], select: str | None, seed: int, backend: str, workers: int,
-          data_dir: Path | None, json_output: bool) -> None:
+          data_dir: Path | None, json_output: bool, device: str) -> None:
     from memn2n_cli.sweep import OPTION_TYPES, grid_and_options
 
     spec = recipe.sweep_spec(task, tasks=tasks, grid=grid_and_options(grid, args, OPTION_TYPES), restarts=restarts,
                              joint=joint, preset=preset, column=column, select=select, seed=seed, data_dir=data_dir)
     on_trial, on_epoch, progress = _progress(spec, out)
     with progress or nullcontext():
-        summary = recipe.sweep(spec, out, backend=backend, workers=workers, on_trial=on_trial, on_epoch=on_epoch)
+        summary = recipe.sweep(spec, out, backend=backend, workers=workers, on_trial=on_trial, on_epoch=on_epoch,
+                               device=device)
     if json_output:
         print(json.dumps({k: summary[k] for k in ("configurations", "cells", "columns", "out")}))
     else:

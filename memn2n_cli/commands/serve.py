@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from memn2n_cli.commands.app import app, command
-from memn2n_cli.commands.options import Checkpoint, DataDir
+from memn2n_cli.commands.options import Checkpoint, DataDir, Device
 from memn2n_cli.errors import UserError
 
 EXTRA = ("starlette", "uvicorn")  # the `serve` extra in pyproject.toml
@@ -20,6 +20,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 opens the page to the network.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on; 0 picks a free one.")] = 8000,
     data_dir: DataDir = None,
+    device: Device = "auto",
 ) -> None:
     """A local web page to ask a question-answering run: answers, probabilities and Figure 2.
 
@@ -35,4 +36,4 @@ def serve(
         if (e.name or "").split(".")[0] not in EXTRA:
             raise
         raise UserError(f"`memn2n serve` needs {e.name.split('.')[0]}: pip install 'memn2n[serve]'") from None
-    web.serve(checkpoint, data_dir, host, port)
+    web.serve(checkpoint, data_dir, host, port, device)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from memn2n_cli.commands.app import app, command
-from memn2n_cli.commands.options import DataDir, Json
+from memn2n_cli.commands.options import DataDir, Device, Json
 from memn2n_cli.configs import JOINT
 
 
@@ -40,6 +40,7 @@ def sweep(
     workers: Annotated[int, typer.Option(min=0, help="Processes of the local backend; 0 = one per CPU core.")] = 0,
     data_dir: DataDir = None,
     json_output: Json = False,
+    device: Device = "auto",
 ) -> None:
     """Train every configuration x task x restart and print a Table 1-style matrix of the selected
     restarts; for a language model (ptb, text8), Table 2's rows: `memn2n sweep ptb --grid hops=2,3,4,5,6,7`.
@@ -52,4 +53,4 @@ def sweep(
                                       restarts=restarts, joint=joint, preset=preset, column=column or [],
                                       select=select, seed=seed, backend=backend,
                                       workers=workers or os.cpu_count() or 1, data_dir=data_dir,
-                                      json_output=json_output)
+                                      json_output=json_output, device=device)

@@ -75,11 +75,6 @@ def train(
     from memn2n_cli.commands import kinds
 
     recipe = kinds.for_task(task_name)
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise UserError(f"--device {device}: no CUDA device is available")
     if resume is not None:
         if out is not None and out != resume:
             raise UserError("--resume names the run directory: leave out --out")

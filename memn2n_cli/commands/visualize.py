@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from memn2n_cli.commands.app import app, command
-from memn2n_cli.commands.options import Checkpoint, DataDir, ModelTask
+from memn2n_cli.commands.options import Checkpoint, DataDir, Device, ModelTask
 
 STORY_HELP = "Story file (as for predict), - for stdin; without it, stories of the run's test split."
 
@@ -27,6 +27,7 @@ def visualize(
     errors: Annotated[bool, typer.Option("--errors", help="Sample only questions the model gets wrong.")] = False,
     data_dir: DataDir = None,
     out: Annotated[Path | None, typer.Option(help="Also save the view: FILE.svg or FILE.html (--hops), FILE.png (--memory-positions).")] = None,
+    device: Device = "auto",
 ) -> None:
     """Where attention goes: Figure 2 (--hops, question-answering runs) or Figure 3 (--memory-positions, language models)."""
     from memn2n_cli.commands import kinds
@@ -37,4 +38,4 @@ def visualize(
         print(note, file=sys.stderr)
     run = Path(checkpoint)
     kinds.for_run(run).visualize(run, story=story, hops=hops, memory_positions=memory_positions, model_task=task,
-                                   sample=sample, seed=seed, errors=errors, data_dir=data_dir, out=out)
+                                 sample=sample, seed=seed, errors=errors, data_dir=data_dir, out=out, device=device)

@@ -48,27 +48,33 @@ def evaluate(run: Path, *, split: str, data_dir: Path | None, device: str) -> di
     """Perplexity on ``split``: {split, perplexity, loss, tokens, run}."""
     from memn2n_cli.lm_training import evaluate_lm_run
 
-    return evaluate_lm_run(run, split, data_dir)
+    return evaluate_lm_run(run, split, data_dir, device)
 
 
-def answer(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: int, next_words: int | None) -> dict:
+def answer(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: int, next_words: int | None,
+           device: str = "auto") -> dict:
     """A story file's bytes as a prompt: {prompt (its tokens), next: the most likely next words}."""
+    from memn2n_cli.devices import resolve_device
     from memn2n_cli.lm_training import LMRun
     from tasks.text import decode_lines
 
     refuse({"model_task": model_task}, QA_ONLY, "question answering")
+    torch_device = resolve_device(device)
     loaded = LMRun.load(run)
+    loaded.model.to(torch_device)
     prompt = " ".join(decode_lines(raw, name))
     return {"prompt": loaded.task.tokenize(prompt), "next": loaded.continue_text(prompt, next_words or NEXT_WORDS)}
 
 
-def memory_positions(run: Path, *, data_dir: Path | None):
+def memory_positions(run: Path, *, data_dir: Path | None, device: str = "auto"):
     """Figure 3's data: the average attention of each hop per memory position over the test set
     (K, N), rows scaled to 1, and the run's config."""
+    from memn2n_cli.devices import resolve_device
     from memn2n_cli.lm_training import attention_by_position, run_corpus
 
+    torch_device = resolve_device(device)
     model, config, corpus = run_corpus(run, data_dir)
-    return attention_by_position(model, corpus.ids["test"]), config
+    return attention_by_position(model.to(torch_device), corpus.ids["test"].to(torch_device)).cpu(), config
 
 
 def sweep_spec(task: str, *, tasks: list[str], grid: dict[str, list], restarts: int | None, joint: bool,
@@ -93,10 +99,11 @@ def sweep_spec(task: str, *, tasks: list[str], grid: dict[str, list], restarts: 
 
 
 def sweep(spec, out: Path, *, backend: str = "local", workers: int = 1, only: list[str] | None = None,
-          on_trial: Callable[[dict, int, int], None] | None = None) -> dict:
-    """Run the sweep ``spec`` into ``out`` (trials already finished there are kept; with ``only``,
-    just the configurations it names are trained now); its summary."""
+          on_trial: Callable[[dict, int, int], None] | None = None, device: str = "auto") -> dict:
+    """Run the sweep ``spec`` into ``out`` on ``device`` (trials already finished there are kept;
+    with ``only``, just the configurations it names are trained now); its summary."""
+    from memn2n_cli.devices import resolve_device
     from memn2n_cli.lm_sweep import run_lm_sweep
 
     check_backend(backend)
-    return run_lm_sweep(spec, out, backend, workers, on_trial, only=only)
+    return run_lm_sweep(spec, out, backend, workers, on_trial, only=only, device=resolve_device(device))

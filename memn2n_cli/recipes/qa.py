@@ -44,22 +44,23 @@ def evaluate(run: Path, *, split: str, data_dir: Path | None, device: str) -> di
     return {"split": split, **evaluate_run(run, split, data_dir, device)}
 
 
-def answer(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: int, next_words: int | None):
+def answer(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: int, next_words: int | None,
+           device: str = "auto"):
     """The predictions of ``run``'s model for every question of a story file's bytes."""
     from memn2n_cli.inference import QARun
 
     refuse({"next_words": next_words}, LM_ONLY, "a language model")
-    loaded = QARun.load(run, model_task)
+    loaded = QARun.load(run, model_task, device)
     return loaded.answer(loaded.read(raw, name), top_k)
 
 
 def attention(run: Path, *, story: tuple[bytes, str] | None, model_task: int | None, sample: int, seed: int,
-              errors: bool, data_dir: Path | None):
+              errors: bool, data_dir: Path | None, device: str = "auto"):
     """Figure 2's predictions: those of a story file's questions (``story``: its bytes and name),
     else of ``sample`` test questions drawn with ``seed`` (with ``errors``, among the wrong ones)."""
     from memn2n_cli.inference import QARun
 
-    loaded = QARun.load(run, model_task)
+    loaded = QARun.load(run, model_task, device)
     if story is not None:
         return loaded.answer(loaded.read(*story))
     test = loaded.task.read(loaded.data_dir(data_dir), loaded.config["tasks"], "test")
@@ -100,9 +101,11 @@ def sweep_spec(task: str, *, tasks: list[str], grid: dict[str, list], restarts: 
 
 
 def sweep(spec, out: Path, *, backend: str = "local", workers: int = 1, on_trial: Callable | None = None,
-          on_epoch: Callable | None = None) -> dict:
-    """Run the sweep ``spec`` into ``out`` (trials already finished there are kept); its summary."""
+          on_epoch: Callable | None = None, device: str = "auto") -> dict:
+    """Run the sweep ``spec`` into ``out`` on ``device`` (trials already finished there are kept);
+    its summary."""
+    from memn2n_cli.devices import resolve_device
     from memn2n_cli.sweep import run_sweep
 
     check_backend(backend)
-    return run_sweep(spec, out, backend, workers, on_trial, on_epoch)
+    return run_sweep(spec, out, backend, workers, on_trial, on_epoch, device=resolve_device(device))
