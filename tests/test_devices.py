@@ -23,6 +23,7 @@ from memn2n_cli.restarts import fit_restarts
 from memn2n_cli.runs import build_model, load_splits, prepare, qa_task
 from memn2n_cli.sweep import lanes, ray_resources, run_on_lanes
 from memn2n_cli.training import evaluate, fit
+from tasks import get_task
 from tasks.lm import Corpus
 from tasks.qa import Encoded
 from tests.standin_device import DEVICE, OnDevice, on_device, waits
@@ -141,7 +142,8 @@ def test_the_language_model_trains_evaluates_and_continues_text_on_the_device():
             torch.manual_seed(0)
             model = _built_on(device, lambda: MemN2NLM(LMConfig(vocab_size=30, dim=8, hops=2, memory_size=5)))
             corpus = Corpus(words, {split: t.to(device) for split, t in ids.items()})
-            state = fit_lm(model, corpus, config, LMState(lr=0.01), torch.Generator().manual_seed(0), lambda state: None)
+            state = fit_lm(model, corpus, config, LMState(lr=0.01), torch.Generator().manual_seed(0), lambda state: None,
+                           metrics=get_task("ptb").metrics)
             counts = evaluate_lm(model, corpus.ids["valid"])
             figure = attention_by_position(model, corpus.ids["valid"])
             produced = continue_text(model, words, ["w1", "w2"], 3)
