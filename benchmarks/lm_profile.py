@@ -32,10 +32,10 @@ parser.add_argument("--data-dir", type=Path, default=Path(__file__).resolve().pa
 args = parser.parse_args()
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from memn2n_cli import lm_kernel  # noqa: E402
+from memn2n_cli.lm import kernel as lm_kernel  # noqa: E402
 from memn2n_cli.allocator import keep_freed_memory  # noqa: E402
 from memn2n_cli.configs import LMConfig  # noqa: E402
-from memn2n_cli.lm_training import contexts  # noqa: E402
+from memn2n_cli.lm.training import contexts  # noqa: E402
 from memn2n_cli.model import MemN2NLM  # noqa: E402
 from tasks import get_task  # noqa: E402
 

@@ -37,7 +37,10 @@ import torch  # noqa: E402
 
 import memn2n_cli  # noqa: E402
 from memn2n_cli.allocator import keep_freed_memory  # noqa: E402
-from memn2n_cli.lm_training import LMState, evaluate_lm, fit_lm  # noqa: E402
+try:  # where the language model's training lives since issue 24
+    from memn2n_cli.lm.training import LMState, evaluate_lm, fit_lm
+except ImportError:  # a --repo checkout from before memn2n_cli/lm/
+    from memn2n_cli.lm_training import LMState, evaluate_lm, fit_lm
 from memn2n_cli.model import MemN2NLM  # noqa: E402
 
 try:  # where the configs live now

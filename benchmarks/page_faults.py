@@ -26,8 +26,8 @@ if sys.argv[1] == "keep":
     assert keep_freed_memory()
 from memn2n_cli.configs import ModelConfig, TrainConfig
 from memn2n_cli.model import MemN2N
-from memn2n_cli.restarts import fit_restarts
-from memn2n_cli.runs import encode_splits, load_splits
+from memn2n_cli.qa.restarts import fit_restarts
+from memn2n_cli.qa.runs import encode_splits, load_splits
 from tasks import get_task
 from tasks.qa import Vocabulary
 torch.set_num_threads(1)

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from memn2n_cli.lm_training import contexts, load_lm  # noqa: E402
+from memn2n_cli.lm.training import contexts, load_lm  # noqa: E402
 from tasks import get_task  # noqa: E402
 
 model, config, words = load_lm(args.run)

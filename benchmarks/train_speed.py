@@ -36,8 +36,12 @@ import torch  # noqa: E402
 
 from memn2n_cli.allocator import keep_freed_memory  # noqa: E402
 from memn2n_cli.model import MemN2N  # noqa: E402
-from memn2n_cli.runs import encode_splits, load_splits  # noqa: E402
-from memn2n_cli.training import fit  # noqa: E402
+try:  # where question answering lives since issue 24
+    from memn2n_cli.qa.runs import encode_splits, load_splits
+    from memn2n_cli.qa.training import fit
+except ImportError:  # a --repo checkout from before memn2n_cli/qa/
+    from memn2n_cli.runs import encode_splits, load_splits
+    from memn2n_cli.training import fit
 from tasks import get_task  # noqa: E402
 
 try:  # where the configs and the question-answering data live now
@@ -77,7 +81,10 @@ report = {"repo": str(args.repo), "glibc_defaults": args.glibc_defaults,
           "tasks": "joint" if args.joint else args.task, "epochs": args.epochs + 1,
           "one_model": one, "threads": torch.get_num_threads(), "torch": torch.__version__}
 if args.restarts:
-    from memn2n_cli.restarts import fit_restarts
+    try:
+        from memn2n_cli.qa.restarts import fit_restarts
+    except ImportError:  # before memn2n_cli/qa/
+        from memn2n_cli.restarts import fit_restarts
 
     seeds = list(range(args.restarts))
     models = [MemN2N(config) for _ in seeds]

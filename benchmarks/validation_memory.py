@@ -32,8 +32,8 @@ import torch  # noqa: E402
 from memn2n_cli.allocator import keep_freed_memory  # noqa: E402
 from memn2n_cli.configs import ModelConfig, TrainConfig  # noqa: E402
 from memn2n_cli.model import MemN2N  # noqa: E402
-from memn2n_cli.restarts import fit_restarts  # noqa: E402
-from memn2n_cli.runs import encode_splits, load_splits  # noqa: E402
+from memn2n_cli.qa.restarts import fit_restarts  # noqa: E402
+from memn2n_cli.qa.runs import encode_splits, load_splits  # noqa: E402
 from tasks import get_task  # noqa: E402
 from tasks.qa import Vocabulary, encode  # noqa: E402
 

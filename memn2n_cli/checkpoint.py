@@ -32,7 +32,7 @@ from memn2n_cli import __version__
 from memn2n_cli.configs import LMConfig, ModelConfig
 from memn2n_cli.errors import ConfigError, UserError
 from memn2n_cli.model import MemN2N, MemN2NLM
-from memn2n_cli.restarts import Progress
+from memn2n_cli.qa.restarts import Progress
 from tasks import get_task
 from tasks.qa import Vocabulary
 

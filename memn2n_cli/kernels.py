@@ -50,12 +50,12 @@ def _cpu() -> str:
 
 
 def _compile(name: str, openmp: str) -> ctypes.CDLL:
-    source = Path(__file__).with_name(f"{name}.c")
+    source = Path(__file__).parent / f"{name}.c"
     compiler = os.environ.get("CC", "cc")
     flags = [*FLAGS, openmp]
     key = hashlib.sha256("\0".join([source.read_text(), compiler, *flags, _cpu()]).encode()).hexdigest()[:16]
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "memn2n" / "kernels"
-    path = cache / f"{name}-{key}.so"
+    path = cache / f"{name.replace('/', '_')}-{key}.so"
     try:
         if not path.exists():
             cache.mkdir(parents=True, exist_ok=True)
@@ -71,7 +71,7 @@ def _compile(name: str, openmp: str) -> ctypes.CDLL:
 
 
 def compiled(name: str, threads: bool = True) -> ctypes.CDLL:
-    """``memn2n_cli/<name>.c`` compiled, building it on first use: with OpenMP where the compiler
+    """``memn2n_cli/<name>.c`` (``name``: "qa/kernel", "lm/kernel") compiled, building it on first use: with OpenMP where the compiler
     has it (``threads``), else serial; Unavailable where neither builds."""
     try:
         return _compile(name, THREADED if threads else SERIAL)

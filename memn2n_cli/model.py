@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from memn2n_cli import lm_kernel
+from memn2n_cli.lm import kernel as lm_kernel
 from memn2n_cli.configs import LMConfig, ModelConfig
 
 
@@ -249,7 +249,7 @@ class MemN2NLM(nn.Module):
     def forward(self, context: Tensor, target: Tensor | None = None) -> Output:
         """context (B, N) word ids, the current word first; target (B,) the next word -> logits (B, V).
 
-        On the CPU the hops run in a compiled kernel (memn2n_cli/lm_kernel.c), which keeps each
+        On the CPU the hops run in a compiled kernel (memn2n_cli/lm/kernel.c), which keeps each
         example's memories in cache for all K hops; elsewhere, and where it cannot be built, in
         `multi_hop`. Both compute the same (tests/test_lm_kernel.py)."""
         c = self.config

@@ -144,13 +144,13 @@ def trained_run(tmp_path_factory, en_dir):
 
 @pytest.fixture(scope="session")
 def compiled_kernels() -> None:
-    """The compiled kernels (memn2n_cli/*.c), built: the tests of the kernels themselves skip,
+    """The compiled kernels (memn2n_cli/qa/kernel.c, memn2n_cli/lm/kernel.c), built: the tests of the kernels themselves skip,
     saying why, where they cannot be (no C compiler), and fail there under MEMN2N_REQUIRE_KERNELS=1
     (CI), where a kernel that does not build is a bug."""
     from memn2n_cli import kernels
 
     try:
-        for name in ("qa_kernel", "lm_kernel"):
+        for name in ("qa/kernel", "lm/kernel"):
             kernels.compiled(name)
     except kernels.Unavailable as e:
         if os.environ.get("MEMN2N_REQUIRE_KERNELS") == "1":

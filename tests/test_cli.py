@@ -45,11 +45,11 @@ def test_eval_recomputes_the_same_figures(cli, trained_run, en_dir):
 def test_checkpoint_round_trip_gives_identical_predictions(tmp_path, en_dir):
     """A model trained in memory, written as a run directory and loaded back: the same config,
     vocabulary and weights, so the same logits on every test question, bit for bit."""
-    from memn2n_cli.batches import make_batch
+    from memn2n_cli.qa.batches import make_batch
     from memn2n_cli.checkpoint import write_run
     from memn2n_cli.configs import ModelOptions, TrainConfig
-    from memn2n_cli.restarts import fit_restarts
-    from memn2n_cli.runs import build_model, prepare, trained_files
+    from memn2n_cli.qa.restarts import fit_restarts
+    from memn2n_cli.qa.runs import build_model, prepare, trained_files
 
     config = TrainConfig(epochs=2, ls_epochs=1)
     prepared = prepare("babi", [2], en_dir, ModelOptions(), config, torch.device("cpu"))
@@ -358,7 +358,7 @@ def test_a_run_killed_after_an_epoch_resumes_to_the_same_model(cli, tmp_path, en
     """Its progress is saved after every epoch: killed after the third (of two linear-start and six
     main epochs) and resumed, it ends with the weights and history, bit for bit, of a run never
     interrupted; the progress file is gone once the model is complete."""
-    import memn2n_cli.runs as runs
+    import memn2n_cli.qa.runs as runs
 
     args = ["train", "babi", "--task", "2", "--data-dir", en_dir, "--epochs", "6", "--ls-epochs", "2", "--json"]
     whole = cli(*args, "--out", tmp_path / "whole")

@@ -13,16 +13,17 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import torch
 
-from memn2n_cli import devices, lm_training
+from memn2n_cli import devices
 from memn2n_cli.configs import LMConfig, LMTrainConfig, ModelOptions, TrainConfig
 from memn2n_cli.errors import UserError
-from memn2n_cli.inference import predict
-from memn2n_cli.lm_training import LMState, attention_by_position, continue_text, evaluate_lm, fit_lm
+from memn2n_cli.lm import training as lm_training
+from memn2n_cli.lm.training import LMState, attention_by_position, continue_text, evaluate_lm, fit_lm
 from memn2n_cli.model import MemN2NLM
-from memn2n_cli.restarts import fit_restarts
-from memn2n_cli.runs import build_model, load_splits, prepare, qa_task
-from memn2n_cli.sweep import lanes, ray_resources, run_on_lanes
-from memn2n_cli.training import evaluate, fit
+from memn2n_cli.qa.inference import predict
+from memn2n_cli.qa.restarts import fit_restarts
+from memn2n_cli.qa.runs import build_model, load_splits, prepare, qa_task
+from memn2n_cli.qa.training import evaluate, fit
+from memn2n_cli.sweeps import lanes, ray_resources, run_on_lanes
 from tasks import get_task
 from tasks.lm import Corpus
 from tasks.qa import Encoded

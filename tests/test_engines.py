@@ -11,13 +11,14 @@ import pytest
 import torch
 from torch.func import stack_module_state
 
-from memn2n_cli import lm_kernel, qa_kernel
+from memn2n_cli.lm import kernel as lm_kernel
+from memn2n_cli.qa import kernel as qa_kernel
 from memn2n_cli.configs import LMConfig, LMTrainConfig, TrainConfig
-from memn2n_cli.lm_training import LMState, PlainStep, fit_lm
+from memn2n_cli.lm.training import LMState, PlainStep, fit_lm
 from memn2n_cli.model import MemN2N, MemN2NLM
-from memn2n_cli.restarts import WORD_EMBEDDINGS, VmappedStep, fit_restarts
-from memn2n_cli.runs import ModelOptions, build_model, prepare
-from memn2n_cli.training import fit, random_noise_time
+from memn2n_cli.qa.restarts import WORD_EMBEDDINGS, VmappedStep, fit_restarts
+from memn2n_cli.qa.runs import ModelOptions, build_model, prepare
+from memn2n_cli.qa.training import fit, random_noise_time
 from tasks import get_task
 from tasks.lm import Corpus
 

@@ -61,7 +61,7 @@ def outcome(attempt) -> str:
 
 
 def story_case(rng: random.Random, model, vocab, path: Path) -> str:
-    from memn2n_cli.inference import predict
+    from memn2n_cli.qa.inference import predict
     from tasks.qa import read_stories
 
     raw = mutate(rng.choice(STORIES), rng)
@@ -84,7 +84,7 @@ def run_directory_case(rng: random.Random, source: Path, folder: Path) -> str:
     """A copy of a trained run with one file mutated (and, half the time, its manifest removed, as
     a run from before manifests or edited by hand), loaded and asked a question."""
     from memn2n_cli.checkpoint import load_model
-    from memn2n_cli.inference import predict
+    from memn2n_cli.qa.inference import predict
     from tasks.qa import read_stories
 
     shutil.rmtree(folder, ignore_errors=True)
@@ -108,7 +108,7 @@ def run_directory_case(rng: random.Random, source: Path, folder: Path) -> str:
 
 
 def ptb_case(rng: random.Random, folder: Path, lines: list[str]) -> str:
-    from memn2n_cli.lm_training import check_lengths
+    from memn2n_cli.lm.training import check_lengths
     from tasks import get_task
 
     for split, part in (("train", lines[:60]), ("valid", lines[60:70]), ("test", lines[70:80])):

@@ -71,7 +71,7 @@ def test_without_valid_jsonl_training_stories_are_held_out(cli, task2_jsonl, tmp
     folder.mkdir()
     for split in ("train", "test"):
         (folder / f"{split}.jsonl").write_text((task2_jsonl / f"{split}.jsonl").read_text())
-    from memn2n_cli.runs import load_splits
+    from memn2n_cli.qa.runs import load_splits
     from tasks import get_task
 
     splits = load_splits(get_task("jsonl"), folder, [1], 0.1, 0)

@@ -33,7 +33,7 @@ def test_the_readme_example_runs_as_written(en_dir, tmp_path, monkeypatch, capsy
 
 def test_load_gives_the_handle_of_the_runs_kind(trained_run):
     import memn2n
-    from memn2n_cli.inference import QARun
+    from memn2n_cli.qa.inference import QARun
 
     run = memn2n.load(trained_run[0])
     assert isinstance(run, QARun) and run.config["tasks"] == [1]
@@ -75,3 +75,20 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in ("typer", "rich", "cli
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["split= is one of train, valid, test, not 'dev'", "[]"]
+
+
+def test_only_the_command_line_imports_typer_or_rich_and_no_command_imports_the_app_module():
+    """Statically, every import (lazy ones too): Typer and Rich only under memn2n_cli/commands/ and
+    in memn2n_cli/cli.py; the commands import the app from commands/app.py, never cli.py, which
+    imports them (no circle)."""
+    for path in sorted((ROOT / "memn2n_cli").rglob("*.py")) + sorted((ROOT / "memn2n").rglob("*.py")):
+        relative = path.relative_to(ROOT).as_posix()
+        command_line = relative.startswith("memn2n_cli/commands/") or relative == "memn2n_cli/cli.py"
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                for name in names:
+                    if not command_line:
+                        assert name.split(".")[0] not in ("typer", "rich", "click"), f"{relative} imports {name}"
+                    if relative.startswith("memn2n_cli/commands/"):
+                        assert name != "memn2n_cli.cli", f"{relative} imports memn2n_cli.cli"

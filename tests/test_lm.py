@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from memn2n_cli.configs import LMConfig, LMTrainConfig
-from memn2n_cli.lm_training import contexts, evaluate_lm, next_lr
+from memn2n_cli.lm.training import contexts, evaluate_lm, next_lr
 from memn2n_cli.model import MemN2NLM
 from tasks import get_task
 from tasks.lm import EOS, UNK
@@ -202,7 +202,7 @@ def test_predict_continues_a_prompt(cli, small_lm, tmp_path):
 
 def test_figure_3_in_the_terminal_and_as_png(cli, small_lm, small_ptb, tmp_path):
     pytest.importorskip("matplotlib", reason="the PNG needs the optional extra memn2n[plot]")
-    from memn2n_cli.lm_training import attention_by_position, load_lm
+    from memn2n_cli.lm.training import attention_by_position, load_lm
 
     model, _, _ = load_lm(small_lm)
     weights = attention_by_position(model, get_task("ptb").load(small_ptb).ids["test"])
@@ -326,7 +326,7 @@ def test_table2_sweep_trains_the_cells_asked_for_and_lays_out_all_twelve(cli, sm
 
 
 def test_results_table_names_the_papers_figures_for_table_2_configurations():
-    from memn2n_cli.lm_sweep import LMSweepSpec, results_markdown, summarize
+    from memn2n_cli.lm.sweep import LMSweepSpec, results_markdown, summarize
 
     spec = LMSweepSpec(task="ptb", restarts=2, seed=0, grid={"hops": [2, 7], "memory_size": [100]}, data_dir=".")
     trials = [{"label": f"hops={h}", "restart": r, "seed": r, "epochs": 40, "run": f"r{h}{r}",
@@ -340,7 +340,7 @@ def test_results_table_names_the_papers_figures_for_table_2_configurations():
 def test_each_loader_names_the_kind_of_run_it_takes(small_lm, trained_run):
     from memn2n_cli.checkpoint import load_model
     from memn2n_cli.errors import UserError
-    from memn2n_cli.lm_training import load_lm
+    from memn2n_cli.lm.training import load_lm
 
     with pytest.raises(UserError, match="is a 'ptb' run; this takes a question-answering run"):
         load_model(small_lm)
@@ -371,7 +371,7 @@ def test_a_run_killed_after_a_checkpoint_within_an_epoch_resumes_to_the_same_wei
     """Checkpoints every --checkpoint-every steps within an epoch, with a progress line each: a run
     that dies right after the third (mid-epoch 1) and is resumed ends with the weights, bit for bit,
     of a run never interrupted."""
-    import memn2n_cli.lm_training as lm_training
+    import memn2n_cli.lm.training as lm_training
 
     args = ["train", "ptb", "--data-dir", small_ptb, *SMALL, "--max-epochs", "2", "--checkpoint-every", "40"]
     whole = cli(*args, "--out", tmp_path / "whole")

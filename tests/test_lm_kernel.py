@@ -7,7 +7,8 @@ import logging
 import pytest
 import torch
 
-from memn2n_cli import kernels, lm_kernel
+from memn2n_cli import kernels
+from memn2n_cli.lm import kernel as lm_kernel
 from memn2n_cli.configs import LMConfig
 from memn2n_cli.model import MemN2NLM
 

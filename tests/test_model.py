@@ -9,7 +9,7 @@ import torch
 
 from memn2n_cli.configs import ModelConfig
 from memn2n_cli.model import MemN2N, MemoryNetwork, memory_hop, multi_hop, position_encoding
-from memn2n_cli.training import random_noise_time
+from memn2n_cli.qa.training import random_noise_time
 
 
 def l_table(words, dim, formula, sentence_size=0):

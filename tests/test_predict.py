@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from memn2n_cli.checkpoint import load_model
-from memn2n_cli.inference import predict
+from memn2n_cli.qa.inference import predict
 from tasks.babi import read_file, task_file
 from tests.conftest import ROOT, assert_one_line_error
 
@@ -171,9 +171,9 @@ def test_bad_run_or_missing_story(cli, trained_run, tmp_path):
 
 def test_no_run_to_default_to(cli, tmp_path, monkeypatch):
     """Without the bundled model (a checkout where it was removed), and no run: one error."""
-    import memn2n_cli.inference
+    import memn2n_cli.qa.inference
 
-    monkeypatch.setattr(memn2n_cli.inference, "BUNDLED_RUN", tmp_path / "none")
+    monkeypatch.setattr(memn2n_cli.qa.inference, "BUNDLED_RUN", tmp_path / "none")
     (tmp_path / "s.txt").write_text(STORY)
     monkeypatch.chdir(tmp_path)
     assert_one_line_error(cli("predict", "s.txt"), "no trained run here")
@@ -234,7 +234,7 @@ def readme_transcript() -> tuple[str, list[str]]:
 def test_the_bundled_model_answers_before_any_training(cli, tmp_path, monkeypatch):
     """In a folder with no runs, `predict` uses the joint model that comes with memn2n, says so,
     and prints what the README shows for its story (plain text), answers and probabilities."""
-    from memn2n_cli.inference import BUNDLED_RUN
+    from memn2n_cli.qa.inference import BUNDLED_RUN
 
     assert (BUNDLED_RUN / "manifest.json").is_file()
     story, (note, *printed) = readme_transcript()
@@ -248,7 +248,7 @@ def test_the_bundled_model_answers_before_any_training(cli, tmp_path, monkeypatc
 
 
 def test_the_bundled_models_recorded_errors_are_what_eval_gives(cli, upstream_en_dir):
-    from memn2n_cli.inference import BUNDLED_RUN
+    from memn2n_cli.qa.inference import BUNDLED_RUN
 
     result = cli("eval", BUNDLED_RUN, "--data-dir", upstream_en_dir, "--json")
     assert result.exit_code == 0, result.stderr

@@ -9,12 +9,13 @@ import pytest
 import torch
 from torch.func import stack_module_state
 
-from memn2n_cli import qa_kernel, kernels
+from memn2n_cli import kernels
+from memn2n_cli.qa import kernel as qa_kernel
 from memn2n_cli.configs import TrainConfig
 from memn2n_cli.model import MemN2N
-from memn2n_cli.runs import ModelOptions, prepare
-from memn2n_cli.batches import make_batch
-from memn2n_cli.training import random_noise_time
+from memn2n_cli.qa.runs import ModelOptions, prepare
+from memn2n_cli.qa.batches import make_batch
+from memn2n_cli.qa.training import random_noise_time
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +72,8 @@ def test_kernel_gives_the_models_loss_logits_and_gradients(compiled_kernels, tas
 def test_a_restart_trains_the_same_whichever_restarts_share_its_steps(compiled_kernels, tasks_1_and_19):
     """Each restart is computed on its own: trained with others or alone, its weights are the same
     bits, so a sweep's results do not depend on how its restarts are split among workers."""
-    from memn2n_cli.restarts import fit_restarts
-    from memn2n_cli.runs import build_model
+    from memn2n_cli.qa.restarts import fit_restarts
+    from memn2n_cli.qa.runs import build_model
 
     config, cpu = TrainConfig(epochs=1, ls_epochs=1), torch.device("cpu")
     data = tasks_1_and_19.encoded
@@ -101,8 +102,8 @@ def test_answers_never_seen_in_training_add_nothing(compiled_kernels, tasks_1_an
 
 
 def test_without_a_compiler_training_takes_the_plain_path_and_says_so(tmp_path, monkeypatch, caplog, tasks_1_and_19):
-    from memn2n_cli.restarts import fit_restarts
-    from memn2n_cli.runs import build_model
+    from memn2n_cli.qa.restarts import fit_restarts
+    from memn2n_cli.qa.runs import build_model
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))

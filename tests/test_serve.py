@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from memn2n_cli.inference import BUNDLED_RUN
-from memn2n_cli.web import MAX_BODY, Runs, ThisMachineOnly, create_app
+from memn2n_cli.qa.inference import BUNDLED_RUN
+from memn2n_cli.qa.web import MAX_BODY, Runs, ThisMachineOnly, create_app
 from tasks.qa import read_stories
 from tests.conftest import ROOT, assert_one_line_error
 
@@ -254,7 +254,7 @@ def test_serve_says_when_the_port_is_taken(cli, here):
 def test_without_the_extra_serve_says_what_to_install(cli, monkeypatch):
     import memn2n_cli
 
-    monkeypatch.delitem(sys.modules, "memn2n_cli.web")
+    monkeypatch.delitem(sys.modules, "memn2n_cli.qa.web")
     monkeypatch.delattr(memn2n_cli, "web")
     monkeypatch.setitem(sys.modules, "starlette", None)  # as if not installed
     monkeypatch.setitem(sys.modules, "starlette.applications", None)

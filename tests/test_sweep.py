@@ -10,10 +10,11 @@ import torch
 
 from memn2n_cli.configs import TrainConfig
 from memn2n_cli.errors import UserError
-from memn2n_cli.restarts import fit_restarts
-from memn2n_cli.runs import ModelOptions, build_model, prepare
-from memn2n_cli.sweep import SweepSpec, paper_columns, parse_grid, parse_options, results_markdown, split_restarts
-from memn2n_cli.training import EVAL_BATCH, fit
+from memn2n_cli.qa.restarts import fit_restarts
+from memn2n_cli.qa.runs import ModelOptions, build_model, prepare
+from memn2n_cli.qa.sweep import SweepSpec, paper_columns, results_markdown, split_restarts
+from memn2n_cli.sweeps import parse_grid, parse_options
+from memn2n_cli.qa.training import EVAL_BATCH, fit
 from tasks.babi import BabiTask
 from tests.conftest import assert_one_line_error
 

@@ -7,9 +7,9 @@ import torch
 
 from memn2n_cli.configs import ModelConfig, TrainConfig
 from memn2n_cli.model import MemN2N
-from memn2n_cli.runs import load_splits
-from memn2n_cli.batches import distinct_rows, make_batch
-from memn2n_cli.training import fit, learning_rate
+from memn2n_cli.qa.runs import load_splits
+from memn2n_cli.qa.batches import distinct_rows, make_batch
+from memn2n_cli.qa.training import fit, learning_rate
 from tasks import available_tasks, get_task, register_task
 from tasks.qa import Vocabulary, encode
 

@@ -95,10 +95,10 @@ def sweep(task: str, *, out: Path, tasks: list[str], grid: list[str], args: list
           data_dir: Path | None, json_output: bool, device: str) -> None:
     """Table 2's rows: each configuration's restart with the lowest validation perplexity. With
     ``preset`` (table2), the paper's configurations; ``column`` trains only those named now."""
-    from memn2n_cli.lm_sweep import results_markdown
+    from memn2n_cli.lm.sweep import results_markdown
 
-    from memn2n_cli.lm_sweep import OPTION_TYPES
-    from memn2n_cli.sweep import grid_and_options
+    from memn2n_cli.lm.sweep import OPTION_TYPES
+    from memn2n_cli.sweeps import grid_and_options
 
     spec = recipe.sweep_spec(task, tasks=tasks, grid=grid_and_options(grid, args, OPTION_TYPES), restarts=restarts,
                              joint=joint, preset=preset, column=column, select=select, seed=seed, data_dir=data_dir)

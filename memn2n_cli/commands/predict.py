@@ -27,7 +27,7 @@ def predict_command(
     line each (a fourth column says right or wrong when the input gives answers). With a language-model
     run, STORY is a prompt and the output its --next most likely next words."""
     from memn2n_cli.commands import kinds
-    from memn2n_cli.inference import default_run, read_story_input
+    from memn2n_cli.qa.inference import default_run, read_story_input
 
     raw, name = read_story_input(story)
     if checkpoint is None:

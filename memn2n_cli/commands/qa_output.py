@@ -63,7 +63,7 @@ def visualize(run: Path, *, story: str | None, hops: bool, memory_positions: boo
     from rich.console import Console
 
     from memn2n_cli.commands.report import attention_view
-    from memn2n_cli.inference import read_story_input
+    from memn2n_cli.qa.inference import read_story_input
 
     if memory_positions:
         raise UserError("--memory-positions shows a language-model run; a question-answering run has --hops")
@@ -85,7 +85,8 @@ def visualize(run: Path, *, story: str | None, hops: bool, memory_positions: boo
 def sweep(task: str, *, out: Path, tasks: list[str], grid: list[str], args: list[str], restarts: int | None, joint: bool,
           preset: str | None, column: list[str], select: str | None, seed: int, backend: str, workers: int,
           data_dir: Path | None, json_output: bool, device: str) -> None:
-    from memn2n_cli.sweep import OPTION_TYPES, grid_and_options
+    from memn2n_cli.qa.sweep import OPTION_TYPES
+    from memn2n_cli.sweeps import grid_and_options
 
     spec = recipe.sweep_spec(task, tasks=tasks, grid=grid_and_options(grid, args, OPTION_TYPES), restarts=restarts,
                              joint=joint, preset=preset, column=column, select=select, seed=seed, data_dir=data_dir)
@@ -137,7 +138,7 @@ def _progress(spec, out: Path):
     """One overall bar counting the epochs of every restart, with elapsed time and an estimate of
     what is left, and the latest trial's result; plain lines off a terminal (each trial, and every
     10% of the epochs). Returns (on_trial, on_epoch, rich progress or None)."""
-    from memn2n_cli.sweep import trial_file
+    from memn2n_cli.sweeps import trial_file
 
     def epochs(trial: dict) -> int:  # the most a restart of this trial trains
         config = spec.settings(trial["overrides"])[1]
@@ -189,7 +190,7 @@ def _matrix(summary: dict):
     from rich.table import Table
     from rich.text import Text
 
-    from memn2n_cli.sweep import beside, paper_columns
+    from memn2n_cli.qa.sweep import beside, paper_columns
     from tasks.qa import PASS_ERROR
 
     labels, columns = summary["configurations"], summary["columns"]

@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from memn2n_cli.configs import SPLITS
-from memn2n_cli.runs import PASS_ERROR
+from memn2n_cli.qa.runs import PASS_ERROR
 
 
 def results_table(summary: dict, splits: tuple[str, ...]) -> Table:

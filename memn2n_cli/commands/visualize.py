@@ -31,7 +31,7 @@ def visualize(
 ) -> None:
     """Where attention goes: Figure 2 (--hops, question-answering runs) or Figure 3 (--memory-positions, language models)."""
     from memn2n_cli.commands import kinds
-    from memn2n_cli.inference import default_run
+    from memn2n_cli.qa.inference import default_run
 
     if checkpoint is None:
         checkpoint, note = default_run()

@@ -3,7 +3,7 @@
 
 Each function takes its options by name (an option of question answering, given, is an error),
 checks them, and returns what it computed; progress reaches the caller through callbacks. The
-work itself is in lm_training.py and lm_sweep.py; the command line renders the results
+work itself is in lm/training.py and lm/sweep.py; the command line renders the results
 (memn2n_cli/commands/lm_output.py).
 """
 
@@ -20,7 +20,7 @@ NEXT_WORDS = 10  # `predict --next`
 
 def load(path: Path, task: int | None = None):
     """The library's handle on a trained model (`memn2n.load`)."""
-    from memn2n_cli.lm_training import LMRun
+    from memn2n_cli.lm.training import LMRun
 
     if task is not None:
         raise UserError("a language-model run holds one model: leave out task")
@@ -34,7 +34,7 @@ def fit(task: str, *, tasks: list[str], joint: bool, data_dir: Path | None, out:
     defaults); the summary. ``report(record)`` follows every epoch, ``progress(record)`` every
     checkpoint within one."""
     from memn2n_cli.configs import lm_settings
-    from memn2n_cli.lm_training import train_lm
+    from memn2n_cli.lm.training import train_lm
     from tasks.lm import resolve_data_dir
 
     if tasks or joint:
@@ -46,7 +46,7 @@ def fit(task: str, *, tasks: list[str], joint: bool, data_dir: Path | None, out:
 
 def evaluate(run: Path, *, split: str, data_dir: Path | None, device: str) -> dict:
     """Perplexity on ``split``: {split, perplexity, loss, tokens, run}."""
-    from memn2n_cli.lm_training import evaluate_lm_run
+    from memn2n_cli.lm.training import evaluate_lm_run
 
     return evaluate_lm_run(run, split, data_dir, device)
 
@@ -55,7 +55,7 @@ def answer(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: i
            device: str = "auto") -> dict:
     """A story file's bytes as a prompt: {prompt (its tokens), next: the most likely next words}."""
     from memn2n_cli.devices import resolve_device
-    from memn2n_cli.lm_training import LMRun
+    from memn2n_cli.lm.training import LMRun
     from tasks.text import decode_lines
 
     refuse({"model_task": model_task}, QA_ONLY, "question answering")
@@ -70,7 +70,7 @@ def memory_positions(run: Path, *, data_dir: Path | None, device: str = "auto"):
     """Figure 3's data: the average attention of each hop per memory position over the test set
     (K, N), rows scaled to 1, and the run's config."""
     from memn2n_cli.devices import resolve_device
-    from memn2n_cli.lm_training import attention_by_position, run_corpus
+    from memn2n_cli.lm.training import attention_by_position, run_corpus
 
     torch_device = resolve_device(device)
     model, config, corpus = run_corpus(run, data_dir)
@@ -79,11 +79,11 @@ def memory_positions(run: Path, *, data_dir: Path | None, device: str = "auto"):
 
 def sweep_spec(task: str, *, tasks: list[str], grid: dict[str, list], restarts: int | None, joint: bool,
                preset: str | None, column: list[str], select: str | None, seed: int, data_dir: Path | None):
-    """The sweep the options describe (an `lm_sweep.LMSweepSpec`), every rule checked before any
+    """The sweep the options describe (an `lm.sweep.LMSweepSpec`), every rule checked before any
     training; with ``preset`` (table2), the paper's configurations. ``grid``: option -> its
     values, every combination a configuration (one value fixes it)."""
-    from memn2n_cli.lm_sweep import LMSweepSpec
-    from memn2n_cli.sweep import RESTARTS
+    from memn2n_cli.lm.sweep import LMSweepSpec
+    from memn2n_cli.sweeps import RESTARTS
     from tasks import get_task
     from tasks.lm import resolve_data_dir
 
@@ -103,7 +103,7 @@ def sweep(spec, out: Path, *, backend: str = "local", workers: int = 1, only: li
     """Run the sweep ``spec`` into ``out`` on ``device`` (trials already finished there are kept;
     with ``only``, just the configurations it names are trained now); its summary."""
     from memn2n_cli.devices import resolve_device
-    from memn2n_cli.lm_sweep import run_lm_sweep
+    from memn2n_cli.lm.sweep import run_lm_sweep
 
     check_backend(backend)
     return run_lm_sweep(spec, out, backend, workers, on_trial, only=only, device=resolve_device(device))

@@ -3,8 +3,8 @@
 
 Each function takes its options by name (an option of the other kind of task, given, is an
 error), checks them, and returns what it computed; progress reaches the caller through
-callbacks. The work itself is in runs.py (train, eval), inference.py (predict, visualize) and
-sweep.py; the command line renders the results (memn2n_cli/commands/qa_output.py).
+callbacks. The work itself is in qa/runs.py (train, eval), qa/inference.py (predict, visualize)
+and qa/sweep.py; the command line renders the results (memn2n_cli/commands/qa_output.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from memn2n_cli.recipes.options import LM_ONLY, check_backend, check_preset, giv
 
 def load(path: Path, task: int | None = None):
     """The library's handle on a trained model (`memn2n.load`)."""
-    from memn2n_cli.inference import QARun
+    from memn2n_cli.qa.inference import QARun
 
     return QARun.load(path, task)
 
@@ -29,7 +29,7 @@ def fit(task: str, *, tasks: list[str], joint: bool, data_dir: Path | None, out:
     """Train with the options given (the rest the configs' defaults); the summary. ``report(label,
     record)`` follows every epoch."""
     from memn2n_cli.configs import qa_settings
-    from memn2n_cli.runs import qa_task, train_qa
+    from memn2n_cli.qa.runs import qa_task, train_qa
 
     refuse(options, LM_ONLY, "a language model")
     task_ids = qa_task(task).parse_task_ids(tasks)
@@ -39,7 +39,7 @@ def fit(task: str, *, tasks: list[str], joint: bool, data_dir: Path | None, out:
 
 def evaluate(run: Path, *, split: str, data_dir: Path | None, device: str) -> dict:
     """The error of every model of ``run`` on ``split``: {split, tasks, mean_<split>_error, ...}."""
-    from memn2n_cli.runs import evaluate_run
+    from memn2n_cli.qa.runs import evaluate_run
 
     return {"split": split, **evaluate_run(run, split, data_dir, device)}
 
@@ -47,7 +47,7 @@ def evaluate(run: Path, *, split: str, data_dir: Path | None, device: str) -> di
 def answer(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: int, next_words: int | None,
            device: str = "auto"):
     """The predictions of ``run``'s model for every question of a story file's bytes."""
-    from memn2n_cli.inference import QARun
+    from memn2n_cli.qa.inference import QARun
 
     refuse({"next_words": next_words}, LM_ONLY, "a language model")
     loaded = QARun.load(run, model_task, device)
@@ -58,7 +58,7 @@ def attention(run: Path, *, story: tuple[bytes, str] | None, model_task: int | N
               errors: bool, data_dir: Path | None, device: str = "auto"):
     """Figure 2's predictions: those of a story file's questions (``story``: its bytes and name),
     else of ``sample`` test questions drawn with ``seed`` (with ``errors``, among the wrong ones)."""
-    from memn2n_cli.inference import QARun
+    from memn2n_cli.qa.inference import QARun
 
     loaded = QARun.load(run, model_task, device)
     if story is not None:
@@ -75,8 +75,9 @@ def sweep_spec(task: str, *, tasks: list[str], grid: dict[str, list], restarts: 
                preset: str | None, column: list[str], select: str | None, seed: int, data_dir: Path | None):
     """The sweep the options describe (a `sweep.SweepSpec`), every rule checked before any training.
     ``grid``: option -> its values, every combination a configuration (one value fixes it)."""
-    from memn2n_cli.runs import qa_task
-    from memn2n_cli.sweep import RESTARTS, SweepSpec
+    from memn2n_cli.qa.runs import qa_task
+    from memn2n_cli.qa.sweep import SweepSpec
+    from memn2n_cli.sweeps import RESTARTS
 
     select = select or "train"
     if select not in ("train", "valid"):
@@ -105,7 +106,7 @@ def sweep(spec, out: Path, *, backend: str = "local", workers: int = 1, on_trial
     """Run the sweep ``spec`` into ``out`` on ``device`` (trials already finished there are kept);
     its summary."""
     from memn2n_cli.devices import resolve_device
-    from memn2n_cli.sweep import run_sweep
+    from memn2n_cli.qa.sweep import run_sweep
 
     check_backend(backend)
     return run_sweep(spec, out, backend, workers, on_trial, on_epoch, device=resolve_device(device))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from memn2n_cli.batches import make_batch
+from memn2n_cli.qa.batches import make_batch
 from memn2n_cli.checkpoint import CONFIG_FILE, load_model, model_dirs, run_data_dir, run_task
 from memn2n_cli.devices import resolve_device
 from memn2n_cli.errors import UserError
@@ -49,7 +49,7 @@ class Prediction:
 
 # A joint bAbI model that comes with memn2n (all 20 tasks, PE LS RN, best of 10: BENCHMARKS.md,
 # "The bundled joint model"), for `predict` and `visualize` before any training.
-BUNDLED_RUN = Path(__file__).with_name("pretrained") / "babi-joint"
+BUNDLED_RUN = Path(__file__).parents[1] / "pretrained" / "babi-joint"  # package data of memn2n_cli
 
 
 def runs_under(root: Path = Path("checkpoints"), qa_only: bool = False) -> list[Path]:
@@ -191,6 +191,6 @@ class QARun:
 
     def evaluate(self, split: str = "test", data_dir: str | Path | None = None, device: str = "auto") -> dict:
         """Error per task on ``split`` of the data it was trained on (or ``data_dir``), as `memn2n eval`."""
-        from memn2n_cli.runs import evaluate_run
+        from memn2n_cli.qa.runs import evaluate_run
 
         return evaluate_run(self.path, split, None if data_dir is None else Path(data_dir), device)

@@ -39,11 +39,11 @@ from starlette.staticfiles import StaticFiles
 from memn2n_cli.checkpoint import CONFIG_FILE, model_dirs, read_config, refuse_other_kinds, run_data_dir, run_task
 from memn2n_cli.devices import resolve_device
 from memn2n_cli.errors import UserError
-from memn2n_cli.inference import BUNDLED_RUN, QARun, default_run, runs_under
+from memn2n_cli.qa.inference import BUNDLED_RUN, QARun, default_run, runs_under
 from tasks import get_task
 
 log = logging.getLogger("memn2n")
-STATIC = Path(__file__).with_name("serve_static")
+STATIC = Path(__file__).parents[1] / "serve_static"  # package data of memn2n_cli
 MAX_BODY = 1_000_000  # bytes: a story of some 30,000 bAbI sentences, far more than a memory holds
 BUNDLED_NAME = "bundled"  # the bundled model's name in the API: its path is deep in site-packages
 FIELDS = {"story", "checkpoint", "top_k"}

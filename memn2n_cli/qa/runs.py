@@ -24,8 +24,8 @@ from memn2n_cli.configs import SPLITS, ModelConfig, ModelOptions, TrainConfig, c
 from memn2n_cli.devices import resolve_device
 from memn2n_cli.errors import UserError
 from memn2n_cli.model import MemN2N
-from memn2n_cli.restarts import fit_restarts
-from memn2n_cli.training import evaluate
+from memn2n_cli.qa.restarts import fit_restarts
+from memn2n_cli.qa.training import evaluate
 from tasks.qa import PASS_ERROR, Encoded, QATask, Question, Vocabulary, encode, metrics, qa_task, split_validation
 
 log = logging.getLogger("memn2n")

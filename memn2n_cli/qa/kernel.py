@@ -1,6 +1,6 @@
 """The question-answering model's training step as a compiled CPU kernel: the fast engine of `restarts.fit_restarts`.
 
-`qa_kernel.c` (built and loaded by `kernels.build`) computes, for R restarts of one recipe and a
+`kernel.c` beside this file (built and loaded by `kernels.build`) computes, for R restarts of one recipe and a
 batch of examples each, the summed loss, the logits and every parameter's gradient in one call,
 a restart per thread. A step of 10 restarts of a 1k task is a few hundred thousand multiply-adds:
 PyTorch spends far longer dispatching the hundreds of small operations of the vmapped model than
@@ -30,12 +30,12 @@ WHAT = "the question-answering model's compiled kernel"
 def library(threads: bool = True) -> ctypes.CDLL | None:
     """The compiled kernel, building it on first use (``threads``: with OpenMP where the compiler
     has it, else serial); None where it cannot be built."""
-    lib = kernels.build("qa_kernel", WHAT, threads)
+    lib = kernels.build("qa/kernel", WHAT, threads)
     if lib is not None:
         i64, i32, f32, f64 = (ctypes.POINTER(t) for t in (ctypes.c_int64, ctypes.c_int32, ctypes.c_float,
                                                           ctypes.c_double))
         # dims linear sentences pos_a pos_b pos_g story time size query answer answer_ids, X T Q H W, loss
-        # logits, dX dT dQ dH dW: as qa_kernel.c's qa_step
+        # logits, dX dT dQ dH dW: as kernel.c's qa_step
         kernels.declare(lib.qa_step, [i64, i32, i64, f32, f32, f32, *[i64] * 6, *[f32] * 5, f64, f32, *[f32] * 5])
     return lib
 

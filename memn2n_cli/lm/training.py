@@ -25,7 +25,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from memn2n_cli import lm_kernel
+from memn2n_cli.lm import kernel as lm_kernel
 from memn2n_cli.checkpoint import (CONFIG_FILE, STATE_FILE, config_from, language_model_files, load_language_model,
                                    new_run_config, read_lm_state, run_data_dir, write_run)
 from memn2n_cli.configs import LMConfig, LMTrainConfig, check_split

@@ -31,9 +31,9 @@ from memn2n_cli.allocator import keep_freed_memory
 from memn2n_cli.checkpoint import read_json, write_json
 from memn2n_cli.configs import LMConfig, LMTrainConfig, lm_settings
 from memn2n_cli.devices import resolve_device
-from memn2n_cli.lm_training import evaluate_lm_run, train_lm
-from memn2n_cli.sweep import (configurations, folder, lanes, open_sweep_dir, ray_resources, run_on_lanes, start_ray,
-                              trial_file, worker_pool)
+from memn2n_cli.lm.training import evaluate_lm_run, train_lm
+from memn2n_cli.sweeps import (configurations, folder, lanes, open_sweep_dir, ray_resources, run_on_lanes, start_ray,
+                               trial_file, worker_pool)
 from tasks import get_task
 
 OPTION_TYPES = {f.name: f.type for f in fields(LMConfig) + fields(LMTrainConfig)

@@ -1,7 +1,7 @@
 /* The bAbI model (MemN2N, Sections 2 and 4.1) on the CPU: the summed loss, the logits and every
    parameter's gradient of R restarts x B examples in one call, a restart per thread.
 
-   memn2n_cli/qa_kernel.py compiles this file once per machine and calls it through ctypes; the
+   memn2n_cli/qa/kernel.py compiles this file once per machine and calls it through ctypes; the
    plain PyTorch model (model.MemN2N under torch.func.vmap) computes the same, and
    tests/test_qa_kernel.py says so for every variant.
 
@@ -17,7 +17,7 @@
        u^{k+1} = [ReLU] (u^k + o^k)  adjacent: in(k) = k-1, out(k) = k, W = rows of X^K
                = [ReLU] (H u^k + o^k) layer-wise: in = 0 (A), out = 1 (C), W its own
        logits  = W u^{K+1};  loss = sum over examples of -log softmax(logits)[answer]   (3)
-   and the backward pass of the same, hop K to 1, as in lm_kernel.c. An answer of -1 (never seen
+   and the backward pass of the same, hop K to 1, as in lm/kernel.c. An answer of -1 (never seen
    in training) adds nothing. Gradients are added into the caller's zeroed buffers; the nil word
    (id 0) is skipped: its embedding is zero and stays so.
 

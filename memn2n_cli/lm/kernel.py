@@ -1,6 +1,6 @@
 """The language model's hops as a compiled CPU kernel: the fast path beside `model.multi_hop`.
 
-`lm_kernel.c`, built and loaded by `kernels.build`; where it cannot be built the model takes the
+`kernel.c` beside this file, built and loaded by `kernels.build`; where it cannot be built the model takes the
 plain PyTorch path and says so once. The kernel and the plain path agree to floating-point
 tolerance (tests/test_lm_kernel.py).
 """
@@ -22,7 +22,7 @@ WHAT = "the language model's compiled kernel"
 def library(threads: bool = True) -> ctypes.CDLL | None:
     """The compiled kernel, building it on first use (``threads``: with OpenMP where the compiler
     has it, else serial); None where it cannot be built."""
-    lib = kernels.build("lm_kernel", WHAT, threads)
+    lib = kernels.build("lm/kernel", WHAT, threads)
     if lib is None:
         return None
     i64, i32 = ctypes.c_int64, ctypes.c_int

@@ -1,6 +1,6 @@
 /* The hops of the Section 5 language model on the CPU, forward and backward.
 
-   memn2n_cli/lm_kernel.py compiles this file once per machine and calls it through ctypes; the
+   memn2n_cli/lm/kernel.py compiles this file once per machine and calls it through ctypes; the
    plain PyTorch path (model.multi_hop) computes the same, and tests/test_lm_kernel.py says so.
 
    Layer-wise tying (Sec. 2.2): one memory serves every hop. For each example, with the memories

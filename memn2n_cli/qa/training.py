@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from memn2n_cli.batches import make_batch
+from memn2n_cli.qa.batches import make_batch
 from memn2n_cli.configs import TrainConfig
 from memn2n_cli.model import MemN2N
 from tasks.qa import Encoded, QATask, metrics

@@ -1,0 +1,180 @@
+"""What every sweep shares, whatever the kind of task: its options as a grid (parsed from
+`--grid` and train's own options), the configurations of a grid, the sweep directory (its
+settings and one file per finished trial), and where trials run (a pool of processes, one lane
+of work per device, or Ray). The question-answering sweep is in memn2n_cli/qa/sweep.py, the
+language model's in memn2n_cli/lm/sweep.py."""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import json
+import os
+import signal
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from memn2n_cli.checkpoint import read_json, write_json
+from memn2n_cli.devices import worker_devices
+from memn2n_cli.errors import UserError
+
+SPEC_FILE, TRIALS = "sweep.json", "trials"
+RESTARTS = 10  # Sec. 4.2: each training repeated 10 times, the best kept (Table 2 likewise)
+
+
+def _value(key: str, text: str, types: dict[str, str], given_as: str):
+    kind = types[key].split(" | ")[0]  # "int | None" -> "int"
+    try:
+        if kind == "bool":
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(text)
+            return text.lower() in ("true", "1", "yes")
+        return {"int": int, "float": float}.get(kind, str)(text)
+    except ValueError:
+        raise UserError(f"{given_as}: {text!r} is not {'an' if kind == 'int' else 'a'} {kind}") from None
+
+
+def _is_bool(key: str, types: dict[str, str]) -> bool:
+    return types.get(key, "").startswith("bool")
+
+
+def parse_grid(specs: list[str], types: dict[str, str]) -> dict[str, list]:
+    """``["hops=1,2,3", "encoding=bow,pe"]`` -> {"hops": [1, 2, 3], "encoding": ["bow", "pe"]};
+    ``types`` names the options a grid may set and their types (a kind's OPTION_TYPES)."""
+    grid: dict[str, list] = {}
+    for spec in specs:
+        key, _, values = spec.partition("=")
+        key = key.strip().replace("-", "_")
+        if key not in types or not values:
+            known = ", ".join(sorted(types))
+            raise UserError(f"--grid {spec!r}: expected OPTION=V1,V2,... with OPTION one of: {known}")
+        grid[key] = [_value(key, v.strip(), types, f"--grid {key}") for v in values.split(",")]
+    return grid
+
+
+def parse_options(args: list[str], types: dict[str, str]) -> dict[str, list]:
+    """`memn2n train`'s own options given to a sweep, each fixing its option for every configuration
+    as a one-value ``--grid`` does: ``["--epochs", "20", "--no-linear-start", "--encoding=bow"]`` ->
+    {"epochs": [20], "linear_start": [False], "encoding": ["bow"]}."""
+    fixed: dict[str, list] = {}
+    rest = list(args)
+    while rest:
+        arg = rest.pop(0)
+        name, has_value, text = arg.partition("=")
+        key = name[2:].replace("-", "_") if name.startswith("--") else ""
+        if not has_value and key.startswith("no_") and _is_bool(key[3:], types):
+            key, text = key[3:], "false"
+        elif not has_value and _is_bool(key, types):
+            text = "true"
+        elif not has_value and key in types:
+            if not rest:
+                raise UserError(f"{name} needs a value")
+            text = rest.pop(0)
+        if key not in types:
+            known = " ".join(f"--{k.replace('_', '-')}" for k in sorted(types))
+            raise UserError(f"no such option: {arg} (a sweep also takes these options of train: {known})")
+        fixed[key] = [_value(key, text, types, name)]
+    return fixed
+
+
+def grid_and_options(grid: list[str], args: list[str], types: dict[str, str]) -> dict[str, list]:
+    """--grid's values and train's options given directly, as one grid; an option in both is refused."""
+    varied, fixed = parse_grid(grid, types), parse_options(args, types)
+    both = sorted(varied.keys() & fixed.keys())
+    if both:
+        raise UserError(f"--{both[0].replace('_', '-')} is given both as an option and in --grid")
+    return {**varied, **fixed}
+
+
+def configurations(grid: dict[str, list]) -> list[tuple[str, dict]]:
+    """(label, overrides) for every combination of a grid; the label names the options that vary."""
+    keys = list(grid)
+    varying = [k for k in keys if len(grid[k]) > 1]
+    combos = []
+    for values in itertools.product(*(grid[k] for k in keys)):
+        overrides = dict(zip(keys, values))
+        combos.append((",".join(f"{k}={overrides[k]}" for k in varying) or "defaults", overrides))
+    return combos
+
+
+def open_sweep_dir(out: Path, spec: dict) -> None:
+    """Create ``out`` with the sweep's settings, or check that it holds a sweep with the same ones
+    (a setting left at None is the same as one absent from a sweep.json written before it existed)."""
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / SPEC_FILE).exists():
+        def given(settings: dict) -> dict:
+            return {k: v for k, v in json.loads(json.dumps(settings)).items() if v is not None}
+
+        if given(read_json(out / SPEC_FILE)) != given(spec):
+            raise UserError("holds a sweep with other settings; use the same command to complete it, or another --out", out)
+    else:
+        write_json(out / SPEC_FILE, spec)
+
+
+def end_with_the_sweep() -> None:
+    """In a worker process: have Linux send it SIGTERM when the sweep's process ends, however that
+    ends (Ctrl-C, SIGTERM, kill -9), so that no worker trains on for nobody."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def worker_pool(processes: int) -> ProcessPoolExecutor:
+    """The local backend's processes (spawned: each starts clean), which end with the sweep."""
+    return ProcessPoolExecutor(processes, mp_context=get_context("spawn"), initializer=end_with_the_sweep)
+
+
+def lanes(device: torch.device, workers: int) -> list[torch.device]:
+    """The local backend's workers, each by the device it computes on: one per GPU for CUDA (a
+    GPU trains its trial's restarts batched; more processes would only share it), else ``workers``
+    on the CPU."""
+    return worker_devices(device) if device.type == "cuda" else [device] * workers
+
+
+def run_on_lanes(pool: ProcessPoolExecutor, lanes: list[torch.device], jobs: list[tuple[Callable, tuple]],
+                 done: Callable[[int, object], None], poll: Callable[[], None] = lambda: None) -> None:
+    """Run ``jobs`` (function, arguments) in ``pool``, in order, each given a free lane as
+    ``device=``: one job per lane at a time. ``done(i, result)`` follows job i; ``poll()`` runs
+    twice a second meanwhile. Jobs not yet started are not started after an error."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    free, queued, running = list(lanes), list(enumerate(jobs)), {}
+    while queued or running:
+        while free and queued:
+            i, (function, args) = queued.pop(0)
+            lane = free.pop(0)
+            running[pool.submit(function, *args, device=lane)] = (i, lane)
+        ready, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
+        poll()
+        for future in ready:
+            i, lane = running.pop(future)
+            free.append(lane)
+            done(i, future.result())
+
+
+def ray_resources(device: torch.device) -> dict:
+    """What a Ray task asks for: a CPU, and the GPU it computes on (Ray makes it its "cuda")."""
+    return {"num_cpus": 1, "num_gpus": 1 if device.type == "cuda" else 0}
+
+
+def start_ray():
+    try:
+        import ray
+    except ImportError:
+        raise UserError("--backend ray needs Ray: pip install 'memn2n[ray]'") from None
+    if not ray.is_initialized():
+        ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=False)  # a cluster if one is set, else local
+    return ray
+
+
+def folder(out: Path, label: str) -> Path:
+    """A configuration's folder: its label, with no spaces ("PE LS RN joint" -> "PE-LS-RN-joint")."""
+    return out / label.replace(" ", "-")
+
+
+def trial_file(out: Path, trial: dict) -> Path:
+    return folder(out / TRIALS, trial["label"]) / f"{trial['name']}.json"
