@@ -252,10 +252,10 @@ def test_serve_says_when_the_port_is_taken(cli, here):
 
 
 def test_without_the_extra_serve_says_what_to_install(cli, monkeypatch):
-    import memn2n_cli
+    import memn2n_cli.qa
 
     monkeypatch.delitem(sys.modules, "memn2n_cli.qa.web")
-    monkeypatch.delattr(memn2n_cli, "web")
+    monkeypatch.delattr(memn2n_cli.qa, "web")
     monkeypatch.setitem(sys.modules, "starlette", None)  # as if not installed
     monkeypatch.setitem(sys.modules, "starlette.applications", None)
     assert_one_line_error(cli("serve"), "pip install 'memn2n[serve]'")

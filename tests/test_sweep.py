@@ -12,7 +12,7 @@ from memn2n_cli.configs import TrainConfig
 from memn2n_cli.errors import UserError
 from memn2n_cli.qa.restarts import fit_restarts
 from memn2n_cli.qa.runs import ModelOptions, build_model, prepare
-from memn2n_cli.qa.sweep import SweepSpec, paper_columns, results_markdown, split_restarts
+from memn2n_cli.qa.sweep import OPTION_TYPES, SweepSpec, paper_columns, results_markdown, split_restarts
 from memn2n_cli.sweeps import parse_grid, parse_options
 from memn2n_cli.qa.training import EVAL_BATCH, fit
 from tasks.babi import BabiTask
@@ -66,23 +66,24 @@ def test_restarts_validate_like_fit_across_evaluation_batches(en_dir):
 
 
 def test_parse_grid():
-    assert parse_grid(["hops=1,2,3", "encoding=bow,pe", "linear-start=false,true", "lr=0.02"]) == {
+    assert parse_grid(["hops=1,2,3", "encoding=bow,pe", "linear-start=false,true", "lr=0.02"], OPTION_TYPES) == {
         "hops": [1, 2, 3], "encoding": ["bow", "pe"], "linear_start": [False, True], "lr": [0.02]}
     for bad in (["hops"], ["colour=red"], ["hops=two"], ["temporal=maybe"], ["seed=1,2"]):
         with pytest.raises(UserError):
-            parse_grid(bad)
+            parse_grid(bad, OPTION_TYPES)
 
 
 def test_parse_options():
     """train's options given to a sweep, each as a one-value grid."""
-    assert parse_options(["--epochs", "20", "--no-linear-start", "--encoding=bow", "--relu", "--random-noise", "0"]) == {
+    assert parse_options(["--epochs", "20", "--no-linear-start", "--encoding=bow", "--relu", "--random-noise", "0"],
+                         OPTION_TYPES) == {
         "epochs": [20], "linear_start": [False], "encoding": ["bow"], "relu": [True], "random_noise": [0.0]}
-    assert parse_options([]) == {}
+    assert parse_options([], OPTION_TYPES) == {}
     for bad, fragment in ((["--colour", "red"], "no such option: --colour"), (["--epochs"], "--epochs needs a value"),
                           (["--epochs", "x"], "--epochs: 'x' is not an int"), (["stray"], "no such option: stray"),
                           (["--seed", "1"], "no such option: --seed")):  # the sweep's own --seed is seed + r
         with pytest.raises(UserError, match=fragment):
-            parse_options(bad)
+            parse_options(bad, OPTION_TYPES)
 
 
 def test_table1_preset_has_the_papers_columns():

@@ -31,7 +31,7 @@ def serve(
     from (default: the folder the run was trained on, else $MEMN2N_DATA_DIR or the download cache, else
     memn2n's bAbI simulator)."""
     try:
-        from memn2n_cli import web
+        from memn2n_cli.qa import web
     except ModuleNotFoundError as e:
         if (e.name or "").split(".")[0] not in EXTRA:
             raise
