@@ -356,6 +356,11 @@ class QATask:
     def tokenize(self, text: str) -> list[str]:
         return tokenize(text)
 
+    def vocabulary(self, questions: list[Question]) -> Vocabulary:
+        """The words and the answer vocabulary of a model trained on ``questions`` (its training
+        split): every word seen, and every answer, each answer one entry however many words it has."""
+        return Vocabulary.build(questions)
+
     def count(self, predicted: list[str], answers: list[str | None]) -> dict[str, float]:
         """Summed counts of the task's own from predicted answers and the true ones (None: an
         answer never seen in training), for a task whose `metrics` reports more than the shared

@@ -107,7 +107,8 @@ def test_data_dir_from_environment(cli, tmp_path, en_dir, monkeypatch):
 @pytest.mark.parametrize("device, fragment", [
     ("tpu", "--device is auto, cpu, cuda, cuda:N or mps, not 'tpu'"),
     ("", "--device is auto, cpu, cuda, cuda:N or mps, not ''"),
-    ("cuda:7", "--device cuda:7: PyTorch finds no CUDA device here"),  # a CPU-only build
+    ("cuda", "--device cuda: PyTorch finds no CUDA device here"),  # a CPU-only build
+    ("cuda:7", "--device cuda:7: PyTorch finds no CUDA device here"),
     ("mps", "--device mps: Apple's Metal (mps) is not available here"),
 ])
 def test_every_command_that_computes_refuses_a_device_it_cannot_use(cli, trained_run, tmp_path, en_dir, device,

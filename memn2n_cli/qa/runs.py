@@ -91,8 +91,9 @@ class Prepared:
 def prepare(task: str, task_ids: list[int], data_dir: Path, options: ModelOptions, config: TrainConfig,
             device: torch.device) -> Prepared:
     """Read the tasks, hold out validation stories, build the vocabulary and encode every split."""
-    splits = load_splits(qa_task(task), data_dir, task_ids, config.validation_fraction, config.split_seed)
-    vocab = Vocabulary.build(splits["all_train"])
+    qa = qa_task(task)
+    splits = load_splits(qa, data_dir, task_ids, config.validation_fraction, config.split_seed)
+    vocab = qa.vocabulary(splits["all_train"])
     memory_size = min(options.memory_size, max(len(q.story) for q in splits["all_train"]))
     encoded = encode_splits(splits, vocab, memory_size, device)
     model_config = ModelConfig(vocab_size=len(vocab.words), answer_word_ids=vocab.answer_word_ids(),
