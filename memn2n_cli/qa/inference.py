@@ -100,7 +100,12 @@ def default_run(root: Path = Path("checkpoints"), runs: list[Path] | None = None
 
 
 def choose_model(run: Path, task: int | None) -> tuple[MemN2N, dict, Vocabulary, Path]:
-    """The model of ``run`` that answers: its only one, or the one trained on ``task``."""
+    """The model of ``run`` that answers: its only one, or the one trained on ``task`` (a number,
+    or its digits: `memn2n.load(run, task="3")`)."""
+    if isinstance(task, str) and task.isascii() and task.isdigit():
+        task = int(task)
+    if task is not None and (not isinstance(task, int) or isinstance(task, bool)):
+        raise ArgumentError("task", f"{{}} must be a task number, not {task!r}")
     directories = model_dirs(run)
     if len(directories) > 1:
         if task is None:
