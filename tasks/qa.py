@@ -64,6 +64,12 @@ class Prefix(Sequence):
     def __hash__(self) -> int:
         return hash(tuple(self))
 
+    def __add__(self, other: tuple) -> tuple:  # as the tuple it stands for: story + (question,)
+        return tuple(self) + other
+
+    def __radd__(self, other: tuple) -> tuple:
+        return other + tuple(self)
+
     def __repr__(self) -> str:
         return repr(tuple(self))
 
