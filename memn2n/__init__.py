@@ -34,7 +34,7 @@ def train(task: str, out: str | Path, *, data_dir: str | Path | None = None, tas
     `memn2n train` does, and return its figures (question answering: error per task and the mean;
     a language model: its history and perplexities).
 
-    ``tasks``: numbered tasks of the data (bAbI: 1-20 or "all"; default 1), one model each or,
+    ``tasks``: a numbered task of the data or a list of them (bAbI: 1-20 or "all"; default 1), one model each or,
     with ``joint``, one for all. ``options``: the fields of ModelOptions and TrainConfig, or of
     LMConfig and LMTrainConfig (``dim=50, epochs=60``); the others take the paper's defaults.
     A value that cannot be trained raises ConfigError; bad data, UserError."""
@@ -43,9 +43,20 @@ def train(task: str, out: str | Path, *, data_dir: str | Path | None = None, tas
 
     out = Path(out)
     check_new_run(out, resume)
-    return recipes.for_task(task).fit(task, tasks=[str(t) for t in tasks or []], joint=joint,
+    return recipes.for_task(task).fit(task, tasks=_task_list(tasks), joint=joint,
                                       data_dir=None if data_dir is None else Path(data_dir), out=out, resume=resume,
                                       device=device, options=options)
+
+
+def _task_list(tasks) -> list[str]:
+    """``tasks=`` as the command line's --task values: one task (12, "12", "all") or a list of them
+    ("12" is task 12, not tasks 1 and 2)."""
+    if tasks is None:
+        return []
+    listed = [tasks] if isinstance(tasks, (str, int)) else tasks
+    if not isinstance(listed, (list, tuple)) or not all(isinstance(t, (str, int)) and not isinstance(t, bool) for t in listed):
+        raise ArgumentError("tasks", f"{{}} must be a task number, \"all\", or a list of them, not {tasks!r}")
+    return [str(t) for t in listed]
 
 
 def load(path: str | Path, task: int | None = None):
@@ -93,7 +104,7 @@ def sweep(task: str, out: str | Path, *, grid: dict[str, list] | None = None, ta
 
     recipe = recipes.for_task(task)
     fixed = {k: [v] for k, v in options.items()}
-    spec = recipe.sweep_spec(task, tasks=[str(t) for t in tasks or []], grid={**(grid or {}), **fixed},
+    spec = recipe.sweep_spec(task, tasks=_task_list(tasks), grid={**(grid or {}), **fixed},
                              restarts=restarts, joint=joint, preset=preset, column=list(columns or []), select=select,
                              seed=seed, data_dir=None if data_dir is None else Path(data_dir))
     # A language model's preset trains the columns named now (its cells); bAbI's spec holds them.

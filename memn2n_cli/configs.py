@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from memn2n_cli.errors import ArgumentError, ConfigError, at_least, at_most, one_of
+from memn2n_cli.errors import ArgumentError, ConfigError, at_least, at_most, more_than, of_types, one_of
 
 # Sizes past any model of the paper's, and far past what this tool trains: a bound, so that a typo
 # or a damaged config.json is an error and not an allocation of terabytes.
 MAX_DIM, MAX_HOPS, MAX_MEMORY, MAX_VOCABULARY = 10_000, 100, 100_000, 10_000_000
+MAX_SEED = 2**64 - 1  # torch.manual_seed takes no larger seed
 
 # Question answering ----------------------------------------------------------------------------
 
@@ -37,6 +38,7 @@ class ModelOptions:
     empty_memories: str = "zero"  # "zero": zero vectors in the softmax, as in the authors' code (measured best); "masked": none
 
     def __post_init__(self):
+        of_types(self)
         for field, allowed in (("encoding", ("pe", "bow")), ("pe_formula", ("official", "paper")),
                                ("tying", ("adjacent", "layerwise")), ("empty_memories", ("zero", "masked"))):
             one_of(self, field, allowed)
@@ -82,8 +84,11 @@ class TrainConfig:
     split_seed: int = 0  # which stories are held out for validation: restarts of a sweep share it
 
     def __post_init__(self):
+        of_types(self)
         at_least(self, 1, "epochs", "anneal_every", "batch_size", "ls_epochs")
-        at_least(self, 0, "lr", "max_grad_norm", "validation_fraction", "ls_lr", "ls_patience", "random_noise")
+        at_least(self, 0, "lr", "validation_fraction", "ls_lr", "ls_patience", "random_noise", "seed", "split_seed")
+        more_than(self, 0, "max_grad_norm")  # clipping to 0 scales every gradient to nothing: it would train nothing
+        at_most(self, MAX_SEED, "seed", "split_seed")
         if self.validation_fraction > 0.9 or self.random_noise > 1:
             raise ConfigError("{validation_fraction} is at most 0.9, {random_noise} at most 1")
         if self.linear_start and self.ls_patience and self.validation_fraction == 0:
@@ -129,6 +134,7 @@ class LMConfig:
     query: float = 0.1  # the constant query u^1 (Sec. 5: no question, u = 0.1)
 
     def __post_init__(self):
+        of_types(self)
         if self.linear_dim is None:
             self.linear_dim = self.dim // 2
         at_least(self, 1, "vocab_size", "dim", "hops", "memory_size")
@@ -154,10 +160,12 @@ class LMTrainConfig:
     checkpoint_every: int = 1_000  # steps between checkpoints within an epoch (and a progress line); not the recipe's
 
     def __post_init__(self):
-        at_least(self, 0, "lr", "min_lr", "max_grad_norm", "max_steps")
+        of_types(self)
+        at_least(self, 0, "lr", "min_lr", "max_steps", "seed")
         at_least(self, 1, "batch_size", "max_epochs", "checkpoint_every")
-        if self.lr_divisor <= 1:
-            raise ConfigError("{lr_divisor} must be more than 1")
+        more_than(self, 0, "max_grad_norm")  # clipping to 0 scales every gradient to nothing: it would train nothing
+        more_than(self, 1, "lr_divisor")
+        at_most(self, MAX_SEED, "seed")
 
 
 def lm_settings(chosen: dict) -> tuple[dict, LMTrainConfig]:

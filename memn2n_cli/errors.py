@@ -6,6 +6,7 @@ The CLI prints either as a single line on stderr and exits with code 2, without 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Callable
@@ -63,6 +64,30 @@ class ConfigError(ValueError):
 def flag(field: str) -> str:
     """The command-line flag of a config field: ``random_noise`` -> ``--random-noise``."""
     return "--" + field.replace("_", "-")
+
+
+_KINDS = {"int": ((int,), "a whole number"), "float": ((int, float), "a number"), "bool": ((bool,), "true or false"),
+          "str": ((str,), "a string")}
+
+
+def of_types(config) -> None:
+    """ConfigError unless every field of the dataclass ``config`` declared int, float, bool or str
+    (or one of them ``| None``) holds a value of that type: True is no number, 20.0 no whole number."""
+    for field in dataclasses.fields(config):
+        kind, _, optional = str(field.type).partition(" | ")
+        value = getattr(config, field.name)
+        if kind not in _KINDS or (value is None and optional == "None"):
+            continue
+        types, described = _KINDS[kind]
+        if isinstance(value, bool) != (kind == "bool") or not isinstance(value, types):
+            raise ConfigError(f"{{{field.name}}} must be {described}, not {value!r}")
+
+
+def more_than(config, minimum: float, *fields: str) -> None:
+    """ConfigError unless every one of ``fields`` of ``config`` is more than ``minimum``."""
+    for field in fields:
+        if not getattr(config, field) > minimum:
+            raise ConfigError(f"{{{field}}} must be more than {minimum:g}, not {getattr(config, field)!r}")
 
 
 def at_least(config, minimum: float, *fields: str) -> None:

@@ -19,7 +19,9 @@ import random
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Callable
 
@@ -31,12 +33,53 @@ from tasks.text import decode_lines
 PASS_ERROR = 5.0  # a task passes with test error <= 5% (Table 1)
 NIL = "<nil>"  # word id 0: pads sentences and memories; its embedding is held at zero (Sec. 4.1)
 
+class Prefix(Sequence):
+    """The first ``n`` items of a list that only grows: a read-only view, so that every question of
+    a story shares its sentences instead of holding a copy (a copy each is quadratic in the story).
+    Equal to the tuple of its items, and hashed as that tuple."""
+
+    __slots__ = ("_items", "_n")
+
+    def __init__(self, items: list, n: int):
+        self._items, self._n = items, n
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return tuple(self._items[i] for i in range(*index.indices(self._n)))
+        if not -self._n <= index < self._n:
+            raise IndexError("Prefix index out of range")
+        return self._items[index % self._n]
+
+    def __iter__(self):
+        return islice(self._items, self._n)
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, (Prefix, tuple)):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __add__(self, other: tuple) -> tuple:  # as the tuple it stands for: story + (question,)
+        return tuple(self) + other
+
+    def __radd__(self, other: tuple) -> tuple:
+        return other + tuple(self)
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
+
+
 @dataclass(frozen=True)
 class Question:
     task: int  # the task's number (bAbI: 1-20; one task of its own: 1; a user's story: 0)
-    story: tuple[tuple[str, ...], ...]  # tokenized sentences before the question, oldest first
-    sentences: tuple[str, ...]  # the same sentences as written, for display
-    line_ids: tuple[int, ...]  # each story sentence's id in the file
+    story: Sequence[tuple[str, ...]]  # tokenized sentences before the question, oldest first (a tuple or a Prefix)
+    sentences: Sequence[str]  # the same sentences as written, for display
+    line_ids: Sequence[int]  # each story sentence's id in the file
     question: tuple[str, ...]  # tokenized
     text: str  # the question as written
     answer: str | None  # one answer-vocabulary entry, even a list ("n,w"); None when not given
@@ -78,7 +121,7 @@ def question_words(text: str, path, lineno: int, tokenize: Tokenizer = tokenize)
 
 
 class _Story:
-    """The sentences of one story so far; questions are asked about them."""
+    """The sentences of one story so far; questions are asked about them, and share them (`Prefix`)."""
 
     def __init__(self, story_id: int, tokenize: Tokenizer):
         self.id, self.tokens, self.texts, self.line_ids, self.questions = story_id, [], [], [], 0
@@ -94,8 +137,9 @@ class _Story:
             raise UserError("question with no sentence before it", path, lineno)
         question = question_words(text, path, lineno, self.tokenize)
         self.questions += 1
-        return Question(task, tuple(self.tokens), tuple(self.texts), tuple(self.line_ids), question, text.strip(),
-                        answer, supporting, self.id, f"{path}:{lineno}")
+        n = len(self.tokens)
+        return Question(task, Prefix(self.tokens, n), Prefix(self.texts, n), Prefix(self.line_ids, n), question,
+                        text.strip(), answer, supporting, self.id, f"{path}:{lineno}")
 
 
 BABI_LINE = re.compile(r"^[0-9]+ ")
@@ -308,10 +352,10 @@ def encode(questions: list[Question], vocab: Vocabulary, memory_size: int) -> En
     for n, q in enumerate(questions):
         recent = [row(s) for s in reversed(q.story[-memory_size:])]
         memory[n, : len(recent)] = torch.tensor(recent)
+        slots = {line_id: slot for slot, line_id in enumerate(reversed(q.line_ids[-memory_size:]))}  # the most recent first
         for line_id in q.supporting:
-            slot = len(q.line_ids) - 1 - q.line_ids.index(line_id) if line_id in q.line_ids else memory_size
-            if slot < memory_size:
-                support[n, slot] = True
+            if line_id in slots:
+                support[n, slots[line_id]] = True
     query = torch.tensor([row(q.question) for q in questions], dtype=torch.long)
     width = max(1, max(len(s) for s in rows))
     sentences = torch.zeros(len(rows), width, dtype=torch.long)

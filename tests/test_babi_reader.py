@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+import tracemalloc
+
 import pytest
 
 from memn2n_cli.errors import UserError
 from tasks.babi import parse_task_ids, read_file, task_file
-from tasks.qa import NIL, Vocabulary, encode, split_validation, tokenize
+from tasks.qa import NIL, Vocabulary, encode, read_stories, split_validation, tokenize
 
 
 def test_every_v12_en_file_holds_1000_questions(en_dir):
@@ -116,3 +119,24 @@ def test_task_ids():
     for bad in (["0"], ["21"], ["x"]):
         with pytest.raises(UserError):
             parse_task_ids(bad)
+
+
+def test_reading_a_story_is_linear_in_its_size():
+    """Questions share their story's sentences: 20,000 questions after 20,000 sentences (a copy
+    each took gigabytes) read in a few megabytes and seconds, and encode as the memory holds them."""
+    n = 20_000
+    raw = b"a b.\n" * n + b"c?\n" * n
+    tracemalloc.start()
+    try:
+        started = time.perf_counter()
+        questions = read_stories(raw, "<story>")
+        elapsed, peak = time.perf_counter() - started, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(questions) == n and peak < 40e6 and elapsed < 10, (peak, elapsed)
+    last = questions[-1]
+    assert len(last.story) == n and last.story[-1] == ("a", "b") and last.line_ids[-2:] == (n - 1, n)
+    assert last.story == tuple(last.story) and hash(last.story) == hash(tuple(last.story))
+    vocab = Vocabulary([NIL, "a", "b", "c"], ["a"])
+    data = encode(questions[-3:], vocab, 50)
+    assert data.memory_size.tolist() == [50, 50, 50] and data.memory.shape == (3, 50)

@@ -154,6 +154,9 @@ def _write_task(folder, train: bytes, test: bytes = b"1 Mary went home.\n2 Where
     (["data", "download", "ptb"], ["no download for 'ptb'; available: babi, text8"]),
     (["train", "babi", "--dim", "0"], ["--dim must be at least 1, not 0"]),
     (["train", "babi", "--lr", "-1"], ["--lr must be at least 0, not -1.0"]),
+    (["train", "babi", "--max-grad-norm", "0"], ["--max-grad-norm must be more than 0, not 0.0"]),
+    (["train", "ptb", "--max-grad-norm", "0"], ["--max-grad-norm must be more than 0, not 0.0"]),
+    (["train", "babi", "--seed", "1180591620717411303424"], ["--seed must be at most 18,446,744,073,709,551,615"]),
     (["train", "babi", "--linear-dim", "5"], ["--linear-dim is an option of a language model"]),
     (["train", "ptb", "--encoding", "bow"], ["--encoding is an option of question answering"]),
     (["train", "ptb", "--task", "2"], ["--task and --joint are options of question answering"]),
@@ -410,3 +413,13 @@ def test_help_shows_what_each_option_says_defaults_included(cli):
             assert said in shown, (path, param.name, said)
             defaults += said.count("[default:")
     assert defaults > 30
+
+
+def test_an_output_folder_that_cannot_be_written_is_one_line_naming_it(cli, tmp_path, en_dir):
+    """An OSError on a path the user gave (a file as --out, a folder inside a file) is bad input."""
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine\n")
+    for out in (a_file, a_file / "run"):
+        result = cli("train", "babi", "--data-dir", en_dir, "--epochs", "1", "--ls-epochs", "1", "--out", out)
+        assert_one_line_error(result, f"error: {out}", "Not a directory")
+    assert a_file.read_text() == "mine\n"

@@ -92,3 +92,37 @@ def test_only_the_command_line_imports_typer_or_rich_and_no_command_imports_the_
                         assert name.split(".")[0] not in ("typer", "rich", "click"), f"{relative} imports {name}"
                     if relative.startswith("memn2n_cli/commands/"):
                         assert name != "memn2n_cli.cli", f"{relative} imports memn2n_cli.cli"
+
+
+def test_library_calls_with_bad_values_raise_its_own_errors(trained_run, tmp_path, en_dir):
+    """Not an IndexError, RuntimeError or TypeError from deep inside, nor a string read as a list:
+    each a UserError or ConfigError that names the argument."""
+    import memn2n
+
+    run = memn2n.load(trained_run[0])
+    story = "Mary went to the hallway.\nWhere is Mary?\n"
+    for top_k in (0, -1, 101, 2.0, True):
+        with pytest.raises(memn2n.ArgumentError, match=rf"top_k= must be a whole number from 1 to 100, not {top_k!r}"):
+            run.answer(story, top_k=top_k)
+    with pytest.raises(memn2n.ArgumentError, match="story= must be a story's text or a list of one or more Questions"):
+        run.answer([])
+    assert memn2n.load(trained_run[0], task="1").config["tasks"] == [1]  # "1" is task 1, not "not of task 1"
+    with pytest.raises(memn2n.ArgumentError, match="task= must be a task number, not 1.5"):
+        memn2n.load(trained_run[0], task=1.5)
+    for prompt in ("", " \n "):
+        with pytest.raises(memn2n.UserError, match="the prompt has no words to continue"):
+            memn2n.load(ROOT / "tests" / "data" / "runs-before-24" / "ptb-small").continue_text(prompt)
+    out = tmp_path / "run"
+    # "12" is task 12 (it was tasks 1 and 2, trained jointly), "21" task 21 (it was tasks 2 and 1).
+    with pytest.raises(memn2n.UserError, match="--joint needs at least two tasks"):
+        memn2n.train("babi", out, data_dir=en_dir, tasks="12", joint=True)
+    with pytest.raises(memn2n.UserError, match="unknown bAbI task '21'"):
+        memn2n.train("babi", out, data_dir=en_dir, tasks="21")
+    with pytest.raises(memn2n.ArgumentError, match="tasks= must be a task number"):
+        memn2n.train("babi", out, data_dir=en_dir, tasks=True)
+    for options, message in [({"memory_size": True}, "memory_size must be a whole number, not True"),
+                             ({"dim": 20.0}, "dim must be a whole number, not 20.0"),
+                             ({"seed": 2**70}, "seed must be at most 18,446,744,073,709,551,615")]:
+        with pytest.raises(memn2n.ConfigError, match=message):
+            memn2n.train("babi", out, data_dir=en_dir, **options)
+    assert not out.exists()

@@ -19,7 +19,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from memn2n_cli.qa.inference import BUNDLED_RUN
-from memn2n_cli.qa.web import MAX_BODY, Runs, ThisMachineOnly, create_app
+from memn2n_cli.qa.web import MAX_BODY, MAX_QUESTIONS, Runs, ThisMachineOnly, create_app
 from tasks.qa import read_stories
 from tests.conftest import ROOT, assert_one_line_error
 
@@ -162,7 +162,8 @@ def test_a_bad_story_is_the_one_line_predict_prints(cli, here, story, fragments)
     (b'{"checkpoint": "bundled"}', 400, ["'story' must be a string"]),
     (b'{"story": 3}', 400, ["'story' must be a string"]),
     (b'{"story": "x?", "stroy": "y"}', 400, ["unknown field 'stroy'"]),
-    (b'{"story": "Mary went home.\\nWhere is Mary?", "top_k": 0}', 400, ["'top_k'"]),
+    (b'{"story": "Mary went home.\\nWhere is Mary?", "top_k": 0}', 400, ["'top_k' must be a whole number from 1 to 100"]),
+    (b'{"story": "Mary went home.\\nWhere is Mary?", "top_k": 1000000}', 400, ["'top_k' must be a whole number from 1"]),
     (b'{"story": "Mary went home.\\nWhere is Mary?", "checkpoint": 7}', 400, ["'checkpoint' must be the name"]),
     (b'{"story": "Mary went home.\\nWhere is Mary?", "checkpoint": "nope"}', 404, ["unknown checkpoint 'nope'"]),
 ])
@@ -175,6 +176,15 @@ def test_an_oversized_body_is_413_whether_or_not_it_declares_its_length(here):
     assert_bad_request(client().post("/api/predict", json={"story": story}), 413, f"over {MAX_BODY:,} bytes")
     chunks = (b"x" * 65536 for _ in range(MAX_BODY // 65536 + 2))  # no Content-Length: sent chunked
     assert_bad_request(client().post("/api/predict", content=chunks), 413, f"over {MAX_BODY:,} bytes")
+
+
+def test_a_story_of_the_largest_body_is_refused_in_seconds_for_its_questions(here):
+    n = MAX_BODY // 10 - 10  # sentences and as many questions ("\\n" two bytes in JSON): just under MAX_BODY
+    story = "a b.\n" * n + "c?\n" * n
+    started = time.perf_counter()
+    response = client().post("/api/predict", json={"story": story})
+    assert_bad_request(response, 413, f"asks {n:,} questions", f"at most {MAX_QUESTIONS:,}")
+    assert time.perf_counter() - started < 30
 
 
 def test_other_bad_requests(here):

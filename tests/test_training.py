@@ -119,12 +119,23 @@ def test_configs_check_their_own_values_and_name_the_fields():
         (lambda: TrainConfig(batch_size=0), "batch_size must be at least 1, not 0"),
         (lambda: lm_settings({"encoding": "pe"}), "encoding is not an option of a language model"),
         (lambda: lm_settings({"dim": 8, "linear_dim": 9}), "linear_dim 9 is more than dim 8"),
+        # Clipping to norm 0 scales every gradient to nothing: a run that trains nothing, silently.
+        (lambda: qa_settings({"max_grad_norm": 0}), "max_grad_norm must be more than 0, not 0"),
+        (lambda: lm_settings({"max_grad_norm": 0.0}), "max_grad_norm must be more than 0, not 0.0"),
+        # Seeds torch.manual_seed takes; values of the field's type (True is no size, 20.0 no dimension).
+        (lambda: qa_settings({"seed": 2**70}), "seed must be at most 18,446,744,073,709,551,615, not 1180591620717411303424"),
+        (lambda: lm_settings({"seed": -1}), "seed must be at least 0, not -1"),
+        (lambda: qa_settings({"memory_size": True}), "memory_size must be a whole number, not True"),
+        (lambda: lm_settings({"dim": 20.0}), "dim must be a whole number, not 20.0"),
+        (lambda: qa_settings({"lr": "0.1"}), "lr must be a number, not '0.1'"),
+        (lambda: qa_settings({"temporal": 1}), "temporal must be true or false, not 1"),
+        (lambda: lm_settings({"linear_dim": 2.5}), "linear_dim must be a whole number, not 2.5"),
     ]:
         with pytest.raises(ConfigError) as error:
             build()
         assert str(error.value).startswith(message), (str(error.value), message)
-    options, config = qa_settings({"init_std": 0.0, "max_grad_norm": 0.0}, joint=True)
-    assert (options.init_std, config.max_grad_norm, options.dim, config.epochs) == (0.0, 0.0, 50, 60)  # zeros kept
+    options, config = qa_settings({"init_std": 0.0, "random_noise": 0.0}, joint=True)
+    assert (options.init_std, config.random_noise, options.dim, config.epochs) == (0.0, 0.0, 50, 60)  # zeros kept
 
 
 def test_no_module_outside_tasks_names_a_task_or_compares_a_kind():

@@ -80,7 +80,8 @@ class _StderrHandler(logging.Handler):
 
 
 def command(function):
-    """Register a command; a UserError or ConfigError becomes one line on stderr and exit code 2."""
+    """Register a command; a UserError or ConfigError becomes one line on stderr and exit code 2, and
+    so does an OSError on a path (a file given as --out, a folder that cannot be made), naming it."""
 
     @functools.wraps(function)
     def run(*args, **kwargs):
@@ -99,6 +100,11 @@ def command(function):
             raise typer.Exit(2) from None
         except ConfigError as e:
             print(f"error: {e.render(flag)}", file=sys.stderr)
+            raise typer.Exit(2) from None
+        except OSError as e:
+            if e.filename is None:  # not about a path: a broken pipe, a failed device
+                raise
+            print(f"error: {e.filename}: {e.strerror or e}", file=sys.stderr)
             raise typer.Exit(2) from None
 
     return run

@@ -18,7 +18,7 @@ def predict_command(
     story: StoryFile,
     checkpoint: Checkpoint = None,
     task: ModelTask = None,
-    top_k: Annotated[int, typer.Option(min=1, help="Alternatives listed with --json.")] = 3,
+    top_k: Annotated[int, typer.Option(help="Alternatives listed with --json.")] = 3,
     next_words: Annotated[int | None, typer.Option("--next", min=1, help="Language-model runs: words to add to the prompt. [default: 10]")] = None,
     json_output: Json = False,
     device: Device = "auto",

@@ -350,7 +350,10 @@ class LMRun:
 
     def continue_text(self, prompt: str, count: int = 10) -> list[tuple[str, float]]:
         """The ``count`` most likely next words after ``prompt``, one at a time, with their probabilities."""
-        return continue_text(self.model, self.words, self.task.tokenize(prompt), count)
+        words = self.task.tokenize(prompt)
+        if not words:
+            raise UserError(f"the prompt has no words to continue: {prompt[:40]!r}")
+        return continue_text(self.model, self.words, words, count)
 
     def evaluate(self, split: str = "test", data_dir: str | Path | None = None, device: str = "auto") -> dict:
         """Perplexity on ``split`` of the corpus it was trained on (or ``data_dir``), as `memn2n eval`."""

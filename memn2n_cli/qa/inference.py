@@ -13,12 +13,20 @@ import torch
 from memn2n_cli.qa.batches import make_batch
 from memn2n_cli.checkpoint import CONFIG_FILE, load_model, model_dirs, run_data_dir, run_task
 from memn2n_cli.devices import resolve_device
-from memn2n_cli.errors import UserError
+from memn2n_cli.errors import ArgumentError, UserError
 from memn2n_cli.model import MemN2N
 from tasks import get_task
 from tasks.qa import QATask, Question, Vocabulary, encode, qa_task, read_stories
 
 log = logging.getLogger("memn2n")
+MAX_TOP_K = 100  # alternatives listed per question: more is no longer an answer's alternatives
+
+
+def check_top_k(top_k) -> None:
+    """An ArgumentError unless ``top_k`` is a whole number from 1 to MAX_TOP_K (`predict --top-k`,
+    `run.answer(top_k=)`, the API's "top_k")."""
+    if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= MAX_TOP_K:
+        raise ArgumentError("top_k", f"{{}} must be a whole number from 1 to {MAX_TOP_K}, not {top_k!r}")
 
 
 @dataclass
@@ -92,7 +100,12 @@ def default_run(root: Path = Path("checkpoints"), runs: list[Path] | None = None
 
 
 def choose_model(run: Path, task: int | None) -> tuple[MemN2N, dict, Vocabulary, Path]:
-    """The model of ``run`` that answers: its only one, or the one trained on ``task``."""
+    """The model of ``run`` that answers: its only one, or the one trained on ``task`` (a number,
+    or its digits: `memn2n.load(run, task="3")`)."""
+    if isinstance(task, str) and task.isascii() and task.isdigit():
+        task = int(task)
+    if task is not None and (not isinstance(task, int) or isinstance(task, bool)):
+        raise ArgumentError("task", f"{{}} must be a task number, not {task!r}")
     directories = model_dirs(run)
     if len(directories) > 1:
         if task is None:
@@ -186,7 +199,10 @@ class QARun:
         with questions ending in '?', the numbered format, or JSON lines), or questions already
         read. Each prediction has the answer, its probability, the ``top_k`` answers and the
         attention of every hop over the sentences in memory."""
-        questions = self.read(story.encode(), "<story>") if isinstance(story, str) else story
+        check_top_k(top_k)
+        questions = self.read(story.encode(), "<story>") if isinstance(story, str) else list(story)
+        if not questions or not all(isinstance(q, Question) for q in questions):
+            raise ArgumentError("story", "{} must be a story's text or a list of one or more Questions")
         return predict(self.model, self.vocab, questions, top_k)
 
     def evaluate(self, split: str = "test", data_dir: str | Path | None = None, device: str = "auto") -> dict:

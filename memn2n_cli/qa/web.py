@@ -38,13 +38,14 @@ from starlette.staticfiles import StaticFiles
 
 from memn2n_cli.checkpoint import CONFIG_FILE, model_dirs, read_config, refuse_other_kinds, run_data_dir, run_task
 from memn2n_cli.devices import resolve_device
-from memn2n_cli.errors import UserError
-from memn2n_cli.qa.inference import BUNDLED_RUN, QARun, default_run, runs_under
+from memn2n_cli.errors import ArgumentError, UserError
+from memn2n_cli.qa.inference import BUNDLED_RUN, QARun, check_top_k, default_run, runs_under
 from tasks import get_task
 
 log = logging.getLogger("memn2n")
 STATIC = Path(__file__).parents[1] / "serve_static"  # package data of memn2n_cli
 MAX_BODY = 1_000_000  # bytes: a story of some 30,000 bAbI sentences, far more than a memory holds
+MAX_QUESTIONS = 1_000  # a request's: each answer carries its attention; a bAbI story asks at most a few dozen
 BUNDLED_NAME = "bundled"  # the bundled model's name in the API: its path is deep in site-packages
 FIELDS = {"story", "checkpoint", "top_k"}
 
@@ -125,8 +126,12 @@ class Runs:
             return self._loaded[name]
 
     def answer(self, story: str, checkpoint: str | None, top_k: int) -> list[dict]:
-        """What `memn2n predict --json` prints for ``story``, as a list."""
-        return [p.to_json() for p in self.model(checkpoint).answer(story, top_k)]
+        """What `memn2n predict --json` prints for ``story``, as a list; 413 past MAX_QUESTIONS questions."""
+        run = self.model(checkpoint)
+        questions = run.read(story.encode(), "<story>")
+        if len(questions) > MAX_QUESTIONS:
+            raise HTTPException(413, f"the story asks {len(questions):,} questions; a request asks at most {MAX_QUESTIONS:,}")
+        return [p.to_json() for p in run.answer(questions, top_k)]
 
     def random_story(self, task_id: int, checkpoint: str | None) -> dict:
         """A random test story of ``task_id`` of the run's task: from ``--data-dir``, else the
@@ -230,13 +235,14 @@ def parse_predict_request(body: bytes) -> tuple[str, str | None, int]:
         raise UserError(f"'story' is not text: {e.reason} at character {e.start}") from None
     if checkpoint is not None and not isinstance(checkpoint, str):
         raise UserError("'checkpoint' must be the name of a run, as GET /api/runs lists them")
-    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
-        raise UserError("'top_k' must be a whole number, at least 1")
+    check_top_k(top_k)
     return story, checkpoint, top_k
 
 
 async def bad_input(request: Request, error: UserError) -> JSONResponse:
-    return JSONResponse({"error": str(error)}, status_code=400)
+    """400 {"error": LINE}; an argument is named as the request spells it ('top_k')."""
+    line = error.render(repr) if isinstance(error, ArgumentError) else str(error)
+    return JSONResponse({"error": line}, status_code=400)
 
 
 async def http_error(request: Request, error: HTTPException) -> JSONResponse:
