@@ -25,4 +25,4 @@ demo: setup
 	$(BIN)/memn2n train babi --task 1 --data-dir $$data --out checkpoints/demo-task1-$$(date +%Y%m%d-%H%M%S)
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -rs  # -rs: each skipped test's reason

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from memn2n_cli.commands.app import app, command
-from memn2n_cli.commands.options import Checkpoint, Device, Json, ModelTask, StoryFile
+from memn2n_cli.commands.options import Checkpoint, Device, ModelTask, StoryFile
 
 
 @app.command("predict")
@@ -20,7 +20,8 @@ def predict_command(
     task: ModelTask = None,
     top_k: Annotated[int, typer.Option(help="Alternatives listed with --json.")] = 3,
     next_words: Annotated[int | None, typer.Option("--next", min=1, help="Language-model runs: words to add to the prompt. [default: 10]")] = None,
-    json_output: Json = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object per question (JSON lines) on "
+                                                            "stdout; a language model's, one for the prompt.")] = False,
     device: Device = "auto",
 ) -> None:
     """Answer each question of STORY from the sentences before it: one `question<TAB>answer<TAB>probability`
