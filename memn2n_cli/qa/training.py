@@ -68,6 +68,7 @@ def evaluate(model: MemN2N, data: Encoded, batch_size: int = EVAL_BATCH, task: Q
     # Counted per task on the host: a few copies, not several waits for the device per task.
     correct, loss, on_support = torch.cat(correct).cpu(), torch.cat(loss).cpu().double(), torch.cat(on_support).cpu()
     supported, numbered, predicted = data.support.any(1).cpu(), data.task.cpu(), torch.cat(predicted).cpu()
+    expected = data.answer.cpu()
     counts = {}
     for t in numbered.unique().tolist():
         of_task = numbered == t
@@ -77,7 +78,7 @@ def evaluate(model: MemN2N, data: Encoded, batch_size: int = EVAL_BATCH, task: Q
                      "on_support_any": int(on_support[of_task].any(1).sum())}
         if task is not None:
             named = [answers[i] for i in predicted[of_task].tolist()]
-            truth = [answers[i] if i >= 0 else None for i in data.answer.cpu()[of_task].tolist()]
+            truth = [answers[i] if i >= 0 else None for i in expected[of_task].tolist()]
             counts[t].update(task.count(named, truth))
     return counts
 
