@@ -13,7 +13,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,ray,plot,serve]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,ray,plot,serve,tensorboard]'
 	touch $@
 
 demo: setup

@@ -59,6 +59,11 @@ def _atomic_write(path: Path, write) -> None:
             os.unlink(tmp)
 
 
+def file_checksums(paths: list[Path]) -> dict[str, str]:
+    """The SHA-256 of each data file, by name: what config.json records of a run's data."""
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
+
+
 def json_bytes(data: dict) -> bytes:
     return (json.dumps(data, indent=2) + "\n").encode()
 

@@ -46,7 +46,7 @@ class History:
         kept = [line for line in _lines(self.path) if line.get(key, 0) <= at] if self.path.exists() else []
         if sum("step_in_epoch" not in line for line in kept) < len(earlier):  # written before this file existed
             kept = [dict(record) for record in earlier]
-        write_files(directory, {HISTORY_FILE: b"".join(_encode(line) for line in kept)})
+        write_files(directory, {HISTORY_FILE: history_bytes(kept)})
         self.seconds = float(kept[-1].get("seconds", 0.0)) if kept else 0.0
         self.last = kept[-1] if kept else None
         self.epochs = sum("step_in_epoch" not in line for line in kept)  # epoch lines
@@ -55,7 +55,7 @@ class History:
     def append(self, line: dict) -> None:
         """Add ``line`` at the end of the file (on disk before this returns) and to TensorBoard."""
         with open(self.path, "ab") as f:
-            f.write(_encode(line))
+            f.write(history_bytes([line]))
             f.flush()
             os.fsync(f.fileno())
         self.last = line
@@ -73,8 +73,9 @@ class History:
             self.tensorboard.close()
 
 
-def _encode(line: dict) -> bytes:
-    return (json.dumps(line) + "\n").encode()
+def history_bytes(lines: list[dict]) -> bytes:
+    """The file of these lines."""
+    return "".join(json.dumps(line) + "\n" for line in lines).encode()
 
 
 def _lines(path: Path) -> list[dict]:
@@ -113,8 +114,8 @@ def read_history(directory: Path) -> list[dict]:
 
 def to_tensorboard(directory: Path, lines: list[dict], key: str) -> None:
     """TensorBoard's copy of a history written whole (a sweep's trial, trained elsewhere), where
-    the package is installed."""
-    writer = _tensorboard(directory, purge_step=None)
+    the package is installed; it replaces any earlier copy (a trial trained again)."""
+    writer = _tensorboard(directory, purge_step=0)
     if writer is not None:
         for line in lines:
             _add_scalars(writer, line, key)
@@ -127,7 +128,7 @@ def _add_scalars(writer, line: dict, key: str) -> None:
             writer.add_scalar(name, value, line[key])
 
 
-def _tensorboard(directory: Path, purge_step: int | None):
+def _tensorboard(directory: Path, purge_step: int):
     """A TensorBoard writer for ``directory`` where the package is installed, else None; events
     at or after ``purge_step`` (written after the checkpoint a run resumes from) are dropped."""
     try:

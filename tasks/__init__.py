@@ -62,6 +62,8 @@ class LanguageModel(Task, Protocol):
 
     def load(self, data_dir: Path): ...
 
+    def data_files(self, data_dir: Path) -> list[Path]: ...
+
 
 KINDS: dict[str, type] = {"qa": QuestionAnswering, "lm": LanguageModel}
 

@@ -106,10 +106,13 @@ class PennTreebank(LanguageModelTask):
                (150, 6, 25): (125, 118), (150, 6, 50): (121, 114), (150, 6, 75): (122, 114),
                (150, 6, 125): (120, 112), (150, 6, 150): (121, 114), (150, 7, 200): (118, 111)}
 
+    def data_files(self, data_dir: Path) -> list[Path]:
+        return [data_dir / f"ptb.{split}.txt" for split in SPLITS]
+
     def load(self, data_dir: Path) -> Corpus:
         import datasets
 
-        files = {split: data_dir / f"ptb.{split}.txt" for split in SPLITS}
+        files = dict(zip(SPLITS, self.data_files(data_dir)))
         for path in files.values():
             if not path.is_file():
                 raise UserError("missing Penn Treebank file (ptb.train.txt, ptb.valid.txt, ptb.test.txt)", path)
@@ -147,10 +150,13 @@ class Text8(LanguageModelTask):
         folder = dest or resolve_data_dir(self.name, None, must_exist=False)
         return download_zipped_file(url or self.DOWNLOAD_URL, "text8", folder, self.FILE_BYTES, self.FILE_SHA256).parent
 
+    def data_files(self, data_dir: Path) -> list[Path]:
+        return [data_dir / "text8"]
+
     def load(self, data_dir: Path) -> Corpus:
         import datasets
 
-        path = data_dir / "text8"
+        path = self.data_files(data_dir)[0]
         if not path.is_file():
             raise UserError("missing text8 file (run `memn2n data download text8` or pass --data-dir)", path)
         datasets.disable_progress_bars()

@@ -10,7 +10,8 @@ import tarfile
 import pytest
 import torch
 
-from memn2n_cli.checkpoint import load_model
+from memn2n_cli.checkpoint import check_manifest, load_model
+from memn2n_cli.history import read_history
 from tests.conftest import assert_one_line_error, die_after_saves
 
 FAST = ["--epochs", "3", "--ls-epochs", "2"]
@@ -18,7 +19,8 @@ FAST = ["--epochs", "3", "--ls-epochs", "2"]
 
 def test_train_writes_a_complete_run_and_reports_json(trained_run):
     out, summary = trained_run
-    assert {p.name for p in out.iterdir()} == {"model.safetensors", "config.json", "vocab.json", "metrics.json", "manifest.json"}
+    files = {p.name for p in out.iterdir() if not p.name.startswith("events.out.tfevents.")}  # TensorBoard's, where installed
+    assert files == {"model.safetensors", "config.json", "vocab.json", "metrics.json", "manifest.json", "history.jsonl", "README.md"}
     manifest = json.loads((out / "manifest.json").read_text())["sha256"]
     assert manifest.keys() == {"model.safetensors", "config.json", "vocab.json", "metrics.json"}
     assert all(hashlib.sha256((out / name).read_bytes()).hexdigest() == digest for name, digest in manifest.items())
@@ -370,15 +372,27 @@ def test_a_run_killed_after_an_epoch_resumes_to_the_same_model(cli, tmp_path, en
     die_after_saves(monkeypatch, runs, "write_progress", 3)
     assert isinstance(cli(*args, "--out", tmp_path / "parts").exception, SystemError)
     monkeypatch.undo()
-    assert {p.name for p in (tmp_path / "parts").iterdir()} == {"progress.safetensors"}
-    assert_one_line_error(cli(*args, "--resume", tmp_path / "parts", "--hops", "2"), "with other options or tasks")
-    resumed = cli(*args, "--resume", tmp_path / "parts")
+    parts = tmp_path / "parts"
+    assert {p.name for p in parts.iterdir() if not p.name.startswith("events.out")} == {"progress.safetensors", "history.jsonl"}
+    # The metrics file was written as it trained: three epochs. A fourth epoch's line, written just
+    # before a kill that came before its progress was saved, is dropped when the run resumes.
+    assert [line["epoch"] for line in read_history(parts)] == [1, 2, 3]
+    with open(parts / "history.jsonl", "a") as f:
+        f.write(json.dumps({**read_history(parts)[-1], "epoch": 4}) + "\n")
+    assert_one_line_error(cli(*args, "--resume", parts, "--hops", "2"), "with other options or tasks")
+    resumed = cli(*args, "--resume", parts)
     assert resumed.exit_code == 0 and "resuming after epoch 3" in resumed.stderr
     assert json.loads(resumed.stdout)["tasks"] == json.loads(whole.stdout)["tasks"]
-    assert (tmp_path / "parts" / "model.safetensors").read_bytes() == (tmp_path / "whole" / "model.safetensors").read_bytes()
+    assert (parts / "model.safetensors").read_bytes() == (tmp_path / "whole" / "model.safetensors").read_bytes()
     history = [json.loads((tmp_path / d / "metrics.json").read_text())["history"] for d in ("whole", "parts")]
     assert history[0] == history[1] and len(history[0]) == 8
-    assert not (tmp_path / "parts" / "progress.safetensors").exists()
+    assert not (parts / "progress.safetensors").exists()
+    # Each epoch once, the figures of the run's own history, time counted on from the first sitting.
+    lines = read_history(parts)
+    assert [{k: v for k, v in line.items() if k != "seconds"} for line in lines] == history[0]
+    assert all(a["seconds"] < b["seconds"] for a, b in zip(lines, lines[1:]))
+    check_manifest(parts)  # the finished run's manifest covers the file
+    assert "history.jsonl" in json.loads((parts / "manifest.json").read_text())["sha256"]
 
 
 def test_resume_needs_a_run_directory(cli, tmp_path):

@@ -14,7 +14,10 @@ from memn2n_cli.lm.training import contexts, evaluate_lm, next_lr
 from memn2n_cli.model import MemN2NLM
 from tasks import get_task
 from tasks.lm import EOS, UNK
+from memn2n_cli.checkpoint import check_manifest
+from memn2n_cli.history import read_history
 from tests.conftest import ROOT, assert_one_line_error, die_after_saves
+from tests.test_model_card import front_matter
 
 
 @pytest.fixture(scope="module")
@@ -386,7 +389,27 @@ def test_a_run_killed_after_a_checkpoint_within_an_epoch_resumes_to_the_same_wei
     killed = cli(*args, "--out", tmp_path / "parts")
     assert isinstance(killed.exception, SystemError)
     monkeypatch.undo()
-    assert json.loads((tmp_path / "parts" / "state.json").read_text())["step"] == 120
-    resumed = cli(*args, "--resume", tmp_path / "parts")
+    parts = tmp_path / "parts"
+    assert json.loads((parts / "state.json").read_text())["step"] == 120
+    # The metrics file as it trained: a progress line per checkpoint. One written after the last
+    # checkpoint, by a run killed before the next, is dropped when it resumes.
+    S = read_history(parts)[0]["steps_in_epoch"]  # steps in an epoch
+    assert [(line["step_in_epoch"], line["steps_in_epoch"]) for line in read_history(parts)] == [(40, S), (80, S), (120, S)]
+    with open(parts / "history.jsonl", "a") as f:
+        f.write(json.dumps({**read_history(parts)[-1], "step_in_epoch": 160, "step": 160}) + "\n")
+    resumed = cli(*args, "--resume", parts)
     assert resumed.exit_code == 0 and "resuming at epoch 1, step 120" in resumed.stderr
-    assert (tmp_path / "whole" / "model.safetensors").read_bytes() == (tmp_path / "parts" / "model.safetensors").read_bytes()
+    assert (tmp_path / "whole" / "model.safetensors").read_bytes() == (parts / "model.safetensors").read_bytes()
+    lines = [read_history(tmp_path / d) for d in ("whole", "parts")]
+    assert [line["step"] for line in lines[1]] == [line["step"] for line in lines[0]]  # each once, in order
+    without_time = [[{k: v for k, v in line.items() if "seconds" not in k} for line in run] for run in lines]
+    assert without_time[0] == without_time[1]
+    epochs = [line for line in lines[1] if "step_in_epoch" not in line]
+    state = json.loads((parts / "state.json").read_text())
+    assert [{k: v for k, v in line.items() if k not in ("seconds", "step")} for line in epochs] == state["history"]
+    assert [line["step"] for line in epochs] == [S, 2 * S]
+    check_manifest(parts)
+    # Its model card: the test perplexity `eval` computes, the last epoch's valid perplexity.
+    card = front_matter((parts / "README.md").read_text())
+    assert card["results"]["test_perplexity"] == pytest.approx(json.loads(cli("eval", parts, "--json").stdout)["perplexity"])
+    assert card["results"]["valid_perplexity"] == epochs[-1]["valid_perplexity"] and card["results"]["finished"]

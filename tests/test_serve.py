@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from memn2n_cli.history import read_history
+from memn2n_cli.model_card import read_card
 from memn2n_cli.qa.inference import BUNDLED_RUN
 from memn2n_cli.qa.web import MAX_BODY, MAX_QUESTIONS, Runs, ThisMachineOnly, create_app
 from tasks.qa import read_stories
@@ -117,6 +119,20 @@ def test_a_named_run_is_the_default(here, trained_run):
     assert listed[0] == {"checkpoint": str(trained_run[0]), "path": str(trained_run[0]), "task": "babi", "tasks": [1],
                          "default": True}
     assert listed[1]["checkpoint"] == "bundled"
+
+
+def test_about_gives_each_runs_model_card_and_learning_curves(here, trained_run):
+    """The page's summary and curves of the chosen run: its card's front matter and its epochs; the
+    bundled model's history is the one its metrics.json holds (it has no history.jsonl)."""
+    api = client(trained_run[0])
+    about = api.get("/api/about", params={"checkpoint": str(trained_run[0])}).json()
+    assert about["card"] == read_card(trained_run[0]) and about["card"]["results"]["test_error"]["1"] == trained_run[1]["tasks"][0]["test_error"]
+    assert about["history"] == read_history(trained_run[0]) and len(about["history"]) == 20  # 5 linear-start epochs, 15 more
+    assert api.get("/api/about").json() == about  # the default run
+    bundled = api.get("/api/about", params={"checkpoint": "bundled"}).json()
+    assert bundled["card"]["paper"]["column"] == "PE LS RN joint"
+    assert bundled["history"] == json.loads((BUNDLED_RUN / "metrics.json").read_text())["history"]
+    assert_bad_request(api.get("/api/about", params={"checkpoint": "nowhere"}), 404, "unknown checkpoint 'nowhere'")
 
 
 def test_random_story_from_the_data_folder(here, en_dir):
@@ -375,4 +391,12 @@ def test_the_page_in_a_browser(server, browser, tmp_path):
     assert rows == [[str(i + 1), sentence, *(f"{hop[i]:.2f}" for hop in expected["attention"])]
                     for i, sentence in enumerate(expected["story"])]
     assert first.find_element(By.CSS_SELECTOR, ".probability").text == f"p = {expected['probability']:.4f}"
+    # The chosen run's card and learning curves: train and valid error, linear start's end marked.
+    summary = wait.until(lambda d: d.find_element(By.ID, "summary").text)
+    assert summary.startswith("babi tasks 1–20 (joint) · 3 hops, d = 50 · test error 12.2% (the paper's PE LS RN joint: 12.4%)")
+    curves = browser.find_elements(By.CSS_SELECTOR, "#curves polyline")
+    assert [c.get_attribute("class") for c in curves] == ["curve train", "curve valid"]
+    history = json.loads((BUNDLED_RUN / "metrics.json").read_text())["history"]
+    assert [len(c.get_attribute("points").split()) for c in curves] == [len(history)] * 2
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#curves line.linear-start")) == 1
     assert browser.save_screenshot(str(tmp_path / "serve.png"))

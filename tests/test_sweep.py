@@ -10,6 +10,7 @@ import torch
 
 from memn2n_cli.configs import TrainConfig
 from memn2n_cli.errors import UserError
+from memn2n_cli.history import read_history
 from memn2n_cli.qa.restarts import fit_restarts
 from memn2n_cli.qa.runs import ModelOptions, build_model, prepare
 from memn2n_cli.qa.sweep import OPTION_TYPES, SweepSpec, paper_columns, results_markdown, split_restarts
@@ -209,6 +210,9 @@ def test_selected_models_are_ordinary_runs(cli, small_sweep, en_dir, tmp_path):
                 "--seed", cell["seed"], "--data-dir", en_dir, "--out", tmp_path / "again", "--json")
     assert json.loads(again.stdout)["tasks"][0]["test_error"] == pytest.approx(cell["test_error"], abs=0.5)
     assert (out / "hops=2" / "qa4" / "config.json").exists()
+    for model in out.glob("hops=*/qa*"):  # the kept restart's per-epoch lines, as its metrics.json holds them
+        held = json.loads((model / "metrics.json").read_text())["history"]
+        assert [{k: v for k, v in line.items() if k != "seconds"} for line in read_history(model)] == held
     story = tmp_path / "s.txt"
     story.write_text("Mary moved to the bathroom.\nWhere is Mary?\n")
     assert cli("predict", story, "-c", out / "hops=1" / "qa1").exit_code == 0

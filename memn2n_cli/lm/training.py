@@ -26,11 +26,13 @@ import torch.distributed as dist
 from torch import Tensor
 
 from memn2n_cli.lm import kernel as lm_kernel
-from memn2n_cli.checkpoint import (CONFIG_FILE, STATE_FILE, config_from, language_model_files, load_language_model,
-                                   new_run_config, read_lm_state, run_data_dir, write_run)
+from memn2n_cli.checkpoint import (CONFIG_FILE, STATE_FILE, config_from, file_checksums, language_model_files,
+                                   load_language_model, new_run_config, read_lm_state, run_data_dir, write_run)
 from memn2n_cli.configs import LMConfig, LMTrainConfig, check_split
 from memn2n_cli.devices import backend_for, rank_device, resolve_device, sums_device, under_torchrun
 from memn2n_cli.errors import UserError
+from memn2n_cli.history import HISTORY_FILE, History
+from memn2n_cli.model_card import CARD_FILE, lm_card
 from memn2n_cli.model import MemN2NLM
 from tasks import get_task
 from tasks.lm import UNK, Corpus, resolve_data_dir
@@ -254,14 +256,30 @@ def train_lm(task: str, data_dir: Path, out: Path, model_config: dict, config: L
 
         trained = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
+    history = History(out, "step", state.steps, state.history) if rank == 0 else None  # from where the checkpoint is
+    steps_per_epoch, metrics = math.ceil(len(corpus.ids["train"]) / config.batch_size), get_task(task).metrics
+    data = {"dir": str(data_dir.resolve()), "tokens": {k: len(v) for k, v in corpus.ids.items()},
+            "files": file_checksums(get_task(task).data_files(data_dir))}
+
     def checkpoint(state: LMState) -> None:
+        # A finished run's card has its test perplexity (every process takes part in evaluating it).
+        test = metrics(evaluate_lm(trained, corpus.ids["test"]))["perplexity"] if state.finished else None
         if rank == 0:  # one process writes
-            run_config = new_run_config(task, asdict(model.config), asdict(config),
-                                        {"dir": str(data_dir.resolve()), "tokens": {k: len(v) for k, v in corpus.ids.items()}})
-            write_run(out, language_model_files(model, run_config, corpus.words, asdict(state), generator.get_state()))
+            if len(state.history) > history.epochs:
+                history.append({**state.history[-1], "step": state.steps, "seconds": state.seconds})
+            elif state.step and (history.last or {}).get("step") != state.steps:  # a checkpoint within the epoch
+                so_far = metrics({"nll": state.epoch_nll, "tokens": state.step * config.batch_size})["perplexity"]
+                history.append({"epoch": state.epoch + 1, "step_in_epoch": state.step, "steps_in_epoch": steps_per_epoch,
+                                "step": state.steps, "lr": state.lr, "train_perplexity": so_far, "seconds": state.seconds})
+            run_config = new_run_config(task, asdict(model.config), asdict(config), data)
+            files = {CARD_FILE: lm_card(run_config, state.history, test, state.finished),
+                     **language_model_files(model, run_config, corpus.words, asdict(state), generator.get_state())}
+            write_run(out, {HISTORY_FILE: history.content(), **files} if state.finished else files)
 
     state = fit_lm(trained, corpus, config, state, generator, checkpoint, on_epoch if rank == 0 else None,
-                   on_progress if rank == 0 else None, metrics=get_task(task).metrics)
+                   on_progress if rank == 0 else None, metrics=metrics)
+    if history is not None:
+        history.close()
     return {"task": task, "epochs": state.epoch, "steps": state.steps, "lr": state.lr, "finished": state.finished,
             "train_seconds": state.seconds, "tokens_per_second": state.steps * config.batch_size / max(state.seconds, 1e-9),
             "history": state.history, "run": str(out)}

@@ -7,7 +7,6 @@ train_qa:  the task's files -> questions -> validation split -> vocabulary -> te
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections import Counter
@@ -17,22 +16,20 @@ from typing import Callable
 
 import torch
 
-from memn2n_cli.checkpoint import (CONFIG_FILE, METRICS_FILE, config_from, load_model, model_dirs,
+from memn2n_cli.checkpoint import (CONFIG_FILE, METRICS_FILE, config_from, file_checksums, load_model, model_dirs,
                                    model_files, new_run_config, read_json, read_progress, run_data_dir, write_json, write_progress,
                                    write_run)
 from memn2n_cli.configs import SPLITS, ModelConfig, ModelOptions, TrainConfig, check_split
 from memn2n_cli.devices import resolve_device
 from memn2n_cli.errors import UserError
+from memn2n_cli.history import HISTORY_FILE, History
+from memn2n_cli.model_card import CARD_FILE, qa_card
 from memn2n_cli.model import MemN2N
 from memn2n_cli.qa.restarts import fit_restarts
 from memn2n_cli.qa.training import evaluate
 from tasks.qa import PASS_ERROR, Encoded, QATask, Question, Vocabulary, encode, metrics, qa_task, split_validation
 
 log = logging.getLogger("memn2n")
-
-
-def file_checksums(paths: list[Path]) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
 
 
 def load_splits(task: QATask, data_dir: Path, task_ids: list[int], fraction: float,
@@ -117,7 +114,8 @@ def trained_files(model: MemN2N, prepared: Prepared, config: TrainConfig, metric
     run_config = new_run_config(prepared.task, vars(model.config), asdict(config),
                                 {"dir": str(prepared.data_dir.resolve()), "files": file_checksums(files)},
                                 tasks=prepared.task_ids, joint=len(prepared.task_ids) > 1)
-    return rows, model_files(model.cpu(), run_config, prepared.vocab, {"tasks": rows, **metrics})
+    return rows, {CARD_FILE: qa_card(run_config, rows),
+                  **model_files(model.cpu(), run_config, prepared.vocab, {"tasks": rows, **metrics})}
 
 
 def train_model(task: str, task_ids: list[int], data_dir: Path, directory: Path, options: ModelOptions,
@@ -130,17 +128,25 @@ def train_model(task: str, task_ids: list[int], data_dir: Path, directory: Path,
     model = build_model(prepared, config.seed, device)
     settings = {"task": task, "tasks": task_ids, "model": asdict(options), "training": asdict(config)}
     start = read_progress(directory, settings) if resume else None
+    earlier = start.histories[0] if start else []
     if start is not None:
-        log.info("%s: resuming after epoch %d", directory, len(start.histories[0]))
-    started = time.perf_counter()
+        log.info("%s: resuming after epoch %d", directory, len(earlier))
+    history_file = History(directory, "epoch", len(earlier), earlier)  # from where the progress is
+    started, before = time.perf_counter(), history_file.seconds
+
+    def on_record(restart: int, record: dict) -> None:
+        history_file.append({**record, "seconds": before + time.perf_counter() - started})
+        if on_epoch:
+            on_epoch(record)
+
     history = fit_restarts([model], prepared.encoded["train"], prepared.encoded["valid"], config, [config.seed],
-                           (lambda restart, record: on_epoch(record)) if on_epoch else None, start,
-                           lambda progress: write_progress(directory, progress, settings))[0]
+                           on_record, start, lambda progress: write_progress(directory, progress, settings))[0]
     seconds = time.perf_counter() - started
-    epochs = len(history) - (len(start.histories[0]) if start else 0)  # trained in this sitting
+    epochs = len(history) - len(earlier)  # trained in this sitting
     speed = {"train_seconds": seconds, "examples_per_second": epochs * len(prepared.encoded["train"]) / seconds}
     rows, files = trained_files(model, prepared, config, {**speed, "history": history})
-    write_run(directory, files, finished=True)
+    write_run(directory, {HISTORY_FILE: history_file.content(), **files}, finished=True)
+    history_file.close()
     return rows
 
 

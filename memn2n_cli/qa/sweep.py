@@ -30,6 +30,7 @@ from memn2n_cli.allocator import keep_freed_memory
 from memn2n_cli.checkpoint import read_json, write_json, write_run
 from memn2n_cli.configs import ModelOptions, TrainConfig, qa_settings
 from memn2n_cli.devices import resolve_device
+from memn2n_cli.history import HISTORY_FILE, history_bytes, read_history, to_tensorboard
 from memn2n_cli.qa.restarts import fit_restarts
 from memn2n_cli.qa.runs import PASS_ERROR, build_model, error_table, model_groups, prepare, trained_files
 from memn2n_cli.qa.training import evaluate
@@ -89,9 +90,15 @@ def run_trial(spec: dict, trial: dict, threads: int = 0, restarts: list[int] | N
     prepared = prepare(sweep.task, trial["tasks"], Path(sweep.data_dir), options, config, device)
     seeds = [sweep.seed + r for r in (range(sweep.restarts) if restarts is None else restarts)]
     models = [build_model(prepared, seed, device) for seed in seeds]
+    lines: list[list[dict]] = [[] for _ in seeds]  # each restart's history.jsonl
+
+    def on_record(restart: int, record: dict) -> None:
+        lines[restart].append({**record, "seconds": time.perf_counter() - started})
+        if on_epoch:
+            on_epoch()
+
     started = time.perf_counter()
-    histories = fit_restarts(models, prepared.encoded["train"], prepared.encoded["valid"], config, seeds,
-                             (lambda restart, record: on_epoch()) if on_epoch else None)
+    histories = fit_restarts(models, prepared.encoded["train"], prepared.encoded["valid"], config, seeds, on_record)
     seconds = time.perf_counter() - started
     results, task = [], qa_task(sweep.task)
     for seed, model in zip(seeds, models):
@@ -104,7 +111,7 @@ def run_trial(spec: dict, trial: dict, threads: int = 0, restarts: list[int] | N
     speed = {"train_seconds": seconds, "examples_per_second": examples / seconds}
     _, files = trained_files(models[best], prepared, TrainConfig(**{**asdict(config), "seed": seeds[best]}),
                              {**speed, "history": histories[best]})
-    return {**trial, "selected": best, "restarts": results, **speed, "files": files}
+    return {**trial, "selected": best, "restarts": results, **speed, "files": {HISTORY_FILE: history_bytes(lines[best]), **files}}
 
 
 def select_restart(restarts: list[dict], select: str) -> int:
@@ -148,7 +155,9 @@ def run_sweep(spec: SweepSpec, out: Path, backend: str = "local", workers: int =
 
     def finished(result: dict) -> None:
         """Write the kept model, then the trial's file, which marks it done."""
-        write_run(folder(out, result["label"]) / result["name"], result.pop("files"))
+        directory = folder(out, result["label"]) / result["name"]
+        write_run(directory, result.pop("files"))
+        to_tensorboard(directory, read_history(directory), "epoch")
         write_json(trial_file(out, result), result)
         results[trial_file(out, result)] = result
         if on_trial:

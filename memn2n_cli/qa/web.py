@@ -5,6 +5,9 @@
     GET  /api/runs            the runs it answers with, the default first
     POST /api/predict         {"story": TEXT, "checkpoint": NAME, "top_k": N} (the last two optional):
                               the list `memn2n predict --json` prints, an object per question
+    GET  /api/about?checkpoint=NAME
+                              the run's model card (its front matter) and its history, an
+                              object per epoch (memn2n_cli/history.py)
     GET  /api/story?task=N    a random test story of numbered task N (&checkpoint=NAME: of that
                               run's task), as {"story", "source", "task"}
 
@@ -39,6 +42,8 @@ from starlette.staticfiles import StaticFiles
 from memn2n_cli.checkpoint import CONFIG_FILE, model_dirs, read_config, refuse_other_kinds, run_data_dir, run_task
 from memn2n_cli.devices import resolve_device
 from memn2n_cli.errors import ArgumentError, UserError
+from memn2n_cli.history import read_history
+from memn2n_cli.model_card import read_card
 from memn2n_cli.qa.inference import BUNDLED_RUN, QARun, check_top_k, default_run, runs_under
 from tasks import get_task
 
@@ -133,6 +138,12 @@ class Runs:
             raise HTTPException(413, f"the story asks {len(questions):,} questions; a request asks at most {MAX_QUESTIONS:,}")
         return [p.to_json() for p in run.answer(questions, top_k)]
 
+    def about(self, checkpoint: str | None) -> dict:
+        """What GET /api/about returns: the run's model card (its front matter; None for a run
+        written before cards) and its learning curves (each epoch's line of its history)."""
+        directory = self.named[self.name(checkpoint)]
+        return {"card": read_card(directory), "history": [line for line in read_history(directory) if "step_in_epoch" not in line]}
+
     def random_story(self, task_id: int, checkpoint: str | None) -> dict:
         """A random test story of ``task_id`` of the run's task: from ``--data-dir``, else the
         folder the run was trained on when it is still there, else where the task looks itself."""
@@ -186,6 +197,9 @@ def create_app(runs: Runs) -> Starlette:
         story, checkpoint, top_k = parse_predict_request(await read_body(request))
         return JSONResponse(await run_in_threadpool(runs.answer, story, checkpoint, top_k))
 
+    def about(request: Request) -> JSONResponse:
+        return JSONResponse(runs.about(request.query_params.get("checkpoint")))
+
     def story(request: Request) -> JSONResponse:
         task = request.query_params.get("task", "")
         if not (task.isascii() and task.isdigit() and len(task) < 4):
@@ -193,7 +207,7 @@ def create_app(runs: Runs) -> Starlette:
         return JSONResponse(runs.random_story(int(task), request.query_params.get("checkpoint")))
 
     routes = [Route("/", page), Route("/api/runs", list_runs), Route("/api/predict", predict, methods=["POST"]),
-              Route("/api/story", story), Mount("/static", StaticFiles(directory=STATIC))]
+              Route("/api/story", story), Route("/api/about", about), Mount("/static", StaticFiles(directory=STATIC))]
     return Starlette(routes=routes, exception_handlers={UserError: bad_input, HTTPException: http_error})
 
 

@@ -1,6 +1,7 @@
 // The page of `memn2n serve`: reads the runs, sends the story to POST /api/predict and draws, for
 // each question, its answer, the top-k and the paper's Figure 2 (attention of every hop over the
-// sentences in memory). Everything the user or the model wrote is set as text, never as HTML.
+// sentences in memory); for the chosen run, its model card's summary and learning curves.
+// Everything the user or the model wrote is set as text, never as HTML.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -46,6 +47,7 @@ async function loadRuns() {
   $("run").replaceChildren(...runs.map((run) =>
     new Option(`${run.checkpoint} · ${run.task}, ${taskNames(run)}`, run.checkpoint, run.default, run.default)));
   fillTasks();
+  await loadAbout();
 }
 
 function cell(row, className, text) {
@@ -131,6 +133,72 @@ async function ask() {
   }
 }
 
+const SVG = "http://www.w3.org/2000/svg";
+
+function svg(name, attributes, text) {
+  const node = document.createElementNS(SVG, name);
+  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, value);
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+// Train and valid error (%) per epoch, the end of linear start dashed: the run's learning curves.
+function drawCurves(history) {
+  const box = $("curves");
+  const epochs = history.filter((line) => "valid_error" in line || "train_error" in line);
+  box.replaceChildren();
+  box.hidden = epochs.length < 2;
+  if (box.hidden) return;
+  const [left, right, top, bottom] = [34, 312, 8, 112];
+  const highest = Math.max(...epochs.flatMap((l) => [l.train_error, l.valid_error].filter(Number.isFinite)), 1);
+  const x = (i) => left + (right - left) * i / (epochs.length - 1);
+  const y = (value) => bottom - (bottom - top) * value / highest;
+  box.append(svg("line", { x1: left, y1: bottom, x2: right, y2: bottom, class: "axis" }),
+    svg("line", { x1: left, y1: top, x2: left, y2: bottom, class: "axis" }),
+    svg("text", { x: left - 4, y: top + 4, class: "tick end" }, highest.toFixed(0)),
+    svg("text", { x: left - 4, y: bottom, class: "tick end" }, "0"),
+    svg("text", { x: left, y: bottom + 14, class: "tick" }, "1"),
+    svg("text", { x: right, y: bottom + 14, class: "tick end" }, String(epochs.length)),
+    svg("text", { x: (left + right) / 2, y: bottom + 26, class: "tick middle" }, "epoch · error (%)"));
+  const linear = epochs.findLastIndex((l) => l.phase === "linear");
+  if (linear >= 0 && linear < epochs.length - 1) {
+    box.append(svg("line", { x1: x(linear), y1: top, x2: x(linear), y2: bottom, class: "linear-start" }),
+      svg("text", { x: x(linear) + 3, y: top + 8, class: "tick" }, "linear start ends"));
+  }
+  for (const split of ["train", "valid"]) {
+    const points = epochs.map((l, i) => [i, l[`${split}_error`]]).filter(([, v]) => Number.isFinite(v));
+    if (!points.length) continue;
+    box.append(svg("polyline", { points: points.map(([i, v]) => `${x(i)},${y(v)}`).join(" "), class: `curve ${split}` }),
+      svg("text", { x: right, y: y(points[points.length - 1][1]) - 3, class: `tick end ${split}` }, split));
+  }
+}
+
+function summaryLine(run, card) {
+  if (!card) return `${run.task}, ${taskNames(run)}: a run written before model cards`;
+  const model = card.model || {};
+  const results = card.results || {};
+  const ours = Number.isFinite(results.mean_test_error) ? `test error ${results.mean_test_error.toFixed(1)}%` : "";
+  const paper = card.paper && Number.isFinite(card.paper.mean_test_error)
+    ? ` (the paper's ${card.paper.column}: ${card.paper.mean_test_error}%)` : "";
+  const made = [card.memn2n_version && `memn2n ${card.memn2n_version}`, card.commit && card.commit.slice(0, 7),
+    card.created && card.created.slice(0, 10)].filter(Boolean).join(", ");
+  return `${card.task} ${taskNames(run)}${card.joint ? " (joint)" : ""} · ${model.hops} hops, d = ${model.dim}` +
+    ` · ${ours}${paper} · ${made}`;
+}
+
+async function loadAbout() {
+  const run = selectedRun();
+  try {
+    const about = await api(`/api/about?${new URLSearchParams({ checkpoint: run.checkpoint })}`);
+    if (selectedRun() !== run) return;  // another run was chosen meanwhile
+    $("summary").textContent = summaryLine(run, about.card);
+    drawCurves(about.history);
+  } catch (error) {
+    $("summary").textContent = `no model card: ${error.message}`;
+    drawCurves([]);
+  }
+}
+
 async function randomStory() {
   const query = new URLSearchParams({ task: $("task").value, checkpoint: $("run").value });
   try {
@@ -153,6 +221,7 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("run").addEventListener("change", () => {
     fillTasks();
+    loadAbout();
     if ($("answers").children.length) ask();
   });
   loadRuns().catch((error) => showError(error.message));
