@@ -157,7 +157,8 @@ def _trained_on(task: str, config: dict) -> str:
     return f"{task} task {tasks[0]}" if len(tasks) == 1 else f"{task}, {len(tasks)} tasks jointly"
 
 
-def _figure(value) -> bool:
+def _finite(value) -> bool:
+    """A number to draw: not a bool, not NaN or infinite (a diverged run's perplexity)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -174,18 +175,18 @@ def model_curves(name: str, title: str, kind: str, lines: list[dict]) -> ModelCu
     several = len(restarts) > 1
     curves, lr, ends = [], [], []
     for restart, group in restarts.items():
-        xs = [float(line["epoch"]) if _figure(line.get("epoch")) else float(i + 1) for i, line in enumerate(group)]
+        xs = [float(line["epoch"]) if _finite(line.get("epoch")) else float(i + 1) for i, line in enumerate(group)]
         for curve, key, into in (("train", f"train_{metric}", curves), ("valid", f"valid_{metric}", curves),
                                  ("lr", "lr", lr)):
-            points = [(x, float(line[key])) for x, line in zip(xs, group) if _figure(line.get(key))]
+            points = [(x, float(line[key])) for x, line in zip(xs, group) if _finite(line.get(key))]
             if points:
                 into.append(Curve(curve, restart if several else None, [x for x, _ in points], [y for _, y in points]))
         linear = [x for x, line in zip(xs, group) if line.get("phase") == "linear"]
         if linear and len(linear) < len(group):  # the softmaxes came back after the last of them
             ends.append(max(linear))
     within = None
-    progress = [line for line in lines if "step_in_epoch" in line and _figure(line.get(f"train_{metric}"))
-                and _figure(line.get("epoch")) and _figure(line.get("steps_in_epoch")) and line["steps_in_epoch"] > 0]
+    progress = [line for line in lines if "step_in_epoch" in line and _finite(line.get(f"train_{metric}"))
+                and _finite(line.get("epoch")) and _finite(line.get("steps_in_epoch")) and line["steps_in_epoch"] > 0]
     if progress:
         within = Curve("train", None, [line["epoch"] - 1 + line["step_in_epoch"] / line["steps_in_epoch"] for line in progress],
                        [float(line[f"train_{metric}"]) for line in progress])
@@ -241,12 +242,12 @@ def trends(sweep: Path, summary: dict) -> TrendPlot:
               if len({repr(o.get(key)) for o in options.values()}) > 1]
     common = {key: Counter(repr(o.get(key)) for o in options.values()).most_common(1)[0][0] for key in varied}
     panels, shown = [], set()
-    for key in varied or [None]:
+    for key in varied or [None]:  # a sweep that varies nothing: one panel of its configurations, by name
         others = {k: common[k] for k in varied if k != key}
         chosen = [label for label, o in options.items() if all(repr(o.get(k)) == v for k, v in others.items())]
         shown |= set(chosen)
         points = [_point(options[label].get(key) if key else label, label, rows.get(label, {})) for label in chosen]
-        if all(_figure(p.value) for p in points):
+        if all(_finite(p.value) for p in points):
             points.sort(key=lambda p: p.value)
         fixed = {k: options[chosen[0]].get(k) for k in others} if chosen else {}
         panels.append(TrendPanel(key or "configuration", fixed, points))
@@ -416,12 +417,12 @@ def draw_trends(plot: TrendPlot):
     figure = new_figure((EACH_PANEL[0] * len(plot.panels), EACH_PANEL[1]))
     panels = figure.subplots(1, len(plot.panels), squeeze=False)[0]
     for axes, panel in zip(panels, plot.panels):
-        numeric = all(_figure(p.value) for p in panel.points)
+        numeric = all(_finite(p.value) for p in panel.points)
         x = {p.configuration: (p.value if numeric else i) for i, p in enumerate(panel.points)}
         for name, marker, colour, figures in (("ours", "o", "C0", ("test", "valid")),
                                               ("paper", "s", "C1", ("paper_test", "paper_valid"))):
             for split, key in zip(("test", "valid"), figures):
-                shown = [(x[p.configuration], getattr(p, key)) for p in panel.points if _figure(getattr(p, key))]
+                shown = [(x[p.configuration], getattr(p, key)) for p in panel.points if _finite(getattr(p, key))]
                 if shown:
                     axes.plot([a for a, _ in shown], [b for _, b in shown], marker=marker, color=colour,
                               linestyle="-" if split == "test" else "--", alpha=1.0 if split == "test" else 0.6,
@@ -437,7 +438,7 @@ def draw_trends(plot: TrendPlot):
         axes.set_ylabel("perplexity")
         axes.grid(alpha=0.3)
         axes.legend(fontsize="small")
-    papers = any(_figure(p.paper_test) for panel in plot.panels for p in panel.points)
+    papers = any(_finite(p.paper_test) for panel in plot.panels for p in panel.points)
     title = (f"{plot.sweep.name}: {plot.task}, best of {plot.restarts} restart{'s' * (plot.restarts != 1)} by validation "
              "perplexity" + (", beside the paper's Table 2" if papers else ""))
     figure.suptitle(textwrap.fill(title, int(11 * figure.get_figwidth())))

@@ -5,8 +5,9 @@ terminal, and the one-line errors."""
 from __future__ import annotations
 
 import json
-import math
+import os
 import shutil
+import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
 from collections import Counter
@@ -115,6 +116,8 @@ def test_restarts_draw_a_curve_each_and_progress_lines_are_not_epochs(cli, tmp_p
     assert model.linear_start_ends == [5, 5]
     text = cli("plot", qa).stdout
     assert "train error, restart 1" in text and "valid error, restart 0" in text
+    (qa / HISTORY_FILE).write_text("".join(json.dumps(line) + "\n" for line in epochs[:5]))  # still in linear start
+    assert plots.read_plot(qa).models[0].linear_start_ends == []
 
     lm = tmp_path / "lm"
     shutil.copytree(OLD / "ptb-small", lm)
@@ -283,6 +286,7 @@ def test_bad_input_is_one_line_and_exit_2(cli, tmp_path):
     assert_one_line_error(cli("plot", empty), "not a memn2n run or sweep")
     assert_one_line_error(cli("plot", OLD / "babi-task1", "--out", tmp_path / "curves.jpg"), "curves.jpg",
                           "--out must name a .png or .svg file")
+    assert_one_line_error(cli("plot", tmp_path / "nowhere", "--out", tmp_path / "curves.pdf"), "--out")  # checked first
     no_history = tmp_path / "no-history"
     shutil.copytree(OLD / "babi-task1", no_history)
     (no_history / HISTORY_FILE).write_text("")
@@ -296,11 +300,16 @@ def test_bad_input_is_one_line_and_exit_2(cli, tmp_path):
     assert not (tmp_path / "curves.jpg").exists()
 
 
-def test_without_matplotlib_the_picture_names_the_extra_and_the_terminal_view_still_works(cli, tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
-    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
-    assert_one_line_error(cli("plot", OLD / "babi-task1", "--out", tmp_path / "curves.png"),
-                          "needs matplotlib: pip install 'memn2n[plot]'")
-    assert not (tmp_path / "curves.png").exists()
-    assert cli("plot", OLD / "babi-task1").exit_code == 0
-
+def test_without_matplotlib_the_picture_names_the_extra_and_the_terminal_view_still_works(tmp_path):
+    """In a fresh process where `import matplotlib` fails: the terminal view, then --out's one line."""
+    code = ("import sys; sys.modules['matplotlib'] = None; from memn2n_cli.cli import app\n"
+            "for args in (sys.argv[1:2], sys.argv[1:]):\n"
+            "    try:\n"
+            "        app(['plot', *args], prog_name='memn2n')\n"
+            "    except SystemExit as e:\n"
+            "        print('exit', e.code, file=sys.stderr)\n")
+    done = subprocess.run([sys.executable, "-c", code, str(OLD / "babi-task1"), "--out", str(tmp_path / "curves.png")],
+                          capture_output=True, text=True, cwd=ROOT, env={**os.environ, "COLUMNS": "120"}, timeout=300)
+    assert done.stderr.splitlines() == ["exit 0", "error: drawing a picture needs matplotlib: pip install 'memn2n[plot]'",
+                                        "exit 2"], done.stderr
+    assert "59.4%" in done.stdout and not (tmp_path / "curves.png").exists()
