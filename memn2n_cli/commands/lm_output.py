@@ -70,14 +70,10 @@ def visualize(run: Path, *, story: str | None, hops: bool, memory_positions: boo
     weights, config = recipe.memory_positions(run, data_dir=data_dir, device=device)
     stdout().print(memory_position_view(weights))
     if out is not None:
-        try:
-            import matplotlib
+        from memn2n_cli.plots import new_figure
 
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
-            raise UserError("--out FILE.png needs matplotlib: pip install 'memn2n[plot]'") from None
-        figure, axes = plt.subplots(figsize=(8, 0.4 * len(weights) + 1.2))
+        figure = new_figure((8, 0.4 * len(weights) + 1.2), layout=None)
+        axes = figure.subplots()
         axes.imshow(weights.numpy(), cmap="gray", aspect="auto", interpolation="nearest")
         axes.set_xlabel("memory position (1 = the current word)")
         axes.set_ylabel("hop")
