@@ -44,12 +44,12 @@ class History:
     def __init__(self, directory: Path, key: str, at: int = 0, earlier: list[dict] = ()):
         self.path, self.key = directory / HISTORY_FILE, key
         kept = [line for line in _lines(self.path) if line.get(key, 0) <= at] if self.path.exists() else []
-        if sum("step_in_epoch" not in line for line in kept) < len(earlier):  # written before this file existed
+        if sum(map(is_epoch_line, kept)) < len(earlier):  # written before this file existed
             kept = [dict(record) for record in earlier]
         write_files(directory, {HISTORY_FILE: history_bytes(kept)})
         self.seconds = float(kept[-1].get("seconds", 0.0)) if kept else 0.0
         self.last = kept[-1] if kept else None
-        self.epochs = sum("step_in_epoch" not in line for line in kept)  # epoch lines
+        self.epochs = sum(map(is_epoch_line, kept))
         self.tensorboard = _tensorboard(directory, purge_step=at + 1)
 
     def append(self, line: dict) -> None:
@@ -59,7 +59,7 @@ class History:
             f.flush()
             os.fsync(f.fileno())
         self.last = line
-        self.epochs += "step_in_epoch" not in line
+        self.epochs += is_epoch_line(line)
         if self.tensorboard is not None:
             _add_scalars(self.tensorboard, line, self.key)
             self.tensorboard.flush()
@@ -71,6 +71,11 @@ class History:
     def close(self) -> None:
         if self.tensorboard is not None:
             self.tensorboard.close()
+
+
+def is_epoch_line(line: dict) -> bool:
+    """An epoch's line, not a language model's progress line within an epoch."""
+    return "step_in_epoch" not in line
 
 
 def history_bytes(lines: list[dict]) -> bytes:

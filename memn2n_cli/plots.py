@@ -26,7 +26,7 @@ from pathlib import Path
 
 from memn2n_cli.checkpoint import model_dirs, read_config, read_json
 from memn2n_cli.errors import ArgumentError, UserError
-from memn2n_cli.history import read_history
+from memn2n_cli.history import is_epoch_line, read_history
 from memn2n_cli.sweeps import SPEC_FILE
 from tasks import get_task
 
@@ -168,7 +168,7 @@ def model_curves(name: str, title: str, kind: str, lines: list[dict]) -> ModelCu
     are not epochs, and become the points ``within_epochs``. Figures that are missing or not
     finite (a diverged run's perplexity) are left out; figures a plugin task adds are ignored."""
     metric = METRIC[kind]
-    epochs = [line for line in lines if "step_in_epoch" not in line]
+    epochs = [line for line in lines if is_epoch_line(line)]
     restarts: dict[int | None, list[dict]] = {}
     for line in epochs:
         restarts.setdefault(line.get("restart"), []).append(line)
@@ -185,7 +185,7 @@ def model_curves(name: str, title: str, kind: str, lines: list[dict]) -> ModelCu
         if linear and len(linear) < len(group):  # the softmaxes came back after the last of them
             ends.append(max(linear))
     within = None
-    progress = [line for line in lines if "step_in_epoch" in line and _finite(line.get(f"train_{metric}"))
+    progress = [line for line in lines if not is_epoch_line(line) and _finite(line.get(f"train_{metric}"))
                 and _finite(line.get("epoch")) and _finite(line.get("steps_in_epoch")) and line["steps_in_epoch"] > 0]
     if progress:
         within = Curve("train", None, [line["epoch"] - 1 + line["step_in_epoch"] / line["steps_in_epoch"] for line in progress],

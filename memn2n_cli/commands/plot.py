@@ -41,7 +41,9 @@ def plot_command(
 
 
 def run_view(plot: plots.RunPlot) -> Group:
-    """Per model, a sparkline per series with its first, best and last figures."""
+    """Per model, a sparkline per series with its first, best and last figures; the sparklines as
+    wide as the terminal leaves room for (the other columns take some 68)."""
+    width = max(10, min(80, stdout().width - 68))
     tables = []
     for model in plot.models:
         table = Table(title=Text(f"{model.name}: {model.title}, per epoch"), title_justify="left")
@@ -53,16 +55,16 @@ def run_view(plot: plots.RunPlot) -> Group:
         for curve in model.curves:
             best = min(range(len(curve.values)), key=curve.values.__getitem__)
             name = f"{curve.name} {model.metric}" + (f", restart {curve.restart}" if curve.restart is not None else "")
-            table.add_row(name, plots.sparkline(curve.values, log=log), f"{curve.values[0]:.1f}{unit}",
+            table.add_row(name, plots.sparkline(curve.values, width, log=log), f"{curve.values[0]:.1f}{unit}",
                           f"{curve.values[best]:.1f}{unit} (epoch {curve.epochs[best]:g})", f"{curve.values[-1]:.1f}{unit}",
                           str(len(curve.values)))
         for curve in model.lr:
             name = "learning rate" + (f", restart {curve.restart}" if curve.restart is not None else "")
-            table.add_row(name, plots.sparkline(curve.values, log=True), f"{curve.values[0]:.3g}", "",
+            table.add_row(name, plots.sparkline(curve.values, width, log=True), f"{curve.values[0]:.3g}", "",
                           f"{curve.values[-1]:.3g}", str(len(curve.values)))
         if model.within_epochs is not None:
             within = model.within_epochs.values
-            table.add_row("train, within epochs", plots.sparkline(within, log=True), f"{within[0]:.1f}", "",
+            table.add_row("train, within epochs", plots.sparkline(within, width, log=True), f"{within[0]:.1f}", "",
                           f"{within[-1]:.1f}", "")
         if model.linear_start_ends:
             table.caption = "linear start ended after epoch " + ", ".join(f"{e:g}" for e in model.linear_start_ends)

@@ -42,7 +42,7 @@ from starlette.staticfiles import StaticFiles
 from memn2n_cli.checkpoint import CONFIG_FILE, model_dirs, read_config, refuse_other_kinds, run_data_dir, run_task
 from memn2n_cli.devices import resolve_device
 from memn2n_cli.errors import ArgumentError, UserError
-from memn2n_cli.history import read_history
+from memn2n_cli.history import is_epoch_line, read_history
 from memn2n_cli.model_card import read_card
 from memn2n_cli.qa.inference import BUNDLED_RUN, QARun, check_top_k, default_run, runs_under
 from tasks import get_task
@@ -142,7 +142,7 @@ class Runs:
         """What GET /api/about returns: the run's model card (its front matter; None for a run
         written before cards) and its learning curves (each epoch's line of its history)."""
         directory = self.named[self.name(checkpoint)]
-        return {"card": read_card(directory), "history": [line for line in read_history(directory) if "step_in_epoch" not in line]}
+        return {"card": read_card(directory), "history": [line for line in read_history(directory) if is_epoch_line(line)]}
 
     def random_story(self, task_id: int, checkpoint: str | None) -> dict:
         """A random test story of ``task_id`` of the run's task: from ``--data-dir``, else the
