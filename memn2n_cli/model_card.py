@@ -10,6 +10,7 @@ to write it, and any YAML reader (or ``json.loads`` per line) reads it back.
 from __future__ import annotations
 
 import json
+import math
 import shlex
 import subprocess
 import sys
@@ -47,7 +48,22 @@ def source_commit() -> str | None:
 
 
 def _front_matter(fields: dict) -> str:
-    return "---\n" + "".join(f"{key}: {json.dumps(value)}\n" for key, value in fields.items()) + "---\n"
+    return "---\n" + "".join(f"{key}: {_flow(value)}\n" for key, value in fields.items()) + "---\n"
+
+
+def _flow(value) -> str:
+    """``value`` as JSON that YAML reads as the same value: a float always with a point (YAML 1.1
+    reads JSON's 1e-05 as a string), a number that is not finite as null."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))}: {_flow(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_flow(v) for v in value) + "]"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "null"
+        mantissa, e, exponent = repr(value).partition("e")
+        return mantissa + ("" if "." in mantissa else ".0") + e + exponent
+    return json.dumps(value)
 
 
 def read_card(directory: Path) -> dict | None:
@@ -93,7 +109,8 @@ def qa_card(config: dict, rows: list[dict]) -> bytes:
     """The card of a question-answering model: ``config`` (config.json), ``rows`` its error per
     numbered task and split (train's summary rows)."""
     task, tasks = get_task(config["task"]), config["tasks"]
-    mean = {split: sum(r[f"{split}_error"] for r in rows) / len(rows) for split in ("valid", "test")}
+    mean = {split: sum(r[f"{split}_error"] for r in rows) / len(rows) if all(f"{split}_error" in r for r in rows) else None
+            for split in ("valid", "test")}  # no valid error when trained with --validation-fraction 0
     column = _table_1_column(config)
     paper = None
     if column is not None:
@@ -123,10 +140,10 @@ def qa_card(config: dict, rows: list[dict]) -> bytes:
              "|---|---|---|" + ("---|" if paper else "")]
     for r in rows:
         theirs = paper["test_error"].get(r["task"]) if paper else None
-        lines.append(f"| {r['task']} | {r['test_error']:.1f} | {r.get('valid_error', float('nan')):.1f} |"
+        lines.append(f"| {r['task']} | {r['test_error']:.1f} | {_figure(r.get('valid_error'))} |"
                      + (f" {'' if theirs is None else theirs} |" if paper else ""))
     if len(rows) > 1:
-        lines.append(f"| mean | {mean['test']:.1f} | {mean['valid']:.1f} |"
+        lines.append(f"| mean | {mean['test']:.1f} | {_figure(mean['valid'])} |"
                      + (f" {paper['mean_test_error']} |" if paper else ""))
     lines += ["", "## Use", "", "```", "memn2n predict story.txt -c path/to/this/folder",
               "memn2n eval path/to/this/folder", "memn2n visualize --hops -c path/to/this/folder", "```", "",

@@ -22,7 +22,7 @@ def test_train_writes_a_complete_run_and_reports_json(trained_run):
     files = {p.name for p in out.iterdir() if not p.name.startswith("events.out.tfevents.")}  # TensorBoard's, where installed
     assert files == {"model.safetensors", "config.json", "vocab.json", "metrics.json", "manifest.json", "history.jsonl", "README.md"}
     manifest = json.loads((out / "manifest.json").read_text())["sha256"]
-    assert manifest.keys() == {"model.safetensors", "config.json", "vocab.json", "metrics.json"}
+    assert manifest.keys() == {"model.safetensors", "config.json", "vocab.json", "metrics.json", "history.jsonl", "README.md"}
     assert all(hashlib.sha256((out / name).read_bytes()).hexdigest() == digest for name, digest in manifest.items())
     (row,) = summary["tasks"]
     assert set(row) == {"task", "train_error", "valid_error", "test_error"} and row["task"] == 1

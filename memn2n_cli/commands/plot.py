@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.color import Color
@@ -15,8 +15,10 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
-from memn2n_cli import plots
 from memn2n_cli.commands.app import app, command, stdout
+
+if TYPE_CHECKING:
+    from memn2n_cli import plots
 
 
 @app.command("plot")
@@ -30,6 +32,8 @@ def plot_command(
     """A run's learning curves (error or perplexity, train and valid, and the learning rate, per epoch);
     a bAbI sweep's tasks x columns as a heatmap of test error beside the paper's Table 1; a language-model
     sweep's perplexity against each option it varies, beside the paper's Table 2."""
+    from memn2n_cli import plots  # torch and the run readers: not for `memn2n --help`
+
     if out is not None:
         plots.check_picture_path(out)  # before anything is read
     data = plots.read_plot(target)
@@ -43,6 +47,8 @@ def plot_command(
 def run_view(plot: plots.RunPlot) -> Group:
     """Per model, a sparkline per series with its first, best and last figures; the sparklines as
     wide as the terminal leaves room for (the other columns take some 68)."""
+    from memn2n_cli import plots
+
     width = max(10, min(80, stdout().width - 68))
     tables = []
     for model in plot.models:
@@ -75,6 +81,8 @@ def run_view(plot: plots.RunPlot) -> Group:
 
 def table_view(plot: plots.TablePlot) -> Table:
     """The heatmap as a table: "ours (paper, difference)" per cell, on the picture's colour."""
+    from memn2n_cli import plots
+
     table = Table(title=Text(f"{plot.sweep.name}: {plot.task}, {plot.caption}"), title_justify="left")
     table.add_column("", justify="right")
     for label in plot.columns:

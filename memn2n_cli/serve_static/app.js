@@ -133,10 +133,8 @@ async function ask() {
   }
 }
 
-const SVG = "http://www.w3.org/2000/svg";
-
 function svg(name, attributes, text) {
-  const node = document.createElementNS(SVG, name);
+  const node = document.createElementNS($("curves").namespaceURI, name);  // the page's <svg>'s: SVG's own
   for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, value);
   if (text !== undefined) node.textContent = text;
   return node;
