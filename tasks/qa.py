@@ -424,6 +424,11 @@ class QATask:
             raise UserError("data directory not found", given)
         return given
 
+    def numbered(self) -> bool:
+        """Whether the data holds several numbered tasks (bAbI's 1-20): tables and progress then
+        name them by number; a task with one is named by its own name ("jsonl", not "task 1")."""
+        return len(self.parse_task_ids([], "all")) > 1
+
     def parse_task_ids(self, values: list[str], default: str = "1") -> list[int]:
         """The numbered tasks ``--task`` names (none given: ``default``, or "all")."""
         if values:

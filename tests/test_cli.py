@@ -417,7 +417,7 @@ def test_help_shows_what_each_option_says_defaults_included(cli):
             else:
                 yield (*path, name), command
 
-    defaults = 0
+    defaults = flags = 0
     for path, command in commands(typer.main.get_command(app)):
         result = cli(*path, "--help")
         assert result.exit_code == 0, result.output
@@ -426,7 +426,27 @@ def test_help_shows_what_each_option_says_defaults_included(cli):
             said = " ".join((getattr(param, "help", None) or "").replace("`", "").split())
             assert said in shown, (path, param.name, said)
             defaults += said.count("[default:")
-    assert defaults > 30
+        assert "<bool>" not in shown, path  # a flag takes no value: no placeholder beside it
+        flags += "--json" in shown
+    assert defaults > 30 and flags >= 4
+
+
+def test_piped_figure_2_keeps_each_storys_file_and_line_whole(cli, trained_run, tmp_path):
+    """Piped (no terminal, 120 columns in these tests), a story's "FILE:LINE" is one line however long."""
+    story = tmp_path / ("a-folder-with-a-long-name-" * 5) / "story.txt"
+    story.parent.mkdir()
+    story.write_text("Mary moved to the bathroom.\nJohn went to the hallway.\nWhere is Mary?\n")
+    result = cli("visualize", "--hops", story, "-c", trained_run[0])
+    assert result.exit_code == 0, result.stderr
+    assert f"{story}:3" in result.stdout.splitlines(), result.stdout[:500]
+
+
+def test_sweep_has_a_default_folder(cli, tmp_path, en_dir, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = cli("sweep", "babi", "--task", "1", "--restarts", "1", "--epochs", "1", "--ls-epochs", "1",
+                 "--data-dir", en_dir, "--workers", "1")
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "sweeps" / "babi" / "results.json").is_file() and "results in sweeps/babi/" in result.stderr
 
 
 def test_an_output_folder_that_cannot_be_written_is_one_line_naming_it(cli, tmp_path, en_dir):

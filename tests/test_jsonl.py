@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -54,6 +55,11 @@ def test_babi_as_jsonl_trains_the_same_model_as_the_original_files(cli, task2_js
 
     evaluated = cli("eval", ours, "--json")
     assert evaluated.exit_code == 0 and json.loads(evaluated.stdout)["tasks"][0]["test_error"] == rows[0]["test_error"]
+    # One task, named by its name: "jsonl epoch ..." in the progress, a "jsonl" row in the tables.
+    assert "jsonl epoch 3 (softmax" in trained.stderr and "qa1" not in trained.stderr
+    for command in (["train", "jsonl", "--data-dir", task2_jsonl, "--out", tmp_path / "again", *EPOCHS], ["eval", ours]):
+        table = cli(*command).stdout
+        assert re.search(r"^│ +jsonl │", table, re.M) and not re.search(r"^│ +1 │", table, re.M), table
     story = tmp_path / "story.jsonl"
     story.write_text(json.dumps({"story": ["Mary got the football there.", "Mary went to the kitchen."],
                                  "question": "Where is the football?", "supporting": [0, 1]}) + "\n")

@@ -212,6 +212,9 @@ def test_figure_3_in_the_terminal_and_as_png(cli, small_lm, small_ptb, tmp_path)
     result = cli("visualize", "-c", small_lm, "--memory-positions", "--out", tmp_path / "fig3.png")
     assert result.exit_code == 0, result.stderr
     assert [line.split()[0] for line in result.stdout.splitlines()[2:]] == ["1", "2"]  # a row per hop
+    # Piped, without colour, each cell is a shade from " " (no attention) to "█" (the row's most).
+    rows = [line.split(maxsplit=1)[1] for line in result.stdout.splitlines()[2:]]
+    assert all(len(row) == 8 and set(row) <= set(" ░▒▓█") and "█" in row for row in rows), rows
     import matplotlib.image
 
     picture = matplotlib.image.imread(tmp_path / "fig3.png")  # 8 x 2 inches at 150 dpi, RGBA

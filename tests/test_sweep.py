@@ -261,14 +261,21 @@ def test_restarts_split_into_parts():
 
 @pytest.mark.slow
 def test_ray_backend_on_a_local_instance_with_two_workers(cli, tmp_path, en_dir, small_sweep):
+    import shutil
+    import tempfile
+
     ray = pytest.importorskip("ray", reason="the Ray backend is the optional extra memn2n[ray]")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # Ray's session folder in one of our own, removed afterwards (by default /tmp/ray/session_*
+    # stays); a short path, as Ray's sockets live in it (at most 107 characters).
+    session = tempfile.mkdtemp(prefix="memn2n-ray-")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _temp_dir=session)
     try:
         out = tmp_path / "ray"
         result = cli("sweep", "babi", "--task", "1", "--task", "4", "--restarts", "3", *QUICK, "--grid", "hops=1,2",
                      "--out", out, "--data-dir", en_dir, "--backend", "ray", "--json")
     finally:
         ray.shutdown()
+        shutil.rmtree(session, ignore_errors=True)
     assert result.exit_code == 0, result.stderr
     local = small_sweep[2]["cells"]
     for label, cells in json.loads(result.stdout)["cells"].items():

@@ -43,6 +43,16 @@ class OneLineErrors(TyperGroup):
         sys.exit(code if isinstance(code, int) else 0)
 
 
+def _no_placeholder_for_flags() -> None:
+    """Typer's help shows a value's type beside every option, `<bool>` for flags too (`--json <bool>`,
+    as if it took a value): a flag shows none."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    TyperOption.display_type_rich = lambda self, ctx: None if self.is_flag else shown(self, ctx)
+
+
+_no_placeholder_for_flags()
 app = typer.Typer(cls=OneLineErrors, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   rich_markup_mode="markdown",
                   help="End-To-End Memory Networks (Sukhbaatar et al. 2015): train, evaluate, inspect.")

@@ -61,6 +61,7 @@ def visualize(run: Path, *, story: str | None, hops: bool, memory_positions: boo
               errors: bool, data_dir: Path | None, out: Path | None, device: str) -> None:
     """Figure 2: each hop's attention over the sentences of a story (``hops``, the only view here)."""
     from rich.console import Console
+    from rich.text import Text
 
     from memn2n_cli.commands.report import attention_view
     from memn2n_cli.qa.inference import read_story_input
@@ -73,6 +74,7 @@ def visualize(run: Path, *, story: str | None, hops: bool, memory_positions: boo
                                    sample=sample, seed=seed, errors=errors, data_dir=data_dir, device=device)
     console = Console(record=out is not None, soft_wrap=False)
     for prediction in predictions:
+        console.print(Text(prediction.question.source, style="dim"), soft_wrap=True)  # FILE:LINE whole, however long
         console.print(attention_view(prediction))
     if out is not None:
         if out.suffix.lower() == ".svg":

@@ -9,6 +9,7 @@ from rich.text import Text
 
 from memn2n_cli.configs import SPLITS
 from memn2n_cli.qa.runs import PASS_ERROR
+from tasks.qa import qa_task
 
 
 def results_table(summary: dict, splits: tuple[str, ...]) -> Table:
@@ -20,6 +21,8 @@ def results_table(summary: dict, splits: tuple[str, ...]) -> Table:
     shared = {"task", *(f"{split}_error" for split in SPLITS)}
     own = sorted({k for row in summary["tasks"] for k, v in row.items() if k not in shared
                   and not k.startswith("attention_on_support") and isinstance(v, (int, float))})  # a task's own figures
+    task = qa_task(summary["task"]) if "task" in summary else None  # summaries written before it was there have none
+    name = None if task is None or task.numbered() else summary["task"]  # "jsonl" rather than "1"
     table = Table(title=Text(f"Error (%)  ·  {summary['run']}"), title_justify="left")
     table.add_column("Task", justify="right")
     for split in splits:
@@ -36,7 +39,7 @@ def results_table(summary: dict, splits: tuple[str, ...]) -> Table:
         attention = [f"{x:.0f}" for x in row.get("attention_on_support", [])]
         if attention:
             attention.append(f"{row['attention_on_support_any']:.0f}")
-        table.add_row(str(row["task"]), *(f"{row[f'{s}_error']:.1f}" if f"{s}_error" in row else "-" for s in splits),
+        table.add_row(name or str(row["task"]), *(f"{row[f'{s}_error']:.1f}" if f"{s}_error" in row else "-" for s in splits),
                       "[green]yes[/]" if ok else "[red]no[/]", *attention,
                       *(f"{row[name]:.1f}" if name in row else "-" for name in own))
     table.add_section()
@@ -47,7 +50,8 @@ def results_table(summary: dict, splits: tuple[str, ...]) -> Table:
 
 def attention_view(prediction) -> Group:
     """The paper's Figure 2 for one question: each story sentence with its support mark and the
-    attention p of every hop (the largest of each hop emphasised), then question and answers."""
+    attention p of every hop (the largest of each hop emphasised), then question and answers.
+    (Where the question is from, ``prediction.question.source``, goes above it, unwrapped.)"""
     q = prediction.question
     hops = len(prediction.attention)
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
@@ -71,7 +75,10 @@ def attention_view(prediction) -> Group:
     verdict = {True: "green", False: "red", None: ""}[prediction.correct]
     lines.append(Text.assemble(("Prediction: ", "bold"), (prediction.answer, verdict),
                                  f"  (p = {prediction.probability:.2f})"))
-    return Group(Text(q.source, style="dim"), table, *lines, Text())
+    return Group(table, *lines, Text())
+
+
+SHADES = " ░▒▓█"  # Figure 3's cells without colour: from no attention to the most
 
 
 def memory_position_view(weights) -> Table:
@@ -89,7 +96,10 @@ def memory_position_view(weights) -> Table:
     for k in range(hops):
         row = Text()
         for start in range(0, positions, group):
-            level = int(255 * float(weights[k, start: start + group].mean()))
-            row.append(" ", Style(bgcolor=Color.from_rgb(level, level, level)))
+            share = float(weights[k, start: start + group].mean())
+            level = int(255 * share)
+            # the shade as a character too, so that the figure reads without colour (piped, a file)
+            row.append(SHADES[min(len(SHADES) - 1, int(share * len(SHADES)))],
+                       Style(color=Color.from_rgb(level, level, level), bgcolor=Color.from_rgb(level, level, level)))
         table.add_row(str(k + 1), row)
     return table

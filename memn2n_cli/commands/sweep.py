@@ -18,7 +18,8 @@ from memn2n_cli.configs import JOINT
 def sweep(
     ctx: typer.Context,
     task_name: Annotated[str, typer.Argument(metavar="TASK", help="A registered task (see `memn2n tasks`).")],
-    out: Annotated[Path, typer.Option(help="Sweep directory; run the same command again to complete it.")],
+    out: Annotated[Path | None, typer.Option(help="Sweep directory; run the same command again to complete it. "
+                                           "[default: sweeps/TASK, or sweeps/TASK-PRESET with --preset]")] = None,
     task: Annotated[list[str] | None, typer.Option("--task", "-t", help="bAbI task number, repeatable, or 'all'. [default: all]")] = None,
     grid: Annotated[list[str] | None, typer.Option(help="OPTION=V1,V2,... (repeatable): every combination is a configuration; "
                                                    "one value fixes an option, e.g. --grid epochs=50.")] = None,
@@ -49,6 +50,7 @@ def sweep(
     fixes that option for every configuration, as a one-value --grid does."""
     from memn2n_cli.commands import kinds
 
+    out = out or Path("sweeps") / (f"{task_name}-{preset}" if preset else task_name)
     kinds.for_task(task_name).sweep(task_name, out=out, tasks=task or [], grid=grid or [], args=ctx.args,
                                       restarts=restarts, joint=joint, preset=preset, column=column or [],
                                       select=select, seed=seed, backend=backend,

@@ -37,7 +37,7 @@ def train(
     task: Annotated[list[str] | None, typer.Option("--task", "-t", help="bAbI task number, repeatable, or 'all'. [default: 1]")] = None,
     joint: Annotated[bool, typer.Option(help=f"One model for all the tasks given (d={JOINT['dim']}, {JOINT['epochs']} epochs, halving every {JOINT['anneal_every']}).")] = False,
     data_dir: DataDir = None,
-    out: Annotated[Path | None, typer.Option(help="Run directory. [default: checkpoints/TASK-TIME]")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run directory. [default: checkpoints/TASK-task-TIME, or TASK-joint-TIME with --joint]")] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue the interrupted run in this directory (question answering: keep its finished models).")] = None,
     json_output: Json = False,
     device: Device = "auto",

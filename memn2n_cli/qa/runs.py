@@ -67,9 +67,9 @@ def own_figures(task: QATask, counts: dict) -> dict:
     return {k: v for k, v in task.metrics(counts).items() if k not in shared}
 
 
-def summarize(rows: list[dict], run: Path, split: str = "test") -> dict:
+def summarize(rows: list[dict], run: Path, task: str, split: str = "test") -> dict:
     key = f"{split}_error"
-    return {"tasks": rows, f"mean_{key}": sum(r[key] for r in rows) / len(rows),
+    return {"task": task, "tasks": rows, f"mean_{key}": sum(r[key] for r in rows) / len(rows),
             "failed_tasks": sum(r[key] > PASS_ERROR for r in rows), "run": str(run)}
 
 
@@ -204,9 +204,10 @@ def train_qa(task: str, task_ids: list[int], joint: bool, data_dir: Path | None,
             log.info("%s: already trained, kept", directory)
             rows += done
             continue
+        shown = label if len(groups) > 1 or qa_task(task).numbered() else task  # "qa1", or "jsonl"
         rows += train_model(task, group, data_dir, directory, options, config, torch_device,
-                            (lambda record, label=label: on_epoch(label, record)) if on_epoch else None, resume)
-    summary = summarize(rows, out)
+                            (lambda record, shown=shown: on_epoch(shown, record)) if on_epoch else None, resume)
+    summary = summarize(rows, out, task)
     if len(groups) > 1:
         write_json(out / METRICS_FILE, summary)
     return summary
@@ -236,4 +237,4 @@ def evaluate_run(run: Path, split: str = "test", data_dir: Path | None = None, d
                          **{k: v for k, v in figures.items() if k not in ("error", "loss")}})
     if not rows:
         raise UserError(f"holds no {split} questions (trained with --validation-fraction 0?)", run)
-    return summarize(rows, run, split)
+    return summarize(rows, run, config["task"], split)
