@@ -3,6 +3,8 @@ in a real headless Chromium against a real `memn2n serve` (skipped, saying why, 
 
 from __future__ import annotations
 
+import asyncio
+import http.client
 import json
 import os
 import random
@@ -11,17 +13,22 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from memn2n_cli.history import read_history
 from memn2n_cli.model_card import read_card
 from memn2n_cli.qa.inference import BUNDLED_RUN
-from memn2n_cli.qa.web import MAX_BODY, MAX_QUESTIONS, Runs, ThisMachineOnly, create_app
+from memn2n_cli.qa.web import MAX_BODY, MAX_QUESTIONS, Runs, ThisMachineOnly, create_app, http_server, listen
 from tasks.qa import read_stories
 from tests.conftest import ROOT, assert_one_line_error
 
@@ -293,6 +300,54 @@ def test_help_loads_neither_torch_nor_the_web_framework():
             "print(sorted(m for m in ('torch', 'starlette', 'uvicorn') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
     assert "serve" in out and out.splitlines()[-1] == "[]"
+
+
+def small_app() -> Starlette:
+    """GET /: "hello"; GET /slow?s=SECONDS: "slow", that many seconds later."""
+
+    async def hello(request):
+        return PlainTextResponse("hello")
+
+    async def slow(request):
+        await asyncio.sleep(float(request.query_params["s"]))
+        return PlainTextResponse("slow")
+
+    return Starlette(routes=[Route("/", hello), Route("/slow", slow)])
+
+
+@contextmanager
+def running(app, **settings):
+    """``app`` served in this process as `serve` serves its app (web.listen, web.http_server with
+    ``settings``), on a free loopback port, from a thread: (the uvicorn.Server, its port)."""
+    listener = listen("127.0.0.1", 0)
+    port = listener.getsockname()[1]
+    server = http_server(app, **settings)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.01)
+    try:
+        yield server, port
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def test_each_connection_sends_without_waiting_for_acks():
+    """TCP_NODELAY on the server's end of every connection (issue 29, item 2). Without it, Nagle's
+    algorithm held the body of each response after a keep-alive connection's first until the
+    client's delayed ACK, some 40 ms. Read on the server's socket itself: no clock involved."""
+    with running(small_app()) as (server, port):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        for _ in range(2):
+            connection.request("GET", "/")
+            assert connection.getresponse().read() == b"hello"
+        [protocol] = server.server_state.connections
+        accepted = protocol.transport.get_extra_info("socket")
+        assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        connection.close()
 
 
 @pytest.fixture(scope="module")

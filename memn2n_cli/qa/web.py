@@ -273,7 +273,7 @@ def serve(checkpoint: Path | None, data_dir: Path | None, host: str, port: int, 
         print(note, file=sys.stderr)
     runs.model(None)
     try:
-        listener = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+        listener = listen(host, port)
     except OSError as e:  # the port taken, an address not of this machine, a name that does not resolve
         reason = os.strerror(e.errno) if isinstance(e.errno, int) and e.errno > 0 else e.strerror or str(e)
         raise UserError(f"cannot listen on {host}:{port}: {reason}") from None
@@ -281,4 +281,22 @@ def serve(checkpoint: Path | None, data_dir: Path | None, host: str, port: int, 
     print(f"serving http://{address}:{listener.getsockname()[1]}/ (default run: {runs.default}; Ctrl-C stops)",
           file=sys.stderr, flush=True)
     app = ThisMachineOnly(create_app(runs)) if is_loopback(host) else create_app(runs)
-    uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(sockets=[listener])
+    http_server(app).run(sockets=[listener])
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on ``host``:``port`` that says it is TCP, as asyncio's own do.
+
+    socket.create_server makes one of proto 0, and a connection it accepts inherits that; asyncio
+    sets TCP_NODELAY only on a socket whose proto is IPPROTO_TCP (asyncio.base_events._set_nodelay).
+    Without it, Nagle's algorithm held the second of uvicorn's two writes of a response (the head,
+    then the body) until the client's delayed ACK: some 40 ms on each request after the first of a
+    keep-alive connection. The same descriptor, wrapped again with the protocol named."""
+    made = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+    return socket.socket(made.family, made.type, socket.IPPROTO_TCP, fileno=made.detach())
+
+
+def http_server(app) -> uvicorn.Server:
+    """uvicorn serving ``app`` as `serve` runs it (on sockets from `listen`): warnings and errors
+    only, no line per request."""
+    return uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
