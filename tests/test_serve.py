@@ -350,6 +350,66 @@ def test_each_connection_sends_without_waiting_for_acks():
         connection.close()
 
 
+def closed_by_server(connection: socket.socket, within: float, trickle: bytes = b"") -> bool:
+    """Whether the server closes ``connection`` within ``within`` seconds, while the client sends
+    a byte of ``trickle`` every 0.1 s (a slowloris client never finishes its headers)."""
+    deadline = time.monotonic() + within
+    connection.settimeout(0.1)
+    while time.monotonic() < deadline:
+        try:
+            if connection.recv(1) == b"":
+                return True
+        except TimeoutError:
+            pass
+        except ConnectionResetError:
+            return True
+        if trickle:
+            try:
+                connection.send(trickle[:1])
+            except (BrokenPipeError, ConnectionResetError):
+                return True
+            trickle = trickle[1:] or trickle
+    return False
+
+
+def test_a_connection_whose_headers_do_not_arrive_in_time_is_closed():
+    """Issue 29, item 9: connections that never finished their headers stayed open for ever (3,000
+    after 40 s). With a deadline of 0.5 s each kind is closed within 5; a request whose headers
+    came in time is answered however long the answer takes."""
+    request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    with running(small_app(), header_timeout=0.5) as (_, port):
+        trickling = socket.create_connection(("127.0.0.1", port))
+        trickling.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        assert closed_by_server(trickling, 5, trickle=b"abcdefgh")  # a byte each 0.1 s does not restart the clock
+        silent = socket.create_connection(("127.0.0.1", port))
+        partial = socket.create_connection(("127.0.0.1", port))
+        partial.sendall(request[:10])
+        assert closed_by_server(silent, 5) and closed_by_server(partial, 5)
+        # The second request of a keep-alive connection: its first bytes stop uvicorn's idle clock.
+        second = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        second.request("GET", "/")
+        assert second.getresponse().read() == b"hello"
+        second.sock.sendall(request[:10])
+        assert closed_by_server(second.sock, 5)
+        slow = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        for _ in range(2):
+            slow.request("GET", "/slow?s=1")
+            assert slow.getresponse().read() == b"slow"
+        for connection in (silent, partial, trickling, second, slow):
+            connection.close()
+
+
+def test_requests_past_the_connection_limit_are_503():
+    with running(small_app(), max_connections=2) as (_, port):
+        first, second = (http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(2))
+        first.request("GET", "/")
+        assert first.getresponse().status == 200
+        second.request("GET", "/")  # two open, this one included
+        assert second.getresponse().status == 503
+        first.close()
+        second.close()
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, en_dir):
     """`memn2n serve --port 0` as a user starts it, in a folder with no runs: (url, its stderr so far)."""

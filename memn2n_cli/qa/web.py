@@ -19,17 +19,20 @@ command: `memn2n --help` loads neither.
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import ipaddress
 import json
 import logging
 import os
 import random
 import socket
 import sys
-import ipaddress
 import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import h11
 import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -38,6 +41,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from memn2n_cli.checkpoint import CONFIG_FILE, model_dirs, read_config, refuse_other_kinds, run_data_dir, run_task
 from memn2n_cli.devices import resolve_device
@@ -53,6 +57,8 @@ MAX_BODY = 1_000_000  # bytes: a story of some 30,000 bAbI sentences, far more t
 MAX_QUESTIONS = 1_000  # a request's: each answer carries its attention; a bAbI story asks at most a few dozen
 BUNDLED_NAME = "bundled"  # the bundled model's name in the API: its path is deep in site-packages
 FIELDS = {"story", "checkpoint", "top_k"}
+HEADER_TIMEOUT = 10.0  # seconds for a request's headers: a browser sends them in one packet; a slow link needs a few
+MAX_CONNECTIONS = 100  # open at once, else 503 (uvicorn's limit_concurrency): a browser opens 6, the load benchmark 32
 
 
 class Runs:
@@ -296,7 +302,53 @@ def listen(host: str, port: int) -> socket.socket:
     return socket.socket(made.family, made.type, socket.IPPROTO_TCP, fileno=made.detach())
 
 
-def http_server(app) -> uvicorn.Server:
-    """uvicorn serving ``app`` as `serve` runs it (on sockets from `listen`): warnings and errors
-    only, no line per request."""
-    return uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+def http_server(app, header_timeout: float = HEADER_TIMEOUT, max_connections: int = MAX_CONNECTIONS) -> uvicorn.Server:
+    """uvicorn serving ``app`` as `serve` runs it (on sockets from `listen`): a connection whose
+    request headers are not all there ``header_timeout`` seconds after they began (or after it
+    opened) is closed; a request while ``max_connections`` are open is answered 503, so that at
+    most that many bodies of MAX_BODY bytes are read at once; warnings and errors only, no line per
+    request."""
+    protocol = functools.partial(H11WithHeaderDeadline, header_timeout=header_timeout)
+    return uvicorn.Server(uvicorn.Config(app, http=protocol, limit_concurrency=max_connections,
+                                         log_level="warning", access_log=False))
+
+
+class H11WithHeaderDeadline(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol (h11) with a deadline for each request's headers, counted from
+    the connection's opening for its first request and from the first byte for the next ones; data
+    that trickles in does not restart it. uvicorn times only the wait between two requests of a
+    keep-alive connection (timeout_keep_alive) and stops that clock at the next request's first
+    byte: a client that sent part of a request line, or nothing, held its connection open for ever
+    (slowloris; issue 29, item 9). Used whether or not httptools is installed."""
+
+    def __init__(self, *args, header_timeout: float, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.header_timeout = header_timeout
+        self.header_clock: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self.header_clock = self.loop.call_later(self.header_timeout, self.headers_too_slow)
+
+    def data_received(self, data: bytes) -> None:
+        if self.header_clock is None and self.conn.their_state is h11.IDLE:  # the next request's first bytes
+            self.header_clock = self.loop.call_later(self.header_timeout, self.headers_too_slow)
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:  # the headers are in (or the request was refused)
+            self.stop_header_clock()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.stop_header_clock()
+        super().connection_lost(exc)
+
+    def stop_header_clock(self) -> None:
+        if self.header_clock is not None:
+            self.header_clock.cancel()
+            self.header_clock = None
+
+    def headers_too_slow(self) -> None:
+        """Close the connection, as uvicorn closes one idle past timeout_keep_alive: no response,
+        since no request arrived to answer."""
+        self.header_clock = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.transport.close()
