@@ -37,8 +37,8 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -214,7 +214,8 @@ def create_app(runs: Runs) -> Starlette:
 
     routes = [Route("/", page), Route("/api/runs", list_runs), Route("/api/predict", predict, methods=["POST"]),
               Route("/api/story", story), Route("/api/about", about), Mount("/static", StaticFiles(directory=STATIC))]
-    return Starlette(routes=routes, exception_handlers={UserError: bad_input, HTTPException: http_error})
+    return Starlette(routes=routes, exception_handlers={UserError: bad_input, HTTPException: http_error,
+                                                        ClientDisconnect: client_left})
 
 
 async def read_body(request: Request) -> bytes:
@@ -267,6 +268,12 @@ async def bad_input(request: Request, error: UserError) -> JSONResponse:
 
 async def http_error(request: Request, error: HTTPException) -> JSONResponse:
     return JSONResponse({"error": error.detail}, status_code=error.status_code, headers=error.headers)
+
+
+async def client_left(request: Request, error: ClientDisconnect) -> Response:
+    """A client that closed its connection before sending all of its body: nobody to answer and
+    nothing wrong here, so no traceback on stderr (the response goes nowhere)."""
+    return Response(status_code=400)
 
 
 def serve(checkpoint: Path | None, data_dir: Path | None, host: str, port: int, device: str = "auto") -> None:
