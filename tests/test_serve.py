@@ -28,7 +28,8 @@ from starlette.testclient import TestClient
 from memn2n_cli.history import read_history
 from memn2n_cli.model_card import read_card
 from memn2n_cli.qa.inference import BUNDLED_RUN
-from memn2n_cli.qa.web import MAX_BODY, MAX_QUESTIONS, Runs, ThisMachineOnly, create_app, http_server, listen
+from memn2n_cli.qa.web import (MAX_BODY, MAX_QUESTIONS, Runs, ThisMachineOnly, create_app, http_server, listen,
+                                names_this_machine)
 from tasks.qa import read_stories
 from tests.conftest import ROOT, assert_one_line_error
 
@@ -262,6 +263,32 @@ def test_on_loopback_only_requests_for_this_machine_are_answered(here):
         assert api.get("/api/runs", headers={"host": host}).status_code == 200, host
     for host in ("evil.example:8000", "127.0.0.1.evil.example", "[::1", ""):
         assert_bad_request(api.get("/api/runs", headers={"host": host}), 400, "is not this machine")
+
+
+@pytest.mark.parametrize("host, this_machine", [
+    *((good, True) for good in ("localhost", "localhost:8000", "LocalHost:8000", "127.0.0.1:1", "127.0.0.1",
+                                "127.0.0.2:8000", "[::1]:80", "[::1]", "[0:0:0:0:0:0:0:1]:80", "localhost:")),
+    *((bad, False) for bad in ("evil.com:80@127.0.0.1", "127.0.0.1@evil.com", "user@localhost", "localhost:80:80",
+                               "localhost:abc", "localhost:-1", "", " ", "localhost ", " localhost", "local host",
+                               "[::1", "::1", "::1]:80", "[127.0.0.1]", "[::1]x", "[::1%25lo]", "127.1", "127.0.0.1.",
+                               "evil.example", "localhost.evil.example", "0.0.0.0:8000", "[::]:80", "10.0.0.1",
+                               "localhost/", "localhost?", "localhost#", "127.0.0.1\\@evil.com")),
+])
+def test_a_host_header_is_read_as_rfc_9110_writes_it(host, this_machine):
+    """Issue 29, item 9: urlsplit read 'evil.com:80@127.0.0.1' as host 127.0.0.1 (the rest being
+    userinfo, which a Host header cannot hold). A Host is uri-host [":" port]: a name, an IPv4
+    address or a bracketed IPv6 one, then digits; this machine is localhost or a loopback address."""
+    assert names_this_machine(host) is this_machine
+
+
+def test_the_real_server_refuses_a_host_with_userinfo(server):
+    url, _ = server
+    host, port = re.match(r"http://(.+):(\d+)/", url).groups()
+    for value in (b"evil.com:80@127.0.0.1", b"127.0.0.1"):
+        with socket.create_connection((host, int(port))) as connection:
+            connection.sendall(b"GET /api/runs HTTP/1.1\r\nHost: " + value + b"\r\nConnection: close\r\n\r\n")
+            answer = b"".join(iter(lambda: connection.recv(65536), b""))
+        assert answer.startswith(b"HTTP/1.1 400 " if b"@" in value else b"HTTP/1.1 200 "), answer[:200]
 
 
 def test_the_page_and_its_files_come_from_the_package(here):

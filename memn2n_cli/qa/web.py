@@ -26,11 +26,11 @@ import json
 import logging
 import os
 import random
+import re
 import socket
 import sys
 import threading
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import h11
 import uvicorn
@@ -160,26 +160,44 @@ class Runs:
 
 class ThisMachineOnly:
     """ASGI middleware for a server on a loopback address: a request whose Host header names
-    another machine is refused (400), so that a web page cannot reach the API through a name of its
-    own that resolves to 127.0.0.1 (DNS rebinding)."""
-
-    NAMES = {"localhost", "127.0.0.1", "::1"}
+    another machine, or is not a Host header at all (`names_this_machine`), is refused (400), so
+    that a web page cannot reach the API through a name of its own that resolves to 127.0.0.1 (DNS
+    rebinding)."""
 
     def __init__(self, app):
         self.app = app
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
-            host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
-            try:
-                name = urlsplit(f"//{host}").hostname
-            except ValueError:  # e.g. an unclosed "[::1"
-                name = None
-            if name not in self.NAMES:
+            hosts = [value.decode("latin-1") for name, value in scope["headers"] if name == b"host"]
+            if len(hosts) != 1 or not names_this_machine(hosts[0]):  # h11 refuses two; HTTP/1.0 may send none
+                host = ", ".join(hosts)
                 refusal = JSONResponse({"error": f"Host {host!r} is not this machine; ask http://127.0.0.1:PORT/"}, 400)
                 await refusal(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+# RFC 9110 7.2 and RFC 3986 3.2.2-3.2.3: Host = uri-host [":" port], uri-host an IPv6 address in
+# brackets, an IPv4 address or a reg-name, port = *DIGIT. Of reg-name only the letters, digits,
+# dots and hyphens that can spell localhost or an IPv4 address: no "@" (userinfo), no second ":".
+HOST = re.compile(r"(?:\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|(?P<name>[A-Za-z0-9.-]+))(?::[0-9]*)?")
+
+
+def names_this_machine(host: str) -> bool:
+    """Whether a Host header's value is this machine: localhost (in any case) or a loopback address
+    (127.0.0.0/8, [::1]), with a port or without. Not a Host at all, as 'evil.com:80@127.0.0.1'
+    (which urlsplit reads as 127.0.0.1, the rest being userinfo) or 'localhost:80:80': False."""
+    match = HOST.fullmatch(host)
+    if match is None:
+        return False
+    if match["name"] is not None and match["name"].lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(match["ipv6"] or match["name"])
+    except ValueError:  # another name, or not an address
+        return False
+    return address.is_loopback and (address.version == 6) == (match["ipv6"] is not None)  # "[127.0.0.1]" is not a Host
 
 
 def is_loopback(host: str) -> bool:
