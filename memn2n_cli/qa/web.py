@@ -13,8 +13,9 @@
 
 Bad input is a 4xx whose body is {"error": LINE}, LINE being what the CLI prints after "error: "
 (a story's line numbers count from its first line, named "<story>"). A request body holds at most
-MAX_BODY bytes. Starlette and uvicorn are imported here only, and this module only by the `serve`
-command: `memn2n --help` loads neither.
+MAX_BODY bytes; a connection whose request headers take over HEADER_TIMEOUT seconds is closed, and
+past MAX_CONNECTIONS open at once a request is answered 503 (`http_server`). Starlette and uvicorn
+are imported here only, and this module only by the `serve` command: `memn2n --help` loads neither.
 """
 
 from __future__ import annotations
@@ -330,9 +331,9 @@ def listen(host: str, port: int) -> socket.socket:
 def http_server(app, header_timeout: float = HEADER_TIMEOUT, max_connections: int = MAX_CONNECTIONS) -> uvicorn.Server:
     """uvicorn serving ``app`` as `serve` runs it (on sockets from `listen`): a connection whose
     request headers are not all there ``header_timeout`` seconds after they began (or after it
-    opened) is closed; a request while ``max_connections`` are open is answered 503, so that at
-    most that many bodies of MAX_BODY bytes are read at once; warnings and errors only, no line per
-    request."""
+    opened) is closed; a request that comes while ``max_connections`` connections are open (or
+    requests in progress), its own included, is answered 503, so that at most that many bodies of
+    MAX_BODY bytes are read at once; warnings and errors only, no line per request."""
     protocol = functools.partial(H11WithHeaderDeadline, header_timeout=header_timeout)
     return uvicorn.Server(uvicorn.Config(app, http=protocol, limit_concurrency=max_connections,
                                          log_level="warning", access_log=False))
