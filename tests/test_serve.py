@@ -1,5 +1,7 @@
-"""`memn2n serve`: the JSON API through Starlette's TestClient, the command's refusals, and the page
-in a real headless Chromium against a real `memn2n serve` (skipped, saying why, without one)."""
+"""`memn2n serve`: the JSON API through Starlette's TestClient, the command's refusals, the server's
+sockets and deadlines in-process (web.listen and web.http_server, as `serve` calls them), hostile
+clients against a real `memn2n serve`, and the page in a real headless Chromium against it
+(skipped, saying why, without one)."""
 
 from __future__ import annotations
 
