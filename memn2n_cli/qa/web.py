@@ -13,31 +13,36 @@
 
 Bad input is a 4xx whose body is {"error": LINE}, LINE being what the CLI prints after "error: "
 (a story's line numbers count from its first line, named "<story>"). A request body holds at most
-MAX_BODY bytes. Starlette and uvicorn are imported here only, and this module only by the `serve`
-command: `memn2n --help` loads neither.
+MAX_BODY bytes; a connection whose request headers take over HEADER_TIMEOUT seconds is closed, and
+past MAX_CONNECTIONS open at once a request is answered 503 (`http_server`). Starlette and uvicorn
+are imported here only, and this module only by the `serve` command: `memn2n --help` loads neither.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import ipaddress
 import json
 import logging
 import os
 import random
+import re
 import socket
 import sys
-import ipaddress
 import threading
 from pathlib import Path
-from urllib.parse import urlsplit
 
+import h11
 import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from memn2n_cli.checkpoint import CONFIG_FILE, model_dirs, read_config, refuse_other_kinds, run_data_dir, run_task
 from memn2n_cli.devices import resolve_device
@@ -53,6 +58,8 @@ MAX_BODY = 1_000_000  # bytes: a story of some 30,000 bAbI sentences, far more t
 MAX_QUESTIONS = 1_000  # a request's: each answer carries its attention; a bAbI story asks at most a few dozen
 BUNDLED_NAME = "bundled"  # the bundled model's name in the API: its path is deep in site-packages
 FIELDS = {"story", "checkpoint", "top_k"}
+HEADER_TIMEOUT = 10.0  # seconds for a request's headers: a browser sends them in one packet; a slow link needs a few
+MAX_CONNECTIONS = 100  # open at once, else 503 (uvicorn's limit_concurrency): a browser opens 6, the load benchmark 32
 
 
 class Runs:
@@ -154,26 +161,44 @@ class Runs:
 
 class ThisMachineOnly:
     """ASGI middleware for a server on a loopback address: a request whose Host header names
-    another machine is refused (400), so that a web page cannot reach the API through a name of its
-    own that resolves to 127.0.0.1 (DNS rebinding)."""
-
-    NAMES = {"localhost", "127.0.0.1", "::1"}
+    another machine, or is not a Host header at all (`names_this_machine`), is refused (400), so
+    that a web page cannot reach the API through a name of its own that resolves to 127.0.0.1 (DNS
+    rebinding)."""
 
     def __init__(self, app):
         self.app = app
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
-            host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
-            try:
-                name = urlsplit(f"//{host}").hostname
-            except ValueError:  # e.g. an unclosed "[::1"
-                name = None
-            if name not in self.NAMES:
+            hosts = [value.decode("latin-1") for name, value in scope["headers"] if name == b"host"]
+            if len(hosts) != 1 or not names_this_machine(hosts[0]):  # h11 refuses two; HTTP/1.0 may send none
+                host = ", ".join(hosts)
                 refusal = JSONResponse({"error": f"Host {host!r} is not this machine; ask http://127.0.0.1:PORT/"}, 400)
                 await refusal(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+# RFC 9110 7.2 and RFC 3986 3.2.2-3.2.3: Host = uri-host [":" port], uri-host an IPv6 address in
+# brackets, an IPv4 address or a reg-name, port = *DIGIT. Of reg-name only the letters, digits,
+# dots and hyphens that can spell localhost or an IPv4 address: no "@" (userinfo), no second ":".
+HOST = re.compile(r"(?:\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|(?P<name>[A-Za-z0-9.-]+))(?::[0-9]*)?")
+
+
+def names_this_machine(host: str) -> bool:
+    """Whether a Host header's value is this machine: localhost (in any case) or a loopback address
+    (127.0.0.0/8, [::1]), with a port or without. Not a Host at all, as 'evil.com:80@127.0.0.1'
+    (which urlsplit reads as 127.0.0.1, the rest being userinfo) or 'localhost:80:80': False."""
+    match = HOST.fullmatch(host)
+    if match is None:
+        return False
+    if match["name"] is not None and match["name"].lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(match["ipv6"] or match["name"])
+    except ValueError:  # another name, or not an address
+        return False
+    return address.is_loopback and (address.version == 6) == (match["ipv6"] is not None)  # "[127.0.0.1]" is not a Host
 
 
 def is_loopback(host: str) -> bool:
@@ -208,7 +233,8 @@ def create_app(runs: Runs) -> Starlette:
 
     routes = [Route("/", page), Route("/api/runs", list_runs), Route("/api/predict", predict, methods=["POST"]),
               Route("/api/story", story), Route("/api/about", about), Mount("/static", StaticFiles(directory=STATIC))]
-    return Starlette(routes=routes, exception_handlers={UserError: bad_input, HTTPException: http_error})
+    return Starlette(routes=routes, exception_handlers={UserError: bad_input, HTTPException: http_error,
+                                                        ClientDisconnect: client_left})
 
 
 async def read_body(request: Request) -> bytes:
@@ -263,6 +289,12 @@ async def http_error(request: Request, error: HTTPException) -> JSONResponse:
     return JSONResponse({"error": error.detail}, status_code=error.status_code, headers=error.headers)
 
 
+async def client_left(request: Request, error: ClientDisconnect) -> Response:
+    """A client that closed its connection before sending all of its body: nobody to answer and
+    nothing wrong here, so no traceback on stderr (the response goes nowhere)."""
+    return Response(status_code=400)
+
+
 def serve(checkpoint: Path | None, data_dir: Path | None, host: str, port: int, device: str = "auto") -> None:
     """Serve the page and the API on ``host``:``port`` until interrupted. The default model is
     loaded first, so that a run that cannot answer is a one-line error before anything listens."""
@@ -273,7 +305,7 @@ def serve(checkpoint: Path | None, data_dir: Path | None, host: str, port: int, 
         print(note, file=sys.stderr)
     runs.model(None)
     try:
-        listener = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+        listener = listen(host, port)
     except OSError as e:  # the port taken, an address not of this machine, a name that does not resolve
         reason = os.strerror(e.errno) if isinstance(e.errno, int) and e.errno > 0 else e.strerror or str(e)
         raise UserError(f"cannot listen on {host}:{port}: {reason}") from None
@@ -281,4 +313,68 @@ def serve(checkpoint: Path | None, data_dir: Path | None, host: str, port: int, 
     print(f"serving http://{address}:{listener.getsockname()[1]}/ (default run: {runs.default}; Ctrl-C stops)",
           file=sys.stderr, flush=True)
     app = ThisMachineOnly(create_app(runs)) if is_loopback(host) else create_app(runs)
-    uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(sockets=[listener])
+    http_server(app).run(sockets=[listener])
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on ``host``:``port`` that says it is TCP, as asyncio's own do.
+
+    socket.create_server makes one of proto 0, and a connection it accepts inherits that; asyncio
+    sets TCP_NODELAY only on a socket whose proto is IPPROTO_TCP (asyncio.base_events._set_nodelay).
+    Without it, Nagle's algorithm held the second of uvicorn's two writes of a response (the head,
+    then the body) until the client's delayed ACK: some 40 ms on each request after the first of a
+    keep-alive connection. The same descriptor, wrapped again with the protocol named."""
+    made = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+    return socket.socket(made.family, made.type, socket.IPPROTO_TCP, fileno=made.detach())
+
+
+def http_server(app, header_timeout: float = HEADER_TIMEOUT, max_connections: int = MAX_CONNECTIONS) -> uvicorn.Server:
+    """uvicorn serving ``app`` as `serve` runs it (on sockets from `listen`): a connection whose
+    request headers are not all there ``header_timeout`` seconds after they began (or after it
+    opened) is closed; a request that comes while ``max_connections`` connections are open (or
+    requests in progress), its own included, is answered 503, so that at most that many bodies of
+    MAX_BODY bytes are read at once; warnings and errors only, no line per request."""
+    protocol = functools.partial(H11WithHeaderDeadline, header_timeout=header_timeout)
+    return uvicorn.Server(uvicorn.Config(app, http=protocol, limit_concurrency=max_connections,
+                                         log_level="warning", access_log=False))
+
+
+class H11WithHeaderDeadline(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol (h11) with a deadline for each request's headers, counted from
+    the connection's opening for its first request and from the first byte for the next ones; data
+    that trickles in does not restart it. uvicorn times only the wait between two requests of a
+    keep-alive connection (timeout_keep_alive) and stops that clock at the next request's first
+    byte: a client that sent part of a request line, or nothing, held its connection open for ever
+    (slowloris; issue 29, item 9). Used whether or not httptools is installed."""
+
+    def __init__(self, *args, header_timeout: float, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.header_timeout = header_timeout
+        self.header_clock: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self.header_clock = self.loop.call_later(self.header_timeout, self.headers_too_slow)
+
+    def data_received(self, data: bytes) -> None:
+        if self.header_clock is None and self.conn.their_state is h11.IDLE:  # the next request's first bytes
+            self.header_clock = self.loop.call_later(self.header_timeout, self.headers_too_slow)
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:  # the headers are in (or the request was refused)
+            self.stop_header_clock()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.stop_header_clock()
+        super().connection_lost(exc)
+
+    def stop_header_clock(self) -> None:
+        if self.header_clock is not None:
+            self.header_clock.cancel()
+            self.header_clock = None
+
+    def headers_too_slow(self) -> None:
+        """Close the connection, as uvicorn closes one idle past timeout_keep_alive: no response,
+        since no request arrived to answer."""
+        self.header_clock = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.transport.close()
