@@ -320,6 +320,14 @@ def model_dirs(run: Path) -> list[Path]:
     return found
 
 
+def is_finished(run: Path) -> bool:
+    """Whether ``run`` is finished, so that it may answer when no run is named: a model directory
+    (its config.json is written once the model is complete; a language model's at every checkpoint,
+    each a model to use), or a run of one model per task whose summary, metrics.json, is there:
+    it is written after the last model, and a run stopped half-way has none."""
+    return (run / CONFIG_FILE).is_file() or (run / METRICS_FILE).is_file()
+
+
 def run_task(run: Path) -> str:
     """The name of the task a run was trained on (of its first model, for a run of one model per task)."""
     return str(read_config(model_dirs(run)[0]).get("task", ""))

@@ -176,6 +176,20 @@ def test_data_directory_without_the_task(cli, tmp_path):
     assert_one_line_error(cli("train", "babi", "--task", "2", "--data-dir", tmp_path), "no file for task 2")
 
 
+def test_every_tasks_data_is_checked_before_any_model_trains(cli, tmp_path):
+    """One model per task, or a sweep, on a folder that holds task 1 only: the missing task 2 is the
+    error before task 1 trains, and nothing is written."""
+    from tasks import get_task
+
+    (tmp_path / "data").mkdir()
+    get_task("babi").generate(tmp_path / "data", ["1"], 60, 20, 0)
+    for command in (["train", "babi", "--task", "1", "--task", "2", "--out", tmp_path / "run"],
+                    ["sweep", "babi", "--task", "1", "--task", "2", "--restarts", "1", "--out", tmp_path / "sweep"]):
+        assert_one_line_error(cli(*command, "--data-dir", tmp_path / "data", "--epochs", "1", "--ls-epochs", "1"),
+                              "no file for task 2, split 'train'")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
 @pytest.mark.parametrize("train, fragments", [
     (b"", ["qa1_custom_train.txt", "empty file"]),
     (b"1 Mary went home.\n2 Where is Mary?\thome\t1\nbroken line\n", ["qa1_custom_train.txt:3:", "expected"]),

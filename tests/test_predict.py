@@ -179,6 +179,31 @@ def test_no_run_to_default_to(cli, tmp_path, monkeypatch):
     assert_one_line_error(cli("predict", "s.txt"), "no trained run here")
 
 
+def test_only_a_finished_run_answers_when_none_is_named(cli, trained_run, tmp_path, monkeypatch):
+    """A run of one model per task stopped after its first model (no summary metrics.json) is not
+    the default: the newest finished run is, else the bundled model; the note names the one left out."""
+    import os
+
+    from memn2n_cli.qa.inference import BUNDLED_RUN
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.txt").write_text(STORY)
+    half = tmp_path / "checkpoints" / "babi-task-half"
+    shutil.copytree(trained_run[0], half / "qa1")
+    (half / "qa2").mkdir()  # task 2's model, interrupted: no config.json
+    result = cli("predict", "s.txt")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines()[0].startswith("using the joint bAbI model that comes with memn2n (no run under")
+    assert result.stderr.splitlines()[0].endswith("(checkpoints/babi-task-half: not finished, so not used unless named)")
+    finished = shutil.copytree(trained_run[0], tmp_path / "checkpoints" / "task1")
+    os.utime(finished / "config.json", (1, 1))  # older than the half run
+    result = cli("predict", "s.txt")
+    assert result.stderr.splitlines()[0] == "using checkpoints/task1 (checkpoints/babi-task-half: not finished, so not used unless named)"
+    (half / "metrics.json").write_text(json.dumps({"tasks": []}))  # the summary, written once its last model is
+    assert cli("predict", "s.txt", "--task", "1").stderr.splitlines()[0] == "using checkpoints/babi-task-half"
+    assert BUNDLED_RUN.is_dir()
+
+
 def test_visualize_shows_every_sentence_and_a_column_per_hop(cli, trained_run, tmp_path):
     (tmp_path / "s.txt").write_text(STORY + "Mary travelled to the kitchen.\nWhere is Mary?\n")
     result = cli("visualize", tmp_path / "s.txt", "-c", trained_run[0], "--hops")

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from memn2n_cli.qa.batches import make_batch
-from memn2n_cli.checkpoint import CONFIG_FILE, load_model, model_dirs, run_data_dir, run_task
+from memn2n_cli.checkpoint import CONFIG_FILE, is_finished, load_model, model_dirs, run_data_dir, run_task
 from memn2n_cli.devices import resolve_device
 from memn2n_cli.errors import ArgumentError, UserError
 from memn2n_cli.model import MemN2N
@@ -87,15 +87,18 @@ def is_qa_run(run: Path) -> bool:
 
 def default_run(root: Path = Path("checkpoints"), runs: list[Path] | None = None,
                 what: str = "run") -> tuple[Path, str]:
-    """The run to use when none is named, and how to say so: the first of ``runs`` (by default
-    every run under ``root``, the most recently written first), else the bundled joint bAbI model.
-    ``what`` names the kind of run ``runs`` holds, for that note."""
+    """The run to use when none is named, and how to say so: the first finished one of ``runs`` (by
+    default every run under ``root``, the most recently written first), else the bundled joint bAbI
+    model. ``what`` names the kind of run ``runs`` holds, for that note."""
     runs = runs_under(root) if runs is None else runs
+    unfinished = [run for run in runs if not is_finished(run)]
+    left_out = f" ({', '.join(map(str, unfinished))}: not finished, so not used unless named)" if unfinished else ""
+    runs = [run for run in runs if run not in unfinished]
     if runs:
-        return runs[0], f"using {runs[0]}"
+        return runs[0], f"using {runs[0]}{left_out}"
     if (BUNDLED_RUN / CONFIG_FILE).is_file():
         return BUNDLED_RUN, (f"using the joint bAbI model that comes with memn2n (no {what} under ./checkpoints; "
-                             "train your own with `memn2n train`, or pass --checkpoint RUN)")
+                             f"train your own with `memn2n train`, or pass --checkpoint RUN){left_out}")
     raise UserError("no trained run here; train one (`memn2n train TASK`) or pass --checkpoint RUN", root)
 
 
