@@ -41,6 +41,11 @@ STATE_FILE, GENERATOR_FILE = "state.json", "generator.safetensors"  # a language
 MANIFEST_FILE = "manifest.json"  # written last: each file's SHA-256
 PROGRESS_FILE = "progress.safetensors"  # a question-answering model in training: removed once it is complete
 FORMAT = "memn2n-run/1"
+# A joint bAbI model that comes with memn2n (all 20 tasks, PE LS RN, best of 10: BENCHMARKS.md,
+# "The bundled joint model"), for `predict`, `visualize` and `serve` before any training; wherever a
+# run is named, BUNDLED_NAME names it (`run_directory`).
+BUNDLED_RUN = Path(__file__).parent / "pretrained" / "babi-joint"  # package data of memn2n_cli
+BUNDLED_NAME = "bundled"
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -308,8 +313,16 @@ def check_finite(model, weights: Path) -> None:
         raise UserError(f"weights hold NaN or infinity ({', '.join(bad)})", weights)
 
 
+def run_directory(run: Path) -> Path:
+    """The folder a run's name stands for: the folder itself, or, for ``bundled`` where the working
+    folder holds nothing of that name, the bundled model (`-c bundled`, `memn2n.load("bundled")`)."""
+    return BUNDLED_RUN if run == Path(BUNDLED_NAME) and not run.exists() else run
+
+
 def model_dirs(run: Path) -> list[Path]:
-    """The model directories of a run: the run itself, or its per-task subdirectories in task order."""
+    """The model directories of a run (``bundled``: the bundled model's, see `run_directory`): the
+    run itself, or its per-task subdirectories in task order."""
+    run = run_directory(run)
     if not run.is_dir():
         raise UserError("run directory not found", run)
     if (run / CONFIG_FILE).exists():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -202,6 +203,43 @@ def test_only_a_finished_run_answers_when_none_is_named(cli, trained_run, tmp_pa
     (half / "metrics.json").write_text(json.dumps({"tasks": []}))  # the summary, written once its last model is
     assert cli("predict", "s.txt", "--task", "1").stderr.splitlines()[0] == "using checkpoints/babi-task-half"
     assert BUNDLED_RUN.is_dir()
+
+
+def test_bundled_names_the_model_that_comes_with_memn2n_wherever_a_run_is_named(cli, trained_run, tmp_path, monkeypatch):
+    """`-c bundled` (predict, visualize, serve), `memn2n.load("bundled")`: the bundled model, unless
+    the working folder holds a folder of that name, which is then the run named."""
+    import memn2n
+    from memn2n_cli.qa.inference import BUNDLED_RUN
+    from memn2n_cli.qa.web import Runs
+
+    monkeypatch.chdir(tmp_path)
+    story, (_, *printed) = readme_transcript()
+    (tmp_path / "story.txt").write_text(story)
+    answered = cli("predict", "story.txt", "-c", "bundled")
+    assert answered.exit_code == 0 and answered.stdout.splitlines() == printed, answered.stderr
+    shown = cli("visualize", "story.txt", "-c", "bundled", "--hops")
+    assert shown.exit_code == 0 and shown.stdout.count("Prediction: ") == 3, shown.stderr
+    assert memn2n.load("bundled").config["tasks"] == list(range(1, 21)) and memn2n.load("bundled").path == BUNDLED_RUN
+    runs, note = Runs.find(Path("bundled"))
+    assert runs.default == "bundled" and note is None
+    shutil.copytree(trained_run[0], tmp_path / "bundled")
+    assert memn2n.load("bundled").config["tasks"] == [1]
+
+
+def test_a_story_the_model_cannot_read_but_the_bundled_one_can_says_so(cli, trained_run, tmp_path):
+    """The task-1 model asked a task-16 story: its words are unknown to it, and the line after the
+    warning names the bundled model, which knows them all; not for a word no model knows, nor when
+    the bundled model is the one asked."""
+    (tmp_path / "s.txt").write_text("Lily is a frog.\nLily is white.\nGreg is a frog.\nWhat color is Greg?\n")
+    hint = "the joint bAbI model that comes with memn2n knows them all: ask it with -c bundled"
+    asked = cli("predict", tmp_path / "s.txt", "-c", trained_run[0])
+    assert asked.exit_code == 0, asked.stderr
+    warning, suggestion = asked.stderr.splitlines()
+    assert warning.startswith("warning: words this model never saw") and "greg" in warning
+    assert suggestion.startswith(f"warning: {hint}")
+    assert hint not in cli("predict", tmp_path / "s.txt", "-c", "bundled").stderr
+    (tmp_path / "s.txt").write_text("Mary went to the xyzzy.\nWhere is Mary?\n")
+    assert hint not in cli("predict", tmp_path / "s.txt", "-c", trained_run[0]).stderr
 
 
 def test_visualize_shows_every_sentence_and_a_column_per_hop(cli, trained_run, tmp_path):
