@@ -268,7 +268,7 @@ def load_model(directory: Path) -> tuple[MemN2N, dict, Vocabulary]:
     for key, kind in (("tasks", list), ("training", dict), ("data", dict)):
         if not isinstance(config.get(key), kind):
             raise UserError(f"no {key!r} {kind.__name__} in config.json", directory / CONFIG_FILE)
-    if not all(isinstance(t, int) for t in config["tasks"]) or not isinstance(config["data"].get("dir"), str):
+    if not all(isinstance(t, int) for t in config["tasks"]) or not isinstance(config["data"].get("dir", ""), str):
         raise UserError("config.json: 'tasks' must be task numbers and 'data' name the data's folder", directory / CONFIG_FILE)
     model = MemN2N(config_from(ModelConfig, config.get("model"), "model", directory / CONFIG_FILE))
     try:
@@ -349,8 +349,19 @@ def run_task(run: Path) -> str:
 def run_data_dir(config: dict, given: Path | None) -> Path | None:
     """Where a run's data is read from (eval, visualize, serve): ``given`` (``--data-dir``), else
     the folder the run was trained on while it is still there, else None: where the task keeps
-    its data (its own ``resolve_data_dir``), as for a run trained on another machine."""
+    its data (its own ``resolve_data_dir``), as for a run trained on another machine or a shipped
+    one, which records no folder (`forget_data_dir`)."""
     if given is not None:
         return given
     recorded = Path(config.get("data", {}).get("dir") or "")
     return recorded if str(recorded) not in ("", ".") and recorded.is_dir() else None
+
+
+def forget_data_dir(directory: Path) -> None:
+    """Drop the data folder a model directory records (config.json's data.dir, an absolute path
+    of the machine it was trained on) and rewrite its manifest: a model that is shipped, as the
+    bundled one is, records no machine's path and finds its data as every command does."""
+    config = read_config(directory)
+    config["data"].pop("dir", None)
+    files = {name: (directory / name).read_bytes() for name in read_json(directory / MANIFEST_FILE)["sha256"]}
+    write_run(directory, {**files, CONFIG_FILE: json_bytes(config)})

@@ -310,6 +310,30 @@ def test_the_bundled_model_answers_before_any_training(cli, tmp_path, monkeypatc
     assert [line.split("\t")[1] for line in printed] == ["bathroom", "kitchen", "office"]
 
 
+def test_the_bundled_model_records_no_machines_path_and_finds_data_as_every_command_does(trained_run, tmp_path,
+                                                                                         monkeypatch):
+    """Its config.json named the folder it was trained from on the machine that trained it, and
+    visualize read test stories from there where such a folder existed. A shipped model records
+    none (`forget_data_dir`, which keeps the run whole), so its data is found as any command finds
+    data: here $MEMN2N_DATA_DIR."""
+    from memn2n_cli.checkpoint import check_manifest, forget_data_dir
+    from memn2n_cli.qa.inference import BUNDLED_RUN, QARun
+
+    def strings(value):
+        if isinstance(value, dict):
+            return [s for v in value.values() for s in strings(v)]
+        return [s for v in value for s in strings(v)] if isinstance(value, list) else [value] if isinstance(value, str) else []
+
+    for name in ("config.json", "metrics.json", "vocab.json"):
+        assert not [s for s in strings(json.loads((BUNDLED_RUN / name).read_text())) if Path(s).is_absolute()], name
+    monkeypatch.setenv("MEMN2N_DATA_DIR", str(tmp_path))
+    assert QARun.load("bundled").data_dir() == tmp_path
+    copy = shutil.copytree(trained_run[0], tmp_path / "copy")
+    forget_data_dir(copy)
+    check_manifest(copy)
+    assert "dir" not in json.loads((copy / "config.json").read_text())["data"] and QARun.load(copy).data_dir() == tmp_path
+
+
 def test_the_bundled_models_recorded_errors_are_what_eval_gives(cli, upstream_en_dir):
     from memn2n_cli.qa.inference import BUNDLED_RUN
 
