@@ -35,9 +35,8 @@ def task_file(data_dir: Path, task: int, split: str) -> Path:
     """``qaN_<name>_<split>.txt`` (upstream) or ``qaN_<split>.txt`` (the en-valid folders)."""
     matches = sorted(data_dir.glob(f"qa{task}_*{split}.txt"))
     if not matches:
-        generated = "; `memn2n data generate babi --task {0}` adds it" if data_dir == generated_data_dir() else ""
-        raise UserError(f"no file for task {task}, split {split!r} (expected qa{task}_*_{split}.txt){generated.format(task)}",
-                        data_dir)
+        adds = f"; `memn2n data generate babi --task {task}` adds it" if data_dir == generated_data_dir() else ""
+        raise UserError(f"no file for task {task}, split {split!r} (expected qa{task}_*_{split}.txt){adds}", data_dir)
     return matches[0]
 
 
