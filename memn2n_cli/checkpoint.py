@@ -41,6 +41,11 @@ STATE_FILE, GENERATOR_FILE = "state.json", "generator.safetensors"  # a language
 MANIFEST_FILE = "manifest.json"  # written last: each file's SHA-256
 PROGRESS_FILE = "progress.safetensors"  # a question-answering model in training: removed once it is complete
 FORMAT = "memn2n-run/1"
+# A joint bAbI model that comes with memn2n (all 20 tasks, PE LS RN, best of 10: BENCHMARKS.md,
+# "The bundled joint model"), for `predict`, `visualize` and `serve` before any training; wherever a
+# run is named, BUNDLED_NAME names it (`run_directory`).
+BUNDLED_RUN = Path(__file__).parent / "pretrained" / "babi-joint"  # package data of memn2n_cli
+BUNDLED_NAME = "bundled"
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -263,7 +268,7 @@ def load_model(directory: Path) -> tuple[MemN2N, dict, Vocabulary]:
     for key, kind in (("tasks", list), ("training", dict), ("data", dict)):
         if not isinstance(config.get(key), kind):
             raise UserError(f"no {key!r} {kind.__name__} in config.json", directory / CONFIG_FILE)
-    if not all(isinstance(t, int) for t in config["tasks"]) or not isinstance(config["data"].get("dir"), str):
+    if not all(isinstance(t, int) for t in config["tasks"]) or not isinstance(config["data"].get("dir", ""), str):
         raise UserError("config.json: 'tasks' must be task numbers and 'data' name the data's folder", directory / CONFIG_FILE)
     model = MemN2N(config_from(ModelConfig, config.get("model"), "model", directory / CONFIG_FILE))
     try:
@@ -308,8 +313,16 @@ def check_finite(model, weights: Path) -> None:
         raise UserError(f"weights hold NaN or infinity ({', '.join(bad)})", weights)
 
 
+def run_directory(run: Path) -> Path:
+    """The folder a run's name stands for: the folder itself, or, for ``bundled`` where the working
+    folder holds nothing of that name, the bundled model (`-c bundled`, `memn2n.load("bundled")`)."""
+    return BUNDLED_RUN if run == Path(BUNDLED_NAME) and not run.exists() else run
+
+
 def model_dirs(run: Path) -> list[Path]:
-    """The model directories of a run: the run itself, or its per-task subdirectories in task order."""
+    """The model directories of a run (``bundled``: the bundled model's, see `run_directory`): the
+    run itself, or its per-task subdirectories in task order."""
+    run = run_directory(run)
     if not run.is_dir():
         raise UserError("run directory not found", run)
     if (run / CONFIG_FILE).exists():
@@ -320,6 +333,14 @@ def model_dirs(run: Path) -> list[Path]:
     return found
 
 
+def is_finished(run: Path) -> bool:
+    """Whether ``run`` is finished, so that it may answer when no run is named: a model directory
+    (its config.json is written once the model is complete; a language model's at every checkpoint,
+    each a model to use), or a run of one model per task whose summary, metrics.json, is there:
+    it is written after the last model, and a run stopped half-way has none."""
+    return (run / CONFIG_FILE).is_file() or (run / METRICS_FILE).is_file()
+
+
 def run_task(run: Path) -> str:
     """The name of the task a run was trained on (of its first model, for a run of one model per task)."""
     return str(read_config(model_dirs(run)[0]).get("task", ""))
@@ -328,8 +349,19 @@ def run_task(run: Path) -> str:
 def run_data_dir(config: dict, given: Path | None) -> Path | None:
     """Where a run's data is read from (eval, visualize, serve): ``given`` (``--data-dir``), else
     the folder the run was trained on while it is still there, else None: where the task keeps
-    its data (its own ``resolve_data_dir``), as for a run trained on another machine."""
+    its data (its own ``resolve_data_dir``), as for a run trained on another machine or a shipped
+    one, which records no folder (`forget_data_dir`)."""
     if given is not None:
         return given
     recorded = Path(config.get("data", {}).get("dir") or "")
     return recorded if str(recorded) not in ("", ".") and recorded.is_dir() else None
+
+
+def forget_data_dir(directory: Path) -> None:
+    """Drop the data folder a model directory records (config.json's data.dir, an absolute path
+    of the machine it was trained on) and rewrite its manifest: a model that is shipped, as the
+    bundled one is, records no machine's path and finds its data as every command does."""
+    config = read_config(directory)
+    config["data"].pop("dir", None)
+    files = {name: (directory / name).read_bytes() for name in read_json(directory / MANIFEST_FILE)["sha256"]}
+    write_run(directory, {**files, CONFIG_FILE: json_bytes(config)})

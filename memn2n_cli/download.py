@@ -11,7 +11,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from memn2n_cli.errors import UserError
+from memn2n_cli.errors import ArgumentError, UserError
 
 
 def read_checksums(path: Path) -> dict[str, str]:
@@ -26,7 +26,7 @@ def fetch(url: str, path: Path) -> Path:
             shutil.copyfileobj(response, f)
     except (urllib.error.URLError, OSError, ValueError) as e:
         reason = getattr(e, "reason", e)
-        raise UserError(f"download failed ({reason}); pass --data-dir DIR with the unpacked files instead", url) from None
+        raise ArgumentError("data_dir", f"download failed ({reason}); pass {{}} with the folder of the unpacked files instead", url) from None
     return path
 
 

@@ -9,11 +9,12 @@ the 20 task numbers, where the files are (and their download), and the paper's T
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 from pathlib import Path
 
-from memn2n_cli.errors import UserError
+from memn2n_cli.errors import ArgumentError, UserError
 from tasks import qa, register_task
 from tasks.qa import Question, parse_babi
 from tasks.text import read_lines
@@ -22,6 +23,7 @@ TASK_IDS = range(1, 21)
 DOWNLOAD_URL = "http://www.thespermwhale.com/jaseweston/babi/tasks_1-20_v1-2.tar.gz"
 ARCHIVE_ROOT = "tasks_1-20_v1-2"  # the folder the upstream archive unpacks to
 CHECKSUMS = Path(__file__).with_name("babi_v1.2.sha256")
+log = logging.getLogger("memn2n")
 
 
 def read_file(path: Path, task: int, tokenize: qa.Tokenizer = qa.tokenize) -> list[Question]:
@@ -33,7 +35,8 @@ def task_file(data_dir: Path, task: int, split: str) -> Path:
     """``qaN_<name>_<split>.txt`` (upstream) or ``qaN_<split>.txt`` (the en-valid folders)."""
     matches = sorted(data_dir.glob(f"qa{task}_*{split}.txt"))
     if not matches:
-        raise UserError(f"no file for task {task}, split {split!r} (expected qa{task}_*_{split}.txt)", data_dir)
+        adds = f"; `memn2n data generate babi --task {task}` adds it" if data_dir == generated_data_dir() else ""
+        raise UserError(f"no file for task {task}, split {split!r} (expected qa{task}_*_{split}.txt){adds}", data_dir)
     return matches[0]
 
 
@@ -50,9 +53,19 @@ def parse_task_ids(values: list[str], default: str = "1") -> list[int]:
     return sorted(ids)
 
 
+def _cache() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "memn2n" / "babi"
+
+
 def default_data_dir() -> Path:
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "memn2n" / "babi" / ARCHIVE_ROOT / "en"
+    """Where the upstream archive is unpacked: its English 1k folder."""
+    return _cache() / ARCHIVE_ROOT / "en"
+
+
+def generated_data_dir() -> Path:
+    """Where `memn2n data generate babi` writes when given no folder: memn2n's simulated tasks, in
+    a folder of their own beside the upstream download's, never taken for the upstream files."""
+    return _cache() / "generated" / "en"
 
 
 def download(dest: Path | None, url: str | None) -> Path:
@@ -72,19 +85,27 @@ def named_data_dir(given: Path | None) -> Path | None:
 
 
 def resolve_data_dir(given: Path | None) -> Path:
-    """``--data-dir``, else ``$MEMN2N_DATA_DIR``, else the download cache (fetched when missing)."""
+    """``--data-dir``, else ``$MEMN2N_DATA_DIR``, else the download cache, else the tasks memn2n
+    generated into `generated_data_dir` (said in a warning: they are not the upstream files), else
+    the download cache fetched now."""
     given = named_data_dir(given)
     if given is not None:
         if not given.is_dir():
             raise UserError("data directory not found", given)
         return given
-    data_dir = default_data_dir()
+    data_dir, generated = default_data_dir(), generated_data_dir()
+    if not data_dir.is_dir() and generated.is_dir():
+        log.warning("using the bAbI tasks memn2n generated in %s, not the upstream files "
+                    "(`memn2n data download babi` fetches those, which are then used)", generated)
+        return generated
     if not data_dir.is_dir():
         try:
             download(None, None)
-        except UserError as e:
-            raise UserError(f"{e.message}; or set MEMN2N_DATA_DIR=DIR; offline, `memn2n data generate babi --out DIR` "
-                            "writes the 20 tasks with the built-in simulator", e.path) from None
+        except UserError as e:  # a failed download names data_dir (its "{}") already; a bad archive does not
+            named = "" if isinstance(e, ArgumentError) else "; pass {} with a folder of the files"
+            raise ArgumentError("data_dir", f"{e.message}{named}; or set MEMN2N_DATA_DIR=DIR; offline, `memn2n data "
+                                "generate babi` writes the 20 tasks with the built-in simulator where every command "
+                                "finds them", e.path) from None
     return data_dir
 
 
@@ -163,6 +184,10 @@ class BabiTask(qa.QATask):
 
     def download(self, dest: Path | None, url: str | None) -> Path:
         return download(dest, url)
+
+    def generated_data_dir(self) -> Path:
+        """Where `generate` writes by default, and where `resolve_data_dir` looks last."""
+        return generated_data_dir()
 
     def generate(self, out: Path, tasks: list[str], train: int, test: int, seed: int) -> None:
         """Write the tasks ``tasks`` (default all) with the built-in simulator (tasks/babi_generator)."""

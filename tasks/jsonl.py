@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from memn2n_cli.errors import UserError
+from memn2n_cli.errors import ArgumentError
 from tasks.qa import QATask, Question, parse_jsonl
 from tasks.text import read_lines
 
@@ -30,7 +30,7 @@ class JsonlTask(QATask):
 
     def resolve_data_dir(self, given: Path | None) -> Path:
         if given is None:
-            raise UserError("jsonl trains on your own data: pass --data-dir, a folder with train.jsonl and test.jsonl")
+            raise ArgumentError("data_dir", "jsonl trains on your own data: pass {}, a folder with train.jsonl and test.jsonl")
         return super().resolve_data_dir(given)
 
     def read(self, data_dir: Path, task_ids: list[int], split: str) -> list[Question]:

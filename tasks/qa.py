@@ -27,7 +27,7 @@ from typing import Callable
 
 import torch
 
-from memn2n_cli.errors import UserError
+from memn2n_cli.errors import ArgumentError, UserError
 from tasks.text import decode_lines
 
 PASS_ERROR = 5.0  # a task passes with test error <= 5% (Table 1)
@@ -419,7 +419,7 @@ class QATask:
     def resolve_data_dir(self, given: Path | None) -> Path:
         """The folder of the data: ``given`` (``--data-dir``), or where the task keeps it."""
         if given is None:
-            raise UserError(f"{self.name} needs --data-dir")
+            raise ArgumentError("data_dir", f"{self.name} needs {{}}")
         if not given.is_dir():
             raise UserError("data directory not found", given)
         return given

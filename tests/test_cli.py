@@ -176,6 +176,20 @@ def test_data_directory_without_the_task(cli, tmp_path):
     assert_one_line_error(cli("train", "babi", "--task", "2", "--data-dir", tmp_path), "no file for task 2")
 
 
+def test_every_tasks_data_is_checked_before_any_model_trains(cli, tmp_path):
+    """One model per task, or a sweep, on a folder that holds task 1 only: the missing task 2 is the
+    error before task 1 trains, and nothing is written."""
+    from tasks import get_task
+
+    (tmp_path / "data").mkdir()
+    get_task("babi").generate(tmp_path / "data", ["1"], 60, 20, 0)
+    for command in (["train", "babi", "--task", "1", "--task", "2", "--out", tmp_path / "run"],
+                    ["sweep", "babi", "--task", "1", "--task", "2", "--restarts", "1", "--out", tmp_path / "sweep"]):
+        assert_one_line_error(cli(*command, "--data-dir", tmp_path / "data", "--epochs", "1", "--ls-epochs", "1"),
+                              "no file for task 2, split 'train'")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
 @pytest.mark.parametrize("train, fragments", [
     (b"", ["qa1_custom_train.txt", "empty file"]),
     (b"1 Mary went home.\n2 Where is Mary?\thome\t1\nbroken line\n", ["qa1_custom_train.txt:3:", "expected"]),
@@ -195,7 +209,70 @@ def test_out_directory_in_use(cli, tmp_path, en_dir):
 def test_no_data_and_no_network(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("MEMN2N_BABI_URL", (tmp_path / "absent.tar.gz").as_uri())
-    assert_one_line_error(cli("train", "babi", "--out", tmp_path / "r"), "download failed", "--data-dir", "MEMN2N_DATA_DIR", "memn2n data generate babi --out DIR")
+    assert_one_line_error(cli("train", "babi", "--out", tmp_path / "r"), "download failed", "pass --data-dir with",
+                          "MEMN2N_DATA_DIR", "`memn2n data generate babi` writes the 20 tasks")
+
+
+def test_generated_tasks_are_found_by_every_later_command_and_said_to_be_generated(cli, tmp_path, monkeypatch):
+    """`memn2n data generate babi` with no --out writes into a folder of its own in the cache, apart
+    from the upstream download's (which the tests take for the upstream files); a command given no
+    data then uses it, saying so in one line, and a task it lacks is named with how to add it."""
+    from tasks.babi import default_data_dir, generated_data_dir
+    from tests.conftest import _upstream_en
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("MEMN2N_BABI_URL", (tmp_path / "absent.tar.gz").as_uri())
+    monkeypatch.chdir(tmp_path)
+    made = cli("data", "generate", "babi", "--task", "1", "--train", "60", "--test", "20")
+    assert made.exit_code == 0, made.stderr
+    generated = tmp_path / "cache" / "memn2n" / "babi" / "generated" / "en"
+    assert made.stdout.strip() == str(generated) == str(generated_data_dir())
+    assert sorted(p.name for p in generated.iterdir()) == ["qa1_single-supporting-fact_test.txt", "qa1_single-supporting-fact_train.txt"]
+    assert not generated.is_relative_to(default_data_dir()) and _upstream_en() != generated
+    trained = cli("train", "babi", "--task", "1", "--out", "r", "--epochs", "1", "--ls-epochs", "1")
+    assert trained.exit_code == 0, trained.stderr
+    assert trained.stderr.splitlines()[0] == (f"warning: using the bAbI tasks memn2n generated in {generated}, not the upstream "
+                                              "files (`memn2n data download babi` fetches those, which are then used)")
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["data"]["dir"] == str(generated)
+    lacking = cli("train", "babi", "--task", "2", "--out", "r2")
+    assert lacking.exit_code == 2 and lacking.stderr.splitlines()[1:] == [
+        f"error: {generated}: no file for task 2, split 'train' (expected qa2_*_train.txt); "
+        "`memn2n data generate babi --task 2` adds it"], lacking.stderr
+
+
+def test_an_offline_make_demo_says_first_which_data_it_used_and_shows_no_error(tmp_path):
+    """`make demo` offline: its first line says it generated task 1 (no `error:` line from the
+    failed download), into the folder later commands find with no flag. The demo's own training is
+    cut to one epoch by a stand-in for .venv/bin/memn2n."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    if shutil.which("make") is None:
+        pytest.skip("needs make")
+    for name in ("Makefile", "pyproject.toml", "constraints.txt"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / ".installed").touch()  # newer than pyproject.toml: no set-up
+    memn2n = venv / "bin" / "memn2n"
+    memn2n.write_text(f'#!/bin/sh\n[ "$1" = train ] && set -- "$@" --epochs 1 --ls-epochs 1\n'
+                      f'exec {sys.executable} -m memn2n_cli "$@"\n')
+    memn2n.chmod(0o755)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "MEMN2N_BABI_URL": (tmp_path / "absent.tar.gz").as_uri(), "COLUMNS": "120", "TERM": "dumb"}
+    env.pop("MEMN2N_DATA_DIR", None)
+    done = subprocess.run(["make", "demo", f"VENV={venv}", f"SHARED_BABI={tmp_path / 'no-shared-copy'}"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    generated = tmp_path / "cache" / "memn2n" / "babi" / "generated" / "en"
+    lines = done.stderr.splitlines()
+    assert lines[0].startswith(f"data: bAbI task 1 generated by memn2n's simulator (no download: offline?) into {generated}")
+    assert not [line for line in lines if line.startswith("error:")], done.stderr
+    assert (generated / "qa1_single-supporting-fact_train.txt").is_file() and list((tmp_path / "checkpoints").glob("demo-task1-*/config.json"))
 
 
 def _copy_run(src, dst):

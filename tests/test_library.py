@@ -53,6 +53,24 @@ def test_library_errors_name_the_field(tmp_path, en_dir):
         memn2n.train("nope", tmp_path / "run")
 
 
+def test_missing_data_from_python_names_data_dir_as_python_writes_it(tmp_path, monkeypatch):
+    """Offline with no data, the README's example stops at its first line with memn2n.UserError, one
+    line that names the argument as Python writes it (data_dir=), not the command line's --data-dir."""
+    import memn2n
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("MEMN2N_BABI_URL", (tmp_path / "absent.tar.gz").as_uri())
+    monkeypatch.delenv("MEMN2N_DATA_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(memn2n.UserError) as raised:
+        exec(compile(readme_example(), "README.md", "exec"), {})
+    message = str(raised.value)
+    assert "download failed" in message and "pass data_dir= with" in message and "--data-dir" not in message
+    assert "\n" not in message and not (tmp_path / "runs").exists()
+    with pytest.raises(memn2n.ArgumentError, match="jsonl trains on your own data: pass data_dir=, a folder"):
+        memn2n.train("jsonl", tmp_path / "run")
+
+
 def test_the_library_loads_no_command_line_and_checks_its_arguments(en_dir, tmp_path):
     """A script that trains, loads, answers and evaluates through `memn2n` never imports Typer or
     Rich (a fresh process: this one has the CLI loaded), and a bad split is a UserError naming

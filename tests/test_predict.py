@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -179,6 +180,68 @@ def test_no_run_to_default_to(cli, tmp_path, monkeypatch):
     assert_one_line_error(cli("predict", "s.txt"), "no trained run here")
 
 
+def test_only_a_finished_run_answers_when_none_is_named(cli, trained_run, tmp_path, monkeypatch):
+    """A run of one model per task stopped after its first model (no summary metrics.json) is not
+    the default: the newest finished run is, else the bundled model; the note names the one left out."""
+    import os
+
+    from memn2n_cli.qa.inference import BUNDLED_RUN
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.txt").write_text(STORY)
+    half = tmp_path / "checkpoints" / "babi-task-half"
+    shutil.copytree(trained_run[0], half / "qa1")
+    (half / "qa2").mkdir()  # task 2's model, interrupted: no config.json
+    result = cli("predict", "s.txt")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines()[0].startswith("using the joint bAbI model that comes with memn2n (no run under")
+    assert result.stderr.splitlines()[0].endswith("(checkpoints/babi-task-half: not finished, so not used unless named)")
+    finished = shutil.copytree(trained_run[0], tmp_path / "checkpoints" / "task1")
+    os.utime(finished / "config.json", (1, 1))  # older than the half run
+    result = cli("predict", "s.txt")
+    assert result.stderr.splitlines()[0] == "using checkpoints/task1 (checkpoints/babi-task-half: not finished, so not used unless named)"
+    (half / "metrics.json").write_text(json.dumps({"tasks": []}))  # the summary, written once its last model is
+    assert cli("predict", "s.txt", "--task", "1").stderr.splitlines()[0] == "using checkpoints/babi-task-half"
+    assert BUNDLED_RUN.is_dir()
+
+
+def test_bundled_names_the_model_that_comes_with_memn2n_wherever_a_run_is_named(cli, trained_run, tmp_path, monkeypatch):
+    """`-c bundled` (predict, visualize, serve), `memn2n.load("bundled")`: the bundled model, unless
+    the working folder holds a folder of that name, which is then the run named."""
+    import memn2n
+    from memn2n_cli.qa.inference import BUNDLED_RUN
+    from memn2n_cli.qa.web import Runs
+
+    monkeypatch.chdir(tmp_path)
+    story, (_, *printed) = readme_transcript()
+    (tmp_path / "story.txt").write_text(story)
+    answered = cli("predict", "story.txt", "-c", "bundled")
+    assert answered.exit_code == 0 and answered.stdout.splitlines() == printed, answered.stderr
+    shown = cli("visualize", "story.txt", "-c", "bundled", "--hops")
+    assert shown.exit_code == 0 and shown.stdout.count("Prediction: ") == 3, shown.stderr
+    assert memn2n.load("bundled").config["tasks"] == list(range(1, 21)) and memn2n.load("bundled").path == BUNDLED_RUN
+    runs, note = Runs.find(Path("bundled"))
+    assert runs.default == "bundled" and note is None
+    shutil.copytree(trained_run[0], tmp_path / "bundled")
+    assert memn2n.load("bundled").config["tasks"] == [1]
+
+
+def test_a_story_the_model_cannot_read_but_the_bundled_one_can_says_so(cli, trained_run, tmp_path):
+    """The task-1 model asked a task-16 story: its words are unknown to it, and the line after the
+    warning names the bundled model, which knows them all; not for a word no model knows, nor when
+    the bundled model is the one asked."""
+    (tmp_path / "s.txt").write_text("Lily is a frog.\nLily is white.\nGreg is a frog.\nWhat color is Greg?\n")
+    hint = "the joint bAbI model that comes with memn2n knows them all: ask it with -c bundled"
+    asked = cli("predict", tmp_path / "s.txt", "-c", trained_run[0])
+    assert asked.exit_code == 0, asked.stderr
+    warning, suggestion = asked.stderr.splitlines()
+    assert warning.startswith("warning: words this model never saw") and "greg" in warning
+    assert suggestion.startswith(f"warning: {hint}")
+    assert hint not in cli("predict", tmp_path / "s.txt", "-c", "bundled").stderr
+    (tmp_path / "s.txt").write_text("Mary went to the xyzzy.\nWhere is Mary?\n")
+    assert hint not in cli("predict", tmp_path / "s.txt", "-c", trained_run[0]).stderr
+
+
 def test_visualize_shows_every_sentence_and_a_column_per_hop(cli, trained_run, tmp_path):
     (tmp_path / "s.txt").write_text(STORY + "Mary travelled to the kitchen.\nWhere is Mary?\n")
     result = cli("visualize", tmp_path / "s.txt", "-c", trained_run[0], "--hops")
@@ -245,6 +308,30 @@ def test_the_bundled_model_answers_before_any_training(cli, tmp_path, monkeypatc
     assert result.stderr.strip() == note and note.startswith("using the joint bAbI model that comes with memn2n")
     assert result.stdout.splitlines() == printed
     assert [line.split("\t")[1] for line in printed] == ["bathroom", "kitchen", "office"]
+
+
+def test_the_bundled_model_records_no_machines_path_and_finds_data_as_every_command_does(trained_run, tmp_path,
+                                                                                         monkeypatch):
+    """Its config.json named the folder it was trained from on the machine that trained it, and
+    visualize read test stories from there where such a folder existed. A shipped model records
+    none (`forget_data_dir`, which keeps the run whole), so its data is found as any command finds
+    data: here $MEMN2N_DATA_DIR."""
+    from memn2n_cli.checkpoint import check_manifest, forget_data_dir
+    from memn2n_cli.qa.inference import BUNDLED_RUN, QARun
+
+    def strings(value):
+        if isinstance(value, dict):
+            return [s for v in value.values() for s in strings(v)]
+        return [s for v in value for s in strings(v)] if isinstance(value, list) else [value] if isinstance(value, str) else []
+
+    for name in ("config.json", "metrics.json", "vocab.json"):
+        assert not [s for s in strings(json.loads((BUNDLED_RUN / name).read_text())) if Path(s).is_absolute()], name
+    monkeypatch.setenv("MEMN2N_DATA_DIR", str(tmp_path))
+    assert QARun.load("bundled").data_dir() == tmp_path
+    copy = shutil.copytree(trained_run[0], tmp_path / "copy")
+    forget_data_dir(copy)
+    check_manifest(copy)
+    assert "dir" not in json.loads((copy / "config.json").read_text())["data"] and QARun.load(copy).data_dir() == tmp_path
 
 
 def test_the_bundled_models_recorded_errors_are_what_eval_gives(cli, upstream_en_dir):

@@ -232,6 +232,7 @@ def test_a_damaged_model_is_left_out_not_fatal(here, trained_run, caplog):
     group = here / "checkpoints" / "group"
     for task in ("qa1", "qa2"):
         shutil.copytree(trained_run[0], group / task)
+    (group / "metrics.json").write_text("{}")  # its summary: a finished run, the default
     with (group / "qa2" / "vocab.json").open("a") as vocab:
         vocab.write(" ")
     listed = [r["checkpoint"] for r in client().get("/api/runs").json()]

@@ -31,7 +31,8 @@ def download(
 @command
 def generate(
     name: Annotated[str, typer.Argument(metavar="TASK", help="A task with a simulator: babi.")],
-    out: Annotated[Path, typer.Option(help="Folder to write qaN_NAME_{train,test}.txt into.")],
+    out: Annotated[Path | None, typer.Option(help="Folder to write qaN_NAME_{train,test}.txt into. [default: the task's "
+                                                  "own, where every command finds it: ~/.cache/memn2n/babi/generated/en]")] = None,
     task: Annotated[list[str] | None, typer.Option("--task", "-t", help="bAbI task number, repeatable, or 'all'. [default: all]")] = None,
     train: Annotated[int, typer.Option(min=1, help="Questions in each training file.")] = 1000,
     test: Annotated[int, typer.Option(min=1, help="Questions in each test file.")] = 1000,
@@ -39,6 +40,7 @@ def generate(
 ) -> None:
     """Simulate a task's data and write it in its files' format (no network needed); prints the folder."""
     simulated = _task_with(name, "generate", "simulator")
+    out = out or simulated.generated_data_dir()
     if out.exists() and not out.is_dir():
         raise UserError("exists and is not a folder", out)
     out.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 
 from memn2n_cli.qa.batches import make_batch
-from memn2n_cli.checkpoint import CONFIG_FILE, load_model, model_dirs, run_data_dir, run_task
+from memn2n_cli.checkpoint import (BUNDLED_RUN, CONFIG_FILE, VOCAB_FILE, is_finished, load_model, model_dirs, read_json,
+                                   run_data_dir, run_task)
 from memn2n_cli.devices import resolve_device
 from memn2n_cli.errors import ArgumentError, UserError
 from memn2n_cli.model import MemN2N
@@ -55,11 +56,6 @@ class Prediction:
         return record
 
 
-# A joint bAbI model that comes with memn2n (all 20 tasks, PE LS RN, best of 10: BENCHMARKS.md,
-# "The bundled joint model"), for `predict` and `visualize` before any training.
-BUNDLED_RUN = Path(__file__).parents[1] / "pretrained" / "babi-joint"  # package data of memn2n_cli
-
-
 def runs_under(root: Path = Path("checkpoints"), qa_only: bool = False) -> list[Path]:
     """The run directories under ``root``, the most recently written first (a run of one model per
     task is one run); with ``qa_only``, only question-answering runs, for `serve` (a run whose task
@@ -87,15 +83,18 @@ def is_qa_run(run: Path) -> bool:
 
 def default_run(root: Path = Path("checkpoints"), runs: list[Path] | None = None,
                 what: str = "run") -> tuple[Path, str]:
-    """The run to use when none is named, and how to say so: the first of ``runs`` (by default
-    every run under ``root``, the most recently written first), else the bundled joint bAbI model.
-    ``what`` names the kind of run ``runs`` holds, for that note."""
+    """The run to use when none is named, and how to say so: the first finished one of ``runs`` (by
+    default every run under ``root``, the most recently written first), else the bundled joint bAbI
+    model. ``what`` names the kind of run ``runs`` holds, for that note."""
     runs = runs_under(root) if runs is None else runs
+    unfinished = [run for run in runs if not is_finished(run)]
+    left_out = f" ({', '.join(map(str, unfinished))}: not finished, so not used unless named)" if unfinished else ""
+    runs = [run for run in runs if run not in unfinished]
     if runs:
-        return runs[0], f"using {runs[0]}"
+        return runs[0], f"using {runs[0]}{left_out}"
     if (BUNDLED_RUN / CONFIG_FILE).is_file():
         return BUNDLED_RUN, (f"using the joint bAbI model that comes with memn2n (no {what} under ./checkpoints; "
-                             "train your own with `memn2n train`, or pass --checkpoint RUN)")
+                             f"train your own with `memn2n train`, or pass --checkpoint RUN){left_out}")
     raise UserError("no trained run here; train one (`memn2n train TASK`) or pass --checkpoint RUN", root)
 
 
@@ -132,6 +131,9 @@ def predict(model: MemN2N, vocab: Vocabulary, questions: list[Question], top_k: 
     if data.unknown_words:
         words = ", ".join(sorted(data.unknown_words))
         log.warning("words this model never saw, read as the nil word: %s", words)
+        if bundled_knows(vocab, data.unknown_words):
+            log.warning("the joint bAbI model that comes with memn2n knows them all: ask it with -c bundled "
+                        "(in Python, memn2n.load(\"bundled\"))")
     longer = sum(len(q.story) > memory_size for q in questions)
     if longer:
         log.warning("%d question(s) come after more sentences than the model's memory holds (%d): "
@@ -151,6 +153,16 @@ def predict(model: MemN2N, vocab: Vocabulary, questions: list[Question], top_k: 
             predictions.append(Prediction(q, top[0][0], top[0][1], top, list(range(len(q.story) - size, len(q.story))),
                                           attention))
     return predictions
+
+
+def bundled_knows(vocab: Vocabulary, words) -> bool:
+    """Whether the bundled model, not the one of ``vocab``, knows every one of ``words``: then it,
+    trained on all 20 bAbI tasks, is likely the model to ask a story a task-1 model cannot read."""
+    try:
+        known = read_json(BUNDLED_RUN / VOCAB_FILE).get("words")
+    except UserError:  # a checkout or package without it
+        return False
+    return isinstance(known, list) and vocab.words != known and set(words) <= set(known)
 
 
 def read_story_input(story: str) -> tuple[bytes, str]:

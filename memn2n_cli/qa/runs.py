@@ -178,6 +178,15 @@ def check_layout(out: Path, labels: list[str]) -> None:
         raise UserError(f"holds {what} not asked for: resume it with the same --task and --joint", out)
 
 
+def resolve_data(task: QATask, data_dir: Path | None, task_ids: list[int]) -> Path:
+    """The folder of the data (``data_dir``, else where the task finds it), checked to hold the files
+    of every one of ``task_ids`` before anything trains: a run of one model per task, or a sweep,
+    must not train task 1 for an hour and then stop at task 2's missing file."""
+    folder = task.resolve_data_dir(data_dir)
+    task.data_files(folder, task_ids)  # a UserError naming the first file missing
+    return folder
+
+
 def model_groups(task_ids: list[int], joint: bool) -> list[tuple[str, list[int]]]:
     """The models a run trains, each named: one for all the tasks ("joint"), or one per task ("qa1", ...)."""
     if joint and len(task_ids) < 2:
@@ -195,7 +204,7 @@ def train_qa(task: str, task_ids: list[int], joint: bool, data_dir: Path | None,
     torch_device = resolve_device(device)
     if resume:
         check_layout(out, [label for label, _ in groups])
-    data_dir = qa_task(task).resolve_data_dir(data_dir)
+    data_dir = resolve_data(qa_task(task), data_dir, task_ids)
     rows = []
     for label, group in groups:
         directory = out if len(groups) == 1 else out / label

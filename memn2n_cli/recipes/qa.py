@@ -75,7 +75,7 @@ def sweep_spec(task: str, *, tasks: list[str], grid: dict[str, list], restarts: 
                preset: str | None, column: list[str], select: str | None, seed: int, data_dir: Path | None):
     """The sweep the options describe (a `sweep.SweepSpec`), every rule checked before any training.
     ``grid``: option -> its values, every combination a configuration (one value fixes it)."""
-    from memn2n_cli.qa.runs import qa_task
+    from memn2n_cli.qa.runs import qa_task, resolve_data
     from memn2n_cli.qa.sweep import SweepSpec
     from memn2n_cli.sweeps import RESTARTS
 
@@ -94,7 +94,7 @@ def sweep_spec(task: str, *, tasks: list[str], grid: dict[str, list], restarts: 
         if len(task_ids) < 2 and any(c.get("joint") for c in chosen):
             raise UserError(f"--preset {preset} has joint columns: it needs at least two tasks (e.g. --task all)")
     spec = SweepSpec(task=task, task_ids=task_ids, joint=joint, restarts=restarts or RESTARTS, seed=seed, select=select,
-                     grid=options, data_dir=str(qa.resolve_data_dir(data_dir).resolve()), preset=preset,
+                     grid=options, data_dir=str(resolve_data(qa, data_dir, task_ids).resolve()), preset=preset,
                      columns=column or None)
     for _, overrides in spec.configurations():
         spec.settings(overrides)  # an impossible option value fails here, before any training
