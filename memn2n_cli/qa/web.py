@@ -44,19 +44,19 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from memn2n_cli.checkpoint import CONFIG_FILE, model_dirs, read_config, refuse_other_kinds, run_data_dir, run_task
+from memn2n_cli.checkpoint import (BUNDLED_NAME, BUNDLED_RUN, CONFIG_FILE, model_dirs, read_config, refuse_other_kinds,
+                                   run_data_dir, run_task)
 from memn2n_cli.devices import resolve_device
 from memn2n_cli.errors import ArgumentError, UserError
 from memn2n_cli.history import is_epoch_line, read_history
 from memn2n_cli.model_card import read_card
-from memn2n_cli.qa.inference import BUNDLED_RUN, QARun, check_top_k, default_run, runs_under
+from memn2n_cli.qa.inference import QARun, check_top_k, default_run, runs_under
 from tasks import get_task
 
 log = logging.getLogger("memn2n")
 STATIC = Path(__file__).parents[1] / "serve_static"  # package data of memn2n_cli
 MAX_BODY = 1_000_000  # bytes: a story of some 30,000 bAbI sentences, far more than a memory holds
 MAX_QUESTIONS = 1_000  # a request's: each answer carries its attention; a bAbI story asks at most a few dozen
-BUNDLED_NAME = "bundled"  # the bundled model's name in the API: its path is deep in site-packages
 FIELDS = {"story", "checkpoint", "top_k"}
 HEADER_TIMEOUT = 10.0  # seconds for a request's headers: a browser sends them in one packet; a slow link needs a few
 MAX_CONNECTIONS = 100  # open at once, else 503 (uvicorn's limit_concurrency): a browser opens 6, the load benchmark 32
