@@ -83,7 +83,8 @@ def test_train_ptb_finds_the_download_first_and_the_generated_stand_in_else_and_
     assert f"info: ptb data: {generated}, sentences of the bAbI simulator" in stand_in.stderr
     assert "not the real corpus" in stand_in.stderr
     config = json.loads((tmp_path / "on-generated" / "config.json").read_text())
-    assert config["data"]["dir"] == str(generated.resolve())
+    assert config["data"]["dir"] == str(generated.resolve()) and config["data"]["generated"] is True
+    assert "Trained on a generated stand-in for ptb" in (tmp_path / "on-generated" / "README.md").read_text()
     assert "not the real corpus" in cli("eval", tmp_path / "on-generated").stderr  # named by the run, still said
     # Files that `memn2n data download ptb` would have put in the cache (no marker) come first.
     for name in FILES:
@@ -92,7 +93,8 @@ def test_train_ptb_finds_the_download_first_and_the_generated_stand_in_else_and_
     assert real.exit_code == 0, real.stderr
     assert f"info: ptb data: {downloaded} (`memn2n data download ptb`)" in real.stderr
     assert "not the real corpus" not in real.stderr
-    assert json.loads((tmp_path / "on-download" / "config.json").read_text())["data"]["dir"] == str(downloaded.resolve())
+    data = json.loads((tmp_path / "on-download" / "config.json").read_text())["data"]
+    assert data["dir"] == str(downloaded.resolve()) and data["generated"] is False
 
 
 @pytest.fixture

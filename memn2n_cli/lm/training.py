@@ -36,6 +36,7 @@ from memn2n_cli.model_card import CARD_FILE, lm_card
 from memn2n_cli.model import MemN2NLM
 from tasks import get_task
 from tasks.lm import UNK, Corpus, resolve_data_dir
+from tasks.ptb_generator import is_generated
 
 log = logging.getLogger("memn2n")
 
@@ -260,6 +261,7 @@ def train_lm(task: str, data_dir: Path, out: Path, model_config: dict, config: L
     steps_per_epoch, metrics = math.ceil(len(corpus.ids["train"]) / config.batch_size), get_task(task).metrics
     data = {"dir": str(data_dir.resolve()), "tokens": {k: len(v) for k, v in corpus.ids.items()},
             "files": file_checksums(get_task(task).data_files(data_dir)),
+            "generated": is_generated(data_dir),  # the stand-in of `memn2n data generate`, not the real corpus
             # What a prompt shorter than the memory is read after (continue_text): text, as in training.
             "last_words": [corpus.words[i] for i in corpus.ids["train"][-model.config.memory_size:].tolist()]}
 
