@@ -1,4 +1,5 @@
-"""Fetch a dataset archive, unpack it safely, check every file against known SHA-256 sums."""
+"""Fetch a dataset (an archive, or files one by one), unpack it safely, check every file against
+known SHA-256 sums."""
 
 from __future__ import annotations
 
@@ -54,6 +55,22 @@ def download_zipped_file(url: str, member: str, dest: Path, size: int, sha256: s
             raise UserError(f"{member} is not the expected file ({size:,} bytes, SHA-256 {sha256[:12]}...)", url)
         unpacked.replace(dest / member)
     return dest / member
+
+
+def download_files(base_url: str, dest: Path, checksums: Path) -> Path:
+    """Fetch each file of ``checksums`` from ``base_url``/NAME and, once every one matches its
+    SHA-256, move them all into ``dest`` (fetched under a temporary folder there: a failed
+    download leaves ``dest`` as it was)."""
+    expected = read_checksums(checksums)
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest, prefix=".download-") as tmp:
+        for name, digest in expected.items():
+            url = f"{base_url.rstrip('/')}/{name}"
+            if sha256_file(fetch(url, Path(tmp) / name)) != digest:
+                raise UserError(f"checksum mismatch for {name}: the download is corrupt or not the expected version", url)
+        for name in expected:
+            (Path(tmp) / name).replace(dest / name)
+    return dest
 
 
 def download_archive(url: str, dest: Path, checksums: Path) -> Path:

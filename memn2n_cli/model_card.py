@@ -155,12 +155,14 @@ def lm_card(config: dict, history: list[dict], test_perplexity: float | None, fi
     """The card of a language model: ``history`` its epoch records so far, ``test_perplexity``
     once it has finished."""
     task, model = get_task(config["task"]), config["model"]
-    table_2 = getattr(task, "TABLE_2", {}).get((model["dim"], model["hops"], model["memory_size"]))
+    generated = bool(config["data"].get("generated"))  # the paper's figures are not for a generated stand-in
+    table_2 = None if generated else getattr(task, "TABLE_2", {}).get((model["dim"], model["hops"], model["memory_size"]))
     paper = {"table": "Table 2", "valid_perplexity": table_2[0], "test_perplexity": table_2[1]} if table_2 else None
     last = history[-1] if history else {}
     fields = {"library_name": "memn2n", "task": config["task"], "kind": "language model",
               "model": model, "training": config["training"], "data": {"tokens": config["data"].get("tokens", {}),
-                                                                        "files": config["data"].get("files", {})},
+                                                                        "files": config["data"].get("files", {}),
+                                                                        "generated": generated},
               "results": {"epochs": len(history), "finished": finished, "valid_perplexity": last.get("valid_perplexity"),
                           "test_perplexity": test_perplexity},
               "paper": paper, **_provenance(config)}
@@ -168,6 +170,9 @@ def lm_card(config: dict, history: list[dict], test_perplexity: float | None, fi
     lines = [f"# memn2n: {config['task']} language model", "",
              f"An End-To-End Memory Network ({PAPER}) that predicts the next word from the "
              f"{model['memory_size']} before it: {model['hops']} hops, d = {model['dim']}; {status}.", "",
+             *([f"Trained on a generated stand-in for {config['task']} (`memn2n data generate {config['task']}`: "
+                "sentences of the bAbI simulator), not the real corpus: its perplexities are not comparable to "
+                "the paper's.", ""] if generated else []),
              "## Results", "", "| | valid perplexity | test perplexity |", "|---|---|---|",
              f"| this model | {_figure(last.get('valid_perplexity'))} | {_figure(test_perplexity)} |"]
     if paper:

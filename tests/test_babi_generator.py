@@ -119,7 +119,7 @@ def test_generate_command_writes_the_same_bytes_for_the_same_seed(cli, tmp_path)
 
 def test_generate_command_bad_input(cli, tmp_path):
     assert_one_line_error(cli("data", "generate", "babi", "--task", "21", "--out", tmp_path), "unknown bAbI task '21'")
-    assert_one_line_error(cli("data", "generate", "ptb", "--out", tmp_path), "no simulator for 'ptb'; available: babi")
+    assert_one_line_error(cli("data", "generate", "text8", "--out", tmp_path), "no simulator for 'text8'; available: babi, ptb")
     (tmp_path / "file").write_text("x")
     assert_one_line_error(cli("data", "generate", "babi", "--out", tmp_path / "file"), "not a folder")
 

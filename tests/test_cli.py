@@ -153,7 +153,7 @@ def _write_task(folder, train: bytes, test: bytes = b"1 Mary went home.\n2 Where
     (["eval", "/no/such/run"], ["/no/such/run", "run directory not found"]),
     (["eval", ".", "--split", "dev"], ["--split"]),
     (["data", "download", "text9"], ["unknown task 'text9'"]),
-    (["data", "download", "ptb"], ["no download for 'ptb'; available: babi, text8"]),
+    (["data", "download", "jsonl"], ["no download for 'jsonl'; available: babi, ptb, text8"]),
     (["train", "babi", "--dim", "0"], ["--dim must be at least 1, not 0"]),
     (["train", "babi", "--lr", "-1"], ["--lr must be at least 0, not -1.0"]),
     (["train", "babi", "--max-grad-norm", "0"], ["--max-grad-norm must be more than 0, not 0.0"]),

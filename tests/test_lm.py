@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from memn2n_cli.configs import LMConfig, LMTrainConfig
-from memn2n_cli.lm.training import contexts, evaluate_lm, next_lr
+from memn2n_cli.lm.training import contexts, continue_text, evaluate_lm, next_lr
 from memn2n_cli.model import MemN2NLM
 from tasks import get_task
 from tasks.lm import EOS, UNK
@@ -200,6 +200,35 @@ def test_predict_continues_a_prompt(cli, small_lm, tmp_path):
     assert "zyzzyva" in result.stderr and result.stderr.count("never saw") == 1
     plain = cli("predict", tmp_path / "prompt.txt", "-c", small_lm, "--next", "4")
     assert plain.stdout.split() == [n["word"] for n in record["next"]]
+
+
+def test_a_short_prompt_is_read_after_the_last_words_of_the_training_text():
+    """Training always fills all N slots: a prompt of k < N words predicts what the last N - k
+    words of ``before`` (a run's training text) then the prompt predict."""
+    torch.manual_seed(0)
+    words = ["company", EOS, "said", "sales", "the", UNK]
+    model = MemN2NLM(LMConfig(vocab_size=6, dim=8, hops=2, memory_size=6, linear_dim=4))
+    prompt, before = ["the", "company", "said"], ["sales", "said", "the", "sales", "rose", EOS]  # "rose": <unk>
+    continued = continue_text(model, words, prompt, 5, before)
+    assert continued == continue_text(model, words, ["sales", "rose", EOS] + prompt, 5)  # exactly: the same memories
+    with torch.no_grad():  # the first word by hand, from the filled memory, the current word first
+        ids = [words.index(w) for w in ["said", "company", "the", EOS, UNK, "sales"]]
+        probabilities = torch.softmax(model(torch.tensor([ids])).logits[0], -1)
+    assert continued[0] == (words[int(probabilities.argmax())], float(probabilities.max()))
+    long = prompt * 2  # N words: nothing to fill
+    assert continue_text(model, words, long, 2, before) == continue_text(model, words, long, 2)
+
+
+def test_predict_reads_a_short_prompt_after_the_runs_last_training_words(cli, small_lm, small_ptb, tmp_path):
+    last = json.loads((small_lm / "config.json").read_text())["data"]["last_words"]
+    train = get_task("ptb").load(small_ptb)
+    assert last == [train.words[i] for i in train.ids["train"][-8:]] and last[-1] == EOS  # memory 8
+    (tmp_path / "short.txt").write_text("the company said\n")
+    (tmp_path / "filled.txt").write_text(" ".join(last[-5:]) + " the company said\n")
+    short, filled = (cli("predict", tmp_path / name, "-c", small_lm, "--next", "5", "--json")
+                     for name in ("short.txt", "filled.txt"))
+    assert short.exit_code == 0 and filled.exit_code == 0, (short.stderr, filled.stderr)
+    assert json.loads(short.stdout)["next"] == json.loads(filled.stdout)["next"]
 
 
 def test_figure_3_in_the_terminal_and_as_png(cli, small_lm, small_ptb, tmp_path):

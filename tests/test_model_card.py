@@ -93,4 +93,7 @@ def test_a_language_model_card_names_table_2s_figures_for_its_configuration():
     assert fields["results"] == {"epochs": 1, "finished": True, "valid_perplexity": 130.0, "test_perplexity": 125.0}
     other = front_matter(lm_card({**config, "model": {"dim": 16, "hops": 2, "memory_size": 8}}, [], None, False).decode())
     assert other["paper"] is None and other["results"]["test_perplexity"] is None
+    card = lm_card({**config, "data": {"generated": True}}, [{"epoch": 1, "valid_perplexity": 5.0}], 5.0, True).decode()
+    assert front_matter(card)["paper"] is None and front_matter(card)["data"]["generated"] is True  # not Table 2's
+    assert "Trained on a generated stand-in for ptb" in card and "Table 2" not in card
     assert BabiTask.TABLE_1["PE LS RN joint"][1] == (12.4, 11)  # the figure the bundled card quotes

@@ -1,6 +1,7 @@
 """`memn2n data download TASK`: fetch a task's data into the cache and check it (a task with a
 ``download`` method); `memn2n data generate TASK`: write it with a built-in simulator, offline
-(a task with a ``generate`` method: bAbI)."""
+(a task with a ``generate`` method: bAbI, and a stand-in for the Penn Treebank made of its
+sentences)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ from memn2n_cli.errors import UserError
 @data_app.command()
 @command
 def download(
-    name: Annotated[str, typer.Argument(metavar="TASK", help="A task with a download: babi or text8.")],
+    name: Annotated[str, typer.Argument(metavar="TASK", help="A task with a download: babi, ptb or text8.")],
     dest: Annotated[Path | None, typer.Option(help="Where to unpack. [default: the cache, ~/.cache/memn2n/NAME]")] = None,
-    url: Annotated[str | None, typer.Option(help="Archive to fetch. [default: the upstream one]")] = None,
+    url: Annotated[str | None, typer.Option(help="Archive to fetch; for ptb, the folder URL holding "
+                                                 "ptb.{train,valid,test}.txt. [default: the upstream one]")] = None,
 ) -> None:
     """Download a dataset, verify it against known SHA-256 sums and unpack it; prints its folder."""
     target = _task_with(name, "download", "download").download(dest, url)
@@ -30,12 +32,19 @@ def download(
 @data_app.command()
 @command
 def generate(
-    name: Annotated[str, typer.Argument(metavar="TASK", help="A task with a simulator: babi.")],
-    out: Annotated[Path | None, typer.Option(help="Folder to write qaN_NAME_{train,test}.txt into. [default: the task's "
-                                                  "own, where every command finds it: ~/.cache/memn2n/babi/generated/en]")] = None,
-    task: Annotated[list[str] | None, typer.Option("--task", "-t", help="bAbI task number, repeatable, or 'all'. [default: all]")] = None,
-    train: Annotated[int, typer.Option(min=1, help="Questions in each training file.")] = 1000,
-    test: Annotated[int, typer.Option(min=1, help="Questions in each test file.")] = 1000,
+    name: Annotated[str, typer.Argument(metavar="TASK", help="A task with a simulator: babi, or ptb (a stand-in "
+                                                              "made of the bAbI simulator's sentences).")],
+    out: Annotated[Path | None, typer.Option(help="Folder to write the files into (babi: qaN_NAME_{train,test}.txt; "
+                                                  "ptb: ptb.{train,valid,test}.txt). [default: the task's own, "
+                                                  "where every command finds it: ~/.cache/memn2n/babi/generated/en, "
+                                                  "~/.cache/memn2n/ptb/generated]")] = None,
+    task: Annotated[list[str] | None, typer.Option("--task", "-t", help=(
+        "bAbI task number, repeatable, or 'all' (ptb: the tasks whose stories it tells). [default: all]"))] = None,
+    train: Annotated[int | None, typer.Option(min=1, help=(
+        "Questions in each training file (babi), lines of ptb.train.txt (ptb). [default: 1000; ptb 2000]"))] = None,
+    test: Annotated[int | None, typer.Option(min=1, help=(
+        "Questions in each test file (babi), lines of ptb.valid.txt and of ptb.test.txt (ptb). "
+        "[default: 1000; ptb 200]"))] = None,
     seed: Annotated[int, typer.Option(help="The same seed writes the same bytes.")] = 0,
 ) -> None:
     """Simulate a task's data and write it in its files' format (no network needed); prints the folder."""
@@ -44,7 +53,8 @@ def generate(
     if out.exists() and not out.is_dir():
         raise UserError("exists and is not a folder", out)
     out.mkdir(parents=True, exist_ok=True)
-    simulated.generate(out, task or [], train, test, seed)
+    default_train, default_test = getattr(simulated, "GENERATED_SIZES", (1000, 1000))  # bAbI: questions per file
+    simulated.generate(out, task or [], train or default_train, test or default_test, seed)
     print(f"generated {name} (seed {seed}) into {out}", file=sys.stderr)
     print(out)
 

@@ -36,6 +36,7 @@ from memn2n_cli.model_card import CARD_FILE, lm_card
 from memn2n_cli.model import MemN2NLM
 from tasks import get_task
 from tasks.lm import UNK, Corpus, resolve_data_dir
+from tasks.ptb_generator import is_generated
 
 log = logging.getLogger("memn2n")
 
@@ -259,7 +260,10 @@ def train_lm(task: str, data_dir: Path, out: Path, model_config: dict, config: L
     history = History(out, "step", state.steps, state.history) if rank == 0 else None  # from where the checkpoint is
     steps_per_epoch, metrics = math.ceil(len(corpus.ids["train"]) / config.batch_size), get_task(task).metrics
     data = {"dir": str(data_dir.resolve()), "tokens": {k: len(v) for k, v in corpus.ids.items()},
-            "files": file_checksums(get_task(task).data_files(data_dir))}
+            "files": file_checksums(get_task(task).data_files(data_dir)),
+            "generated": is_generated(data_dir),  # the stand-in of `memn2n data generate`, not the real corpus
+            # What a prompt shorter than the memory is read after (continue_text): text, as in training.
+            "last_words": [corpus.words[i] for i in corpus.ids["train"][-model.config.memory_size:].tolist()]}
 
     def checkpoint(state: LMState) -> None:
         # A finished run's card has its test perplexity (every process takes part in evaluating it).
@@ -297,18 +301,28 @@ def attention_by_position(model: MemN2NLM, ids: Tensor, batch_size: int = 512) -
     return total / total.max(dim=1, keepdim=True).values
 
 
-def continue_text(model: MemN2NLM, words: list[str], prompt: list[str], count: int) -> list[tuple[str, float]]:
-    """The ``count`` most likely next words, one at a time, each with its probability."""
+def continue_text(model: MemN2NLM, words: list[str], prompt: list[str], count: int,
+                  before: list[str] = ()) -> list[tuple[str, float]]:
+    """The ``count`` most likely next words, one at a time, each with its probability.
+
+    A prompt shorter than the memory is read after the last words of ``before`` (a run's: the
+    last N words of its training text, which end a sentence), so that the model gets a memory
+    like every one it was trained with (Section 5: the N previous words, all N slots always
+    holding text) and the prompt starts a sentence. The same prompt preceded by those words
+    predicts the same words. Without ``before`` (a run written before it was recorded), a short
+    prompt gets a memory of its own words only, as it did then."""
     word_ids = {w: i for i, w in enumerate(words)}
     unknown = sorted({w for w in prompt if w not in word_ids})
     if unknown:
         log.warning("words this model never saw, read as %s: %s", UNK, ", ".join(unknown))
-    text = [word_ids.get(w, word_ids.get(UNK, 0)) for w in prompt]
+    N = model.config.memory_size
+    filling = list(before)[-(N - len(prompt)):] if before and len(prompt) < N else []  # the slots the prompt leaves
+    text = [word_ids.get(w, word_ids.get(UNK, 0)) for w in filling + prompt]
     model.eval()
     produced = []
     with torch.no_grad():
         for _ in range(count):
-            context = torch.tensor([text[::-1][: model.config.memory_size]], device=model.W.weight.device)  # the current word first
+            context = torch.tensor([text[::-1][:N]], device=model.W.weight.device)  # the current word first
             probabilities = torch.softmax(model(context).logits[0], -1)
             best = int(probabilities.argmax())
             produced.append((words[best], float(probabilities[best])))
@@ -371,7 +385,7 @@ class LMRun:
         words = self.task.tokenize(prompt)
         if not words:
             raise UserError(f"the prompt has no words to continue: {prompt[:40]!r}")
-        return continue_text(self.model, self.words, words, count)
+        return continue_text(self.model, self.words, words, count, self.config["data"].get("last_words", []))
 
     def evaluate(self, split: str = "test", data_dir: str | Path | None = None, device: str = "auto") -> dict:
         """Perplexity on ``split`` of the corpus it was trained on (or ``data_dir``), as `memn2n eval`."""
