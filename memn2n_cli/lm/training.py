@@ -30,7 +30,7 @@ from memn2n_cli.checkpoint import (CONFIG_FILE, STATE_FILE, config_from, file_ch
                                    load_language_model, new_run_config, read_lm_state, run_data_dir, write_run)
 from memn2n_cli.configs import LMConfig, LMTrainConfig, check_split
 from memn2n_cli.devices import backend_for, rank_device, resolve_device, sums_device, under_torchrun
-from memn2n_cli.errors import UserError
+from memn2n_cli.errors import ConfigError, UserError, at_least, of_types
 from memn2n_cli.history import HISTORY_FILE, History
 from memn2n_cli.model_card import CARD_FILE, lm_card
 from memn2n_cli.model import MemN2NLM
@@ -53,6 +53,12 @@ class LMState:
     seconds: float = 0.0  # time spent in training steps, all sessions together
     epoch_seconds: float = 0.0  # of which in the current epoch
     history: list[dict] = field(default_factory=list)
+
+    def __post_init__(self):  # as state.json of a run gives it: each field of its type
+        of_types(self)
+        at_least(self, 0, "lr", "epoch", "step", "steps")
+        if not isinstance(self.history, list) or not all(isinstance(record, dict) for record in self.history):
+            raise ConfigError("{history} must be a list of epoch records")
 
 
 def next_lr(history: list[dict], lr: float, config: LMTrainConfig) -> float:

@@ -127,7 +127,7 @@ def train_model(task: str, task_ids: list[int], data_dir: Path, directory: Path,
     prepared = prepare(task, task_ids, data_dir, options, config, device)
     model = build_model(prepared, config.seed, device)
     settings = {"task": task, "tasks": task_ids, "model": asdict(options), "training": asdict(config)}
-    start = read_progress(directory, settings) if resume else None
+    start = read_progress(directory, settings, model) if resume else None
     earlier = start.histories[0] if start else []
     if start is not None:
         log.info("%s: resuming after epoch %d", directory, len(earlier))

@@ -1,0 +1,157 @@
+"""A run directory under abuse (issue 29, item 3): a damaged or hostile folder is a one-line
+error before anything large is read or built, and `serve` leaves it out."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from memn2n_cli import checkpoint
+from memn2n_cli.model import MemN2N
+from tests.conftest import assert_one_line_error
+from tests.test_fuzz import deadline
+
+
+class NotBuilt(MemN2N):
+    """MemN2N, counted but never built: a hostile run must be refused before its model is allocated."""
+
+    def __init__(self, config):
+        raise AssertionError(f"the model of a hostile run was built: {config}")
+
+
+def copy_run(source: Path, run: Path, manifest: bool = False) -> Path:
+    """A copy of a trained run; without its manifest unless ``manifest``, as a folder edited by hand."""
+    shutil.copytree(source, run)
+    if not manifest:
+        (run / "manifest.json").unlink()
+    return run
+
+
+def edit(name: str, change):
+    """Damage: ``change`` applied to the JSON of file ``name``."""
+    def damage(run: Path) -> None:
+        data = json.loads((run / name).read_text())
+        change(data)
+        (run / name).write_text(json.dumps(data))
+    return damage
+
+
+def replace(name: str, make):
+    """Damage: file ``name`` removed, and ``make(path)`` puts something else there."""
+    def damage(run: Path) -> None:
+        (run / name).unlink()
+        make(run / name)
+    return damage
+
+
+def nested(path: Path) -> None:
+    path.write_text("[" * 100_000 + "]" * 100_000)
+
+
+def link_to(target: str):
+    return lambda path: os.symlink(target, path)
+
+
+def words(count: int):
+    """vocab.json's words made ``count`` long: a vocabulary that matches a config asking for it."""
+    return lambda vocab: vocab.update(words=vocab["words"] + [f"w{i}" for i in range(count - len(vocab["words"]))])
+
+
+HOSTILE = {  # issue 29, item 3: each within its fields' own bounds, or not a file at all
+    "vocab_size 10,000,000 with dim 10,000": (
+        [edit("config.json", lambda c: c["model"].update(vocab_size=10_000_000, dim=10_000))],
+        "config.json: model settings: vocab_size, dim, hops and memory_size make a model of 400,000,400,000 weights"),
+    "memory_size 100,000 with hops 100": (
+        [edit("config.json", lambda c: c["model"].update(memory_size=100_000, hops=100))],
+        "model.safetensors: weights do not match config.json (a corrupt weights file, or another model's): 9,792 bytes, "
+        "too few for the 202,040,400 weights"),
+    "vocab_size 12,500 with dim 10,000 and a vocabulary to match": (
+        [edit("config.json", lambda c: c["model"].update(vocab_size=12_500, dim=10_000)), edit("vocab.json", words(12_500))],
+        "model.safetensors: weights do not match config.json"),
+    "dim 20.0": ([edit("config.json", lambda c: c["model"].update(dim=20.0))], "dim must be a whole number, not 20.0"),
+    "answer ids true": ([edit("config.json", lambda c: c["model"].update(answer_word_ids=[True]))],
+                        "answer_word_ids must be word ids"),
+    "deeply nested config.json": ([lambda run: nested(run / "config.json")],
+                                  "config.json: corrupt JSON: nested more than 32 deep"),
+    "deeply nested vocab.json": ([lambda run: nested(run / "vocab.json")], "vocab.json: corrupt JSON: nested more than 32 deep"),
+    "words of numbers": ([edit("vocab.json", lambda v: v.update(words=list(range(len(v["words"])))))],
+                         "vocab.json: corrupt vocabulary"),
+    "config.json linked to /dev/zero": ([replace("config.json", link_to("/dev/zero"))],
+                                        "config.json: is a link to a file outside its folder"),
+    "model.safetensors linked to /dev/zero through a link in the folder": (
+        [replace("model.safetensors", link_to("zero")), lambda run: os.symlink("/dev/zero", run / "zero")],
+        "model.safetensors: is a link to a file outside its folder"),
+    "vocab.json linked to /dev/urandom": ([replace("vocab.json", link_to("/dev/urandom"))], "vocab.json: is a link"),
+    "model.safetensors a FIFO": ([replace("model.safetensors", os.mkfifo)], "model.safetensors: cannot read: a FIFO"),
+    "vocab.json a FIFO": ([replace("vocab.json", os.mkfifo)], "vocab.json: cannot read: a FIFO"),
+    "weights larger than the model they are said to hold": (
+        [lambda run: (run / "model.safetensors").write_bytes((run / "model.safetensors").read_bytes() + bytes(2**21))],
+        "model.safetensors: holds 2,"),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_a_hostile_run_is_one_line_before_its_model_is_built(cli, trained_run, tmp_path, monkeypatch, case):
+    """Issue 29, item 3: sizes that are too large together, a field of the wrong type, JSON nested
+    past any run's, a FIFO, a device or a link out of the folder: `eval` says what is wrong in
+    one line, without a hang, a traceback, or building the model (a MemN2N that fails if built)."""
+    damages, fragment = HOSTILE[case]
+    run = copy_run(trained_run[0], tmp_path / "run")
+    for damage in damages:
+        damage(run)
+    monkeypatch.setattr(checkpoint, "MemN2N", NotBuilt)
+    with deadline():
+        assert_one_line_error(cli("eval", run), fragment)
+
+
+def test_the_manifest_reads_no_fifo_and_a_link_in_the_folder_is_read(cli, trained_run, tmp_path):
+    """check_manifest reads each file as the loader does (a FIFO refused, not waited on); a file
+    that is a link to another in the same folder is read as that file."""
+    run = copy_run(trained_run[0], tmp_path / "run", manifest=True)
+    replace("history.jsonl", os.mkfifo)(run)
+    with deadline():
+        assert_one_line_error(cli("eval", run), "history.jsonl: cannot read: a FIFO")
+    linked = copy_run(trained_run[0], tmp_path / "linked", manifest=True)
+    (linked / "vocab.json").rename(linked / "words.json")
+    os.symlink("words.json", linked / "vocab.json")
+    checkpoint.load_model(linked)
+
+
+def test_serve_leaves_hostile_runs_out_and_a_request_naming_one_is_4xx(trained_run, tmp_path, monkeypatch, caplog):
+    """Under ./checkpoints, hostile runs are left out of `serve` with a warning, the newest among
+    them a run whose weights are NaN (only loading shows that), so the default is the next; a
+    request that names one is a 4xx, never a 500 or a hang."""
+    from starlette.testclient import TestClient
+
+    from memn2n_cli.qa.web import Runs, create_app
+    from tests.test_cli import _nan_weights
+
+    monkeypatch.chdir(tmp_path)
+    hostile = ["vocab_size 10,000,000 with dim 10,000", "memory_size 100,000 with hops 100", "dim 20.0",
+               "deeply nested vocab.json", "config.json linked to /dev/zero", "model.safetensors a FIFO"]
+    copy_run(trained_run[0], Path("checkpoints/good"))
+    for age, case in enumerate(hostile, 1):
+        run = copy_run(trained_run[0], Path(f"checkpoints/hostile{age}"))
+        for damage in HOSTILE[case][0]:
+            damage(run)
+    nan = copy_run(trained_run[0], Path("checkpoints/nan"))
+    _nan_weights(nan)
+    for age, run in enumerate(["good", *[f"hostile{i}" for i in range(1, len(hostile) + 1)], "nan"]):
+        config = Path("checkpoints") / run / "config.json"
+        if not config.is_symlink():
+            os.utime(config, (1e9 + age, 1e9 + age))  # "nan" the newest: the default
+    with deadline():
+        runs, _ = Runs.find(None)
+        runs.load_default()
+        assert runs.default == "checkpoints/good"
+        served = TestClient(create_app(runs), raise_server_exceptions=False)
+        assert [r["checkpoint"] for r in served.get("/api/runs").json()] == ["checkpoints/good", "bundled"]
+        for name in ["checkpoints/nan", *[f"checkpoints/hostile{i}" for i in range(1, len(hostile) + 1)]]:
+            assert f"left out {name}" in caplog.text
+            for response in (served.post("/api/predict", json={"story": "Mary went home.\nWhere is Mary?", "checkpoint": name}),
+                             served.get("/api/about", params={"checkpoint": name})):
+                assert 400 <= response.status_code < 500, (name, response.status_code, response.text)
