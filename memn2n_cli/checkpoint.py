@@ -10,11 +10,12 @@ model's: its ``state.json`` and ``generator.safetensors`` instead, to resume exa
 (``qa1/`` ... ``qa20/``) and the summary. Every file is written under a temporary name and
 renamed into place. No pickle anywhere.
 
-A run's files are read as `read_file` reads them, so that a damaged or hostile folder is a
-one-line error, never a hang or an allocation of its own choosing: regular files only (no FIFO,
-device or link out of the folder), each of a bounded size (the weights by the parameter count of
-the model its config describes), JSON of bounded depth, every field of its type, and the model's
-size bounded as a whole (MAX_PARAMETERS) before it is built.
+A run directory has one writer at a time (`writing`: a lock on ``.memn2n.lock`` for the whole of
+training or resuming). A run's files are read as `read_file` reads them, so that a damaged or
+hostile folder is a one-line error, never a hang or an allocation of its own choosing: regular
+files only (no FIFO, device or link out of the folder), each of a bounded size (the weights by
+the parameter count of the model its config describes), JSON of bounded depth, every field of
+its type, and the model's size bounded as a whole (MAX_PARAMETERS) before it is built.
 
 ``format`` is the schema's version. A config is rebuilt with `config_from`: a setting this
 version does not know, or one it needs that the run lacks, is a one-line error naming it; a
@@ -23,10 +24,13 @@ setting added since the run was written takes its default.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+import shlex
 import stat
+import sys
 import tempfile
 from contextlib import contextmanager
 from dataclasses import MISSING, fields
@@ -50,6 +54,7 @@ MODEL_FILE, CONFIG_FILE, VOCAB_FILE, METRICS_FILE = "model.safetensors", "config
 STATE_FILE, GENERATOR_FILE = "state.json", "generator.safetensors"  # a language model's place in its recipe
 MANIFEST_FILE = "manifest.json"  # written last: each file's SHA-256
 PROGRESS_FILE = "progress.safetensors"  # a question-answering model in training: removed once it is complete
+LOCK_FILE = ".memn2n.lock"  # while a process writes the folder: its id and command line (`writing`)
 FORMAT = "memn2n-run/1"
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -60,6 +65,7 @@ MAX_JSON_DEPTH = 32  # config.json nests 4 deep, a sweep's results 6
 HEADER_BYTES = 2**20  # a .safetensors file: its tensors' bytes and a header of their names and shapes
 MAX_WEIGHTS_BYTES = 4 * MAX_PARAMETERS + HEADER_BYTES  # a weights file, whatever its config says
 MAX_GENERATOR_BYTES = HEADER_BYTES  # a random generator's state: 5 KB on the CPU
+_HELD: dict[Path, int] = {}  # the folders this process writes (`writing`), each with its lock's descriptor
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -90,19 +96,114 @@ def write_json(path: Path, data: dict) -> None:
 
 
 def check_new_run(out: Path, resume: bool) -> None:
-    """A new run goes into an empty or new folder: a UserError for one that holds files, unless resumed."""
-    if not resume and out.exists() and any(out.iterdir()):
+    """A new run goes into an empty or new folder: a UserError for one that holds files, unless
+    resumed, and for one that another process is writing, resumed or not."""
+    writer = live_writer(out)
+    if writer is not None:
+        raise UserError(f"is being written by {writer}: wait for it to end, or choose another output folder", out)
+    if not resume and out.exists() and any(p.name != LOCK_FILE for p in out.iterdir()):
         raise UserError("already holds files; choose another output folder, or resume it", out)
+
+
+def live_writer(directory: Path) -> str | None:
+    """The process that `writing` says writes ``directory`` ("process 1234 (memn2n train ...)"),
+    while it is alive; None when there is none. A hint for a message: the lock itself decides."""
+    try:
+        held = (directory / LOCK_FILE).read_text(errors="replace")
+    except OSError:  # no lock file: nobody writes it (or not a folder: the caller says so)
+        return None
+    pid, _, command = held.partition(" ")
+    if not pid.isdigit():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:  # a writer killed before it could remove its lock file
+        return None
+    except OSError:  # alive, another user's
+        pass
+    return f"process {pid}" + (f" ({command.strip()})" if command.strip() else "")
+
+
+@contextmanager
+def writing(directory: Path, resume: str):
+    """Hold ``directory`` as its one writer for the block (training or resuming a run, a sweep): an
+    exclusive lock (flock) on its LOCK_FILE, which names this process; a UserError naming the
+    other process at once when one holds it. Temporary files left by a writer that was killed are
+    removed once it is held; the lock file when it is released. ``resume`` says how to go on
+    after a failure. Re-entrant within a process."""
+    directory = Path(directory)
+    key = directory.resolve()
+    if key in _HELD:
+        yield
+        return
+    created = not directory.exists()
+    fd = _lock(directory)
+    _HELD[key] = fd
+    try:
+        for folder in [directory, *(d for d in directory.iterdir() if d.is_dir() and not (d / LOCK_FILE).exists())]:
+            _remove_stale(folder)
+        yield
+    finally:
+        del _HELD[key]
+        try:
+            os.unlink(directory / LOCK_FILE)  # still ours: whoever opens it waits for the lock, then sees it gone
+        except OSError:
+            pass
+        os.close(fd)
+        if created:
+            try:
+                directory.rmdir()  # a run that failed before writing anything leaves no folder behind
+            except OSError:
+                pass
+
+
+def _lock(directory: Path) -> int:
+    """The descriptor of ``directory``'s lock file, locked for this process (see `writing`)."""
+    path = directory / LOCK_FILE
+    directory.mkdir(parents=True, exist_ok=True)
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+        except OSError as e:  # a folder that cannot be written: named, as the user gave it
+            raise type(e)(e.errno, e.strerror, str(directory)) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode(errors="replace")
+            os.close(fd)
+            pid, _, command = holder.partition(" ")
+            who = f"process {pid}" + (f" ({command.strip()})" if command.strip() else "") if pid.isdigit() else "another process"
+            raise UserError(f"is being written by {who}: wait for it to end, or choose another folder", directory) from None
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # its writer ended and removed it while we waited to lock it: lock the next one
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()} {shlex.join(sys.argv)[:1000]}\n".encode(errors="replace"))
+    return fd
+
+
+def _remove_stale(directory: Path) -> None:
+    """Remove the temporary files left in ``directory`` by a writer that was killed: only by the
+    process that holds it (or a folder above it), and none where another holds it."""
+    held = any(folder in _HELD for folder in [directory.resolve(), *directory.resolve().parents])
+    if not held or (directory / LOCK_FILE).exists() and directory.resolve() not in _HELD:
+        return
+    for stale in directory.glob(".*.tmp") if directory.is_dir() else []:
+        stale.unlink(missing_ok=True)
 
 
 def write_run(directory: Path, files: dict[str, bytes], finished: bool = False) -> None:
     """A model directory's files, each written aside and renamed into place, then manifest.json
     with every file's SHA-256, last: a reader checks the files against it (`check_manifest`), so
     a directory caught between two renames, or damaged since, is refused rather than read as a
-    mixture. Temporary files left by a writer that was killed are removed first; a ``finished``
-    question-answering model's training progress (`write_progress`) after."""
-    for stale in directory.glob(".*.tmp") if directory.is_dir() else []:
-        stale.unlink(missing_ok=True)
+    mixture. Temporary files left by a writer that was killed are removed first (by the folder's
+    writer, `writing`); a ``finished`` question-answering model's training progress
+    (`write_progress`) after."""
+    _remove_stale(directory)
     write_files(directory, files)
     digests = {name: hashlib.sha256(content).hexdigest() for name, content in files.items()}
     write_files(directory, {MANIFEST_FILE: json_bytes({"format": FORMAT, "sha256": digests})})

@@ -1,18 +1,22 @@
-"""A run directory under abuse (issue 29, item 3): a damaged or hostile folder is a one-line
-error before anything large is read or built, and `serve` leaves it out."""
+"""A run directory under abuse (issue 29, items 3 and 4): a damaged or hostile folder is a one-line
+error before anything large is read or built, and `serve` leaves it out; a folder has one writer
+at a time."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import subprocess
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from memn2n_cli import checkpoint
 from memn2n_cli.model import MemN2N
-from tests.conftest import assert_one_line_error
+from tests.conftest import ROOT, assert_one_line_error
 from tests.test_fuzz import deadline
 
 
@@ -155,3 +159,60 @@ def test_serve_leaves_hostile_runs_out_and_a_request_naming_one_is_4xx(trained_r
             for response in (served.post("/api/predict", json={"story": "Mary went home.\nWhere is Mary?", "checkpoint": name}),
                              served.get("/api/about", params={"checkpoint": name})):
                 assert 400 <= response.status_code < 500, (name, response.status_code, response.text)
+
+
+# Two writers --------------------------------------------------------------------------------------
+
+
+@contextmanager
+def another_writer(folder: Path):
+    """Another process that holds ``folder`` as its writer (checkpoint.writing), until the block
+    ends; then it is killed, as a writer killed mid-run is (its lock file stays)."""
+    code = ("import sys, time\nfrom pathlib import Path\nfrom memn2n_cli.checkpoint import writing\n"
+            "with writing(Path(sys.argv[1]), 'resume it'):\n    print('held', flush=True)\n    time.sleep(600)\n")
+    process = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert process.stdout.readline() == "held\n"
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+        process.stdout.close()
+
+
+def test_a_folder_has_one_writer_and_its_files_are_left_alone(cli, trained_run, tmp_path, en_dir, monkeypatch):
+    """Issue 29, item 4: while another process writes a folder, `train` into it, `train --resume`
+    and `sweep` fail at once with one line naming that process, by its lock even where the folder
+    looks free, and its temporary files stay; its lock file hides nothing from `serve`. Once that
+    writer is gone (killed), a resume takes the folder, removes what it left, and its lock file."""
+    from memn2n_cli.qa.web import Runs
+
+    folder = copy_run(trained_run[0], tmp_path / "checkpoints" / "run", manifest=True)
+    (folder / "progress.safetensors").write_bytes(b"the other writer's")
+    in_flight = folder / ".model.safetensors.abc123.tmp"
+    train = ["train", "babi", "--task", "1", "--data-dir", en_dir, "--epochs", "1", "--ls-epochs", "1"]
+    with another_writer(folder) as other:
+        in_flight.write_bytes(b"half a model")
+        monkeypatch.chdir(tmp_path)
+        assert [r["checkpoint"] for r in Runs.find(None)[0].listing()] == ["checkpoints/run", "bundled"]
+        named = f"is being written by process {other.pid}"
+        assert_one_line_error(cli(*train, "--out", folder), named)
+        assert_one_line_error(cli(*train, "--resume", folder), named, "wait for it to end")
+        assert_one_line_error(cli("sweep", "babi", "--task", "1", "--restarts", "1", "--out", folder, "--data-dir", en_dir), named)
+        monkeypatch.setattr(checkpoint, "live_writer", lambda directory: None)  # the lock alone decides
+        assert_one_line_error(cli(*train, "--resume", folder), named)
+        monkeypatch.undo()
+        assert in_flight.read_bytes() == b"half a model" and (folder / "progress.safetensors").read_bytes() == b"the other writer's"
+    assert (folder / checkpoint.LOCK_FILE).exists()  # killed: its lock file stays, held by no one
+    (folder / "progress.safetensors").unlink()
+    for name in ("config.json", "manifest.json"):
+        (folder / name).unlink()  # a run that had not finished
+    resumed = cli(*train, "--resume", folder)
+    assert resumed.exit_code == 0, resumed.stderr
+    assert not in_flight.exists() and not (folder / checkpoint.LOCK_FILE).exists()
+    checkpoint.check_manifest(folder)
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / checkpoint.LOCK_FILE).write_text("999999999 memn2n train (killed)\n")  # a writer killed at once
+    assert cli(*train, "--out", fresh).exit_code == 0  # a folder holding only a dead writer's lock is empty

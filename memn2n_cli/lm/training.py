@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -27,7 +28,7 @@ from torch import Tensor
 
 from memn2n_cli.lm import kernel as lm_kernel
 from memn2n_cli.checkpoint import (CONFIG_FILE, STATE_FILE, config_from, file_checksums, language_model_files,
-                                   load_language_model, new_run_config, read_lm_state, run_data_dir, write_run)
+                                   load_language_model, new_run_config, read_lm_state, run_data_dir, write_run, writing)
 from memn2n_cli.configs import LMConfig, LMTrainConfig, check_split
 from memn2n_cli.devices import backend_for, rank_device, resolve_device, sums_device, under_torchrun
 from memn2n_cli.errors import ConfigError, UserError, at_least, of_types
@@ -226,8 +227,17 @@ def train_lm(task: str, data_dir: Path, out: Path, model_config: dict, config: L
 
     Started by `torchrun --nproc_per_node N -m memn2n_cli train ...`, it trains with
     DistributedDataParallel (each process on its own GPU with NCCL, or on the CPU with gloo): the
-    same result as one process with the same global batch, to floating-point tolerance."""
+    same result as one process with the same global batch, to floating-point tolerance. ``out``
+    has one writer throughout (`writing`): this process, or the first of those torchrun started."""
     device = join_processes(device)
+    resume_it = f"resume it (`memn2n train {task} --resume {out}`, or resume=True) to go on from there"
+    with writing(out, resume_it) if process_group()[0] == 0 else nullcontext():
+        return _train_lm(task, data_dir, out, model_config, config, resume, on_epoch, device, on_progress)
+
+
+def _train_lm(task: str, data_dir: Path, out: Path, model_config: dict, config: LMTrainConfig, resume: bool,
+              on_epoch: Callable[[dict], None] | None, device: torch.device,
+              on_progress: Callable[[dict], None] | None) -> dict:
     corpus = get_task(task).load(data_dir)
     generator = torch.Generator()
     if resume and (out / CONFIG_FILE).exists():

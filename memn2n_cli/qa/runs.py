@@ -18,7 +18,7 @@ import torch
 
 from memn2n_cli.checkpoint import (CONFIG_FILE, METRICS_FILE, config_from, file_checksums, load_model, model_dirs,
                                    model_files, new_run_config, read_json, read_progress, run_data_dir, write_json, write_progress,
-                                   write_run)
+                                   write_run, writing)
 from memn2n_cli.configs import SPLITS, ModelConfig, ModelOptions, TrainConfig, check_split
 from memn2n_cli.devices import resolve_device
 from memn2n_cli.errors import UserError
@@ -189,8 +189,14 @@ def train_qa(task: str, task_ids: list[int], joint: bool, data_dir: Path | None,
              config: TrainConfig, device: str = "auto", on_epoch: Callable[[str, dict], None] | None = None,
              resume: bool = False) -> dict:
     """One model per numbered task of ``task``, or one model for all of them (``joint``). Returns
-    the summary. ``resume``: models already complete in ``out`` (trained with the same options) are kept.
-    """
+    the summary. ``resume``: models already complete in ``out`` (trained with the same options) are
+    kept. ``out`` has this process as its one writer throughout (`writing`)."""
+    with writing(out, f"resume it (`memn2n train ... --resume {out}`, or resume=True) to go on from there"):
+        return _train_qa(task, task_ids, joint, data_dir, out, options, config, device, on_epoch, resume)
+
+
+def _train_qa(task: str, task_ids: list[int], joint: bool, data_dir: Path | None, out: Path, options: ModelOptions,
+              config: TrainConfig, device: str, on_epoch: Callable[[str, dict], None] | None, resume: bool) -> dict:
     groups = model_groups(task_ids, joint)  # a bad combination fails before any data is read
     torch_device = resolve_device(device)
     if resume:
