@@ -43,7 +43,7 @@ from safetensors.torch import save as safetensors_bytes  # bytes of a .safetenso
 
 from memn2n_cli import __version__
 from memn2n_cli.configs import MAX_PARAMETERS, LMConfig, ModelConfig, TrainConfig
-from memn2n_cli.errors import ConfigError, UserError
+from memn2n_cli.errors import FULL_DISK, ConfigError, DiskFull, UserError
 from memn2n_cli.model import MemN2N, MemN2NLM, check_size
 from memn2n_cli.qa.restarts import Progress
 from memn2n_cli.qa.training import Schedule
@@ -68,18 +68,30 @@ MAX_GENERATOR_BYTES = HEADER_BYTES  # a random generator's state: 5 KB on the CP
 _HELD: dict[Path, int] = {}  # the folders this process writes (`writing`), each with its lock's descriptor
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write through ``write(temporary_path)``, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+def _write_all(fd: int, content: bytes) -> None:
+    """Write ``content`` to ``fd`` whole (os.write may write less than asked)."""
+    view = memoryview(content)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _write_aside(path: Path, content: bytes) -> str:
+    """``content`` in a new temporary file beside ``path``: its name. An OSError (a full disk, a
+    folder that cannot be written) names ``path`` and leaves no temporary file."""
     try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; a run is an ordinary file
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise type(e)(e.errno, e.strerror, e.filename if e.filename == str(path.parent) else str(path)) from None
+    try:
+        _write_all(fd, content)
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes it private; a run is an ordinary file
+    except OSError as e:
+        os.close(fd)
+        os.unlink(tmp)
+        raise type(e)(e.errno, e.strerror, str(path)) from None
+    os.close(fd)
+    return tmp
 
 
 def file_checksums(paths: list[Path]) -> dict[str, str]:
@@ -129,8 +141,9 @@ def writing(directory: Path, resume: str):
     """Hold ``directory`` as its one writer for the block (training or resuming a run, a sweep): an
     exclusive lock (flock) on its LOCK_FILE, which names this process; a UserError naming the
     other process at once when one holds it. Temporary files left by a writer that was killed are
-    removed once it is held; the lock file when it is released. ``resume`` says how to go on
-    after a failure. Re-entrant within a process."""
+    removed once it is held; the lock file when it is released. A disk that fills inside the block
+    is a DiskFull saying how to go on (``resume``): every file is written aside and renamed into
+    place, so the run keeps its last checkpoint. Re-entrant within a process."""
     directory = Path(directory)
     key = directory.resolve()
     if key in _HELD:
@@ -143,6 +156,10 @@ def writing(directory: Path, resume: str):
         for folder in [directory, *(d for d in directory.iterdir() if d.is_dir() and not (d / LOCK_FILE).exists())]:
             _remove_stale(folder)
         yield
+    except OSError as e:
+        if e.errno in FULL_DISK and not isinstance(e, DiskFull):
+            raise DiskFull(e, directory, resume) from None
+        raise
     finally:
         del _HELD[key]
         try:
@@ -197,16 +214,15 @@ def _remove_stale(directory: Path) -> None:
 
 
 def write_run(directory: Path, files: dict[str, bytes], finished: bool = False) -> None:
-    """A model directory's files, each written aside and renamed into place, then manifest.json
-    with every file's SHA-256, last: a reader checks the files against it (`check_manifest`), so
-    a directory caught between two renames, or damaged since, is refused rather than read as a
-    mixture. Temporary files left by a writer that was killed are removed first (by the folder's
-    writer, `writing`); a ``finished`` question-answering model's training progress
-    (`write_progress`) after."""
+    """A model directory's files, each written aside, then renamed into place with manifest.json
+    last, which holds every file's SHA-256: a reader checks the files against it (`check_manifest`),
+    so a directory caught between two renames, or damaged since, is refused rather than read as a
+    mixture; a disk that fills while they are written aside leaves the directory as it was.
+    Temporary files left by a writer that was killed are removed first (by the folder's writer,
+    `writing`); a ``finished`` question-answering model's training progress (`write_progress`) after."""
     _remove_stale(directory)
-    write_files(directory, files)
     digests = {name: hashlib.sha256(content).hexdigest() for name, content in files.items()}
-    write_files(directory, {MANIFEST_FILE: json_bytes({"format": FORMAT, "sha256": digests})})
+    write_files(directory, {**files, MANIFEST_FILE: json_bytes({"format": FORMAT, "sha256": digests})})
     if finished:
         (directory / PROGRESS_FILE).unlink(missing_ok=True)
 
@@ -468,9 +484,18 @@ def load_language_model(directory: Path) -> tuple[MemN2NLM, dict, list[str]]:
 
 
 def write_files(directory: Path, files: dict[str, bytes]) -> None:
-    """Write each file under a temporary name and rename it into place, in order."""
-    for name, content in files.items():
-        _atomic_write(directory / name, lambda tmp: Path(tmp).write_bytes(content))
+    """Write every file under a temporary name, then rename each into place, in order: a write that
+    fails (a full disk) leaves the folder as it was, and no temporary file."""
+    aside: list[tuple[str, Path]] = []
+    try:
+        for name, content in files.items():
+            aside.append((_write_aside(directory / name, content), directory / name))
+        for tmp, path in aside:
+            os.replace(tmp, path)
+    finally:
+        for tmp, _ in aside:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
 
 
 def refuse_other_kinds(task: str, run: Path) -> None:

@@ -1,9 +1,10 @@
-"""A run directory under abuse (issue 29, items 3 and 4): a damaged or hostile folder is a one-line
+"""A run directory under abuse (issue 29, items 3 to 5): a damaged or hostile folder is a one-line
 error before anything large is read or built, and `serve` leaves it out; a folder has one writer
-at a time."""
+at a time; a disk that fills is a failed run (exit 1) that resumes to the same model."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -216,3 +217,59 @@ def test_a_folder_has_one_writer_and_its_files_are_left_alone(cli, trained_run, 
     fresh.mkdir()
     (fresh / checkpoint.LOCK_FILE).write_text("999999999 memn2n train (killed)\n")  # a writer killed at once
     assert cli(*train, "--out", fresh).exit_code == 0  # a folder holding only a dead writer's lock is empty
+
+
+# A full disk --------------------------------------------------------------------------------------
+
+
+def fill_the_disk(monkeypatch, name: str, time: int) -> None:
+    """From the ``time``-th write of a file called ``name`` on, writes fail as on a full disk: at
+    checkpoint's lowest level, a file written aside that gets half its bytes, then ENOSPC."""
+    write_all, calls = checkpoint._write_all, []
+
+    def full(fd: int, content: bytes) -> None:
+        calls.extend([1] if Path(os.readlink(f"/proc/self/fd/{fd}")).name.startswith(f".{name}.") else [])
+        if len(calls) < time:
+            return write_all(fd, content)
+        write_all(fd, content[: len(content) // 2])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as os.write raises it: no file name
+
+    monkeypatch.setattr(checkpoint, "_write_all", full)
+
+
+def assert_disk_full(result, run: Path) -> None:
+    """A failed run: exit code 1 and, after its progress, one line saying the disk is full and how
+    to resume ``run``."""
+    assert result.exit_code == 1, (result.exit_code, result.stderr, result.exception)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error")]
+    assert errors == [result.stderr.strip().splitlines()[-1]] and "Traceback" not in result.stderr, result.stderr
+    assert errors[0].startswith(f"error: {run}: the disk is full (No space left on device") and f"--resume {run}" in errors[0]
+
+
+def test_a_full_disk_fails_the_run_in_one_line_and_it_resumes_to_the_same_model(cli, tmp_path, en_dir, monkeypatch):
+    """Issue 29, item 5: the disk fills as the finished model is written: exit 1, one line, and
+    `--resume` (once there is space) ends with the weights of a run that never failed."""
+    args = ["train", "babi", "--task", "1", "--data-dir", en_dir, "--epochs", "2", "--ls-epochs", "1"]
+    assert cli(*args, "--out", tmp_path / "whole").exit_code == 0
+    parts = tmp_path / "parts"
+    fill_the_disk(monkeypatch, "model.safetensors", 1)
+    assert_disk_full(cli(*args, "--out", parts), parts)
+    monkeypatch.undo()
+    assert not list(parts.glob(".*")) and not (parts / "config.json").exists()  # nothing half-written, no lock
+    resumed = cli(*args, "--resume", parts)
+    assert resumed.exit_code == 0, resumed.stderr
+    assert (parts / "model.safetensors").read_bytes() == (tmp_path / "whole" / "model.safetensors").read_bytes()
+
+
+def test_a_full_disk_outside_a_run_is_one_line_exit_1(cli, trained_run, tmp_path, monkeypatch):
+    """A figure (or a download) that finds the disk full: one line, exit 1, not a traceback."""
+    from memn2n_cli import plots
+
+    def full(figure, out):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(plots, "draw", lambda data: None)
+    monkeypatch.setattr(plots, "save_figure", full)
+    result = cli("plot", trained_run[0], "--out", tmp_path / "curves.png")
+    assert result.exit_code == 1, (result.stderr, result.exception)
+    assert result.stderr == "error: the disk is full (No space left on device); free some space and run it again\n"
