@@ -127,9 +127,10 @@ def test_the_manifest_reads_no_fifo_and_a_link_in_the_folder_is_read(cli, traine
 
 
 def test_serve_leaves_hostile_runs_out_and_a_request_naming_one_is_4xx(trained_run, tmp_path, monkeypatch, caplog):
-    """Under ./checkpoints, hostile runs are left out of `serve` with a warning, the newest among
-    them a run whose weights are NaN (only loading shows that), so the default is the next; a
-    request that names one is a 4xx, never a 500 or a hang."""
+    """Under ./checkpoints, hostile runs are left out of `serve` with a warning when it starts
+    (not listed, though newer runs load), and so is the newest, a run whose weights are NaN (only
+    loading shows that), so the default is the next; a request that names one is a 4xx, never a
+    500 or a hang."""
     from starlette.testclient import TestClient
 
     from memn2n_cli.qa.web import Runs, create_app
@@ -145,7 +146,7 @@ def test_serve_leaves_hostile_runs_out_and_a_request_naming_one_is_4xx(trained_r
             damage(run)
     nan = copy_run(trained_run[0], Path("checkpoints/nan"))
     _nan_weights(nan)
-    for age, run in enumerate(["good", *[f"hostile{i}" for i in range(1, len(hostile) + 1)], "nan"]):
+    for age, run in enumerate([*[f"hostile{i}" for i in range(1, len(hostile) + 1)], "good", "nan"]):
         config = Path("checkpoints") / run / "config.json"
         if not config.is_symlink():
             os.utime(config, (1e9 + age, 1e9 + age))  # "nan" the newest: the default
