@@ -126,6 +126,19 @@ def test_the_manifest_reads_no_fifo_and_a_link_in_the_folder_is_read(cli, traine
     checkpoint.load_model(linked)
 
 
+def test_resume_keeps_a_finished_model_only_when_it_would_load(cli, trained_run, tmp_path, en_dir):
+    """`train --resume` keeps a model already finished in the folder: one that is damaged (here
+    its vocabulary a FIFO, its metrics without rows) is a one-line error, not kept as it is."""
+    resume = ["train", "babi", "--task", "1", "--data-dir", en_dir, "--epochs", "15", "--ls-epochs", "5", "--resume"]
+    run = copy_run(trained_run[0], tmp_path / "fifo", manifest=True)
+    replace("vocab.json", os.mkfifo)(run)
+    with deadline():
+        assert_one_line_error(cli(*resume, run), "vocab.json: cannot read: a FIFO")
+    run = copy_run(trained_run[0], tmp_path / "metrics")
+    edit("metrics.json", lambda metrics: metrics.update(tasks=[{"task": 1}]))(run)
+    assert_one_line_error(cli(*resume, run), "metrics.json: corrupt metrics")
+
+
 def test_serve_leaves_hostile_runs_out_and_a_request_naming_one_is_4xx(trained_run, tmp_path, monkeypatch, caplog):
     """Under ./checkpoints, hostile runs are left out of `serve` with a warning when it starts
     (not listed, though newer runs load), and so is the newest, a run whose weights are NaN (only

@@ -17,8 +17,8 @@ from typing import Callable
 import torch
 
 from memn2n_cli.checkpoint import (CONFIG_FILE, METRICS_FILE, config_from, file_checksums, load_model, model_dirs,
-                                   model_files, new_run_config, read_json, read_progress, run_data_dir, write_json, write_progress,
-                                   write_run, writing)
+                                   model_files, new_run_config, read_json, read_model_files, read_progress, run_data_dir, write_json,
+                                   write_progress, write_run, writing)
 from memn2n_cli.configs import SPLITS, ModelConfig, ModelOptions, TrainConfig, check_split
 from memn2n_cli.devices import resolve_device
 from memn2n_cli.errors import UserError
@@ -153,17 +153,20 @@ def train_model(task: str, task_ids: list[int], data_dir: Path, directory: Path,
 def finished_rows(directory: Path, task: str, task_ids: list[int], options: ModelOptions,
                   config: TrainConfig) -> list[dict] | None:
     """The results of a model already trained in ``directory`` on these tasks with these options
-    (for --resume); None when there is none; a UserError when it is another one."""
+    (for --resume); None when there is none; a UserError when it is another one, or damaged."""
     if not (directory / CONFIG_FILE).exists():
         return None
-    saved = read_json(directory / CONFIG_FILE)
+    saved = read_model_files(directory)[0]  # checked as it would be loaded: a damaged model is not kept
     if (saved.get("task"), saved.get("tasks")) != (task, task_ids):
         raise UserError(f"holds a model of {saved.get('task')} task(s) {saved.get('tasks')}, not of {task} {task_ids}: "
                         "resume it with the same --task and --joint, or train into another --out", directory)
     chosen = {k: v for k, v in saved.get("model", {}).items() if k in asdict(options) and k != "memory_size"}
     if saved.get("training") != asdict(config) or chosen != {k: v for k, v in asdict(options).items() if k != "memory_size"}:
         raise UserError("holds a model trained with other options; resume with the same options or another --out", directory)
-    return read_json(directory / METRICS_FILE)["tasks"]
+    rows = read_json(directory / METRICS_FILE).get("tasks")
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and isinstance(r.get("test_error"), (int, float)) for r in rows):
+        raise UserError("corrupt metrics: 'tasks' must be the model's rows of figures", directory / METRICS_FILE)
+    return rows
 
 
 def check_layout(out: Path, labels: list[str]) -> None:
