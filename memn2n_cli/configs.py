@@ -16,6 +16,10 @@ from memn2n_cli.errors import ArgumentError, ConfigError, at_least, at_most, mor
 # Sizes past any model of the paper's, and far past what this tool trains: a bound, so that a typo
 # or a damaged config.json is an error and not an allocation of terabytes.
 MAX_DIM, MAX_HOPS, MAX_MEMORY, MAX_VOCABULARY = 10_000, 100, 100_000, 10_000_000
+# The sizes together: a model of at most 2**31 weights (8 GiB of float32), some 30 times the
+# paper's largest (text8's, Table 2). Each size within its own bound can still ask for terabytes
+# (10,000,000 words of 10,000 dimensions); model.py counts a config's weights before building it.
+MAX_PARAMETERS = 2**31
 MAX_SEED = 2**64 - 1  # torch.manual_seed takes no larger seed
 
 # Question answering ----------------------------------------------------------------------------
@@ -63,7 +67,8 @@ class ModelConfig(ModelOptions):
             raise ValueError("vocab_size and the answer vocabulary must be positive")
         at_most(self, MAX_VOCABULARY, "vocab_size")
         at_most(self, MAX_VOCABULARY, "sentence_size")
-        if not all(isinstance(i, int) and 0 < i < self.vocab_size for i in self.answer_word_ids):
+        if not isinstance(self.answer_word_ids, list) or not all(
+                isinstance(i, int) and not isinstance(i, bool) and 0 < i < self.vocab_size for i in self.answer_word_ids):
             raise ConfigError(f"{{answer_word_ids}} must be word ids from 1 to {self.vocab_size - 1}")
 
 

@@ -1,12 +1,15 @@
 """The exception types for bad input: missing or malformed data, unknown names, corrupt runs
-(UserError), and option values that cannot be trained (ConfigError).
+(UserError), and option values that cannot be trained (ConfigError); and for a run that failed
+for want of disk space (DiskFull).
 
-The CLI prints either as a single line on stderr and exits with code 2, without a traceback.
+The CLI prints each as a single line on stderr, without a traceback, and exits with code 2 for
+bad input, 1 for a full disk.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import re
 from pathlib import Path
 from typing import Callable
@@ -59,6 +62,24 @@ class ConfigError(ValueError):
 
     def __str__(self) -> str:
         return self.render(lambda field: field)
+
+
+class DiskFull(OSError):
+    """The disk (or the user's quota) filled while ``run`` was being written: a failed run, not bad
+    input. Every file is written aside and renamed into place, so what the run had saved is whole;
+    ``resume`` says how to go on from it once there is space."""
+
+    def __init__(self, error: OSError, run: str | Path, resume: str):
+        super().__init__(error.errno, error.strerror, error.filename)
+        self.run, self.resume = run, resume
+
+    def __str__(self) -> str:
+        where = f" writing {self.filename}" if self.filename else ""
+        return (f"{self.run}: the disk is full ({self.strerror}{where}); the run keeps its last checkpoint: "
+                f"free some space, then {self.resume}")
+
+
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT)  # no space left, or the user's quota used up
 
 
 def flag(field: str) -> str:

@@ -27,7 +27,7 @@ import logging
 import os
 from pathlib import Path
 
-from memn2n_cli.checkpoint import METRICS_FILE, STATE_FILE, read_json, write_files
+from memn2n_cli.checkpoint import MAX_TEXT_BYTES, METRICS_FILE, STATE_FILE, json_value, read_file, read_json, write_files
 from memn2n_cli.errors import UserError
 
 HISTORY_FILE = "history.jsonl"
@@ -85,18 +85,19 @@ def history_bytes(lines: list[dict]) -> bytes:
 
 def _lines(path: Path) -> list[dict]:
     """The lines of a history file; a UserError naming the line that is not a JSON object. A last
-    line without its newline (a write cut short) is left out."""
+    line without its newline (a write cut short) is left out. The file is read as a run's files
+    are (checkpoint.read_file: a regular file, of bounded size)."""
     try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"cannot read: {getattr(e, 'strerror', None) or e}", path) from None
+        text = read_file(path, MAX_TEXT_BYTES).decode()
+    except UnicodeDecodeError as e:
+        raise UserError(f"cannot read: {e}", path) from None
     rows = text.split("\n")
     lines = []
     for number, row in enumerate(rows[:-1], 1):  # rows[-1]: after the last newline
         try:
-            line = json.loads(row)
-        except json.JSONDecodeError as e:
-            raise UserError(f"not a JSON line ({e.msg})", path, number) from None
+            line = json_value(row)
+        except ValueError as e:  # malformed, or nested too deep
+            raise UserError(f"not a JSON line ({getattr(e, 'msg', e)})", path, number) from None
         if not isinstance(line, dict):
             raise UserError("not a JSON object", path, number)
         lines.append(line)

@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from memn2n_cli.lm import kernel as lm_kernel
-from memn2n_cli.configs import LMConfig, ModelConfig
+from memn2n_cli.configs import MAX_PARAMETERS, LMConfig, ModelConfig
+from memn2n_cli.errors import ConfigError
 
 
 def memory_hop(u: Tensor, memory_in: Tensor, memory_out: Tensor, mask: Tensor | None = None, *,
@@ -99,6 +100,17 @@ class Output(NamedTuple):
     attention: Tensor  # (B, K, M) p of every hop, detached, for `visualize`
 
 
+def check_size(model_class, config) -> int:
+    """The weights ``model_class(config)`` holds (its ``parameter_count``); a ConfigError past
+    MAX_PARAMETERS, before any is allocated: each size has its own bound, but together (10,000,000
+    words of 10,000 dimensions) they could still ask for terabytes."""
+    count = model_class.parameter_count(config)
+    if count > MAX_PARAMETERS:
+        raise ConfigError(f"{model_class.SIZES} make a model of {count:,} weights ({count * 4 / 2**30:,.1f} GiB); "
+                          f"at most {MAX_PARAMETERS:,}")
+    return count
+
+
 def _zero_nil_row(grad: Tensor) -> Tensor:
     """Keep the nil word's embedding at zero (Sec. 4.1): its gradient is dropped."""
     grad = grad.clone()
@@ -122,11 +134,30 @@ class MemN2N(nn.Module):
     with B and W of their own.
     """
 
+    SIZES = "{vocab_size}, {dim}, {hops} and {memory_size}"  # the fields its size grows with
+
+    @staticmethod
+    def embeddings(c: ModelConfig) -> int:
+        """E, the distinct embedding matrices: adjacent tying A^1, C^1..C^K; layer-wise A, C."""
+        return c.hops + 1 if c.tying == "adjacent" else 2
+
+    @staticmethod
+    def parameter_count(c: ModelConfig) -> int:
+        """The weights ``MemN2N(c)`` holds, counted from its config: E embeddings (V, d) and, with
+        temporal encoding, E temporal ones (M, d); layer-wise tying adds B (V, d), H (d, d) and W
+        (answers, d). What a run's config.json asks for, checked before it is built."""
+        E = MemN2N.embeddings(c)
+        count = E * c.vocab_size * c.dim + (E * c.memory_size * c.dim if c.temporal else 0)
+        if c.tying == "layerwise":
+            count += c.vocab_size * c.dim + c.dim * c.dim + len(c.answer_word_ids) * c.dim
+        return count
+
     def __init__(self, config: ModelConfig):
         super().__init__()
+        check_size(MemN2N, config)
         self.config = c = config
         self.linear_start = False  # True during the linear-start phase (Sec. 4.2)
-        n_embeddings = c.hops + 1 if c.tying == "adjacent" else 2  # adjacent: A^1, C^1..C^K; layer-wise: A, C
+        n_embeddings = self.embeddings(c)
         self.embedding = nn.Parameter(torch.randn(n_embeddings, c.vocab_size, c.dim) * c.init_std)  # (E, V, d)
         self.temporal = nn.Parameter(torch.randn(n_embeddings, c.memory_size, c.dim) * c.init_std) if c.temporal else None
         if c.tying == "layerwise":
@@ -236,8 +267,17 @@ class MemN2NLM(nn.Module):
     vector 0.1; layer-wise tying (one A, one C for all hops, u^{k+1} = H u^k + o^k) with a ReLU on
     the units past ``linear_dim``; the output matrix W is its own (untied)."""
 
+    SIZES = "{vocab_size}, {dim} and {memory_size}"  # the fields its size grows with
+
+    @staticmethod
+    def parameter_count(c: LMConfig) -> int:
+        """The weights ``MemN2NLM(c)`` holds, counted from its config: A, C and W (V, d), T_A and
+        T_C (N, d), H (d, d)."""
+        return 3 * c.vocab_size * c.dim + 2 * c.memory_size * c.dim + c.dim * c.dim
+
     def __init__(self, config: LMConfig):
         super().__init__()
+        check_size(MemN2NLM, config)
         self.config = c = config
         self.A, self.C = nn.Embedding(c.vocab_size, c.dim), nn.Embedding(c.vocab_size, c.dim)
         self.T_A, self.T_C = nn.Parameter(torch.empty(c.memory_size, c.dim)), nn.Parameter(torch.empty(c.memory_size, c.dim))

@@ -68,19 +68,22 @@ def _flow(value) -> str:
 
 def read_card(directory: Path) -> dict | None:
     """The front matter of a model directory's card (None for a run written before cards); a
-    UserError naming the line that is not ``key: JSON``."""
+    UserError naming the line that is not ``key: JSON``. The file is read as a run's files are
+    (checkpoint.read_file: a regular file, of bounded size)."""
+    from memn2n_cli.checkpoint import MAX_TEXT_BYTES, json_value, read_file
+
     path = directory / CARD_FILE
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         return None
-    head = path.read_text(errors="replace").split("---\n", 2)
+    head = read_file(path, MAX_TEXT_BYTES).decode(errors="replace").split("---\n", 2)
     if len(head) < 3 or head[0]:
         raise UserError("not a model card: no front matter between --- lines", path)
     fields = {}
     for number, line in enumerate(head[1].splitlines(), 2):
         key, _, value = line.partition(": ")
         try:
-            fields[key] = json.loads(value)
-        except (json.JSONDecodeError, RecursionError):
+            fields[key] = json_value(value)
+        except ValueError:  # malformed, or nested too deep
             raise UserError("not a 'key: value' line of the front matter", path, number) from None
     return fields
 

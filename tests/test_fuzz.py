@@ -1,13 +1,20 @@
 """Seeded fuzzing: mutated story files, training files (bAbI, JSON lines, Penn Treebank) and run
-directories give a result or one UserError, never another exception (which would reach the user
-as a traceback). A few hundred cases in the suite; `python benchmarks/fuzz.py --cases N` runs more
-with the same cases and counts the outcomes.
+directories (bytes flipped, and hostile ones: a config's fields replaced, files that are FIFOs,
+devices, links out of the folder, JSON nested deep), read through the library's entry points
+(`memn2n.load`, `answer`, `evaluate`, what `serve` and `plot` read), give a result or one
+UserError, never another exception (which would reach the user as a traceback) nor a hang. A few
+hundred cases in the suite; `python benchmarks/fuzz.py --cases N` runs more with the same cases
+and counts the outcomes.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import shutil
+import signal
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -107,6 +114,95 @@ def run_directory_case(rng: random.Random, source: Path, folder: Path) -> str:
     return outcome(ask)
 
 
+@contextmanager
+def deadline(seconds: int = 30):
+    """A TimeoutError, rather than a hang, past ``seconds``: reading a FIFO waits for ever."""
+    def hung(*_):
+        raise TimeoutError(f"still running after {seconds} s: a hang")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+# Values a hand, a bug or an attacker may put in a config.json: other types, sizes at and past
+# their bounds, nesting. Sizes are drawn in pairs too: each within its own bound, not together.
+VALUES = [20.0, "20", True, False, None, -1, 0, 1, 2**63, 10**7, 10**7 + 1, 10_000, 100_000, 100, [], {}, [1],
+          [[[[]]]], "x" * 1000, 1e308, float("nan"), float("inf"), {"a": {"b": {"c": 1}}}, "pe", "layerwise"]
+SIZES = {"vocab_size": [10**7, 12_500, 2], "dim": [10_000, 1], "hops": [100, 1], "memory_size": [100_000, 1],
+         "sentence_size": [10**7, 1]}
+FILES = ["config.json", "vocab.json", "model.safetensors", "manifest.json", "history.jsonl", "README.md", "metrics.json"]
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def hostile_run_case(rng: random.Random, source: Path, folder: Path, outside: Path) -> str:
+    """A copy of a trained run made hostile: a config field of another type or size, two sizes at
+    once, or a file that is a FIFO, a device, a link out of the folder, a folder, empty or nested
+    deep (half the time with its manifest, half without); read through an entry point of the
+    library taken at random. ``outside``: a regular file outside the folder."""
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(source, folder)
+    if rng.random() < 0.5:
+        (folder / "manifest.json").unlink()
+    damage = rng.randrange(3)
+    if damage < 2:
+        config = json.loads((folder / "config.json").read_text())
+        if damage == 0:
+            section = rng.choice([config, config["model"], config["model"], config["training"], config["data"]])
+            section[rng.choice(sorted(section) + ["extra"])] = rng.choice(VALUES + [json.loads(nested(rng.choice([40, 500])))])
+        else:
+            for key in rng.sample(sorted(SIZES), 2):
+                config["model"][key] = rng.choice(SIZES[key])
+        (folder / "config.json").write_text(json.dumps(config))
+    else:
+        path = folder / rng.choice(FILES)
+        path.unlink(missing_ok=True)
+        kind = rng.randrange(8)
+        if kind == 0:
+            os.mkfifo(path)
+        elif kind < 4:
+            os.symlink(["/dev/zero", "/dev/urandom", str(outside)][kind - 1], path)
+        elif kind == 4:
+            path.mkdir()
+        elif kind == 5:
+            path.write_bytes(b"")
+        elif kind == 6:
+            path.write_text(nested(rng.choice([100, 100_000])))
+        else:
+            os.symlink(path.name, path)  # a link to itself
+    return outcome(lambda: entry_point(rng, folder))
+
+
+def entry_point(rng: random.Random, run: Path) -> None:
+    """One of the library's ways into a run, as a user or `serve` takes it."""
+    import memn2n
+    from memn2n_cli.qa.web import Runs
+    from memn2n_cli.plots import read_plot
+
+    with deadline():
+        way = rng.randrange(5)
+        if way == 0:
+            memn2n.load(run).answer(STORIES[1].decode())
+        elif way == 1:
+            memn2n.answer(run, STORIES[0].decode(), top_k=2)
+        elif way == 2:
+            runs, _ = Runs.find(run, root=run / "none")
+            runs.load_default()
+            runs.about(None)
+            runs.listing()
+        elif way == 3:
+            read_plot(run)
+        else:
+            memn2n.evaluate(run, split=rng.choice(["valid", "test"]))
+
+
 def ptb_case(rng: random.Random, folder: Path, lines: list[str]) -> str:
     from memn2n_cli.lm.training import check_lengths
     from tasks import get_task
@@ -143,6 +239,13 @@ def test_training_files(en_dir, tmp_path):
 def test_run_directories(trained_run, tmp_path):
     rng = random.Random(2)
     outcomes = [run_directory_case(rng, trained_run[0], tmp_path / "run") for _ in range(120)]
+    assert {"ok", "refused"} <= set(outcomes)
+
+
+def test_hostile_run_directories_through_the_library(trained_run, tmp_path):
+    rng = random.Random(4)
+    (tmp_path / "outside.json").write_text('{"words": ["<nil>", "a"], "answers": ["a"]}')
+    outcomes = [hostile_run_case(rng, trained_run[0], tmp_path / "run", tmp_path / "outside.json") for _ in range(150)]
     assert {"ok", "refused"} <= set(outcomes)
 
 

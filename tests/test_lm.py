@@ -445,3 +445,22 @@ def test_a_run_killed_after_a_checkpoint_within_an_epoch_resumes_to_the_same_wei
     card = front_matter((parts / "README.md").read_text())
     assert card["results"]["test_perplexity"] == pytest.approx(json.loads(cli("eval", parts, "--json").stdout)["perplexity"])
     assert card["results"]["valid_perplexity"] == epochs[-1]["valid_perplexity"] and card["results"]["finished"]
+
+
+def test_a_full_disk_mid_checkpoint_leaves_the_last_one_whole(cli, small_ptb, tmp_path, monkeypatch):
+    """A language model's checkpoint is several files: the disk fills after its weights were
+    written, at its state: the folder still holds the checkpoint before, whole (its manifest
+    holds), and `--resume` ends with the weights of a run that never failed (issue 29, item 5)."""
+    from tests.test_run_directory import assert_disk_full, fill_the_disk
+
+    args = ["train", "ptb", "--data-dir", small_ptb, *SMALL, "--max-epochs", "1", "--checkpoint-every", "40"]
+    assert cli(*args, "--out", tmp_path / "whole").exit_code == 0
+    parts = tmp_path / "parts"
+    fill_the_disk(monkeypatch, "state.json", 2)
+    assert_disk_full(cli(*args, "--out", parts), parts)
+    monkeypatch.undo()
+    check_manifest(parts)
+    assert json.loads((parts / "state.json").read_text())["step"] == 40 and not list(parts.glob(".*"))
+    resumed = cli(*args, "--resume", parts)
+    assert resumed.exit_code == 0 and "resuming at epoch 1, step 40" in resumed.stderr
+    assert (parts / "model.safetensors").read_bytes() == (tmp_path / "whole" / "model.safetensors").read_bytes()

@@ -224,3 +224,28 @@ def test_zero_memories_equal_physical_zero_vectors_in_an_unmasked_softmax():
         p = torch.softmax((memory[k] @ u.unsqueeze(-1)).squeeze(-1), -1)  # no mask
         u = u + (p.unsqueeze(1) @ memory[k + 1]).squeeze(1)
     assert torch.allclose(logits, u @ E[2][[4, 5]].T, atol=1e-6)
+
+
+@pytest.mark.parametrize("tying, temporal", [("adjacent", True), ("adjacent", False), ("layerwise", True), ("layerwise", False)])
+def test_parameter_count_from_the_config_is_what_the_model_holds(tying, temporal):
+    """The count a run's config.json is bounded by before its model is built (MAX_PARAMETERS) is
+    the model's own: the formula stands next to the class, checked here against its tensors."""
+    from memn2n_cli.configs import LMConfig
+    from memn2n_cli.model import MemN2NLM
+
+    qa = ModelConfig(vocab_size=31, answer_word_ids=[3, 5, 7], dim=6, hops=4, memory_size=9, tying=tying, temporal=temporal)
+    assert MemN2N.parameter_count(qa) == sum(p.numel() for p in MemN2N(qa).parameters())
+    lm = LMConfig(vocab_size=37, dim=6, hops=3, memory_size=11)
+    assert MemN2NLM.parameter_count(lm) == sum(p.numel() for p in MemN2NLM(lm).parameters())
+
+
+def test_a_model_past_max_parameters_is_refused_before_it_is_built():
+    """Each size within its own bound, together terabytes: a ConfigError naming the sizes, at once."""
+    from memn2n_cli.configs import MAX_PARAMETERS, LMConfig
+    from memn2n_cli.errors import ConfigError
+    from memn2n_cli.model import MemN2NLM
+
+    with pytest.raises(ConfigError, match="vocab_size, dim, hops and memory_size make a model of 400,002,000,000 weights"):
+        MemN2N(ModelConfig(vocab_size=10_000_000, answer_word_ids=[1], dim=10_000))
+    with pytest.raises(ConfigError, match=f"at most {MAX_PARAMETERS:,}"):
+        MemN2NLM(LMConfig(vocab_size=10_000_000, dim=10_000))

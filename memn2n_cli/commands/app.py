@@ -17,7 +17,7 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from memn2n_cli.allocator import keep_freed_memory
-from memn2n_cli.errors import ArgumentError, ConfigError, UserError, flag
+from memn2n_cli.errors import FULL_DISK, ArgumentError, ConfigError, DiskFull, UserError, flag
 
 try:
     from typer import _click as click  # recent Typer carries its own copy of Click
@@ -91,7 +91,8 @@ class _StderrHandler(logging.Handler):
 
 def command(function):
     """Register a command; a UserError or ConfigError becomes one line on stderr and exit code 2, and
-    so does an OSError on a path (a file given as --out, a folder that cannot be made), naming it."""
+    so does an OSError on a path (a file given as --out, a folder that cannot be made), naming it.
+    A disk that fills is one line too, with exit code 1: the run failed, and it says how to resume."""
 
     @functools.wraps(function)
     def run(*args, **kwargs):
@@ -111,7 +112,14 @@ def command(function):
         except ConfigError as e:
             print(f"error: {e.render(flag)}", file=sys.stderr)
             raise typer.Exit(2) from None
+        except DiskFull as e:  # while a run was being written: it can be resumed
+            print(f"error: {e}", file=sys.stderr)
+            raise typer.Exit(1) from None
         except OSError as e:
+            if e.errno in FULL_DISK:  # outside a run: a download, a figure
+                where = f"{e.filename}: " if e.filename else ""
+                print(f"error: {where}the disk is full ({e.strerror}); free some space and run it again", file=sys.stderr)
+                raise typer.Exit(1) from None
             if e.filename is None:  # not about a path: a broken pipe, a failed device
                 raise
             print(f"error: {e.filename}: {e.strerror or e}", file=sys.stderr)

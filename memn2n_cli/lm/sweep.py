@@ -28,7 +28,7 @@ from typing import Callable
 import torch
 
 from memn2n_cli.allocator import keep_freed_memory
-from memn2n_cli.checkpoint import read_json, write_json
+from memn2n_cli.checkpoint import read_json, write_json, writing
 from memn2n_cli.configs import LMConfig, LMTrainConfig, lm_settings
 from memn2n_cli.devices import resolve_device
 from memn2n_cli.lm.training import evaluate_lm_run, train_lm
@@ -96,8 +96,14 @@ def run_lm_sweep(spec: LMSweepSpec, out: Path, backend: str = "local", workers: 
     names: a preset's cells one at a time) on ``device`` (on a GPU host, one worker per GPU;
     ``workers`` counts CPU workers); returns the summary (also written as results.*), in which a
     configuration not yet trained has no figures. ``on_trial(result, done, total)`` follows each
-    finished trial."""
-    device = resolve_device(device)
+    finished trial. ``out`` has this process as its one writer throughout (`writing`); each
+    trial's run, its trainer."""
+    with writing(out, "run the same `memn2n sweep` command (or memn2n.sweep call) again to go on from there"):
+        return _run_lm_sweep(spec, out, backend, workers, on_trial, only, resolve_device(device))
+
+
+def _run_lm_sweep(spec: LMSweepSpec, out: Path, backend: str, workers: int,
+                  on_trial: Callable[[dict, int, int], None] | None, only: list[str] | None, device: torch.device) -> dict:
     open_sweep_dir(out, asdict(spec))
     trials = spec.trials()
     results = {trial_file(out, t): read_json(trial_file(out, t)) for t in trials if trial_file(out, t).exists()}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -27,10 +28,10 @@ from torch import Tensor
 
 from memn2n_cli.lm import kernel as lm_kernel
 from memn2n_cli.checkpoint import (CONFIG_FILE, STATE_FILE, config_from, file_checksums, language_model_files,
-                                   load_language_model, new_run_config, read_lm_state, run_data_dir, write_run)
+                                   load_language_model, new_run_config, read_lm_state, run_data_dir, write_run, writing)
 from memn2n_cli.configs import LMConfig, LMTrainConfig, check_split
 from memn2n_cli.devices import backend_for, rank_device, resolve_device, sums_device, under_torchrun
-from memn2n_cli.errors import UserError
+from memn2n_cli.errors import ConfigError, UserError, at_least, of_types
 from memn2n_cli.history import HISTORY_FILE, History
 from memn2n_cli.model_card import CARD_FILE, lm_card
 from memn2n_cli.model import MemN2NLM
@@ -54,6 +55,12 @@ class LMState:
     seconds: float = 0.0  # time spent in training steps, all sessions together
     epoch_seconds: float = 0.0  # of which in the current epoch
     history: list[dict] = field(default_factory=list)
+
+    def __post_init__(self):  # as state.json of a run gives it: each field of its type
+        of_types(self)
+        at_least(self, 0, "lr", "epoch", "step", "steps")
+        if not isinstance(self.history, list) or not all(isinstance(record, dict) for record in self.history):
+            raise ConfigError("{history} must be a list of epoch records")
 
 
 def next_lr(history: list[dict], lr: float, config: LMTrainConfig) -> float:
@@ -221,8 +228,17 @@ def train_lm(task: str, data_dir: Path, out: Path, model_config: dict, config: L
 
     Started by `torchrun --nproc_per_node N -m memn2n_cli train ...`, it trains with
     DistributedDataParallel (each process on its own GPU with NCCL, or on the CPU with gloo): the
-    same result as one process with the same global batch, to floating-point tolerance."""
+    same result as one process with the same global batch, to floating-point tolerance. ``out``
+    has one writer throughout (`writing`): this process, or the first of those torchrun started."""
     device = join_processes(device)
+    resume_it = f"resume it (`memn2n train {task} --resume {out}`, or resume=True) to go on from there"
+    with writing(out, resume_it) if process_group()[0] == 0 else nullcontext():
+        return _train_lm(task, data_dir, out, model_config, config, resume, on_epoch, device, on_progress)
+
+
+def _train_lm(task: str, data_dir: Path, out: Path, model_config: dict, config: LMTrainConfig, resume: bool,
+              on_epoch: Callable[[dict], None] | None, device: torch.device,
+              on_progress: Callable[[dict], None] | None) -> dict:
     corpus = get_task(task).load(data_dir)
     generator = torch.Generator()
     if resume and (out / CONFIG_FILE).exists():

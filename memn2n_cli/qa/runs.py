@@ -17,8 +17,8 @@ from typing import Callable
 import torch
 
 from memn2n_cli.checkpoint import (CONFIG_FILE, METRICS_FILE, config_from, file_checksums, load_model, model_dirs,
-                                   model_files, new_run_config, read_json, read_progress, run_data_dir, write_json, write_progress,
-                                   write_run)
+                                   model_files, new_run_config, read_json, read_model_files, read_progress, run_data_dir, write_json,
+                                   write_progress, write_run, writing)
 from memn2n_cli.configs import SPLITS, ModelConfig, ModelOptions, TrainConfig, check_split
 from memn2n_cli.devices import resolve_device
 from memn2n_cli.errors import UserError
@@ -127,7 +127,7 @@ def train_model(task: str, task_ids: list[int], data_dir: Path, directory: Path,
     prepared = prepare(task, task_ids, data_dir, options, config, device)
     model = build_model(prepared, config.seed, device)
     settings = {"task": task, "tasks": task_ids, "model": asdict(options), "training": asdict(config)}
-    start = read_progress(directory, settings) if resume else None
+    start = read_progress(directory, settings, model) if resume else None
     earlier = start.histories[0] if start else []
     if start is not None:
         log.info("%s: resuming after epoch %d", directory, len(earlier))
@@ -153,17 +153,20 @@ def train_model(task: str, task_ids: list[int], data_dir: Path, directory: Path,
 def finished_rows(directory: Path, task: str, task_ids: list[int], options: ModelOptions,
                   config: TrainConfig) -> list[dict] | None:
     """The results of a model already trained in ``directory`` on these tasks with these options
-    (for --resume); None when there is none; a UserError when it is another one."""
+    (for --resume); None when there is none; a UserError when it is another one, or damaged."""
     if not (directory / CONFIG_FILE).exists():
         return None
-    saved = read_json(directory / CONFIG_FILE)
+    saved = read_model_files(directory)[0]  # checked as it would be loaded: a damaged model is not kept
     if (saved.get("task"), saved.get("tasks")) != (task, task_ids):
         raise UserError(f"holds a model of {saved.get('task')} task(s) {saved.get('tasks')}, not of {task} {task_ids}: "
                         "resume it with the same --task and --joint, or train into another --out", directory)
     chosen = {k: v for k, v in saved.get("model", {}).items() if k in asdict(options) and k != "memory_size"}
     if saved.get("training") != asdict(config) or chosen != {k: v for k, v in asdict(options).items() if k != "memory_size"}:
         raise UserError("holds a model trained with other options; resume with the same options or another --out", directory)
-    return read_json(directory / METRICS_FILE)["tasks"]
+    rows = read_json(directory / METRICS_FILE).get("tasks")
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and isinstance(r.get("test_error"), (int, float)) for r in rows):
+        raise UserError("corrupt metrics: 'tasks' must be the model's rows of figures", directory / METRICS_FILE)
+    return rows
 
 
 def check_layout(out: Path, labels: list[str]) -> None:
@@ -198,8 +201,14 @@ def train_qa(task: str, task_ids: list[int], joint: bool, data_dir: Path | None,
              config: TrainConfig, device: str = "auto", on_epoch: Callable[[str, dict], None] | None = None,
              resume: bool = False) -> dict:
     """One model per numbered task of ``task``, or one model for all of them (``joint``). Returns
-    the summary. ``resume``: models already complete in ``out`` (trained with the same options) are kept.
-    """
+    the summary. ``resume``: models already complete in ``out`` (trained with the same options) are
+    kept. ``out`` has this process as its one writer throughout (`writing`)."""
+    with writing(out, f"resume it (`memn2n train ... --resume {out}`, or resume=True) to go on from there"):
+        return _train_qa(task, task_ids, joint, data_dir, out, options, config, device, on_epoch, resume)
+
+
+def _train_qa(task: str, task_ids: list[int], joint: bool, data_dir: Path | None, out: Path, options: ModelOptions,
+              config: TrainConfig, device: str, on_epoch: Callable[[str, dict], None] | None, resume: bool) -> dict:
     groups = model_groups(task_ids, joint)  # a bad combination fails before any data is read
     torch_device = resolve_device(device)
     if resume:

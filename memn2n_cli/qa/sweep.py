@@ -27,7 +27,7 @@ from typing import Callable
 import torch
 
 from memn2n_cli.allocator import keep_freed_memory
-from memn2n_cli.checkpoint import read_json, write_json, write_run
+from memn2n_cli.checkpoint import read_json, write_json, write_run, writing
 from memn2n_cli.configs import ModelOptions, TrainConfig, qa_settings
 from memn2n_cli.devices import resolve_device
 from memn2n_cli.history import HISTORY_FILE, history_bytes, read_history, to_tensorboard
@@ -145,8 +145,14 @@ def run_sweep(spec: SweepSpec, out: Path, backend: str = "local", workers: int =
     """Run every trial not yet finished in ``out``, on ``device`` (on a GPU host: one worker per
     GPU, each training a trial's restarts batched; ``workers`` counts CPU workers); returns the
     summary (also written as results.*). ``on_trial(result, done, total)`` follows each finished
-    trial, ``on_epoch(trial)`` each epoch of one of its restarts (not reported by the Ray backend)."""
-    device = resolve_device(device)
+    trial, ``on_epoch(trial)`` each epoch of one of its restarts (not reported by the Ray backend).
+    ``out`` has this process as its one writer throughout (`writing`)."""
+    with writing(out, "run the same `memn2n sweep` command (or memn2n.sweep call) again to go on from there"):
+        return _run_sweep(spec, out, backend, workers, on_trial, on_epoch, resolve_device(device))
+
+
+def _run_sweep(spec: SweepSpec, out: Path, backend: str, workers: int, on_trial: Callable[[dict, int, int], None] | None,
+               on_epoch: Callable[[dict], None] | None, device: torch.device) -> dict:
     open_sweep_dir(out, asdict(spec))
     trials = spec.trials()
     results = {trial_file(out, t): read_json(trial_file(out, t)) for t in trials if trial_file(out, t).exists()}

@@ -44,8 +44,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from memn2n_cli.checkpoint import (BUNDLED_NAME, BUNDLED_RUN, CONFIG_FILE, model_dirs, read_config, refuse_other_kinds,
-                                   run_data_dir, run_task)
+from memn2n_cli.checkpoint import (BUNDLED_NAME, BUNDLED_RUN, CONFIG_FILE, model_dirs, read_model_files,
+                                   refuse_other_kinds, run_data_dir, run_task)
 from memn2n_cli.devices import resolve_device
 from memn2n_cli.errors import ArgumentError, UserError
 from memn2n_cli.history import is_epoch_line, read_history
@@ -75,6 +75,7 @@ class Runs:
         self._loaded: dict[str, QARun] = {}
         self._lock = threading.Lock()
         self._rng = random.Random()
+        self.chosen = True  # the default was named (-c): `load_default` does not pass it over
 
     @classmethod
     def find(cls, checkpoint: Path | None, data_dir: Path | None = None,
@@ -82,7 +83,9 @@ class Runs:
         """``checkpoint`` (refused unless it answers questions), the question-answering runs under
         ``root`` and the bundled model; the default is ``checkpoint``, else the newest run, else the
         bundled model, as for `predict`. Also the line that says which, when none was named. A model
-        that cannot be read is left out with a warning, unless ``checkpoint`` names it."""
+        that cannot be read is left out with a warning, unless ``checkpoint`` names it: each is
+        checked as `load_model` checks it, short of reading its weights' values (a damaged or
+        hostile folder costs no more than reading its small files)."""
         if data_dir is not None and not data_dir.is_dir():
             raise UserError("data directory not found", data_dir)
         if checkpoint is not None:
@@ -102,14 +105,16 @@ class Runs:
                 seen.add(directory.resolve())
                 name = BUNDLED_NAME if directory == BUNDLED_RUN else str(directory)
                 try:
-                    configs[name] = read_config(directory)
+                    configs[name] = read_model_files(directory)[0]
                 except UserError as e:
                     if run == named_run:  # the run asked for with -c
                         raise
                     log.warning("left out %s", e)
                     continue
                 named[name] = directory
-        return cls(named, configs, data_dir, root, device), note
+        runs = cls(named, configs, data_dir, root, device)
+        runs.chosen = named_run is not None
+        return runs, note
 
     def listing(self) -> list[dict]:
         """What GET /api/runs returns: each run's name (the API's "checkpoint"), folder, task and
@@ -136,6 +141,21 @@ class Runs:
             if name not in self._loaded:
                 self._loaded[name] = QARun.load(self.named[name], device=self.device)
             return self._loaded[name]
+
+    def load_default(self) -> None:
+        """Load the default model before serving: a UserError when it was named and cannot be
+        loaded; else one that cannot (weights of NaN, say, which only loading shows) is left out
+        with a warning, and the next is the default."""
+        while True:
+            try:
+                self.model(None)
+                return
+            except UserError as e:
+                if self.chosen or len(self.named) == 1:
+                    raise
+                log.warning("left out %s", e)
+                del self.named[self.default], self.configs[self.default]
+                self.default = next(iter(self.named))
 
     def answer(self, story: str, checkpoint: str | None, top_k: int) -> list[dict]:
         """What `memn2n predict --json` prints for ``story``, as a list; 413 past MAX_QUESTIONS questions."""
@@ -303,7 +323,7 @@ def serve(checkpoint: Path | None, data_dir: Path | None, host: str, port: int, 
     runs, note = Runs.find(checkpoint, data_dir, device=device)
     if note:
         print(note, file=sys.stderr)
-    runs.model(None)
+    runs.load_default()
     try:
         listener = listen(host, port)
     except OSError as e:  # the port taken, an address not of this machine, a name that does not resolve
