@@ -242,7 +242,9 @@ def test_figure_3_in_the_terminal_and_as_png(cli, small_lm, small_ptb, tmp_path)
     assert result.exit_code == 0, result.stderr
     assert [line.split()[0] for line in result.stdout.splitlines()[2:]] == ["1", "2"]  # a row per hop
     # Piped, without colour, each cell is a shade from " " (no attention) to "█" (the row's most).
-    rows = [line.split(maxsplit=1)[1] for line in result.stdout.splitlines()[2:]]
+    lines = result.stdout.splitlines()
+    at = lines[1].index("position 1")  # the column of the cells
+    rows = [line[at:at + 8] for line in lines[2:]]
     assert all(len(row) == 8 and set(row) <= set(" ░▒▓█") and "█" in row for row in rows), rows
     import matplotlib.image
 
