@@ -387,7 +387,7 @@ def read_tensors(path: Path, limit: int, what: str, float32: bool = False) -> tu
     ``float32``, for tensors of another type (loading them would cast them)."""
     data = read_file(path, limit)
     try:
-        tensors = safetensors.torch.load(data)
+        tensors = safetensors.torch.load(data)  # the safetensors format parsed from bytes: no pickle
         header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])  # checked by load
     except Exception as e:  # safetensors' own errors for a truncated or garbled file
         raise UserError(f"{what}: {str(e).splitlines()[0] if str(e) else type(e).__name__}", path) from None
