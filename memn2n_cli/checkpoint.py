@@ -61,6 +61,7 @@ FORMAT = "memn2n-run/1"
 # run is named, BUNDLED_NAME names it (`run_directory`).
 BUNDLED_RUN = Path(__file__).parent / "pretrained" / "babi-joint"  # package data of memn2n_cli
 BUNDLED_NAME = "bundled"
+RUNS_DIR = Path("checkpoints")  # where `train` writes a run by default, and where commands look for one
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 

@@ -193,7 +193,8 @@ def entry_point(rng: random.Random, run: Path) -> None:
         elif way == 1:
             memn2n.answer(run, STORIES[0].decode(), top_k=2)
         elif way == 2:
-            runs, _ = Runs.find(run, root=run / "none")
+            (run.parent / "no-runs").mkdir(exist_ok=True)
+            runs, _ = Runs.find(run, roots=[run.parent / "no-runs"])
             runs.load_default()
             runs.about(None)
             runs.listing()

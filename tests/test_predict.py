@@ -177,7 +177,7 @@ def test_no_run_to_default_to(cli, tmp_path, monkeypatch):
     monkeypatch.setattr(memn2n_cli.qa.inference, "BUNDLED_RUN", tmp_path / "none")
     (tmp_path / "s.txt").write_text(STORY)
     monkeypatch.chdir(tmp_path)
-    assert_one_line_error(cli("predict", "s.txt"), "no trained run here")
+    assert_one_line_error(cli("predict", "s.txt"), "no trained run under ./checkpoints")
 
 
 def test_only_a_finished_run_answers_when_none_is_named(cli, trained_run, tmp_path, monkeypatch):

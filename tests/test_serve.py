@@ -240,6 +240,36 @@ def test_a_damaged_model_is_left_out_not_fatal(here, trained_run, caplog):
     assert "left out checkpoints/group/qa2: vocab.json" in caplog.text
 
 
+def test_runs_of_the_runs_folders_and_those_finished_while_serving_are_offered(here, trained_run, caplog):
+    """Issue 28, item 11: `serve --runs DIR` offers the runs under each DIR (not only ./checkpoints);
+    a run written while the server runs is listed and answers, one removed is no longer listed, and
+    one that cannot be read is left out with one warning, however often the list is asked for."""
+    mine, theirs = here / "runs" / "mine", here / "elsewhere" / "theirs"
+    shutil.copytree(trained_run[0], mine)
+    theirs.parent.mkdir()
+    runs, note = Runs.find(None, roots=[here / "runs", here / "elsewhere"])
+    api = TestClient(create_app(runs), raise_server_exceptions=False)
+    assert note == f"using {mine}" and [r["checkpoint"] for r in api.get("/api/runs").json()] == [str(mine), "bundled"]
+    assert_bad_request(api.post("/api/predict", json={"story": README_STORY, "checkpoint": str(theirs)}), 404, "unknown checkpoint")
+
+    shutil.copytree(trained_run[0], theirs)  # finished after the server started
+    answers = api.post("/api/predict", json={"story": README_STORY, "checkpoint": str(theirs)})
+    assert answers.status_code == 200 and [a["answer"] for a in answers.json()] == ["bathroom", "kitchen", "office"]
+    listed = api.get("/api/runs").json()
+    assert [(r["checkpoint"], r["default"]) for r in listed] == [(str(mine), True), (str(theirs), False), ("bundled", False)]
+
+    shutil.rmtree(theirs)
+    (here / "elsewhere" / "damaged").mkdir()
+    (here / "elsewhere" / "damaged" / "config.json").write_text('{"task": "babi", "tasks": [1], "model": ')
+    for _ in range(3):
+        assert [r["checkpoint"] for r in api.get("/api/runs").json()] == [str(mine), "bundled"]
+    assert caplog.text.count("left out") == 1 and f"{here / 'elsewhere' / 'damaged' / 'config.json'}" in caplog.text
+
+
+def test_serve_refuses_a_runs_folder_that_is_not_there(cli, here):
+    assert_one_line_error(cli("serve", "--runs", here / "none"), "folder of runs not found")
+
+
 def test_mutated_requests_are_answered_or_refused_never_a_5xx(here):
     """Seeded fuzzing of POST /api/predict: mutated stories (the fuzz tests' three formats) inside
     valid JSON, and mutated JSON bodies: each an answer or a 4xx one-liner."""
@@ -510,14 +540,15 @@ def browser(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_the_page_in_a_browser(server, browser, tmp_path):
+def test_the_page_in_a_browser(server, browser, trained_run, tmp_path):
     """Load the page, ask the README story, read the answers and Figure 2 from the DOM; draw a random
-    test story (supporting facts marked); an empty story shows the one-line error."""
+    test story (supporting facts marked); an empty story shows the one-line error; a run trained
+    while the page is open is in the menu once the window has focus again."""
     from selenium.webdriver.common.by import By
     from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
-    url, _ = server
+    url, log = server
     # A condition may read an answer the page is replacing with the next one's: look again.
     wait = WebDriverWait(browser, 30, ignored_exceptions=(StaleElementReferenceException,))
     browser.get(url)
@@ -563,3 +594,9 @@ def test_the_page_in_a_browser(server, browser, tmp_path):
     assert [len(c.get_attribute("points").split()) for c in curves] == [len(history)] * 2
     assert len(browser.find_elements(By.CSS_SELECTOR, "#curves line.linear-start")) == 1
     assert browser.save_screenshot(str(tmp_path / "serve.png"))
+
+    shutil.copytree(trained_run[0], log.parent / "checkpoints" / "new")
+    browser.execute_script("window.dispatchEvent(new Event('focus'))")
+    wait.until(lambda d: [o.get_attribute("value") for o in d.find_elements(By.CSS_SELECTOR, "#run option")] ==
+               ["bundled", "checkpoints/new"])
+    assert Select(browser.find_element(By.ID, "run")).first_selected_option.get_attribute("value") == "bundled"

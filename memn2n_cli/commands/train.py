@@ -81,8 +81,9 @@ def train(
         if not resume.is_dir():
             raise UserError("run directory not found", resume)
         out = resume
-    out = out or Path("checkpoints") / f"{task_name}-{'joint' if joint else 'task'}-{datetime.now():%Y%m%d-%H%M%S}"
-    from memn2n_cli.checkpoint import check_new_run
+    from memn2n_cli.checkpoint import RUNS_DIR, check_new_run
+
+    out = out or RUNS_DIR / f"{task_name}-{'joint' if joint else 'task'}-{datetime.now():%Y%m%d-%H%M%S}"
 
     check_new_run(out, resume is not None)
     options = dict(hops=hops, dim=dim, memory_size=memory_size, init_std=init_std, lr=lr, batch_size=batch_size,

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from memn2n_cli.qa.batches import make_batch
-from memn2n_cli.checkpoint import (BUNDLED_RUN, CONFIG_FILE, VOCAB_FILE, is_finished, load_model, model_dirs, read_json,
-                                   run_data_dir, run_task)
+from memn2n_cli.checkpoint import (BUNDLED_RUN, CONFIG_FILE, RUNS_DIR, VOCAB_FILE, is_finished, load_model, model_dirs,
+                                   read_json, run_data_dir, run_task)
 from memn2n_cli.devices import resolve_device
 from memn2n_cli.errors import ArgumentError, UserError
 from memn2n_cli.model import MemN2N
@@ -56,14 +57,15 @@ class Prediction:
         return record
 
 
-def runs_under(root: Path = Path("checkpoints"), qa_only: bool = False) -> list[Path]:
-    """The run directories under ``root``, the most recently written first (a run of one model per
-    task is one run); with ``qa_only``, only question-answering runs, for `serve` (a run whose task
-    cannot be read is left out, with a warning: one broken run should not stop the others)."""
+def runs_under(roots: Sequence[Path] = (RUNS_DIR,), qa_only: bool = False) -> list[Path]:
+    """The run directories under each of ``roots``, the most recently written first (a run of one
+    model per task is one run); with ``qa_only``, only question-answering runs, for `serve` (a run
+    whose task cannot be read is left out, with a warning: one broken run should not stop the others)."""
     written: dict[Path, float] = {}
-    for config in sorted(root.glob(f"*/{CONFIG_FILE}")) + sorted(root.glob(f"*/*/{CONFIG_FILE}")):
-        run = config.parent if config.parent.parent == root else config.parent.parent
-        written[run] = max(written.get(run, 0.0), config.stat().st_mtime)
+    for root in roots:
+        for config in sorted(root.glob(f"*/{CONFIG_FILE}")) + sorted(root.glob(f"*/*/{CONFIG_FILE}")):
+            run = config.parent if config.parent.parent == root else config.parent.parent
+            written[run] = max(written.get(run, 0.0), config.stat().st_mtime)
     runs = sorted(written, key=written.__getitem__, reverse=True)
     return [run for run in runs if _answers_questions(run)] if qa_only else runs
 
@@ -81,21 +83,22 @@ def is_qa_run(run: Path) -> bool:
     return get_task(run_task(run), "qa") is not None
 
 
-def default_run(root: Path = Path("checkpoints"), runs: list[Path] | None = None,
+def default_run(roots: Sequence[Path] = (RUNS_DIR,), runs: list[Path] | None = None,
                 what: str = "run") -> tuple[Path, str]:
     """The run to use when none is named, and how to say so: the first finished one of ``runs`` (by
-    default every run under ``root``, the most recently written first), else the bundled joint bAbI
+    default every run under ``roots``, the most recently written first), else the bundled joint bAbI
     model. ``what`` names the kind of run ``runs`` holds, for that note."""
-    runs = runs_under(root) if runs is None else runs
+    runs = runs_under(roots) if runs is None else runs
     unfinished = [run for run in runs if not is_finished(run)]
     left_out = f" ({', '.join(map(str, unfinished))}: not finished, so not used unless named)" if unfinished else ""
     runs = [run for run in runs if run not in unfinished]
     if runs:
         return runs[0], f"using {runs[0]}{left_out}"
+    folders = " or ".join(str(root) if root.is_absolute() else f"./{root}" for root in roots)
     if (BUNDLED_RUN / CONFIG_FILE).is_file():
-        return BUNDLED_RUN, (f"using the joint bAbI model that comes with memn2n (no {what} under ./checkpoints; "
+        return BUNDLED_RUN, (f"using the joint bAbI model that comes with memn2n (no {what} under {folders}; "
                              f"train your own with `memn2n train`, or pass --checkpoint RUN){left_out}")
-    raise UserError("no trained run here; train one (`memn2n train TASK`) or pass --checkpoint RUN", root)
+    raise UserError(f"no trained run under {folders}; train one (`memn2n train TASK`) or pass --checkpoint RUN")
 
 
 def choose_model(run: Path, task: int | None) -> tuple[MemN2N, dict, Vocabulary, Path]:

@@ -31,6 +31,7 @@ import re
 import socket
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import h11
@@ -44,13 +45,13 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from memn2n_cli.checkpoint import (BUNDLED_NAME, BUNDLED_RUN, CONFIG_FILE, model_dirs, read_model_files,
+from memn2n_cli.checkpoint import (BUNDLED_NAME, BUNDLED_RUN, CONFIG_FILE, RUNS_DIR, model_dirs, read_model_files,
                                    refuse_other_kinds, run_data_dir, run_task)
 from memn2n_cli.devices import resolve_device
 from memn2n_cli.errors import ArgumentError, UserError
 from memn2n_cli.history import is_epoch_line, read_history
 from memn2n_cli.model_card import read_card
-from memn2n_cli.qa.inference import QARun, check_top_k, default_run, runs_under
+from memn2n_cli.qa.inference import QARun, check_top_k, default_run, is_qa_run, runs_under
 from tasks import get_task
 
 log = logging.getLogger("memn2n")
@@ -63,73 +64,102 @@ MAX_CONNECTIONS = 100  # open at once, else 503 (uvicorn's limit_concurrency): a
 
 
 class Runs:
-    """The question-answering models a server answers with, by name, the default first. Each model
-    directory of a run is one entry (a run of one model per task offers each task's model); each
-    is loaded once, on first use."""
+    """The question-answering models a server answers with, by name, the default first: the run
+    named with -c (else the newest finished one), the runs under the folders of --runs (newest
+    first), the bundled model. Each model directory of a run is one entry (a run of one model per
+    task offers each task's model); each is loaded once, on first use. The folders are looked
+    through again whenever the list is asked for (GET /api/runs) or a request names a run not in
+    it, so that a run finished while the server runs is offered, and one removed is not."""
 
-    def __init__(self, named: dict[str, Path], configs: dict[str, dict], data_dir: Path | None = None,
-                 root: Path = Path("checkpoints"), device: str = "auto"):
-        self.named, self.configs, self.data_dir, self.root = named, configs, data_dir, root
+    def __init__(self, first: Path, roots: Sequence[Path] = (RUNS_DIR,), data_dir: Path | None = None,
+                 device: str = "auto", chosen: bool = True):
+        self.roots, self.data_dir, self.chosen = roots, data_dir, chosen  # chosen: -c named it
         self.device = resolve_device(device)
-        self.default = next(iter(named))
+        self._checked: dict[Path, tuple[int, dict | None]] = {}  # a model directory: its config.json's time, its config
         self._loaded: dict[str, QARun] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # for loading a model, and for looking through the folders
         self._rng = random.Random()
-        self.chosen = True  # the default was named (-c): `load_default` does not pass it over
+        self.pinned = {}  # the first run's models: offered whatever the folders hold
+        for directory in model_dirs(first):
+            if chosen:  # a model of the run asked for that cannot be read is an error
+                self._checked[directory.resolve()] = (_written(directory), read_model_files(directory)[0])
+            if self._check(directory) is not None:
+                self.pinned[_name(directory)] = directory
+        self.scan()
+        self.default = next(iter(self.entries))
 
     @classmethod
-    def find(cls, checkpoint: Path | None, data_dir: Path | None = None,
-             root: Path = Path("checkpoints"), device: str = "auto") -> tuple[Runs, str | None]:
-        """``checkpoint`` (refused unless it answers questions), the question-answering runs under
-        ``root`` and the bundled model; the default is ``checkpoint``, else the newest run, else the
-        bundled model, as for `predict`. Also the line that says which, when none was named. A model
-        that cannot be read is left out with a warning, unless ``checkpoint`` names it: each is
-        checked as `load_model` checks it, short of reading its weights' values (a damaged or
-        hostile folder costs no more than reading its small files)."""
+    def find(cls, checkpoint: Path | None, data_dir: Path | None = None, roots: Sequence[Path] = (RUNS_DIR,),
+             device: str = "auto") -> tuple[Runs, str | None]:
+        """The runs a server offers, the default being ``checkpoint`` (refused unless it answers
+        questions), else the newest run under ``roots``, else the bundled model, as for `predict`;
+        and the line that says which, when none was named."""
         if data_dir is not None and not data_dir.is_dir():
             raise UserError("data directory not found", data_dir)
+        for root in roots:
+            if not root.is_dir() and root != RUNS_DIR:  # ./checkpoints: none until the first run
+                raise UserError("folder of runs not found", root)
+        note = None
         if checkpoint is not None:
             refuse_other_kinds(run_task(checkpoint), checkpoint)
-        found = runs_under(root, qa_only=True)
-        named_run, note = checkpoint, None
-        if checkpoint is None:
-            checkpoint, note = default_run(root, found, "question-answering run")
-        bundled = [BUNDLED_RUN] if (BUNDLED_RUN / CONFIG_FILE).is_file() else []
-        named: dict[str, Path] = {}
-        configs: dict[str, dict] = {}
-        seen: set[Path] = set()
-        for run in [checkpoint, *found, *bundled]:
-            for directory in model_dirs(run):
-                if directory.resolve() in seen:
-                    continue
-                seen.add(directory.resolve())
-                name = BUNDLED_NAME if directory == BUNDLED_RUN else str(directory)
+        else:
+            checkpoint, note = default_run(roots, runs_under(roots, qa_only=True), "question-answering run")
+        return cls(checkpoint, roots, data_dir, device, chosen=note is None), note
+
+    def scan(self) -> None:
+        """Look through the folders again: the entries are the first run's models, then those of the
+        runs under the folders, newest first, then the bundled model."""
+        with self._lock:
+            entries = {name: (directory, self._checked[directory.resolve()][1]) for name, directory in self.pinned.items()}
+            seen = {directory.resolve() for directory, _ in entries.values()}
+            for run in [*runs_under(self.roots), BUNDLED_RUN]:
                 try:
-                    configs[name] = read_model_files(directory)[0]
-                except UserError as e:
-                    if run == named_run:  # the run asked for with -c
-                        raise
-                    log.warning("left out %s", e)
+                    directories = model_dirs(run)
+                except UserError:  # removed since it was listed; no bundled model in this checkout
                     continue
-                named[name] = directory
-        runs = cls(named, configs, data_dir, root, device)
-        runs.chosen = named_run is not None
-        return runs, note
+                for directory in directories:
+                    if directory.resolve() not in seen and (config := self._check(directory)) is not None:
+                        seen.add(directory.resolve())
+                        entries[_name(directory)] = (directory, config)
+            self.entries = entries
+
+    def _check(self, directory: Path) -> dict | None:
+        """The config of the question-answering model in ``directory``, checked as `load_model`
+        checks it, short of reading its weights' values (a damaged or hostile folder costs no more
+        than reading its small files), again only when its config.json has changed since (a loaded
+        model then is loaded anew). None for a model of another kind, one removed, and one that
+        cannot be read, which is left out with a warning."""
+        try:
+            written = _written(directory)
+        except OSError:
+            return None
+        key = directory.resolve()
+        if key not in self._checked or self._checked[key][0] != written:
+            self._loaded.pop(_name(directory), None)
+            try:
+                config = read_model_files(directory)[0] if is_qa_run(directory) else None
+            except UserError as e:
+                log.warning("left out %s", e)
+                config = None
+            self._checked[key] = (written, config)
+        return self._checked[key][1]
 
     def listing(self) -> list[dict]:
-        """What GET /api/runs returns: each run's name (the API's "checkpoint"), folder, task and
-        numbered tasks, and which one answers when none is named."""
-        return [{"checkpoint": name, "path": str(directory), "task": self.configs[name]["task"],
-                 "tasks": self.configs[name]["tasks"], "default": name == self.default}
-                for name, directory in self.named.items()]
+        """What GET /api/runs returns, the folders looked through again: each run's name (the API's
+        "checkpoint"), folder, task and numbered tasks, and which one answers when none is named."""
+        self.scan()
+        return [{"checkpoint": name, "path": str(directory), "task": config["task"], "tasks": config["tasks"],
+                 "default": name == self.default} for name, (directory, config) in self.entries.items()]
 
     def name(self, checkpoint: str | None) -> str:
         """The entry ``checkpoint`` names (None: the default); 404 for one this server does not
-        offer, a UserError for a language-model run under ./checkpoints."""
+        offer, a UserError for a language-model run under the folders."""
         if checkpoint is None:
             return self.default
-        if checkpoint not in self.named:
-            if Path(checkpoint) in runs_under(self.root):  # a run here, but not one that answers questions
+        if checkpoint not in self.entries:
+            self.scan()
+        if checkpoint not in self.entries:
+            if Path(checkpoint) in runs_under(self.roots):  # a run here, but not one that answers questions
                 refuse_other_kinds(run_task(Path(checkpoint)), Path(checkpoint))
             raise HTTPException(404, f"unknown checkpoint {checkpoint!r}; GET /api/runs lists the runs served")
         return checkpoint
@@ -139,7 +169,7 @@ class Runs:
         name = self.name(checkpoint)
         with self._lock:
             if name not in self._loaded:
-                self._loaded[name] = QARun.load(self.named[name], device=self.device)
+                self._loaded[name] = QARun.load(self.entries[name][0], device=self.device)
             return self._loaded[name]
 
     def load_default(self) -> None:
@@ -151,11 +181,14 @@ class Runs:
                 self.model(None)
                 return
             except UserError as e:
-                if self.chosen or len(self.named) == 1:
+                if self.chosen or len(self.entries) == 1:
                     raise
                 log.warning("left out %s", e)
-                del self.named[self.default], self.configs[self.default]
-                self.default = next(iter(self.named))
+                directory = self.entries[self.default][0]
+                self._checked[directory.resolve()] = (_written(directory), None)
+                self.pinned.pop(self.default, None)
+                self.scan()
+                self.default = next(iter(self.entries))
 
     def answer(self, story: str, checkpoint: str | None, top_k: int) -> list[dict]:
         """What `memn2n predict --json` prints for ``story``, as a list; 413 past MAX_QUESTIONS questions."""
@@ -168,15 +201,25 @@ class Runs:
     def about(self, checkpoint: str | None) -> dict:
         """What GET /api/about returns: the run's model card (its front matter; None for a run
         written before cards) and its learning curves (each epoch's line of its history)."""
-        directory = self.named[self.name(checkpoint)]
+        directory = self.entries[self.name(checkpoint)][0]
         return {"card": read_card(directory), "history": [line for line in read_history(directory) if is_epoch_line(line)]}
 
     def random_story(self, task_id: int, checkpoint: str | None) -> dict:
         """A random test story of ``task_id`` of the run's task: from ``--data-dir``, else the
         folder the run was trained on when it is still there, else where the task looks itself."""
-        config = self.configs[self.name(checkpoint)]
+        config = self.entries[self.name(checkpoint)][1]
         story, source = get_task(config["task"]).random_test_story(task_id, run_data_dir(config, self.data_dir), self._rng)
         return {"story": story, "source": source, "task": task_id}
+
+
+def _name(directory: Path) -> str:
+    """A model directory's name in the API and the page's menu: its path, or ``bundled``."""
+    return BUNDLED_NAME if directory == BUNDLED_RUN else str(directory)
+
+
+def _written(directory: Path) -> int:
+    """When a model directory's config.json was last written (its files are complete by then)."""
+    return (directory / CONFIG_FILE).stat().st_mtime_ns
 
 
 class ThisMachineOnly:
@@ -315,12 +358,14 @@ async def client_left(request: Request, error: ClientDisconnect) -> Response:
     return Response(status_code=400)
 
 
-def serve(checkpoint: Path | None, data_dir: Path | None, host: str, port: int, device: str = "auto") -> None:
-    """Serve the page and the API on ``host``:``port`` until interrupted. The default model is
-    loaded first, so that a run that cannot answer is a one-line error before anything listens."""
+def serve(checkpoint: Path | None, data_dir: Path | None, host: str, port: int, device: str = "auto",
+          roots: Sequence[Path] | None = None) -> None:
+    """Serve the page and the API on ``host``:``port`` until interrupted, offering the runs under
+    ``roots`` (none given: ./checkpoints). The default model is loaded first, so that a run that
+    cannot answer is a one-line error before anything listens."""
     if not host.strip():
         raise UserError("--host must name an address, such as 127.0.0.1, or 0.0.0.0 for every interface")
-    runs, note = Runs.find(checkpoint, data_dir, device=device)
+    runs, note = Runs.find(checkpoint, data_dir, roots or (RUNS_DIR,), device)
     if note:
         print(note, file=sys.stderr)
     runs.load_default()

@@ -42,12 +42,16 @@ function fillTasks() {
   if (selectedRun().tasks.map(String).includes(previous)) select.value = previous;
 }
 
+// The runs to choose from, asked for again each time the window gets focus back (a run trained
+// meanwhile is offered); the run chosen stays chosen while the server still offers it.
 async function loadRuns() {
+  const previous = $("run").value;
   runs = await api("/api/runs");
   $("run").replaceChildren(...runs.map((run) =>
     new Option(`${run.checkpoint} · ${run.task}, ${taskNames(run)}`, run.checkpoint, run.default, run.default)));
+  if (runs.some((run) => run.checkpoint === previous)) $("run").value = previous;
   fillTasks();
-  await loadAbout();
+  if ($("run").value !== previous) await loadAbout();
 }
 
 function cell(row, className, text) {
@@ -223,4 +227,5 @@ document.addEventListener("DOMContentLoaded", () => {
     if ($("answers").children.length) ask();
   });
   loadRuns().catch((error) => showError(error.message));
+  window.addEventListener("focus", () => loadRuns().catch((error) => showError(error.message)));
 });
