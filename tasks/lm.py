@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import warnings
 from collections import Counter
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from tasks.ptb_generator import is_generated
 from tasks.text import read_lines
 
 EOS, UNK = "<eos>", "<unk>"
+MAX_LOSS = math.log(sys.float_info.max)  # nats: a larger mean cost's perplexity is infinite (a diverged run's)
 log = logging.getLogger("memn2n")
 
 
@@ -130,7 +132,7 @@ class LanguageModelTask:
     def metrics(self, counts: dict) -> dict:
         """Perplexity from summed negative log-likelihood over summed tokens {nll, tokens}."""
         loss = counts["nll"] / counts["tokens"]
-        return {"perplexity": math.exp(loss), "loss": loss}
+        return {"perplexity": math.inf if loss > MAX_LOSS else math.exp(loss), "loss": loss}
 
     def presets(self) -> dict[str, dict[str, dict]]:
         """``table2``: Table 2's MemN2N rows for this corpus, each named by what sets it apart from

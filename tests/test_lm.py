@@ -90,6 +90,34 @@ def test_perplexity_from_summed_counts_and_evaluation_positions():
     assert counts["nll"] == pytest.approx(by_hand, rel=1e-5)
 
 
+def test_a_mean_cost_past_a_floats_range_is_an_infinite_perplexity():
+    """exp(710) overflows a float: a diverging run's cost so far once ended training in an
+    OverflowError traceback; NaN stays NaN."""
+    metrics = get_task("ptb").metrics
+    assert metrics({"nll": 710.0 * 20, "tokens": 20})["perplexity"] == math.inf
+    assert metrics({"nll": 709.0, "tokens": 1})["perplexity"] == pytest.approx(math.exp(709.0))
+    assert math.isnan(metrics({"nll": math.nan, "tokens": 1})["perplexity"])
+
+
+def test_a_diverged_run_stops_and_says_so(cli, small_ptb, tmp_path):
+    """Without clipping (a bound no gradient reaches) and with a learning rate far too high, the
+    validation perplexity is not finite after the first epoch: training stops there, not after
+    --max-epochs of it, with one line and exit code 1 (a failed run); the run holds that epoch,
+    finished, and a resume does not train it further."""
+    out = tmp_path / "diverged"
+    result = cli("train", "ptb", "--data-dir", small_ptb, *SMALL, "--max-epochs", "4", "--lr", "1e6",
+                 "--max-grad-norm", "1e9", "--out", out)
+    assert result.exit_code == 1, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        f"error: {out}: diverged in epoch 1 (validation perplexity not finite) and stopped")
+    assert "Traceback" not in result.stderr
+    state = json.loads((out / "state.json").read_text())
+    assert state["epoch"] == 1 and state["finished"] and len(state["history"]) == 1
+    assert not math.isfinite(state["history"][0]["valid_perplexity"])
+    resumed = cli("train", "ptb", "--data-dir", small_ptb, *SMALL, "--max-epochs", "4", "--resume", out)
+    assert resumed.exit_code == 1 and json.loads((out / "state.json").read_text())["epoch"] == 1
+
+
 def test_learning_rate_is_divided_when_validation_stops_improving():
     config = LMTrainConfig()
     assert next_lr([{"valid_loss": 5.0}], 0.01, config) == 0.01

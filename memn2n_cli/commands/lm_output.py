@@ -9,6 +9,8 @@ import os
 import sys
 from pathlib import Path
 
+import typer
+
 from memn2n_cli.commands.app import stdout
 from memn2n_cli.errors import UserError
 from memn2n_cli.recipes import lm as recipe
@@ -36,6 +38,10 @@ def train(task: str, *, tasks: list[str], joint: bool, data_dir: Path | None, ou
         valid = f"; valid perplexity {summary['history'][-1]['valid_perplexity']:.1f}" if summary["history"] else ""
         stdout().print(f"{task}: {summary['epochs']} epochs, {summary['steps']} steps, {state}{valid}")
     print(f"saved {out}", file=sys.stderr)
+    if summary["diverged"]:
+        print(f"error: {out}: diverged in epoch {summary['epochs']} (validation perplexity not finite) and stopped; "
+              f"the paper clips the gradient norm at 50 (--max-grad-norm) to prevent it", file=sys.stderr)
+        raise typer.Exit(1)
 
 
 def evaluate(run: Path, *, split: str, data_dir: Path | None, device: str, json_output: bool) -> None:

@@ -71,6 +71,19 @@ def next_lr(history: list[dict], lr: float, config: LMTrainConfig) -> float:
     return lr
 
 
+def stops(state: LMState, config: LMTrainConfig) -> bool:
+    """Section 5.1's stopping rule: the learning rate fallen below ``min_lr``, or ``max_epochs``
+    done; or the weights diverged (see `diverged`)."""
+    return state.lr < config.min_lr or state.epoch >= config.max_epochs or diverged(state.history)
+
+
+def diverged(history: list[dict]) -> bool:
+    """Whether the last epoch left weights whose validation perplexity is not finite: NaN weights,
+    or a cost per word past a float's range (uniform guessing costs log V, 9.2 nats for PTB). Without
+    the paper's clipping at 50, 150 / 6 / 100 is NaN within its first 20 steps."""
+    return bool(history) and not math.isfinite(history[-1]["valid_perplexity"])
+
+
 def contexts(ids: Tensor, positions: Tensor, memory_size: int) -> Tensor:
     """The memory for predicting ids[m + 1]: ids[m], ids[m - 1], ..., the current word first. (B, N)"""
     return ids[positions.unsqueeze(1) - torch.arange(memory_size, device=ids.device)]
@@ -135,8 +148,8 @@ def fit_lm(model: MemN2NLM, corpus: Corpus, config: LMTrainConfig, state: LMStat
            checkpoint: Callable[[LMState], None], on_epoch: Callable[[dict], None] | None = None,
            on_progress: Callable[[dict], None] | None = None, kernel: bool | None = None, *,
            metrics: Callable[[dict], dict]) -> LMState:
-    """Train from ``state`` until the learning rate falls below ``min_lr``, ``max_epochs`` or
-    ``max_steps``; checkpoint after each epoch, at ``max_steps`` and every ``checkpoint_every``
+    """Train from ``state`` until the learning rate falls below ``min_lr``, ``max_epochs``, the
+    weights diverge (`stops`) or ``max_steps``; checkpoint after each epoch, at ``max_steps`` and every ``checkpoint_every``
     steps within an epoch (then ``on_progress`` with the epoch's progress and training perplexity
     so far): a run killed loses at most that many steps, and resumes to the weights an
     uninterrupted run reaches. ``kernel``: the step's engine, the compiled kernel's fused step
@@ -189,7 +202,7 @@ def fit_lm(model: MemN2NLM, corpus: Corpus, config: LMTrainConfig, state: LMStat
         state.history.append(record)
         state.epoch, state.step, state.epoch_nll, state.epoch_seconds = state.epoch + 1, 0, 0.0, 0.0
         state.lr = next_lr(state.history, state.lr, config)
-        state.finished = state.lr < config.min_lr or state.epoch >= config.max_epochs
+        state.finished = stops(state, config)
         checkpoint(state)
         if on_epoch:
             on_epoch(record)
@@ -256,7 +269,7 @@ def _train_lm(task: str, data_dir: Path, out: Path, model_config: dict, config: 
         saved_config = config_from(LMTrainConfig, saved.get("training"), "training", out / CONFIG_FILE)
         config = replace(saved_config, max_epochs=config.max_epochs, max_steps=config.max_steps,
                          checkpoint_every=config.checkpoint_every)  # how far, and how often to save: not the recipe
-        state.finished = state.lr < config.min_lr or state.epoch >= config.max_epochs  # --max-epochs may have grown
+        state.finished = stops(state, config)  # --max-epochs may have grown
         log.info("%s: resuming at epoch %d, step %d", out, state.epoch + 1, state.step)
     else:
         torch.manual_seed(config.seed)
@@ -301,7 +314,7 @@ def _train_lm(task: str, data_dir: Path, out: Path, model_config: dict, config: 
     if history is not None:
         history.close()
     return {"task": task, "epochs": state.epoch, "steps": state.steps, "lr": state.lr, "finished": state.finished,
-            "train_seconds": state.seconds, "tokens_per_second": state.steps * config.batch_size / max(state.seconds, 1e-9),
+            "diverged": diverged(state.history), "train_seconds": state.seconds, "tokens_per_second": state.steps * config.batch_size / max(state.seconds, 1e-9),
             "history": state.history, "run": str(out)}
 
 
