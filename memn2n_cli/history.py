@@ -22,9 +22,14 @@ answering) or state.json (language model): `read_history` reads it from there.
 
 from __future__ import annotations
 
+import importlib.util
+import itertools
 import json
 import logging
 import os
+import socket
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from memn2n_cli.checkpoint import MAX_TEXT_BYTES, METRICS_FILE, STATE_FILE, json_value, read_file, read_json, write_files
@@ -32,6 +37,7 @@ from memn2n_cli.errors import UserError
 
 HISTORY_FILE = "history.jsonl"
 log = logging.getLogger("memn2n")
+_EVENT_FILES = itertools.count()  # this process's event files: each name is new, as SummaryWriter's are
 
 
 class History:
@@ -53,15 +59,16 @@ class History:
         self.tensorboard = _tensorboard(directory, purge_step=at + 1)
 
     def append(self, line: dict) -> None:
-        """Add ``line`` at the end of the file (on disk before this returns) and to TensorBoard."""
-        with open(self.path, "ab") as f:
+        """Add ``line`` at the end of the file and to TensorBoard, on disk before this returns (a
+        full disk is an OSError naming the file, which `checkpoint.writing` makes a DiskFull)."""
+        with naming(self.path), open(self.path, "ab") as f:
             f.write(history_bytes([line]))
             f.flush()
             os.fsync(f.fileno())
         self.last = line
         self.epochs += is_epoch_line(line)
         if self.tensorboard is not None:
-            _add_scalars(self.tensorboard, line, self.key)
+            self.tensorboard.add(line, self.key)
             self.tensorboard.flush()
 
     def content(self) -> bytes:
@@ -121,24 +128,70 @@ def read_history(directory: Path) -> list[dict]:
 def to_tensorboard(directory: Path, lines: list[dict], key: str) -> None:
     """TensorBoard's copy of a history written whole (a sweep's trial, trained elsewhere), where
     the package is installed; it replaces any earlier copy (a trial trained again)."""
-    writer = _tensorboard(directory, purge_step=0)
-    if writer is not None:
+    events = _tensorboard(directory, purge_step=0)
+    if events is not None:
         for line in lines:
-            _add_scalars(writer, line, key)
-        writer.close()
+            events.add(line, key)
+        events.close()
 
 
-def _add_scalars(writer, line: dict, key: str) -> None:
-    for name, value in line.items():
-        if name not in ("epoch", "step", "step_in_epoch", "steps_in_epoch") and isinstance(value, (int, float)):
-            writer.add_scalar(name, value, line[key])
+def _tensorboard(directory: Path, purge_step: int) -> EventFile | None:
+    """A new TensorBoard event file in ``directory`` where the package is installed, else None."""
+    return EventFile(directory, purge_step) if importlib.util.find_spec("tensorboard") else None
 
 
-def _tensorboard(directory: Path, purge_step: int):
-    """A TensorBoard writer for ``directory`` where the package is installed, else None; events
-    at or after ``purge_step`` (written after the checkpoint a run resumes from) are dropped."""
+class EventFile:
+    """A TensorBoard event file, as torch's SummaryWriter writes one (TFRecord-framed Event
+    protocol buffers, each line's figures one scalar each at step ``line[key]``), but written in
+    the caller's thread: a write that fails (a full disk) is an OSError naming the file, raised to
+    the run, which `checkpoint.writing` makes a DiskFull. SummaryWriter writes from a thread of its
+    own: there a full disk printed that thread's traceback, reached the run a write later, and at
+    close not at all. TensorBoard drops the events of earlier files at or after ``purge_step``
+    (written after the checkpoint a run resumes from), as for SummaryWriter(purge_step=...)."""
+
+    def __init__(self, directory: Path, purge_step: int):
+        from tensorboard.compat.proto.event_pb2 import Event, SessionLog
+        from tensorboard.summary.writer.record_writer import RecordWriter
+
+        name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{next(_EVENT_FILES)}"
+        self.path = directory / name
+        with naming(self.path):
+            self.file = open(self.path, "wb")
+        self.records = RecordWriter(self.file)
+        self.write(Event(wall_time=time.time(), file_version="brain.Event:2"))
+        self.write(Event(wall_time=time.time(), step=purge_step, session_log=SessionLog(status=SessionLog.START)))
+
+    def add(self, line: dict, key: str) -> None:
+        """Each figure of ``line`` (not the counters that say where it is) as a scalar at step ``line[key]``."""
+        from tensorboard.compat.proto.event_pb2 import Event
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        figures = [Summary.Value(tag=name, simple_value=value) for name, value in line.items()
+                   if name not in ("epoch", "step", "step_in_epoch", "steps_in_epoch") and isinstance(value, (int, float))]
+        self.write(Event(wall_time=time.time(), step=line[key], summary=Summary(value=figures)))
+
+    def write(self, event) -> None:
+        with naming(self.path):
+            self.records.write(event.SerializeToString())
+
+    def flush(self) -> None:
+        """On disk before this returns, as history.jsonl's lines are."""
+        with naming(self.path):
+            self.file.flush()
+            os.fsync(self.file.fileno())
+
+    def close(self) -> None:
+        self.flush()
+        self.file.close()
+
+
+@contextmanager
+def naming(path: Path):
+    """An OSError inside the block that names no file (a write's) names ``path``, as checkpoint's
+    writes name theirs: "the disk is full (... writing PATH)"."""
     try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # torch says: TensorBoard logging requires TensorBoard
-        return None
-    return SummaryWriter(log_dir=str(directory), purge_step=purge_step)
+        yield
+    except OSError as e:
+        if e.errno is None or e.filename is not None:
+            raise
+        raise type(e)(e.errno, e.strerror, str(path)) from None

@@ -1,8 +1,9 @@
 """What every sweep shares, whatever the kind of task: its options as a grid (parsed from
 `--grid` and train's own options), the configurations of a grid, the sweep directory (its
-settings and one file per finished trial), and where trials run (a pool of processes, one lane
-of work per device, or Ray). The question-answering sweep is in memn2n_cli/qa/sweep.py, the
-language model's in memn2n_cli/lm/sweep.py."""
+settings and one file per finished trial, read back as a run's files are: `read_trial`), and
+where trials run (a pool of processes, one lane of work per device, or Ray). The
+question-answering sweep is in memn2n_cli/qa/sweep.py, the language model's in
+memn2n_cli/lm/sweep.py."""
 
 from __future__ import annotations
 
@@ -178,3 +179,40 @@ def folder(out: Path, label: str) -> Path:
 
 def trial_file(out: Path, trial: dict) -> Path:
     return folder(out / TRIALS, trial["label"]) / f"{trial['name']}.json"
+
+
+def read_trial(out: Path, trial: dict, fields: dict) -> dict:
+    """The result in the file of ``trial``, finished, read back as a run's files are (`read_json`:
+    a regular file of bounded size, JSON of bounded depth) and checked to be that trial's (its
+    label, name, tasks and options) with every one of ``fields`` of its type (`check_types`): a
+    damaged or hostile file is a UserError naming it and what is wrong, not a traceback in the
+    sweep's summary."""
+    path = trial_file(out, trial)
+    result = read_json(path)
+    if {key: result.get(key) for key in trial} != json.loads(json.dumps(trial)):
+        raise UserError(f"is not the result of trial {trial['label']} {trial['name']}", path)
+    check_types(result, fields, path)
+    return result
+
+
+_DESCRIBED = {int: "a whole number", float: "a number", str: "a string", list: "a list", dict: "an object"}
+
+
+def check_types(value, schema, path: Path, name: str = "") -> None:
+    """A UserError naming the field (as ``restarts[0].tasks[1].test_error``) of ``path`` unless
+    ``value`` is what ``schema`` says: {field: schema} an object with those fields (and maybe
+    others), [schema] a list of such values, a type a value of it (float: a number a float holds,
+    int: a whole number; neither is True or False)."""
+    kind = dict if isinstance(schema, dict) else list if isinstance(schema, list) else schema
+    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else kind) or (
+            kind is float and isinstance(value, int) and abs(value) > sys.float_info.max):
+        raise UserError(f"{name!r} must be {_DESCRIBED[kind]}, not {repr(value)[:40]}", path)
+    if isinstance(schema, dict):
+        for field, inner in schema.items():
+            where = f"{name}.{field}" if name else field
+            if field not in value:
+                raise UserError(f"{where!r} is missing", path)
+            check_types(value[field], inner, path, where)
+    elif isinstance(schema, list):
+        for i, item in enumerate(value):
+            check_types(item, schema[0], path, f"{name}[{i}]")

@@ -43,6 +43,11 @@ class Prefix(Sequence):
     def __init__(self, items: list, n: int):
         self._items, self._n = items, n
 
+    @property
+    def shared(self) -> list:
+        """The list this is a prefix of: one per story, which its questions share (`_Story`)."""
+        return self._items
+
     def __len__(self) -> int:
         return self._n
 
@@ -280,6 +285,19 @@ def split_validation(questions: list[Question], fraction: float, seed: int) -> t
     return [q for q in questions if (q.task, q.story_id) not in held], [q for q in questions if (q.task, q.story_id) in held]
 
 
+def longest_stories(questions: list[Question]) -> list[Sequence[tuple[str, ...]]]:
+    """The questions' stories, each once: the longest story a question of it sees (they are
+    `Prefix`es of one list), which holds every sentence the others do. Linear in the stories'
+    length, where each question's story, the story so far, is quadratic: a story of n sentences,
+    each followed by a question, is n²/2 sentences told again."""
+    longest: dict[int, Sequence[tuple[str, ...]]] = {}  # by the list a story's questions share, else by story
+    for q in questions:
+        key = id(q.story.shared) if isinstance(q.story, Prefix) else id(q.story)
+        if len(q.story) > len(longest.get(key, ())):
+            longest[key] = q.story
+    return list(longest.values())
+
+
 @dataclass
 class Vocabulary:
     """Words (id 0 is the nil word) and the answer vocabulary, whose entries are words too."""
@@ -293,8 +311,10 @@ class Vocabulary:
 
     @classmethod
     def build(cls, questions: list[Question]) -> Vocabulary:
+        """Every word of the questions' stories and of the questions, and every answer."""
         answers = sorted({q.answer for q in questions})
-        words = {w for q in questions for sentence in q.story for w in sentence} | {w for q in questions for w in q.question}
+        words = {w for story in longest_stories(questions) for sentence in story for w in sentence}
+        words |= {w for q in questions for w in q.question}
         return cls([NIL, *sorted(words | set(answers))], answers)
 
     def answer_word_ids(self) -> list[int]:

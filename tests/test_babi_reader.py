@@ -6,6 +6,7 @@ import time
 import tracemalloc
 
 import pytest
+import torch
 
 from memn2n_cli.errors import UserError
 from tasks.babi import parse_task_ids, read_file, task_file
@@ -140,3 +141,66 @@ def test_reading_a_story_is_linear_in_its_size():
     vocab = Vocabulary([NIL, "a", "b", "c"], ["a"])
     data = encode(questions[-3:], vocab, 50)
     assert data.memory_size.tolist() == [50, 50, 50] and data.memory.shape == (3, 50)
+
+
+def plain_vocabulary(questions: list) -> Vocabulary:
+    """Vocabulary.build as it reads plainly, and as it was: every word of every question's story
+    (each question's story is the story so far: quadratic in a story's length), every word of its
+    question, and every answer."""
+    answers = sorted({q.answer for q in questions})
+    words = {w for q in questions for sentence in q.story for w in sentence} | {w for q in questions for w in q.question}
+    return Vocabulary([NIL, *sorted(words | set(answers))], answers)
+
+
+class Visited(str):
+    """A word that counts the times it is hashed: each time a vocabulary takes it in."""
+
+    visits = 0
+
+    def __hash__(self) -> int:
+        Visited.visits += 1
+        return super().__hash__()
+
+
+def test_building_a_vocabulary_is_linear_in_a_storys_size():
+    """Issue 29: a story of n sentences, each followed by a question, has its words gone through
+    once, not once per question (n²/2 sentences): the words taken in for n and for 2n, counted."""
+    def visits(n: int) -> int:
+        raw = b"".join(b"%d w%d went home.\n%d Where is w%d?\thome\t%d\n" % (2 * i + 1, i, 2 * i + 2, i, 2 * i + 1)
+                       for i in range(n))
+        questions = read_stories(raw, "<story>", tokenize=lambda text: [Visited(w) for w in tokenize(text)])
+        assert len(questions) == n and len(questions[-1].story) == n
+        Visited.visits = 0
+        vocab = Vocabulary.build(questions)
+        assert len(vocab.words) == 1 + n + 4  # nil, w0 ... w(n-1), went, home, where, is
+        return Visited.visits
+
+    small, large = visits(2_000), visits(4_000)  # a sentence and a question of 3 words each, 2,000 or 4,000 times
+    # Each word taken in once, and each distinct one again for its id: some 7n. Quadratic: 3n²/2, 6,000,000 for 2,000.
+    assert small < 10 * 2_000 and large < 2.1 * small, (small, large)
+
+
+def test_the_vocabulary_and_training_examples_are_those_of_the_plain_reading(en_dir):
+    """The same vocabulary as the plain reading's, so the same training examples: bAbI's 20 tasks
+    jointly (their training stories, as `train` reads them), a story whose last sentence comes
+    after its last question, and stories that share nothing (JSON lines: a story per line)."""
+    from memn2n_cli.qa.runs import load_splits
+    from tasks import get_task
+
+    splits = load_splits(get_task("babi"), en_dir, list(range(1, 21)), 0.1, 0)
+    vocab, plain = Vocabulary.build(splits["all_train"]), plain_vocabulary(splits["all_train"])
+    assert vocab == plain
+    for split in ("train", "valid"):
+        ours, theirs = encode(splits[split], vocab, 50), encode(splits[split], plain, 50)
+        assert all(torch.equal(getattr(ours, f), getattr(theirs, f)) for f in ("sentences", "memory", "query", "answer"))
+    told_after = read_stories(b"1 Mary went home.\n2 Where is Mary?\thome\t1\n3 John went to the zoo.\n", "s.txt")
+    jsonl = read_stories(b'{"story": ["Ann ran."], "question": "Who ran?", "answer": "ann"}\n' * 2, "s.jsonl")
+    for questions in (told_after, jsonl, told_after + jsonl):
+        assert Vocabulary.build(questions) == plain_vocabulary(questions)
+    assert "zoo" not in Vocabulary.build(told_after).words  # in no question's story
+
+
+def test_stories_without_questions_leave_the_vocabulary_as_the_plain_reading_does(shared_babi):
+    """bAbI v1.1's task 16: 1,428 stories for 1,000 questions."""
+    questions = read_file(task_file(shared_babi / "v1.1" / "en", 16, "train"), 16)
+    assert Vocabulary.build(questions) == plain_vocabulary(questions)

@@ -1,15 +1,20 @@
 """history.jsonl and its TensorBoard copy: one line (and one scalar per figure) per epoch, written
-as a run trains, each epoch once after a kill and --resume."""
+as a run trains, each epoch once after a kill and --resume, or after a disk that filled and --resume."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import threading
+from pathlib import Path
 
 import pytest
 
 import memn2n_cli.qa.runs as runs
 from memn2n_cli.errors import UserError
 from memn2n_cli.history import HISTORY_FILE, read_history
+from tests.test_run_directory import assert_disk_full
 
 QUICK = ["--epochs", "4", "--ls-epochs", "1"]
 
@@ -55,3 +60,80 @@ def test_a_damaged_history_line_is_named(tmp_path):
         read_history(tmp_path)
     (tmp_path / HISTORY_FILE).write_text(json.dumps({"epoch": 1}) + "\n" + json.dumps({"epoch": 2}))  # cut short
     assert read_history(tmp_path) == [{"epoch": 1}]
+
+
+def full_history(monkeypatch, run: Path, epoch: int) -> str:
+    """history.jsonl of ``run`` fails to reach the disk once it holds ``epoch`` lines: ENOSPC at its
+    fsync, as a filesystem that allocates late (NFS, a quota) reports it."""
+    fsync = os.fsync
+
+    def full(fd: int) -> None:
+        path = Path(os.readlink(f"/proc/self/fd/{fd}"))
+        if path == run / HISTORY_FILE and len(path.read_text().splitlines()) >= epoch:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", full)
+    return HISTORY_FILE
+
+
+def full_event_file(monkeypatch, run: Path, epoch: int) -> str:
+    """TensorBoard's event file fails to take a record once the history of ``run`` holds ``epoch``
+    lines (0: from the first record): ENOSPC from TensorBoard's record writer, which frames each
+    event for the file."""
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    write = RecordWriter.write
+
+    def full(self, data: bytes) -> None:
+        if len(read_history(run)) >= epoch:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        write(self, data)
+
+    monkeypatch.setattr(RecordWriter, "write", full)
+    return "events.out.tfevents."
+
+
+@pytest.mark.parametrize("fill", [full_history, full_event_file])
+def test_a_full_disk_while_writing_the_history_is_one_line_and_the_run_resumes(cli, tmp_path, en_dir, monkeypatch, fill):
+    """Issue 29: the disk fills as the second epoch's line goes to history.jsonl, or its scalars to
+    TensorBoard's event file: exit 1 and the one line of a full disk, naming the file, with no
+    traceback, not even from a thread (TensorBoard's SummaryWriter wrote from one of its own: its
+    traceback went to stderr and the run learnt of it a write later, at close never); `--resume`
+    then finishes, each epoch once in both."""
+    pytest.importorskip("tensorboard", reason="TensorBoard's event files need the optional extra memn2n[tensorboard]")
+    monkeypatch.setattr(threading, "excepthook", threading.__excepthook__)  # a thread's traceback to stderr, as outside pytest
+    run = tmp_path / "run"
+    args = ["train", "babi", "--task", "1", "--data-dir", en_dir, *QUICK]
+    name = fill(monkeypatch, run, 2)
+    failed = cli(*args, "--out", run)
+    assert_disk_full(failed, run)
+    assert f"writing {run}/{name}" in failed.stderr, failed.stderr
+    monkeypatch.undo()
+    resumed = cli(*args, "--resume", run)
+    assert resumed.exit_code == 0, resumed.stderr
+    lines = read_history(run)
+    assert [line["epoch"] for line in lines] == [1, 2, 3, 4, 5]
+    assert scalars(run, "valid_error") == [(line["epoch"], pytest.approx(line["valid_error"])) for line in lines]
+
+
+def test_a_full_disk_while_copying_a_sweep_trial_to_tensorboard_is_one_line(cli, tmp_path, en_dir, monkeypatch):
+    """A sweep's trial, once trained, is copied to TensorBoard (history.to_tensorboard): there a
+    full disk printed the traceback of SummaryWriter's thread. Now: exit 1 and the one line of a
+    full disk, naming the event file; the same command, run again, finishes the sweep with the
+    trial's scalars."""
+    pytest.importorskip("tensorboard", reason="TensorBoard's event files need the optional extra memn2n[tensorboard]")
+    monkeypatch.setattr(threading, "excepthook", threading.__excepthook__)  # a thread's traceback to stderr, as outside pytest
+    out = tmp_path / "sweep"
+    args = ["sweep", "babi", "--task", "1", "--restarts", "1", *QUICK, "--data-dir", en_dir, "--out", out]
+    full_event_file(monkeypatch, out, 0)  # from the first record
+    failed = cli(*args)
+    assert failed.exit_code == 1, (failed.stderr, failed.exception)
+    errors = [line for line in failed.stderr.splitlines() if line.startswith("error")]
+    assert errors == [failed.stderr.strip().splitlines()[-1]] and "Traceback" not in failed.stderr, failed.stderr
+    assert errors[0].startswith(f"error: {out}: the disk is full (No space left on device writing {out}/")
+    assert "run the same `memn2n sweep` command" in errors[0]
+    monkeypatch.undo()
+    assert cli(*args).exit_code == 0
+    [trial] = [model for model in out.glob("*/qa1")]
+    assert [step for step, _ in scalars(trial, "valid_error")] == [line["epoch"] for line in read_history(trial)]

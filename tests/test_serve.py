@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
@@ -31,7 +32,7 @@ from memn2n_cli.history import read_history
 from memn2n_cli.model_card import read_card
 from memn2n_cli.qa.inference import BUNDLED_RUN
 from memn2n_cli.qa.web import (MAX_BODY, MAX_QUESTIONS, Runs, ThisMachineOnly, create_app, http_server, listen,
-                                names_this_machine)
+                                client_left, names_this_machine, read_body)
 from tasks.qa import read_stories
 from tests.conftest import ROOT, assert_one_line_error
 
@@ -363,7 +364,8 @@ def test_help_loads_neither_torch_nor_the_web_framework():
 
 
 def small_app() -> Starlette:
-    """GET /: "hello"; GET /slow?s=SECONDS: "slow", that many seconds later."""
+    """GET /: "hello"; GET /slow?s=SECONDS: "slow", that many seconds later; POST /echo: the body,
+    read as /api/predict reads it (web.read_body, a client that leaves answered by web.client_left)."""
 
     async def hello(request):
         return PlainTextResponse("hello")
@@ -372,7 +374,11 @@ def small_app() -> Starlette:
         await asyncio.sleep(float(request.query_params["s"]))
         return PlainTextResponse("slow")
 
-    return Starlette(routes=[Route("/", hello), Route("/slow", slow)])
+    async def echo(request):
+        return PlainTextResponse(await read_body(request))
+
+    return Starlette(routes=[Route("/", hello), Route("/slow", slow), Route("/echo", echo, methods=["POST"])],
+                     exception_handlers={ClientDisconnect: client_left})
 
 
 @contextmanager
@@ -410,26 +416,30 @@ def test_each_connection_sends_without_waiting_for_acks():
         connection.close()
 
 
-def closed_by_server(connection: socket.socket, within: float, trickle: bytes = b"") -> bool:
-    """Whether the server closes ``connection`` within ``within`` seconds, while the client sends
-    a byte of ``trickle`` every 0.1 s (a slowloris client never finishes its headers)."""
+def sent_before_closing(connection: socket.socket, within: float, trickle: bytes = b"") -> bytes | None:
+    """What the server sends on ``connection`` before closing it, if it closes it within ``within``
+    seconds (else None), while the client sends a byte of ``trickle`` every 0.1 s (a slowloris
+    client never finishes its headers, or its body)."""
     deadline = time.monotonic() + within
     connection.settimeout(0.1)
+    sent = b""
     while time.monotonic() < deadline:
         try:
-            if connection.recv(1) == b"":
-                return True
+            received = connection.recv(4096)
+            if received == b"":
+                return sent
+            sent += received
         except TimeoutError:
             pass
         except ConnectionResetError:
-            return True
+            return sent
         if trickle:
             try:
                 connection.send(trickle[:1])
             except (BrokenPipeError, ConnectionResetError):
-                return True
+                return sent
             trickle = trickle[1:] or trickle
-    return False
+    return None
 
 
 def test_a_connection_whose_headers_do_not_arrive_in_time_is_closed():
@@ -440,23 +450,54 @@ def test_a_connection_whose_headers_do_not_arrive_in_time_is_closed():
     with running(small_app(), header_timeout=0.5) as (_, port):
         trickling = socket.create_connection(("127.0.0.1", port))
         trickling.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
-        assert closed_by_server(trickling, 5, trickle=b"abcdefgh")  # a byte each 0.1 s does not restart the clock
+        assert sent_before_closing(trickling, 5, trickle=b"abcdefgh") == b""  # a byte each 0.1 s does not restart the clock
         silent = socket.create_connection(("127.0.0.1", port))
         partial = socket.create_connection(("127.0.0.1", port))
         partial.sendall(request[:10])
-        assert closed_by_server(silent, 5) and closed_by_server(partial, 5)
+        assert sent_before_closing(silent, 5) == sent_before_closing(partial, 5) == b""
         # The second request of a keep-alive connection: its first bytes stop uvicorn's idle clock.
         second = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         second.request("GET", "/")
         assert second.getresponse().read() == b"hello"
         second.sock.sendall(request[:10])
-        assert closed_by_server(second.sock, 5)
+        assert sent_before_closing(second.sock, 5) == b""
         slow = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         for _ in range(2):
             slow.request("GET", "/slow?s=1")
             assert slow.getresponse().read() == b"slow"
         for connection in (silent, partial, trickling, second, slow):
             connection.close()
+
+
+def test_a_request_whose_body_does_not_arrive_in_time_is_408_and_closed(capfd):
+    """Issue 29: a client that sent its headers and then trickled its body, or sent no more, held
+    its connection open for ever. With a body deadline of 0.5 s it is answered 408 with the API's
+    one-line {"error": ...} and closed within 5 s; one whose request was answered without its body
+    being read is closed too. A body that comes in time is answered, however long the answer takes,
+    and its connection kept."""
+    head = b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n"
+    with running(small_app(), body_timeout=0.5) as (_, port):
+        stalled = socket.create_connection(("127.0.0.1", port))
+        stalled.sendall(head + b"x" * 10)
+        trickling = socket.create_connection(("127.0.0.1", port))
+        trickling.sendall(head)
+        for connection, trickle in ((stalled, b""), (trickling, b"abcdefgh")):  # a byte each 0.1 s does not restart the clock
+            sent = sent_before_closing(connection, 5, trickle)
+            assert sent is not None, "not closed"
+            status_line, _, body = sent.partition(b"\r\n\r\n")
+            assert status_line.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), sent
+            assert json.loads(body) == {"error": "the request body took over 0.5 seconds"}
+        unread = socket.create_connection(("127.0.0.1", port))
+        unread.sendall(head.replace(b"POST /echo", b"GET /"))
+        sent = sent_before_closing(unread, 5, trickle=b"abcdefgh")
+        assert sent is not None and sent.startswith(b"HTTP/1.1 200 ") and sent.endswith(b"hello"), sent
+        prompt = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        for path, answer in (("/echo", b"x" * 100), ("/slow?s=1", b"slow"), ("/echo", b"x" * 100)):
+            prompt.request("POST" if path == "/echo" else "GET", path, body=b"x" * 100)
+            assert prompt.getresponse().read() == answer
+        for connection in (stalled, trickling, unread, prompt):
+            connection.close()
+    assert capfd.readouterr().err == ""  # the app reading a body that will not come is told so: no traceback
 
 
 def test_requests_past_the_connection_limit_are_503():

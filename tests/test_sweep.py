@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Callable
 
 import pytest
 import torch
@@ -18,6 +23,7 @@ from memn2n_cli.sweeps import parse_grid, parse_options
 from memn2n_cli.qa.training import EVAL_BATCH, fit
 from tasks.babi import BabiTask
 from tests.conftest import assert_one_line_error
+from tests.test_fuzz import deadline
 
 QUICK = ["--epochs", "2", "--ls-epochs", "1"]  # train's options, fixed for every configuration
 
@@ -375,3 +381,126 @@ def test_a_sweep_killed_and_run_again_gives_the_uninterrupted_numbers(en_dir, tm
                 for label, cells in summary["cells"].items()}
 
     assert figures(again) == figures(whole)
+
+
+# A damaged or hostile sweep folder, run again -----------------------------------------------------
+
+TRIAL = "trials/hops=1/qa1.json"  # of small_sweep: a trial of tasks [1], with 3 restarts
+
+
+def run_again(cli, small_sweep, tmp_path, damage: Callable[[Path], None]):
+    """The small sweep copied, ``damage`` done to the copy, and the same command run on it (every
+    trial is done: it reads the trials' files back, and trains nothing)."""
+    out, args, _ = small_sweep
+    copy = tmp_path / "sweep"
+    shutil.copytree(out, copy)
+    damage(copy)
+    return cli(*[str(copy) if arg == str(out) else arg for arg in args if arg != "--json"])
+
+
+def edit_trial(change: Callable[[dict], None]) -> Callable[[Path], None]:
+    def damage(sweep: Path) -> None:
+        result = json.loads((sweep / TRIAL).read_text())
+        change(result)
+        (sweep / TRIAL).write_text(json.dumps(result))
+    return damage
+
+
+def put(path: str, make: Callable[[Path], None]) -> Callable[[Path], None]:
+    """Damage: the file ``path`` of the sweep removed, and ``make(path)`` puts something else there."""
+    def damage(sweep: Path) -> None:
+        (sweep / path).unlink()
+        make(sweep / path)
+    return damage
+
+
+def cut(path: str, keep: float) -> Callable[[Path], None]:
+    def damage(sweep: Path) -> None:
+        text = (sweep / path).read_bytes()
+        (sweep / path).write_bytes(text[: int(len(text) * keep)])
+    return damage
+
+
+def first_row(result: dict) -> dict:
+    return result["restarts"][0]["tasks"][0]
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (lambda r: r.update(selected="0"), "'selected' must be a whole number, not '0'"),
+    (lambda r: r.update(selected=3), "'selected' is 3, not one of its 3 restarts"),
+    (lambda r: r.update(restarts={}), "'restarts' must be a list, not {}"),
+    (lambda r: r["restarts"][1].update(seed=None), "'restarts[1].seed' must be a whole number, not None"),
+    (lambda r: first_row(r).update(test_error="8.2"), "'restarts[0].tasks[0].test_error' must be a number, not '8.2'"),
+    (lambda r: first_row(r).update(task=True), "'restarts[0].tasks[0].task' must be a whole number, not True"),
+    (lambda r: first_row(r).pop("valid_error"), "'restarts[0].tasks[0].valid_error' is missing"),
+    (lambda r: r["restarts"][2].pop("mean"), "'restarts[2].mean' is missing"),
+    (lambda r: r.update(train_seconds=10**400), "'train_seconds' must be a number"),  # no float holds it
+    (lambda r: r["restarts"][0].update(tasks=[]), "'restarts[0].tasks' are not the rows of tasks [1]"),
+    (lambda r: r.update(label="hops=2"), "is not the result of trial hops=1 qa1"),
+    (lambda r: r.update(tasks=[4]), "is not the result of trial hops=1 qa1"),
+    (lambda r: r["overrides"].update(hops="1"), "is not the result of trial hops=1 qa1"),
+])
+def test_a_trial_file_of_other_types_is_one_line_naming_it(cli, small_sweep, tmp_path, change, fragment):
+    """Issue 29: a sweep run again reads its finished trials' files back; one with a field of
+    another type, missing, or out of range, or the result of another trial, was a traceback
+    (KeyError, TypeError, IndexError in its summary) or a summary of nonsense. Now: one line
+    naming the file and the field, exit 2."""
+    result = run_again(cli, small_sweep, tmp_path, edit_trial(change))
+    assert_one_line_error(result, f"{tmp_path / 'sweep' / TRIAL}: ", fragment)
+
+
+def test_a_language_model_trial_file_of_other_types_is_refused_naming_it(tmp_path):
+    """The language model's sweep reads its trials back the same way (`run_lm_sweep` on a sweep
+    whose one trial is done: it summarizes, and trains nothing)."""
+    from memn2n_cli.checkpoint import write_json
+    from memn2n_cli.lm.sweep import LMSweepSpec, run_lm_sweep
+    from memn2n_cli.sweeps import trial_file
+
+    spec = LMSweepSpec("ptb", restarts=1, seed=0, grid={"dim": [16], "memory_size": [8]}, data_dir=str(tmp_path))
+    [trial] = spec.trials()
+    result = {**trial, "seed": 0, "epochs": 2, "valid_perplexity": 300.0, "test_perplexity": 310.0,
+              "train_seconds": 5.0, "tokens_per_second": 1000.0, "run": str(tmp_path / "run")}
+    out, path = tmp_path / "sweep", trial_file(tmp_path / "sweep", trial)
+    write_json(path, result)
+    assert run_lm_sweep(spec, out)["rows"][0]["valid_perplexity"] == 300.0  # as written, it is read
+    for change, fragment in [({"epochs": 2.5}, "'epochs' must be a whole number, not 2.5"),
+                             ({"valid_perplexity": [300]}, "'valid_perplexity' must be a number, not [300]"),
+                             ({"run": None}, "'run' must be a string, not None"),
+                             ({"restart": "0"}, "is not the result of trial defaults restart0")]:
+        write_json(path, {**result, **change})
+        with pytest.raises(UserError, match=re.escape(f"{path}: {fragment}")):
+            run_lm_sweep(spec, out)
+    write_json(path, {k: v for k, v in result.items() if k != "test_perplexity"})
+    with pytest.raises(UserError, match="'test_perplexity' is missing"):
+        run_lm_sweep(spec, out)
+
+
+@pytest.mark.parametrize("damage, where", [
+    (put(TRIAL, lambda p: p.write_text("[" * 100_000 + "]" * 100_000)), TRIAL),
+    (edit_trial(lambda r: r.update(selected=json.loads("[" * 40 + "]" * 40))), TRIAL),
+    (put("sweep.json", lambda p: p.write_text("[" * 100_000 + "]" * 100_000)), "sweep.json"),
+])
+def test_sweep_files_nested_deep_are_one_line(cli, small_sweep, tmp_path, damage, where):
+    result = run_again(cli, small_sweep, tmp_path, damage)
+    assert_one_line_error(result, f"{tmp_path / 'sweep' / where}: ", "nested more than 32 deep")
+
+
+@pytest.mark.parametrize("damage, where", [
+    (cut(TRIAL, 0.5), TRIAL), (cut(TRIAL, 0), TRIAL), (cut("sweep.json", 0.5), "sweep.json"),
+])
+def test_truncated_sweep_files_are_one_line(cli, small_sweep, tmp_path, damage, where):
+    result = run_again(cli, small_sweep, tmp_path, damage)
+    assert_one_line_error(result, f"{tmp_path / 'sweep' / where}: corrupt JSON")
+
+
+@pytest.mark.parametrize("damage, where, fragment", [
+    (put(TRIAL, os.mkfifo), TRIAL, "a FIFO, not a regular file"),
+    (put("sweep.json", os.mkfifo), "sweep.json", "a FIFO, not a regular file"),
+    (put(TRIAL, Path.mkdir), TRIAL, "a folder, not a regular file"),
+    (put(TRIAL, lambda p: p.symlink_to("/dev/zero")), TRIAL, "a link to a file outside its folder"),
+])
+def test_sweep_files_that_are_not_regular_files_are_one_line_not_a_hang(cli, small_sweep, tmp_path, damage, where,
+                                                                          fragment):
+    with deadline():  # reading a FIFO waits for a writer for ever
+        result = run_again(cli, small_sweep, tmp_path, damage)
+    assert_one_line_error(result, f"{tmp_path / 'sweep' / where}: ", fragment)

@@ -28,16 +28,19 @@ from typing import Callable
 import torch
 
 from memn2n_cli.allocator import keep_freed_memory
-from memn2n_cli.checkpoint import read_json, write_json, writing
+from memn2n_cli.checkpoint import write_json, writing
 from memn2n_cli.configs import LMConfig, LMTrainConfig, lm_settings
 from memn2n_cli.devices import resolve_device
 from memn2n_cli.lm.training import evaluate_lm_run, train_lm
-from memn2n_cli.sweeps import (configurations, folder, lanes, open_sweep_dir, ray_resources, run_on_lanes, start_ray,
-                               trial_file, worker_pool)
+from memn2n_cli.sweeps import (configurations, folder, lanes, open_sweep_dir, ray_resources, read_trial, run_on_lanes,
+                               start_ray, trial_file, worker_pool)
 from tasks import get_task
 
 OPTION_TYPES = {f.name: f.type for f in fields(LMConfig) + fields(LMTrainConfig)
                 if f.name not in ("vocab_size", "seed", "max_steps")}
+# A finished trial's file, beside the trial itself (`run_trial`'s result):
+RESULT_FIELDS = {"seed": int, "epochs": int, "valid_perplexity": float, "test_perplexity": float,
+                 "train_seconds": float, "tokens_per_second": float, "run": str}
 
 
 @dataclass
@@ -106,7 +109,7 @@ def _run_lm_sweep(spec: LMSweepSpec, out: Path, backend: str, workers: int,
                   on_trial: Callable[[dict, int, int], None] | None, only: list[str] | None, device: torch.device) -> dict:
     open_sweep_dir(out, asdict(spec))
     trials = spec.trials()
-    results = {trial_file(out, t): read_json(trial_file(out, t)) for t in trials if trial_file(out, t).exists()}
+    results = {trial_file(out, t): read_trial(out, t, RESULT_FIELDS) for t in trials if trial_file(out, t).exists()}
     pending = [t for t in trials if trial_file(out, t) not in results and (only is None or t["label"] in only)]
 
     def finished(result: dict) -> None:

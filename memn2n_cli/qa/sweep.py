@@ -27,19 +27,24 @@ from typing import Callable
 import torch
 
 from memn2n_cli.allocator import keep_freed_memory
-from memn2n_cli.checkpoint import read_json, write_json, write_run, writing
+from memn2n_cli.checkpoint import write_json, write_run, writing
 from memn2n_cli.configs import ModelOptions, TrainConfig, qa_settings
 from memn2n_cli.devices import resolve_device
+from memn2n_cli.errors import UserError
 from memn2n_cli.history import HISTORY_FILE, history_bytes, read_history, to_tensorboard
 from memn2n_cli.qa.restarts import fit_restarts
 from memn2n_cli.qa.runs import PASS_ERROR, build_model, error_table, model_groups, prepare, trained_files
 from memn2n_cli.qa.training import evaluate
 from memn2n_cli.sweeps import (configurations, end_with_the_sweep, folder, lanes, open_sweep_dir, ray_resources,
-                               run_on_lanes, start_ray, trial_file, worker_pool)
+                               read_trial, run_on_lanes, start_ray, trial_file, worker_pool)
 from tasks import get_task
 from tasks.qa import qa_task
 
 OPTION_TYPES = {f.name: f.type for f in fields(ModelOptions) + fields(TrainConfig) if f.name not in ("seed", "split_seed")}
+ERRORS = {"train_error": float, "valid_error": float, "test_error": float}  # percent
+# A finished trial's file, beside the trial itself (`run_trial`'s result, less the kept model's files):
+RESULT_FIELDS = {"selected": int, "restarts": [{"seed": int, "tasks": [{"task": int, **ERRORS}], "mean": ERRORS}],
+                 "train_seconds": float, "examples_per_second": float}
 @dataclass
 class SweepSpec:
     """Everything that decides a sweep's results; stored as sweep.json in its directory."""
@@ -155,7 +160,7 @@ def _run_sweep(spec: SweepSpec, out: Path, backend: str, workers: int, on_trial:
                on_epoch: Callable[[dict], None] | None, device: torch.device) -> dict:
     open_sweep_dir(out, asdict(spec))
     trials = spec.trials()
-    results = {trial_file(out, t): read_json(trial_file(out, t)) for t in trials if trial_file(out, t).exists()}
+    results = {trial_file(out, t): read_result(out, t) for t in trials if trial_file(out, t).exists()}
     pending = [t for t in trials if trial_file(out, t) not in results]
     on_epoch = on_epoch or (lambda trial: None)
 
@@ -184,6 +189,18 @@ def _run_sweep(spec: SweepSpec, out: Path, backend: str, workers: int, on_trial:
     summary = summarize(spec, [results[trial_file(out, t)] for t in trials], out)
     write_results(out, summary)
     return summary
+
+
+def read_result(out: Path, trial: dict) -> dict:
+    """A finished trial's result, read back (`read_trial`) and checked as the summary uses it: its
+    selected restart one of its restarts, each restart's rows those of the trial's tasks."""
+    result, path = read_trial(out, trial, RESULT_FIELDS), trial_file(out, trial)
+    if not 0 <= result["selected"] < len(result["restarts"]):
+        raise UserError(f"'selected' is {result['selected']}, not one of its {len(result['restarts'])} restarts", path)
+    for r, restart in enumerate(result["restarts"]):
+        if sorted(row["task"] for row in restart["tasks"]) != sorted(trial["tasks"]):
+            raise UserError(f"'restarts[{r}].tasks' are not the rows of tasks {trial['tasks']}", path)
+    return result
 
 
 def _run_pool(spec: SweepSpec, pending: list[dict], lanes: list[torch.device], finished: Callable[[dict], None],

@@ -13,9 +13,10 @@
 
 Bad input is a 4xx whose body is {"error": LINE}, LINE being what the CLI prints after "error: "
 (a story's line numbers count from its first line, named "<story>"). A request body holds at most
-MAX_BODY bytes; a connection whose request headers take over HEADER_TIMEOUT seconds is closed, and
-past MAX_CONNECTIONS open at once a request is answered 503 (`http_server`). Starlette and uvicorn
-are imported here only, and this module only by the `serve` command: `memn2n --help` loads neither.
+MAX_BODY bytes; a connection whose request headers take over HEADER_TIMEOUT seconds is closed, one
+whose request body takes over BODY_TIMEOUT is answered 408 and closed, and past MAX_CONNECTIONS open
+at once a request is answered 503 (`http_server`). Starlette and uvicorn are imported here only,
+and this module only by the `serve` command: `memn2n --help` loads neither.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import socket
 import sys
 import threading
 from collections.abc import Sequence
+from http import HTTPStatus
 from pathlib import Path
 
 import h11
@@ -60,6 +62,7 @@ MAX_BODY = 1_000_000  # bytes: a story of some 30,000 bAbI sentences, far more t
 MAX_QUESTIONS = 1_000  # a request's: each answer carries its attention; a bAbI story asks at most a few dozen
 FIELDS = {"story", "checkpoint", "top_k"}
 HEADER_TIMEOUT = 10.0  # seconds for a request's headers: a browser sends them in one packet; a slow link needs a few
+BODY_TIMEOUT = 30.0  # seconds for a request's body once its headers are in: MAX_BODY in 30 s is 33 kB/s, a slow mobile link
 MAX_CONNECTIONS = 100  # open at once, else 503 (uvicorn's limit_concurrency): a browser opens 6, the load benchmark 32
 
 
@@ -393,29 +396,36 @@ def listen(host: str, port: int) -> socket.socket:
     return socket.socket(made.family, made.type, socket.IPPROTO_TCP, fileno=made.detach())
 
 
-def http_server(app, header_timeout: float = HEADER_TIMEOUT, max_connections: int = MAX_CONNECTIONS) -> uvicorn.Server:
+def http_server(app, header_timeout: float = HEADER_TIMEOUT, body_timeout: float = BODY_TIMEOUT,
+                max_connections: int = MAX_CONNECTIONS) -> uvicorn.Server:
     """uvicorn serving ``app`` as `serve` runs it (on sockets from `listen`): a connection whose
     request headers are not all there ``header_timeout`` seconds after they began (or after it
-    opened) is closed; a request that comes while ``max_connections`` connections are open (or
-    requests in progress), its own included, is answered 503, so that at most that many bodies of
-    MAX_BODY bytes are read at once; warnings and errors only, no line per request."""
-    protocol = functools.partial(H11WithHeaderDeadline, header_timeout=header_timeout)
+    opened) is closed, and one whose request body is not all there ``body_timeout`` seconds after
+    its headers is answered 408 and closed; a request that comes while ``max_connections``
+    connections are open (or requests in progress), its own included, is answered 503, so that at
+    most that many bodies of MAX_BODY bytes are read at once; warnings and errors only, no line per
+    request."""
+    protocol = functools.partial(H11WithDeadlines, header_timeout=header_timeout, body_timeout=body_timeout)
     return uvicorn.Server(uvicorn.Config(app, http=protocol, limit_concurrency=max_connections,
                                          log_level="warning", access_log=False))
 
 
-class H11WithHeaderDeadline(H11Protocol):
+class H11WithDeadlines(H11Protocol):
     """uvicorn's HTTP/1.1 protocol (h11) with a deadline for each request's headers, counted from
-    the connection's opening for its first request and from the first byte for the next ones; data
-    that trickles in does not restart it. uvicorn times only the wait between two requests of a
-    keep-alive connection (timeout_keep_alive) and stops that clock at the next request's first
-    byte: a client that sent part of a request line, or nothing, held its connection open for ever
-    (slowloris; issue 29, item 9). Used whether or not httptools is installed."""
+    the connection's opening for its first request and from the first byte for the next ones, and
+    one for its body, counted from the end of its headers; data that trickles in restarts neither.
+    uvicorn times only the wait between two requests of a keep-alive connection
+    (timeout_keep_alive) and stops that clock at the next request's first byte: a client that sent
+    part of a request line, or nothing, held its connection open for ever (slowloris; issue 29,
+    item 9), and so did one that sent its headers and then trickled its body, or stopped, whether
+    the app was reading that body or had answered without it. Used whether or not httptools is
+    installed."""
 
-    def __init__(self, *args, header_timeout: float, **kwargs):
+    def __init__(self, *args, header_timeout: float, body_timeout: float, **kwargs):
         super().__init__(*args, **kwargs)
-        self.header_timeout = header_timeout
+        self.header_timeout, self.body_timeout = header_timeout, body_timeout
         self.header_clock: asyncio.TimerHandle | None = None
+        self.body_clock: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
@@ -427,9 +437,14 @@ class H11WithHeaderDeadline(H11Protocol):
         super().data_received(data)
         if self.conn.their_state is not h11.IDLE:  # the headers are in (or the request was refused)
             self.stop_header_clock()
+        if self.conn.their_state is h11.SEND_BODY and self.body_clock is None:  # the headers are in, the body is not
+            self.body_clock = self.loop.call_later(self.body_timeout, self.body_too_slow)
+        elif self.conn.their_state is not h11.SEND_BODY:  # the body is in (or the request was refused)
+            self.stop_body_clock()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.stop_header_clock()
+        self.stop_body_clock()
         super().connection_lost(exc)
 
     def stop_header_clock(self) -> None:
@@ -437,9 +452,34 @@ class H11WithHeaderDeadline(H11Protocol):
             self.header_clock.cancel()
             self.header_clock = None
 
+    def stop_body_clock(self) -> None:
+        if self.body_clock is not None:
+            self.body_clock.cancel()
+            self.body_clock = None
+
     def headers_too_slow(self) -> None:
         """Close the connection, as uvicorn closes one idle past timeout_keep_alive: no response,
         since no request arrived to answer."""
         self.header_clock = None
         if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
             self.transport.close()
+
+    def body_too_slow(self) -> None:
+        """Answer 408 {"error": LINE} and close the connection, as uvicorn answers a malformed
+        request (send_400_response); the app is told that its client left, as when it does
+        (connection_lost): its wait for the body ends (Starlette's ClientDisconnect, `client_left`)
+        and its answer, if it makes one, goes nowhere. An app that has begun answering, or has
+        answered without reading the body, has its connection closed."""
+        self.body_clock = None
+        if self.conn.their_state is not h11.SEND_BODY or self.transport.is_closing():
+            return
+        if not self.cycle.response_started:
+            self.cycle.disconnected = True
+            self.cycle.message_event.set()
+            body = json.dumps({"error": f"the request body took over {self.body_timeout:g} seconds"}).encode()
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                       (b"connection", b"close")]
+            response = h11.Response(status_code=408, headers=headers, reason=HTTPStatus(408).phrase)
+            for event in (response, h11.Data(data=body), h11.EndOfMessage()):
+                self.transport.write(self.conn.send(event))
+        self.transport.close()
