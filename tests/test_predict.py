@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -178,6 +179,31 @@ def test_no_run_to_default_to(cli, tmp_path, monkeypatch):
     (tmp_path / "s.txt").write_text(STORY)
     monkeypatch.chdir(tmp_path)
     assert_one_line_error(cli("predict", "s.txt"), "no trained run under ./checkpoints")
+
+
+def test_a_run_of_one_model_per_task_answers_only_when_a_task_is_named(cli, trained_run, tmp_path, monkeypatch):
+    """Issue 28's walk: after the README's `train babi --task all`, `predict story.txt` stopped with
+    "holds one model per task", and `serve` answered every story with that run's task-1 model.
+    When no run is named, such a run is passed over, saying so, unless --task picks its model."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.txt").write_text(STORY)
+    joint = shutil.copytree(trained_run[0], tmp_path / "checkpoints" / "joint")
+    os.utime(joint / "config.json", (1, 1))  # older than the run of one model per task
+    per_task = tmp_path / "checkpoints" / "babi-task-all"
+    for task in ("qa1", "qa2"):
+        shutil.copytree(trained_run[0], per_task / task)
+    (per_task / "metrics.json").write_text(json.dumps({"tasks": []}))
+    result = cli("predict", "s.txt")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines()[0] == \
+        "using checkpoints/joint (checkpoints/babi-task-all: one model per task: pass --task N to use it)"
+    assert cli("predict", "s.txt", "--task", "1").stderr.splitlines()[0] == "using checkpoints/babi-task-all"
+    from memn2n_cli.qa.web import Runs
+
+    runs, note = Runs.find(None)
+    assert runs.default == "checkpoints/joint" and note == result.stderr.splitlines()[0]
+    assert [r["checkpoint"] for r in runs.listing()] == ["checkpoints/joint", "checkpoints/babi-task-all/qa1",
+                                                         "checkpoints/babi-task-all/qa2", "bundled"]  # all offered
 
 
 def test_only_a_finished_run_answers_when_none_is_named(cli, trained_run, tmp_path, monkeypatch):

@@ -233,11 +233,11 @@ def test_a_damaged_model_is_left_out_not_fatal(here, trained_run, caplog):
     group = here / "checkpoints" / "group"
     for task in ("qa1", "qa2"):
         shutil.copytree(trained_run[0], group / task)
-    (group / "metrics.json").write_text("{}")  # its summary: a finished run, the default
+    (group / "metrics.json").write_text("{}")  # its summary: a finished run (one model per task: not the default)
     with (group / "qa2" / "vocab.json").open("a") as vocab:
         vocab.write(" ")
     listed = [r["checkpoint"] for r in client().get("/api/runs").json()]
-    assert listed == ["checkpoints/group/qa1", "bundled"]
+    assert listed == ["bundled", "checkpoints/group/qa1"]
     assert "left out checkpoints/group/qa2: vocab.json" in caplog.text
 
 

@@ -32,7 +32,7 @@ def predict_command(
 
     raw, name = read_story_input(story)
     if checkpoint is None:
-        checkpoint, note = default_run()
+        checkpoint, note = default_run(task=task)
         print(note, file=sys.stderr)
     run = Path(checkpoint)
     kinds.for_run(run).predict(run, raw=raw, name=name, model_task=task, top_k=top_k, next_words=next_words,

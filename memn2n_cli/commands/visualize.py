@@ -34,7 +34,7 @@ def visualize(
     from memn2n_cli.qa.inference import default_run
 
     if checkpoint is None:
-        checkpoint, note = default_run()
+        checkpoint, note = default_run(task=task)
         print(note, file=sys.stderr)
     run = Path(checkpoint)
     kinds.for_run(run).visualize(run, story=story, hops=hops, memory_positions=memory_positions, model_task=task,

@@ -84,14 +84,19 @@ def is_qa_run(run: Path) -> bool:
 
 
 def default_run(roots: Sequence[Path] = (RUNS_DIR,), runs: list[Path] | None = None,
-                what: str = "run") -> tuple[Path, str]:
-    """The run to use when none is named, and how to say so: the first finished one of ``runs`` (by
-    default every run under ``roots``, the most recently written first), else the bundled joint bAbI
-    model. ``what`` names the kind of run ``runs`` holds, for that note."""
+                what: str = "run", task: int | None = None) -> tuple[Path, str]:
+    """The run to use when none is named, and how to say so: the first of ``runs`` (by default
+    every run under ``roots``, the most recently written first) that is finished and, unless a
+    ``task`` picks one of its models, holds one model (a run of one model per task is named and
+    passed over: its task-1 model would answer every kind of question), else the bundled joint
+    bAbI model. ``what`` names the kind of run ``runs`` holds, for that note."""
     runs = runs_under(roots) if runs is None else runs
-    unfinished = [run for run in runs if not is_finished(run)]
-    left_out = f" ({', '.join(map(str, unfinished))}: not finished, so not used unless named)" if unfinished else ""
-    runs = [run for run in runs if run not in unfinished]
+    passed = {run: "not finished, so not used unless named" for run in runs if not is_finished(run)}
+    if task is None:
+        passed.update({run: "one model per task: pass --task N to use it" for run in runs
+                       if run not in passed and len(model_dirs(run)) > 1})
+    left_out = "".join(f" ({run}: {why})" for run, why in passed.items())
+    runs = [run for run in runs if run not in passed]
     if runs:
         return runs[0], f"using {runs[0]}{left_out}"
     folders = " or ".join(str(root) if root.is_absolute() else f"./{root}" for root in roots)
