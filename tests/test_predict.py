@@ -196,7 +196,7 @@ def test_a_run_of_one_model_per_task_answers_only_when_a_task_is_named(cli, trai
     result = cli("predict", "s.txt")
     assert result.exit_code == 0, result.stderr
     assert result.stderr.splitlines()[0] == \
-        "using checkpoints/joint (checkpoints/babi-task-all: one model per task: pass --task N to use it)"
+        "using checkpoints/joint (checkpoints/babi-task-all: one model per task: pass --task N to use one)"
     assert cli("predict", "s.txt", "--task", "1").stderr.splitlines()[0] == "using checkpoints/babi-task-all"
     from memn2n_cli.qa.web import Runs
 

@@ -93,9 +93,10 @@ def default_run(roots: Sequence[Path] = (RUNS_DIR,), runs: list[Path] | None = N
     runs = runs_under(roots) if runs is None else runs
     passed = {run: "not finished, so not used unless named" for run in runs if not is_finished(run)}
     if task is None:
-        passed.update({run: "one model per task: pass --task N to use it" for run in runs
+        passed.update({run: "one model per task: pass --task N to use one" for run in runs
                        if run not in passed and len(model_dirs(run)) > 1})
-    left_out = "".join(f" ({run}: {why})" for run, why in passed.items())
+    left_out = "".join(f" ({', '.join(str(run) for run in passed if passed[run] == why)}: {why})"
+                       for why in dict.fromkeys(passed.values()))
     runs = [run for run in runs if run not in passed]
     if runs:
         return runs[0], f"using {runs[0]}{left_out}"
