@@ -3,9 +3,9 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN = $(VENV)/bin
 # Data the demo can get: the shared copy beside this checkout, else the upstream download, else
-# bAbI's 20 tasks from memn2n's own simulator (no network needed; a few seconds), written where every later command
-# finds it with no flag. Its first line says which it used (the failed download's own error, offline,
-# is not shown: it is no error here).
+# bAbI's 20 tasks from memn2n's own simulator (no network needed; a few seconds), written where
+# every later command finds it with no flag. After the set-up's line, a line says which it used
+# (the failed download's own error, offline, is not shown: it is no error here).
 SHARED_BABI = ../shared/data/babi/v1.2/en
 
 .PHONY: setup demo test

@@ -30,10 +30,10 @@ def serve(
     Type or paste a story (as `predict` reads a file) and see each question's answer, its top-k and
     the attention of every hop over the story's sentences, with the runs under ./checkpoints (or the
     folders of --runs) and the bundled model to choose from; a run finished while it serves is
-    offered too. Beside the page a JSON API: POST /api/predict answers as `predict --json`,
-    GET /api/runs lists the runs. --data-dir: where the random test stories come
-    from (default: the folder the run was trained on, else $MEMN2N_DATA_DIR or the download cache, else
-    memn2n's bAbI simulator)."""
+    offered too. Beside the page a JSON API: POST /api/predict answers as `predict --json`, GET
+    /api/runs lists the runs. --data-dir: where the random test stories come from (default: the
+    folder the run was trained on, else $MEMN2N_DATA_DIR or the download cache, else memn2n's bAbI
+    simulator)."""
     try:
         from memn2n_cli.qa import web
     except ModuleNotFoundError as e:
