@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -115,7 +116,11 @@ def test_a_diverged_run_stops_and_says_so(cli, small_ptb, tmp_path):
     assert state["epoch"] == 1 and state["finished"] and len(state["history"]) == 1
     assert not math.isfinite(state["history"][0]["valid_perplexity"])
     resumed = cli("train", "ptb", "--data-dir", small_ptb, *SMALL, "--max-epochs", "4", "--resume", out)
-    assert resumed.exit_code == 1 and json.loads((out / "state.json").read_text())["epoch"] == 1
+    # One line either way: diverged again (weights finite, costs past a float's range), or NaN weights refused.
+    assert resumed.exit_code in (1, 2) and "Traceback" not in resumed.stderr
+    assert re.match(f"error: {re.escape(str(out))}(/model.safetensors)?: (diverged|weights hold NaN)",
+                    resumed.stderr.strip().splitlines()[-1]), resumed.stderr
+    assert json.loads((out / "state.json").read_text())["epoch"] == 1
 
 
 def test_learning_rate_is_divided_when_validation_stops_improving():
