@@ -25,7 +25,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from serve_load import started  # noqa: E402  (a sibling script)
+from local_server import started  # noqa: E402  (a sibling script)
 
 MAX_BODY, MAX_QUESTIONS = 1_000_000, 1_000  # web.MAX_BODY, web.MAX_QUESTIONS
 SENTENCE, QUESTION = "Mary went to the kitchen.\n", "Where is Mary?\n"

@@ -23,16 +23,17 @@ import http.client
 import json
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 from urllib.parse import urlsplit
+
+sys.path.insert(0, str(Path(__file__).parent))
+from local_server import started  # noqa: E402  (a sibling script)
 
 README_STORY = ("Mary moved to the bathroom.\nJohn went to the hallway.\nWhere is Mary?\n"
                 "Mary travelled to the kitchen.\nWhere is Mary?\n\nDaniel went back to the office.\nWhere is Daniel?\n")
@@ -51,33 +52,6 @@ args = parser.parse_args()
 if args.url and args.repo:
     parser.error("--url asks a running server; --repo starts one")
 kinds = list(REQUESTS) if args.request == "both" else [args.request]
-
-
-@contextmanager
-def started(repo: Path):
-    """`python -m memn2n_cli serve --port 0` importing memn2n from ``repo``, in an empty folder: its URL."""
-    env = {k: v for k, v in os.environ.items() if k != "MEMN2N_DATA_DIR"} | {"PYTHONPATH": str(repo)}
-    where = subprocess.run([sys.executable, "-c", "import memn2n_cli; print(memn2n_cli.__file__)"], env=env,
-                           capture_output=True, text=True, cwd=tempfile.gettempdir())
-    if where.returncode != 0 or not Path(where.stdout.strip()).resolve().is_relative_to(repo):
-        sys.exit(f"--repo {repo}: memn2n_cli comes from {where.stdout.strip() or where.stderr.strip()}, not from there")
-    with tempfile.TemporaryDirectory() as folder:
-        log = Path(folder) / "stderr.txt"
-        with log.open("w") as stderr:
-            server = subprocess.Popen([sys.executable, "-m", "memn2n_cli", "serve", "--port", "0"], cwd=folder, env=env,
-                                      stdout=subprocess.DEVNULL, stderr=stderr)
-        try:
-            deadline = time.monotonic() + 120
-            while not (url := re.search(r"serving (http://\S+)", log.read_text())):
-                if server.poll() is not None or time.monotonic() > deadline:
-                    sys.exit(f"--repo {repo}: the server did not start:\n{log.read_text()}")
-                time.sleep(0.1)
-            yield url.group(1)
-        finally:
-            server.terminate()
-            server.wait(30)
-        if "Traceback" in log.read_text():
-            print(f"<!-- the server of {repo} logged a traceback:\n{log.read_text()}-->", file=sys.stderr)
 
 
 def load(url: str, clients: int) -> dict:
