@@ -324,6 +324,25 @@ def test_language_model_sweep_selects_by_validation_and_resumes(cli, small_ptb, 
     assert_one_line_error(cli(*other), "other settings")
 
 
+def test_a_language_model_sweep_writes_its_table_after_each_trial(small_ptb, tmp_path):
+    """A Table 2 sweep trains for days: results.json (and results.md, and so `memn2n plot`) is
+    written after each finished trial, not only when the command ends."""
+    from memn2n_cli.lm.sweep import LMSweepSpec, run_lm_sweep
+
+    out, seen = tmp_path / "sweep", []
+    spec = LMSweepSpec("ptb", restarts=1, seed=0, data_dir=str(small_ptb),
+                       grid={"hops": [1, 2], "dim": [16], "memory_size": [8], "batch_size": [32], "max_epochs": [1]})
+
+    def on_trial(result: dict, done: int, total: int) -> None:
+        rows = json.loads((out / "results.json").read_text())["rows"]
+        seen.append({row["configuration"]: row.get("valid_perplexity") for row in rows})
+        assert seen[-1][result["label"]] == result["valid_perplexity"]
+
+    run_lm_sweep(spec, out, on_trial=on_trial)
+    assert [sorted(k for k, v in table.items() if v is not None) for table in seen] == [["hops=1"], ["hops=1", "hops=2"]]
+    assert "hops=2" in (out / "results.md").read_text()
+
+
 @pytest.mark.slow
 def test_language_model_sweep_backends_agree(cli, small_ptb, tmp_path):
     """One process, a pool of two, and Ray with two workers train the same restarts."""

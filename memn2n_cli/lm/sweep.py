@@ -97,10 +97,10 @@ def run_lm_sweep(spec: LMSweepSpec, out: Path, backend: str = "local", workers: 
                  device: str | torch.device = "auto") -> dict:
     """Run every trial not yet finished in ``out`` (with ``only``, those of the configurations it
     names: a preset's cells one at a time) on ``device`` (on a GPU host, one worker per GPU;
-    ``workers`` counts CPU workers); returns the summary (also written as results.*), in which a
-    configuration not yet trained has no figures. ``on_trial(result, done, total)`` follows each
-    finished trial. ``out`` has this process as its one writer throughout (`writing`); each
-    trial's run, its trainer."""
+    ``workers`` counts CPU workers); returns the summary (also written as results.*, after each
+    finished trial), in which a configuration not yet trained has no figures. ``on_trial(result,
+    done, total)`` follows each finished trial. ``out`` has this process as its one writer
+    throughout (`writing`); each trial's run, its trainer."""
     with writing(out, "run the same `memn2n sweep` command (or memn2n.sweep call) again to go on from there"):
         return _run_lm_sweep(spec, out, backend, workers, on_trial, only, resolve_device(device))
 
@@ -112,9 +112,15 @@ def _run_lm_sweep(spec: LMSweepSpec, out: Path, backend: str, workers: int,
     results = {trial_file(out, t): read_trial(out, t, RESULT_FIELDS) for t in trials if trial_file(out, t).exists()}
     pending = [t for t in trials if trial_file(out, t) not in results and (only is None or t["label"] in only)]
 
+    def summary() -> dict:  # written after each trial: a long sweep's table and pictures as they fill in
+        done = summarize(spec, [results[trial_file(out, t)] for t in trials if trial_file(out, t) in results], out)
+        write_results(out, done)
+        return done
+
     def finished(result: dict) -> None:
         write_json(trial_file(out, result), result)  # marks the trial done
         results[trial_file(out, result)] = result
+        summary()
         if on_trial:
             on_trial(result, len(results), len(trials))
 
@@ -134,9 +140,7 @@ def _run_lm_sweep(spec: LMSweepSpec, out: Path, backend: str, workers: int,
     else:
         for trial in pending:
             finished(run_trial(asdict(spec), trial, runs, threads, device))
-    summary = summarize(spec, [results[trial_file(out, t)] for t in trials if trial_file(out, t) in results], out)
-    write_results(out, summary)
-    return summary
+    return summary()
 
 
 def summarize(spec: LMSweepSpec, results: list[dict], out: Path) -> dict:
