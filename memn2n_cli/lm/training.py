@@ -149,10 +149,10 @@ def fit_lm(model: MemN2NLM, corpus: Corpus, config: LMTrainConfig, state: LMStat
            on_progress: Callable[[dict], None] | None = None, kernel: bool | None = None, *,
            metrics: Callable[[dict], dict]) -> LMState:
     """Train from ``state`` until the learning rate falls below ``min_lr``, ``max_epochs``, the
-    weights diverge (`stops`) or ``max_steps``; checkpoint after each epoch, at ``max_steps`` and every ``checkpoint_every``
-    steps within an epoch (then ``on_progress`` with the epoch's progress and training perplexity
-    so far): a run killed loses at most that many steps, and resumes to the weights an
-    uninterrupted run reaches. ``kernel``: the step's engine, the compiled kernel's fused step
+    weights diverge (`stops`) or ``max_steps``; checkpoint after each epoch, at ``max_steps`` and
+    every ``checkpoint_every`` steps within an epoch (then ``on_progress`` with the epoch's
+    progress and training perplexity so far): a run killed loses at most that many steps, and
+    resumes to the weights an uninterrupted run reaches. ``kernel``: the step's engine, the compiled kernel's fused step
     (`lm_kernel.SGDStep`) or `PlainStep`; None: the kernel where it runs (one process on the CPU,
     a C compiler). ``metrics``: the task's, from summed counts {nll, tokens}."""
     rank, world = process_group()
@@ -314,7 +314,8 @@ def _train_lm(task: str, data_dir: Path, out: Path, model_config: dict, config: 
     if history is not None:
         history.close()
     return {"task": task, "epochs": state.epoch, "steps": state.steps, "lr": state.lr, "finished": state.finished,
-            "diverged": diverged(state.history), "train_seconds": state.seconds, "tokens_per_second": state.steps * config.batch_size / max(state.seconds, 1e-9),
+            "diverged": diverged(state.history), "train_seconds": state.seconds,
+            "tokens_per_second": state.steps * config.batch_size / max(state.seconds, 1e-9),
             "history": state.history, "run": str(out)}
 
 
