@@ -60,6 +60,33 @@ def test_predictions_agree_with_eval_on_the_test_file(trained_run, en_dir):
     assert error == pytest.approx(summary["tasks"][0]["test_error"])
 
 
+def test_a_story_is_answered_one_batch_at_a_time_as_predict_answers_it(trained_run, en_dir, monkeypatch):
+    """`memn2n predict` prints answers as they are computed: the first of the 1,000 test questions
+    comes after one forward pass (batches of 512), the rest after the second, and together they
+    are `predict`'s answers. Bad arguments are refused at once, not at the first answer."""
+    from memn2n_cli.errors import ArgumentError
+    from memn2n_cli.model import MemN2N
+    from memn2n_cli.recipes import qa as recipe
+
+    run, _ = trained_run
+    path = task_file(en_dir, 1, "test")
+    passes = []
+    forward = MemN2N.forward
+    monkeypatch.setattr(MemN2N, "forward", lambda self, *a, **k: passes.append(1) or forward(self, *a, **k))
+    answers = recipe.answer(run, raw=path.read_bytes(), name=str(path), model_task=None, top_k=3, next_words=None)
+    first = next(answers)
+    assert len(passes) == 1
+    streamed = [first, *answers]
+    assert len(passes) == 2
+    model, _, vocab = load_model(run)
+    whole = predict(model, vocab, read_file(path, 1))
+    assert len(streamed) == len(whole) == 1000
+    assert [(p.answer, p.probability, p.top, p.attention) for p in streamed] == \
+        [(p.answer, p.probability, p.top, p.attention) for p in whole]
+    with pytest.raises(ArgumentError):
+        recipe.answer(run, raw=path.read_bytes(), name=str(path), model_task=None, top_k=0, next_words=None)
+
+
 def test_stdin_and_file_give_the_same_output(cli, trained_run, test_stories, monkeypatch):
     from typer.testing import CliRunner
 

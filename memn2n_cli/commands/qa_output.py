@@ -44,17 +44,21 @@ def evaluate(run: Path, *, split: str, data_dir: Path | None, device: str, json_
 
 def predict(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: int, next_words: int | None,
             json_output: bool, device: str) -> None:
+    """Each answer printed as it is computed (a pipe gets the first before the story's last is
+    answered); the accuracy, where the story gives answers, after them on stderr."""
     predictions = recipe.answer(run, raw=raw, name=name, model_task=model_task, top_k=top_k, next_words=next_words,
                                 device=device)
+    judged = right = 0
     for p in predictions:
+        if p.correct is not None:
+            judged, right = judged + 1, right + p.correct
         if json_output:
             print(json.dumps(p.to_json()))
             continue
         verdict = "" if p.correct is None else "\tright" if p.correct else f"\twrong: {p.question.answer}"
         print(f"{p.question.text}\t{p.answer}\t{p.probability:.4f}{verdict}")
-    judged = [p.correct for p in predictions if p.correct is not None]
     if judged:
-        print(f"accuracy {100 * sum(judged) / len(judged):.1f}% ({sum(judged)}/{len(judged)})", file=sys.stderr)
+        print(f"accuracy {100 * right / judged:.1f}% ({right}/{judged})", file=sys.stderr)
 
 
 def visualize(run: Path, *, story: str | None, hops: bool, memory_positions: bool, model_task: int | None, sample: int, seed: int,

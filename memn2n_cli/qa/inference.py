@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,11 +128,17 @@ def choose_model(run: Path, task: int | None) -> tuple[MemN2N, dict, Vocabulary,
     return model, config, vocab, directories[0]
 
 
-@torch.no_grad()
-def predict(model: MemN2N, vocab: Vocabulary, questions: list[Question], top_k: int = 3,
-            batch_size: int = 512) -> list[Prediction]:
+def predict(model: MemN2N, vocab: Vocabulary, questions: list[Question], top_k: int = 3) -> list[Prediction]:
     """Answer each question from the sentences before it in its story, as in training, on the
     model's device."""
+    return list(predictions(model, vocab, questions, top_k))
+
+
+def predictions(model: MemN2N, vocab: Vocabulary, questions: list[Question], top_k: int = 3,
+                batch_size: int = 512) -> Iterator[Prediction]:
+    """`predict`'s answers one batch at a time, as they are computed: `memn2n predict` prints a
+    story of many questions as it answers it, holding one batch's attention, not every answer's.
+    The warnings on the questions as a whole come before the first answer."""
     memory_size = model.config.memory_size
     data = encode(questions, vocab, memory_size)
     sizes = data.memory_size.tolist()
@@ -148,9 +154,9 @@ def predict(model: MemN2N, vocab: Vocabulary, questions: list[Question], top_k: 
         log.warning("%d question(s) come after more sentences than the model's memory holds (%d): "
                     "only the most recent %d were used", longer, memory_size, memory_size)
     model.eval()
-    predictions = []
     for index in torch.arange(len(data)).split(batch_size):
-        out = model(**make_batch(data, index.to(data.answer.device)))
+        with torch.no_grad():
+            out = model(**make_batch(data, index.to(data.answer.device)))
         probabilities = torch.softmax(out.logits, -1)
         best = probabilities.topk(min(top_k, probabilities.shape[-1]), -1)
         values, indices, attentions = best.values.tolist(), best.indices.tolist(), out.attention.cpu()  # to the host once
@@ -159,9 +165,7 @@ def predict(model: MemN2N, vocab: Vocabulary, questions: list[Question], top_k: 
             top = [(vocab.answers[i], p) for p, i in zip(values[row], indices[row])]
             # Slot 0 is the most recent sentence: flip the filled slots to story order.
             attention = attentions[row, :, :size].flip(-1).tolist()
-            predictions.append(Prediction(q, top[0][0], top[0][1], top, list(range(len(q.story) - size, len(q.story))),
-                                          attention))
-    return predictions
+            yield Prediction(q, top[0][0], top[0][1], top, list(range(len(q.story) - size, len(q.story))), attention)
 
 
 def bundled_knows(vocab: Vocabulary, words) -> bool:
@@ -220,11 +224,16 @@ class QARun:
         with questions ending in '?', the numbered format, or JSON lines), or questions already
         read. Each prediction has the answer, its probability, the ``top_k`` answers and the
         attention of every hop over the sentences in memory."""
+        return list(self.answers(story, top_k))
+
+    def answers(self, story: str | list[Question], top_k: int = 3) -> Iterator[Prediction]:
+        """`answer`'s predictions one batch at a time, as they are computed (the story and
+        ``top_k`` are checked at once, not when the first is asked for)."""
         check_top_k(top_k)
         questions = self.read(story.encode(), "<story>") if isinstance(story, str) else list(story)
         if not questions or not all(isinstance(q, Question) for q in questions):
             raise ArgumentError("story", "{} must be a story's text or a list of one or more Questions")
-        return predict(self.model, self.vocab, questions, top_k)
+        return predictions(self.model, self.vocab, questions, top_k)
 
     def evaluate(self, split: str = "test", data_dir: str | Path | None = None, device: str = "auto") -> dict:
         """Error per task on ``split`` of the data it was trained on (or ``data_dir``), as `memn2n eval`."""

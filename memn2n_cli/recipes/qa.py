@@ -46,12 +46,13 @@ def evaluate(run: Path, *, split: str, data_dir: Path | None, device: str) -> di
 
 def answer(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: int, next_words: int | None,
            device: str = "auto"):
-    """The predictions of ``run``'s model for every question of a story file's bytes."""
+    """The predictions of ``run``'s model for every question of a story file's bytes, one batch at
+    a time as they are computed (everything is checked before the first)."""
     from memn2n_cli.qa.inference import QARun
 
     refuse({"next_words": next_words}, LM_ONLY, "a language model")
     loaded = QARun.load(run, model_task, device)
-    return loaded.answer(loaded.read(raw, name), top_k)
+    return loaded.answers(loaded.read(raw, name), top_k)
 
 
 def attention(run: Path, *, story: tuple[bytes, str] | None, model_task: int | None, sample: int, seed: int,
