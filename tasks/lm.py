@@ -63,6 +63,7 @@ def resolve_data_dir(task: str, given: Path | None, must_exist: bool = True) -> 
     if given is not None:
         if not given.is_dir():
             raise UserError(f"no {task} data: {how_to_get(task)}", given)
+        check_data_files(task, given)  # before a sweep writes its folder, or a training its run
         data_dir = given
     elif all(path.is_file() for path in _data_files(task, downloaded)):
         data_dir = downloaded
@@ -81,6 +82,13 @@ def _data_files(task: str, data_dir: Path) -> list[Path]:
     from tasks import get_task
 
     return get_task(task).data_files(data_dir)
+
+
+def check_data_files(task: str, data_dir: Path) -> None:
+    """A UserError naming the first of the task's files that ``data_dir`` lacks, and how to get it."""
+    for path in _data_files(task, data_dir):
+        if not path.is_file():
+            raise UserError(f"missing {path.name} ({task} data): {how_to_get(task)}", path)
 
 
 def how_to_get(task: str) -> str:
@@ -190,10 +198,9 @@ class PennTreebank(LanguageModelTask):
     def load(self, data_dir: Path) -> Corpus:
         import datasets
 
+        check_data_files(self.name, data_dir)
         files = dict(zip(SPLITS, self.data_files(data_dir)))
         for path in files.values():
-            if not path.is_file():
-                raise UserError(f"missing Penn Treebank file {path.name}: {how_to_get(self.name)}", path)
             read_lines(path)  # a binary, empty or non-UTF-8 file is one clear error, before `datasets` reads it
         datasets.disable_progress_bars()
         text = datasets.load_dataset("text", data_files={k: str(v) for k, v in files.items()}, cache_dir=str(cache_dir()))
@@ -234,9 +241,8 @@ class Text8(LanguageModelTask):
     def load(self, data_dir: Path) -> Corpus:
         import datasets
 
+        check_data_files(self.name, data_dir)
         path = self.data_files(data_dir)[0]
-        if not path.is_file():
-            raise UserError("missing text8 file (run `memn2n data download text8` or pass --data-dir)", path)
         datasets.disable_progress_bars()
         pieces = datasets.DatasetDict({split: datasets.Dataset.from_generator(
             _text8_chunks, gen_kwargs={"path": str(path), "split": split, "sizes": self.SPLIT_CHARS},

@@ -185,7 +185,7 @@ def test_zero_is_an_option_value_not_the_default(cli, small_ptb, tmp_path):
 def test_language_model_bad_input(cli, tmp_path, small_ptb):
     assert_one_line_error(cli("train", "ptb", "--data-dir", tmp_path), "ptb.train.txt")
     assert_one_line_error(cli("train", "ptb", "--data-dir", small_ptb, "--dim", "10", "--linear-dim", "20"), "--linear-dim")
-    assert_one_line_error(cli("train", "text8", "--data-dir", tmp_path), "missing text8 file")
+    assert_one_line_error(cli("train", "text8", "--data-dir", tmp_path), "missing text8 (text8 data)")
 
 
 @pytest.mark.slow
@@ -381,6 +381,18 @@ def test_language_model_sweep_backends_agree(cli, small_ptb, tmp_path):
 ])
 def test_language_model_sweep_bad_options(cli, small_ptb, tmp_path, args, fragment):
     assert_one_line_error(cli("sweep", "ptb", "--data-dir", small_ptb, "--out", tmp_path / "s", *args), fragment)
+
+
+def test_a_sweep_on_a_folder_without_the_corpus_writes_nothing_and_the_right_folder_then_runs(cli, small_ptb, tmp_path):
+    """A data folder lacking a file is refused before the sweep's folder is made: a sweep.json
+    left behind would refuse the same --out with the right folder as "other settings"."""
+    out, empty = tmp_path / "s", tmp_path / "empty"
+    empty.mkdir()
+    assert_one_line_error(cli("sweep", "ptb", "--data-dir", empty, "--out", out), "missing ptb.train.txt (ptb data)")
+    assert not out.exists()
+    done = cli("sweep", "ptb", "--data-dir", small_ptb, "--out", out, "--restarts", "1", "--max-epochs", "1",
+               "--batch-size", "64", "--dim", "10", "--memory-size", "5", "--workers", "1", "--json")
+    assert done.exit_code == 0, done.stderr
 
 
 def test_table2_preset_is_the_papers_twelve_configurations_named_by_what_sets_them_apart():

@@ -69,7 +69,7 @@ def test_train_ptb_without_data_says_which_files_and_where_to_get_them(cli, tmp_
                           "ptb.train.txt, ptb.valid.txt and ptb.test.txt",
                           "`memn2n data download ptb`", "`memn2n data generate ptb`")
     assert_one_line_error(cli("train", "ptb", "--data-dir", tmp_path, "--out", tmp_path / "run"),
-                          "missing Penn Treebank file ptb.train.txt", "`memn2n data download ptb`")
+                          "missing ptb.train.txt (ptb data)", "`memn2n data download ptb`")
 
 
 def test_train_ptb_finds_the_download_first_and_the_generated_stand_in_else_and_says_which(cli, tmp_path, monkeypatch):
