@@ -187,6 +187,7 @@ def lm_settings(chosen: dict) -> tuple[dict, LMTrainConfig]:
 
 
 SPLITS = ("train", "valid", "test")  # the data splits of every task
+NEXT_WORDS = 10  # the words a language model adds to a prompt (`predict --next`, `LMRun.continue_text`)
 
 
 def check_split(split: str) -> None:

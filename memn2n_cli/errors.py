@@ -82,9 +82,13 @@ class DiskFull(OSError):
 FULL_DISK = (errno.ENOSPC, errno.EDQUOT)  # no space left, or the user's quota used up
 
 
+FLAGS = {"next_words": "--next", "model_task": "--task"}  # the options whose flag is not their name
+
+
 def flag(field: str) -> str:
-    """The command-line flag of a config field: ``random_noise`` -> ``--random-noise``."""
-    return "--" + field.replace("_", "-")
+    """The command-line flag of a config field or option: ``random_noise`` -> ``--random-noise``,
+    ``next_words`` -> ``--next`` (`FLAGS`)."""
+    return FLAGS.get(field) or "--" + field.replace("_", "-")
 
 
 _KINDS = {"int": ((int,), "a whole number"), "float": ((int, float), "a number"), "bool": ((bool,), "true or false"),

@@ -161,6 +161,7 @@ def _write_task(folder, train: bytes, test: bytes = b"1 Mary went home.\n2 Where
     (["train", "babi", "--seed", "1180591620717411303424"], ["--seed must be at most 18,446,744,073,709,551,615"]),
     (["train", "babi", "--linear-dim", "5"], ["--linear-dim is an option of a language model"]),
     (["train", "ptb", "--encoding", "bow"], ["--encoding is an option of question answering"]),
+    (["predict", "-", "-c", "bundled", "--next", "3"], ["--next is an option of a language model"]),
     (["train", "ptb", "--task", "2"], ["--task and --joint are options of question answering"]),
     (["train", "ptb", "--dim", "8", "--linear-dim", "9"], ["--linear-dim 9 is more than --dim 8"]),
 ])

@@ -233,6 +233,8 @@ def test_predict_continues_a_prompt(cli, small_lm, tmp_path):
     assert "zyzzyva" in result.stderr and result.stderr.count("never saw") == 1
     plain = cli("predict", tmp_path / "prompt.txt", "-c", small_lm, "--next", "4")
     assert plain.stdout.split() == [n["word"] for n in record["next"]]
+    assert_one_line_error(cli("predict", tmp_path / "prompt.txt", "-c", small_lm, "--task", "1"),
+                          "--task is an option of question answering")  # the flag as typed, not the field's name
 
 
 def test_a_short_prompt_is_read_after_the_last_words_of_the_training_text():

@@ -5,6 +5,8 @@ from typing import Annotated
 
 import typer
 
+from memn2n_cli.errors import FLAGS
+
 DataDir = Annotated[Path | None, typer.Option(
     "--data-dir", help="The task's data folder (bAbI: qaN_*_{train,test}.txt, default $MEMN2N_DATA_DIR, else the "
                        "download cache; jsonl: train.jsonl and test.jsonl; ptb: ptb.{train,valid,test}.txt).")]
@@ -14,7 +16,7 @@ Checkpoint = Annotated[Path | None, typer.Option(
     "--checkpoint", "-c",
     help="Run directory. [default: the newest under ./checkpoints, else the model that comes with memn2n]")]
 ModelTask = Annotated[int | None, typer.Option(
-    "--task", help="For a run of one model per task: the task whose model answers.")]
+    FLAGS["model_task"], help="For a run of one model per task: the task whose model answers.")]
 StoryFile = Annotated[str, typer.Argument(
     metavar="STORY", help="Story file: plain text (a line ending in '?' is a question, a blank line starts a new "
                           "story), the numbered bAbI format or JSON lines, answers optional; - reads stdin.")]

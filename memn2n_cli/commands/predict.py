@@ -10,6 +10,8 @@ import typer
 
 from memn2n_cli.commands.app import app, command
 from memn2n_cli.commands.options import Checkpoint, Device, ModelTask, StoryFile
+from memn2n_cli.configs import NEXT_WORDS
+from memn2n_cli.errors import FLAGS
 
 
 @app.command("predict")
@@ -19,7 +21,8 @@ def predict_command(
     checkpoint: Checkpoint = None,
     task: ModelTask = None,
     top_k: Annotated[int, typer.Option(help="Alternatives listed with --json.")] = 3,
-    next_words: Annotated[int | None, typer.Option("--next", min=1, help="Language-model runs: words to add to the prompt. [default: 10]")] = None,
+    next_words: Annotated[int | None, typer.Option(FLAGS["next_words"], min=1, help="Language-model runs: words to add to "
+                                                                                 f"the prompt. [default: {NEXT_WORDS}]")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object per question (JSON lines) on "
                                                             "stdout; a language model's, one for the prompt.")] = False,
     device: Device = "auto",

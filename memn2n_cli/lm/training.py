@@ -29,7 +29,7 @@ from torch import Tensor
 from memn2n_cli.lm import kernel as lm_kernel
 from memn2n_cli.checkpoint import (CONFIG_FILE, STATE_FILE, config_from, file_checksums, language_model_files,
                                    load_language_model, new_run_config, read_lm_state, run_data_dir, write_run, writing)
-from memn2n_cli.configs import LMConfig, LMTrainConfig, check_split
+from memn2n_cli.configs import NEXT_WORDS, LMConfig, LMTrainConfig, check_split
 from memn2n_cli.devices import backend_for, rank_device, resolve_device, sums_device, under_torchrun
 from memn2n_cli.errors import ConfigError, UserError, at_least, of_types
 from memn2n_cli.history import HISTORY_FILE, History
@@ -410,7 +410,7 @@ class LMRun:
         """The registered task the model was trained on: its tokenizer reads prompts."""
         return get_task(self.config["task"])
 
-    def continue_text(self, prompt: str, count: int = 10) -> list[tuple[str, float]]:
+    def continue_text(self, prompt: str, count: int = NEXT_WORDS) -> list[tuple[str, float]]:
         """The ``count`` most likely next words after ``prompt``, one at a time, with their probabilities."""
         words = self.task.tokenize(prompt)
         if not words:

@@ -12,10 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from memn2n_cli.configs import NEXT_WORDS
 from memn2n_cli.errors import UserError
 from memn2n_cli.recipes.options import QA_ONLY, check_backend, check_preset, given, refuse
-
-NEXT_WORDS = 10  # `predict --next`
 
 
 def load(path: Path, task: int | None = None):
