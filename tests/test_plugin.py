@@ -84,6 +84,8 @@ def test_a_plugin_tokenizes_and_measures_through_every_command(cli, hyphen_task,
     assert summary["tasks"][0]["long_answer_error"] == pytest.approx(row["long_answer_error"])  # train's summary too
     table = cli("eval", run)
     assert "long_answer_error" in table.stdout and f"{row['long_answer_error']:.1f}" in table.stdout
+    task_row = next(line for line in table.stdout.splitlines() if f"{row['test_error']:.1f}" in line)
+    assert task_row.split("│")[1].strip() == "hyphen-qa"  # the task's name, not its own figure's
     # predict: a story of its own, hyphenated, read with the task's tokenizer.
     (tmp_path / "story.txt").write_text("mary-moved-to-the-kitchen.\nwhere-is-mary?\n")
     story = cli("predict", tmp_path / "story.txt", "-c", run, "--json")

@@ -32,8 +32,8 @@ def results_table(summary: dict, splits: tuple[str, ...]) -> Table:
         table.add_column(f"Hop {k + 1}\non support", justify="right")
     if hops:
         table.add_column("Any hop\non support", justify="right")
-    for name in own:
-        table.add_column(name, justify="right", no_wrap=True, min_width=len(name))
+    for figure in own:
+        table.add_column(figure, justify="right", no_wrap=True, min_width=len(figure))
     for row in summary["tasks"]:
         ok = row[main] <= PASS_ERROR
         attention = [f"{x:.0f}" for x in row.get("attention_on_support", [])]
@@ -41,7 +41,7 @@ def results_table(summary: dict, splits: tuple[str, ...]) -> Table:
             attention.append(f"{row['attention_on_support_any']:.0f}")
         table.add_row(name or str(row["task"]), *(f"{row[f'{s}_error']:.1f}" if f"{s}_error" in row else "-" for s in splits),
                       "[green]yes[/]" if ok else "[red]no[/]", *attention,
-                      *(f"{row[name]:.1f}" if name in row else "-" for name in own))
+                      *(f"{row[figure]:.1f}" if figure in row else "-" for figure in own))
     table.add_section()
     table.add_row("Mean", *([""] * (len(splits) - 1)), f"{summary[f'mean_{main}']:.1f}", "")
     table.add_row("Failed", *([""] * (len(splits) - 1)), str(summary["failed_tasks"]), f"(> {PASS_ERROR:g}%)")
