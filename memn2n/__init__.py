@@ -16,6 +16,7 @@ or ConfigError, by the same rules the command line applies.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from memn2n_cli import __version__
@@ -41,11 +42,20 @@ def train(task: str, out: str | Path, *, data_dir: str | Path | None = None, tas
     from memn2n_cli import recipes
     from memn2n_cli.checkpoint import check_new_run
 
-    out = Path(out)
+    out = _folder(out, "out")
     check_new_run(out, resume)
-    return recipes.for_task(task).fit(task, tasks=_task_list(tasks), joint=joint,
-                                      data_dir=None if data_dir is None else Path(data_dir), out=out, resume=resume,
-                                      device=device, options=options)
+    return recipes.for_task(task).fit(task, tasks=_task_list(tasks), joint=joint, data_dir=_folder(data_dir, "data_dir", optional=True),
+                                      out=out, resume=resume, device=device, options=options)
+
+
+def _folder(value, name: str, optional: bool = False) -> Path | None:
+    """``name=``'s folder as a Path (with ``optional``, None stays None): an ArgumentError for what
+    names no folder, such as a loaded run (its folder is ``run.path``)."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        raise ArgumentError(name, f"{{}} must be a folder's path (a str or Path), not a {type(value).__name__}")
+    return Path(value)
 
 
 def _task_list(tasks) -> list[str]:
@@ -65,7 +75,8 @@ def load(path: str | Path, task: int | None = None):
     ``task``: for a run of one model per task, whose model to load."""
     from memn2n_cli import recipes
 
-    return recipes.for_run(Path(path)).load(Path(path), task)
+    path = _folder(path, "path")
+    return recipes.for_run(path).load(path, task)
 
 
 def evaluate(run: str | Path, split: str = "test", *, data_dir: str | Path | None = None, device: str = "auto") -> dict:
@@ -75,8 +86,8 @@ def evaluate(run: str | Path, split: str = "test", *, data_dir: str | Path | Non
     from memn2n_cli.configs import check_split
 
     check_split(split)  # before the run is read
-    return recipes.for_run(Path(run)).evaluate(Path(run), split=split, device=device,
-                                               data_dir=None if data_dir is None else Path(data_dir))
+    run = _folder(run, "run")
+    return recipes.for_run(run).evaluate(run, split=split, device=device, data_dir=_folder(data_dir, "data_dir", optional=True))
 
 
 def answer(run: str | Path, story: str, *, task: int | None = None, top_k: int = 3, next_words: int | None = None,
@@ -86,8 +97,9 @@ def answer(run: str | Path, story: str, *, task: int | None = None, top_k: int =
     language model's next words after the prompt ({prompt, next})."""
     from memn2n_cli import recipes
 
-    return recipes.for_run(Path(run)).answer(Path(run), raw=story.encode(), name="<story>", model_task=task,
-                                             top_k=top_k, next_words=next_words, device=device)
+    run = _folder(run, "run")
+    return recipes.for_run(run).answer(run, raw=story.encode(), name="<story>", model_task=task, top_k=top_k,
+                                       next_words=next_words, device=device)
 
 
 def sweep(task: str, out: str | Path, *, grid: dict[str, list] | None = None, tasks: list[int | str] | None = None,
@@ -106,7 +118,7 @@ def sweep(task: str, out: str | Path, *, grid: dict[str, list] | None = None, ta
     fixed = {k: [v] for k, v in options.items()}
     spec = recipe.sweep_spec(task, tasks=_task_list(tasks), grid={**(grid or {}), **fixed},
                              restarts=restarts, joint=joint, preset=preset, column=list(columns or []), select=select,
-                             seed=seed, data_dir=None if data_dir is None else Path(data_dir))
+                             seed=seed, data_dir=_folder(data_dir, "data_dir", optional=True))
     # A language model's preset trains the columns named now (its cells); bAbI's spec holds them.
     now = {"only": list(columns)} if recipe is lm and columns else {}
-    return recipe.sweep(spec, Path(out), backend=backend, workers=workers, on_trial=on_trial, device=device, **now)
+    return recipe.sweep(spec, _folder(out, "out"), backend=backend, workers=workers, on_trial=on_trial, device=device, **now)

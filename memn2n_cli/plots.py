@@ -18,19 +18,19 @@ Nothing here imports Typer or Rich; commands/plot.py renders the terminal view.
 
 from __future__ import annotations
 
+import io
 import math
 import textwrap
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from memn2n_cli.checkpoint import model_dirs, read_config, read_json
+from memn2n_cli.checkpoint import model_dirs, read_config, read_json, run_directory, write_files
 from memn2n_cli.errors import ArgumentError, UserError
 from memn2n_cli.history import is_epoch_line, read_history
-from memn2n_cli.sweeps import SPEC_FILE
+from memn2n_cli.sweeps import RESULTS_FILE, SPEC_FILE
 from tasks import get_task
 
-RESULTS_FILE = "results.json"  # a sweep's results, written once its trials are done
 PICTURE_SUFFIXES = (".png", ".svg")
 DPI = 150  # a PNG's pixels per inch; an SVG's size is in points (72 an inch)
 ONE_MODEL = (8.0, 5.5)  # inches: a run of one model
@@ -124,7 +124,9 @@ def is_sweep(path: Path) -> bool:
 
 
 def read_plot(path: Path) -> RunPlot | TablePlot | TrendPlot:
-    """What `draw` draws for the run or sweep in ``path``; a UserError for anything else."""
+    """What `draw` draws for the run or sweep in ``path`` (``bundled``: the model that comes with
+    memn2n, as everywhere a run is named); a UserError for anything else."""
+    path = run_directory(path)
     if not path.is_dir():
         raise UserError("no such run or sweep directory", path)
     return read_sweep(path) if is_sweep(path) else read_run(path)
@@ -305,17 +307,12 @@ def new_figure(size: tuple[float, float], layout: str | None = "constrained"):
 
 
 def save_figure(figure, out: Path) -> None:
-    """Write ``figure`` to ``out``, a PNG or an SVG by its suffix."""
+    """Write ``figure`` to ``out``, a PNG or an SVG by its suffix, whole or not at all (a picture
+    being redrawn is never half a file)."""
     check_picture_path(out)
-    figure.savefig(out, format=out.suffix.lower().lstrip("."), dpi=DPI)
-
-
-def plot(path: Path, out: Path):
-    """Draw the run or sweep in ``path`` into ``out`` (.png or .svg); returns the figure."""
-    check_picture_path(out)
-    figure = draw(read_plot(path))
-    save_figure(figure, out)
-    return figure
+    picture = io.BytesIO()
+    figure.savefig(picture, format=out.suffix.lower().lstrip("."), dpi=DPI)
+    write_files(out.parent, {out.name: picture.getvalue()})
 
 
 def draw(data: RunPlot | TablePlot | TrendPlot):

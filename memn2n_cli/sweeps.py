@@ -7,7 +7,9 @@ memn2n_cli/lm/sweep.py."""
 
 from __future__ import annotations
 
+import csv
 import ctypes
+import io
 import itertools
 import json
 import os
@@ -20,11 +22,12 @@ from typing import Callable
 
 import torch
 
-from memn2n_cli.checkpoint import read_json, write_json
+from memn2n_cli.checkpoint import json_bytes, read_json, write_files, write_json
 from memn2n_cli.devices import worker_devices
 from memn2n_cli.errors import UserError
 
 SPEC_FILE, TRIALS = "sweep.json", "trials"
+RESULTS_FILE = "results.json"  # a sweep's results: everything; results.csv and results.md beside it
 RESTARTS = 10  # Sec. 4.2: each training repeated 10 times, the best kept (Table 2 likewise)
 
 
@@ -170,6 +173,16 @@ def start_ray():
     if not ray.is_initialized():
         ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=False)  # a cluster if one is set, else local
     return ray
+
+
+def write_results(out: Path, summary: dict, csv_rows: list[list], markdown: str) -> None:
+    """A sweep's results.json (``summary``), results.csv (``csv_rows``, the header first) and
+    results.md (``markdown``), each written whole or not at all (a sweep stopped while writing
+    them leaves the last ones)."""
+    table = io.StringIO()
+    csv.writer(table, lineterminator="\n").writerows(csv_rows)
+    write_files(out, {RESULTS_FILE: json_bytes(summary), "results.csv": table.getvalue().encode(),
+                      "results.md": markdown.encode()})
 
 
 def folder(out: Path, label: str) -> Path:

@@ -77,15 +77,16 @@ def corpus(train: int, test: int, task_ids: list[int], seed: int) -> dict[str, l
 
 
 def write_corpus(out: Path, train: int, test: int, task_ids: list[int], seed: int) -> dict[str, list[str]]:
-    """Write ptb.{train,valid,test}.txt and GENERATED.md into ``out``; the lines written, by split."""
+    """Write ptb.{train,valid,test}.txt and GENERATED.md into ``out``, all or none; the lines written, by split."""
+    from memn2n_cli.checkpoint import write_files
+
     written = corpus(train, test, task_ids, seed)
     out.mkdir(parents=True, exist_ok=True)
-    for split, split_lines in written.items():
-        (out / f"ptb.{split}.txt").write_text("".join(split_lines), encoding="utf-8")
+    files = {f"ptb.{split}.txt": "".join(split_lines).encode() for split, split_lines in written.items()}
     sizes = ", ".join(f"{split} {len(ls):,} lines ({sum(len(line.split()) for line in ls):,} words)"
                       for split, ls in written.items())
     tasks = "all 20" if sorted(task_ids) == list(range(1, 21)) else ", ".join(map(str, task_ids))
-    (out / MARKER).write_text(
+    files[MARKER] = (
         "# Not the Penn Treebank\n\n"
         "Sentences of memn2n's bAbI simulator (tasks/babi_generator), written in the format of Mikolov's\n"
         "Penn Treebank files (ptb.train.txt, ptb.valid.txt, ptb.test.txt) so that the language-model\n"
@@ -94,7 +95,8 @@ def write_corpus(out: Path, train: int, test: int, task_ids: list[int], seed: in
         "written <unk>. Perplexities measured on it say nothing about the paper's Table 2.\n\n"
         f"Written by `memn2n data generate ptb` (tasks/ptb_generator.py): seed {seed}, bAbI tasks {tasks}.\n"
         f"{sizes}.\nThe same seed writes the same bytes.\n\n"
-        "The real corpus: `memn2n data download ptb`.\n", encoding="utf-8")
+        "The real corpus: `memn2n data download ptb`.\n").encode()
+    write_files(out, files)  # the marker last: a folder without it is not taken for a finished stand-in
     return written
 
 

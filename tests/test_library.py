@@ -40,6 +40,12 @@ def test_load_gives_the_handle_of_the_runs_kind(trained_run):
     stories = "1 Mary went to the hallway.\n2 Where is Mary?\thallway\t1\n"
     assert [p.correct for p in run.answer(stories)] == [True]
     assert run.evaluate("test")["tasks"][0]["test_error"] == trained_run[1]["tasks"][0]["test_error"]
+    answered = memn2n.answer(trained_run[0], stories)  # a list, as predict prints them all, not a one-pass stream
+    assert isinstance(answered, list) and [p.answer for p in answered] == [p.answer for p in run.answer(stories)]
+    for call, name in ((lambda: memn2n.answer(run, stories), "run"), (lambda: memn2n.evaluate(run), "run"),
+                       (lambda: memn2n.load(run), "path"), (lambda: memn2n.train("babi", 7), "out")):
+        with pytest.raises(memn2n.ArgumentError, match=f"^{name}= must be a folder's path .* not a (QARun|int)$"):
+            call()  # the loaded run, not its folder (run.path): one clear line, not a TypeError
 
 
 def test_library_errors_name_the_field(tmp_path, en_dir):

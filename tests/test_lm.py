@@ -112,6 +112,7 @@ def test_a_diverged_run_stops_and_says_so(cli, small_ptb, tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith(
         f"error: {out}: diverged in epoch 1 (validation perplexity not finite) and stopped")
     assert "Traceback" not in result.stderr
+    assert result.stdout.startswith("ptb: 1 epochs,") and "diverged" in result.stdout and "finished" not in result.stdout
     state = json.loads((out / "state.json").read_text())
     assert state["epoch"] == 1 and state["finished"] and len(state["history"]) == 1
     assert not math.isfinite(state["history"][0]["valid_perplexity"])

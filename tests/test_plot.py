@@ -170,6 +170,17 @@ def cell_colours(figure, picture, rows: int, columns: int) -> dict[tuple[int, in
 
 
 @needs_matplotlib
+def test_bundled_names_the_model_that_comes_with_memn2n_as_everywhere(cli, tmp_path, monkeypatch):
+    from memn2n_cli.checkpoint import BUNDLED_RUN
+
+    monkeypatch.chdir(tmp_path)  # no folder named bundled here
+    result = cli("plot", "bundled")
+    assert result.exit_code == 0, result.stderr
+    assert "train error" in result.stdout
+    named, bundled = plots.read_plot(Path("bundled")), plots.read_plot(BUNDLED_RUN)
+    assert [c.values for m in named.models for c in m.curves] == [c.values for m in bundled.models for c in m.curves]
+
+
 def test_a_babi_sweep_as_a_heatmap_whose_colours_follow_the_errors(cli, babi_sweep, tmp_path):
     data = plots.read_plot(babi_sweep)
     assert data.columns == ["BoW", "PE"] and data.rows == ["task 1", "task 4", "mean"]
@@ -177,7 +188,8 @@ def test_a_babi_sweep_as_a_heatmap_whose_colours_follow_the_errors(cli, babi_swe
     assert data.paper == [[0.6, 0.1], [32.0, 3.8], [16.3, pytest.approx(1.95)]]  # means over the two tasks
     assert data.failed == [(2, 1), (1, 0)]
     out = tmp_path / "table1.png"
-    figure = plots.plot(babi_sweep, out)
+    figure = plots.draw(plots.read_plot(babi_sweep))
+    plots.save_figure(figure, out)
     picture = png(out)
     assert picture.shape == (round(150 * (1.9 + 0.42 * 3)), round(150 * (2.4 + 1.25 * 2)), 4)
     colours = cell_colours(figure, picture, 3, 2)
@@ -269,7 +281,8 @@ def test_table_2_trends_hops_at_memory_100_and_memory_at_6_hops(cli, tmp_path):
         "memory_size", {"hops": 6}, [25, 50, 75, 100, 125, 150])
     assert data.left_out == ["7 hops, memory 200"]
     assert [(p.test, p.paper_test) for p in hops.points[:2]] == [(None, 121), (140.0, 122)]
-    figure = plots.plot(out, tmp_path / "table2.svg")
+    figure = plots.draw(plots.read_plot(out))
+    plots.save_figure(figure, tmp_path / "table2.svg")
     assert svg_size(tmp_path / "table2.svg") == ("720pt", "288pt")
     ours = next(line for line in figure.axes[1].get_lines() if line.get_label() == "ours, test")
     paper = next(line for line in figure.axes[1].get_lines() if line.get_label() == "paper, test")

@@ -73,7 +73,7 @@ def test_a_story_is_answered_one_batch_at_a_time_as_predict_answers_it(trained_r
     passes = []
     forward = MemN2N.forward
     monkeypatch.setattr(MemN2N, "forward", lambda self, *a, **k: passes.append(1) or forward(self, *a, **k))
-    answers = recipe.answer(run, raw=path.read_bytes(), name=str(path), model_task=None, top_k=3, next_words=None)
+    answers = recipe.answers(run, raw=path.read_bytes(), name=str(path), model_task=None, top_k=3, next_words=None)
     first = next(answers)
     assert len(passes) == 1
     streamed = [first, *answers]
@@ -84,7 +84,7 @@ def test_a_story_is_answered_one_batch_at_a_time_as_predict_answers_it(trained_r
     assert [(p.answer, p.probability, p.top, p.attention) for p in streamed] == \
         [(p.answer, p.probability, p.top, p.attention) for p in whole]
     with pytest.raises(ArgumentError):
-        recipe.answer(run, raw=path.read_bytes(), name=str(path), model_task=None, top_k=0, next_words=None)
+        recipe.answers(run, raw=path.read_bytes(), name=str(path), model_task=None, top_k=0, next_words=None)
 
 
 def test_stdin_and_file_give_the_same_output(cli, trained_run, test_stories, monkeypatch):
@@ -228,7 +228,8 @@ def test_a_run_of_one_model_per_task_answers_only_when_a_task_is_named(cli, trai
     from memn2n_cli.qa.web import Runs
 
     runs, note = Runs.find(None)
-    assert runs.default == "checkpoints/joint" and note == result.stderr.splitlines()[0]
+    assert runs.default == "checkpoints/joint"  # serve has no --task: its note says how it offers the run
+    assert note == "using checkpoints/joint (checkpoints/babi-task-all: one model per task: each is offered by name, RUN/qaN)"
     assert [r["checkpoint"] for r in runs.listing()] == ["checkpoints/joint", "checkpoints/babi-task-all/qa1",
                                                          "checkpoints/babi-task-all/qa2", "bundled"]  # all offered
 

@@ -238,7 +238,26 @@ def test_a_damaged_model_is_left_out_not_fatal(here, trained_run, caplog):
         vocab.write(" ")
     listed = [r["checkpoint"] for r in client().get("/api/runs").json()]
     assert listed == ["bundled", "checkpoints/group/qa1"]
-    assert "left out checkpoints/group/qa2: vocab.json" in caplog.text
+    assert "left out checkpoints/group/qa2: vocab.json" in caplog.text and caplog.text.count("left out") == 1
+
+
+def test_a_damaged_run_is_one_warning_and_a_run_of_one_model_per_task_is_offered_model_by_model(here, trained_run, caplog):
+    """With no run named: a run that cannot be read is said once at start-up (it was said twice,
+    by the default's search and by the list), and the note that passes over a run of one model
+    per task says how serve offers it (serve has no --task to pass)."""
+    damaged, group = here / "checkpoints" / "damaged", here / "checkpoints" / "group"
+    shutil.copytree(trained_run[0], damaged)
+    with (damaged / "vocab.json").open("a") as vocab:
+        vocab.write(" ")
+    for task in ("qa1", "qa2"):
+        shutil.copytree(trained_run[0], group / task)
+    (group / "metrics.json").write_text("{}")  # its summary: a finished run of one model per task
+    runs, note = Runs.find(None)
+    assert caplog.text.count("left out") == 1 and "checkpoints/damaged: vocab.json" in caplog.text
+    assert "(checkpoints/group: one model per task: each is offered by name, RUN/qaN)" in note and "--task" not in note
+    listed = [r["checkpoint"] for r in TestClient(create_app(runs)).get("/api/runs").json()]
+    assert listed == ["bundled", "checkpoints/group/qa1", "checkpoints/group/qa2"]  # the default first
+    assert caplog.text.count("left out") == 1
 
 
 def test_runs_of_the_runs_folders_and_those_finished_while_serving_are_offered(here, trained_run, caplog):

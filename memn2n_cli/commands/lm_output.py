@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from memn2n_cli.commands.app import stdout
+from memn2n_cli.configs import LMTrainConfig
 from memn2n_cli.errors import UserError
 from memn2n_cli.recipes import lm as recipe
 
@@ -34,13 +35,15 @@ def train(task: str, *, tasks: list[str], joint: bool, data_dir: Path | None, ou
     if json_output:
         print(json.dumps(summary))
     else:
-        state = "finished" if summary["finished"] else "stopped; continue with --resume"
+        state = ("diverged" if summary["diverged"] else "finished" if summary["finished"]
+                 else "stopped; continue with --resume")
         valid = f"; valid perplexity {summary['history'][-1]['valid_perplexity']:.1f}" if summary["history"] else ""
         stdout().print(f"{task}: {summary['epochs']} epochs, {summary['steps']} steps, {state}{valid}")
     print(f"saved {out}", file=sys.stderr)
     if summary["diverged"]:
         print(f"error: {out}: diverged in epoch {summary['epochs']} (validation perplexity not finite) and stopped; "
-              f"the paper clips the gradient norm at 50 (--max-grad-norm) to prevent it", file=sys.stderr)
+              f"the paper clips the gradient norm at {LMTrainConfig.max_grad_norm:g} (--max-grad-norm) to prevent it",
+              file=sys.stderr)
         raise typer.Exit(1)
 
 
@@ -64,21 +67,20 @@ def predict(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: 
 
 def visualize(run: Path, *, story: str | None, hops: bool, memory_positions: bool, model_task: int | None, sample: int, seed: int,
               errors: bool, data_dir: Path | None, out: Path | None, device: str) -> None:
-    """Figure 3 in the terminal and, with --out FILE.png, as a picture."""
+    """Figure 3 in the terminal and, with --out FILE.png (or .svg), as a picture."""
+    from memn2n_cli import plots
     from memn2n_cli.commands.report import memory_position_view
 
     if hops:
         raise UserError("--hops shows a question-answering run; a language model has --memory-positions")
     if story is not None or model_task is not None or errors:
         raise UserError("a language-model run shows Figure 3 over its test set: it takes no STORY, --task or --errors")
-    if out is not None and out.suffix.lower() != ".png":
-        raise UserError("--out must name a .png file", out)
+    if out is not None:
+        plots.check_picture_path(out)  # before anything is read
     weights, config = recipe.memory_positions(run, data_dir=data_dir, device=device)
     stdout().print(memory_position_view(weights))
     if out is not None:
-        from memn2n_cli.plots import new_figure
-
-        figure = new_figure((8, 0.4 * len(weights) + 1.2), layout=None)
+        figure = plots.new_figure((8, 0.4 * len(weights) + 1.2), layout=None)
         axes = figure.subplots()
         axes.imshow(weights.numpy(), cmap="gray", aspect="auto", interpolation="nearest")
         axes.set_xlabel("memory position (1 = the current word)")
@@ -88,7 +90,7 @@ def visualize(run: Path, *, story: str | None, hops: bool, memory_positions: boo
                         [str(i) for i in (1, *range(25, weights.shape[1] + 1, 25))])
         axes.set_title(f"Average attention per memory position, rows scaled to 1 ({config['task']} test set)")
         figure.tight_layout()
-        figure.savefig(out, dpi=150)
+        plots.save_figure(figure, out)
         print(f"saved {out}", file=sys.stderr)
 
 

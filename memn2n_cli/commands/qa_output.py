@@ -46,8 +46,8 @@ def predict(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: 
             json_output: bool, device: str) -> None:
     """Each answer printed as it is computed (a pipe gets the first before the story's last is
     answered); the accuracy, where the story gives answers, after them on stderr."""
-    predictions = recipe.answer(run, raw=raw, name=name, model_task=model_task, top_k=top_k, next_words=next_words,
-                                device=device)
+    predictions = recipe.answers(run, raw=raw, name=name, model_task=model_task, top_k=top_k, next_words=next_words,
+                                 device=device)
     judged = right = 0
     for p in predictions:
         if p.correct is not None:
@@ -81,10 +81,10 @@ def visualize(run: Path, *, story: str | None, hops: bool, memory_positions: boo
         console.print(Text(prediction.question.source, style="dim"), soft_wrap=True)  # FILE:LINE whole, however long
         console.print(attention_view(prediction))
     if out is not None:
-        if out.suffix.lower() == ".svg":
-            console.save_svg(str(out), title="memn2n visualize")
-        else:
-            console.save_html(str(out))  # save_html takes no title
+        from memn2n_cli.checkpoint import write_files
+
+        page = console.export_svg(title="memn2n visualize") if out.suffix.lower() == ".svg" else console.export_html()
+        write_files(out.parent, {out.name: page.encode()})  # whole or not at all
         print(f"saved {out}", file=sys.stderr)
 
 

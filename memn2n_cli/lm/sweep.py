@@ -16,8 +16,6 @@ Ray worker can reach.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 import sys
@@ -27,6 +25,7 @@ from typing import Callable
 
 import torch
 
+from memn2n_cli import sweeps
 from memn2n_cli.allocator import keep_freed_memory
 from memn2n_cli.checkpoint import write_json, writing
 from memn2n_cli.configs import LMConfig, LMTrainConfig, lm_settings
@@ -166,16 +165,12 @@ def summarize(spec: LMSweepSpec, results: list[dict], out: Path) -> dict:
 
 def write_results(out: Path, summary: dict) -> None:
     """results.json (everything), results.csv (one row per restart), results.md (Table 2's layout)."""
-    write_json(out / "results.json", summary)
-    lines = io.StringIO()
-    writer = csv.writer(lines, lineterminator="\n")
-    writer.writerow(["configuration", "restart", "seed", "epochs", "valid_perplexity", "test_perplexity", "selected"])
+    rows = [["configuration", "restart", "seed", "epochs", "valid_perplexity", "test_perplexity", "selected"]]
     selected = {(row["configuration"], row.get("selected")) for row in summary["rows"]}
     for r in summary["trials"]:
-        writer.writerow([r["label"], r["restart"], r["seed"], r["epochs"], f"{r['valid_perplexity']:.2f}",
-                         f"{r['test_perplexity']:.2f}", int((r["label"], r["restart"]) in selected)])
-    (out / "results.csv").write_text(lines.getvalue())
-    (out / "results.md").write_text(results_markdown(summary))
+        rows.append([r["label"], r["restart"], r["seed"], r["epochs"], f"{r['valid_perplexity']:.2f}",
+                     f"{r['test_perplexity']:.2f}", int((r["label"], r["restart"]) in selected)])
+    sweeps.write_results(out, summary, rows, results_markdown(summary))
 
 
 def results_markdown(summary: dict) -> str:

@@ -60,7 +60,8 @@ class Prediction:
 def runs_under(roots: Sequence[Path] = (RUNS_DIR,), qa_only: bool = False) -> list[Path]:
     """The run directories under each of ``roots``, the most recently written first (a run of one
     model per task is one run); with ``qa_only``, only question-answering runs, for `serve` (a run
-    whose task cannot be read is left out, with a warning: one broken run should not stop the others)."""
+    whose task cannot be read is left out here, quietly: serve's check of each model it offers says
+    so once; one broken run should not stop the others)."""
     written: dict[Path, float] = {}
     for root in roots:
         for config in sorted(root.glob(f"*/{CONFIG_FILE}")) + sorted(root.glob(f"*/*/{CONFIG_FILE}")):
@@ -73,8 +74,7 @@ def runs_under(roots: Sequence[Path] = (RUNS_DIR,), qa_only: bool = False) -> li
 def _answers_questions(run: Path) -> bool:
     try:
         return is_qa_run(run)
-    except UserError as e:
-        log.warning("left out %s", e)
+    except UserError:
         return False
 
 
@@ -84,16 +84,18 @@ def is_qa_run(run: Path) -> bool:
 
 
 def default_run(roots: Sequence[Path] = (RUNS_DIR,), runs: list[Path] | None = None,
-                what: str = "run", task: int | None = None) -> tuple[Path, str]:
+                what: str = "run", task: int | None = None,
+                per_task: str = "one model per task: pass --task N to use one") -> tuple[Path, str]:
     """The run to use when none is named, and how to say so: the first of ``runs`` (by default
     every run under ``roots``, the most recently written first) that is finished and, unless a
     ``task`` picks one of its models, holds one model (a run of one model per task is named and
     passed over: its task-1 model would answer every kind of question), else the bundled joint
-    bAbI model. ``what`` names the kind of run ``runs`` holds, for that note."""
+    bAbI model. ``what`` names the kind of run ``runs`` holds, for that note; ``per_task`` says
+    why a run of one model per task was passed over, and how to use it."""
     runs = runs_under(roots) if runs is None else runs
     passed = {run: "not finished, so not used unless named" for run in runs if not is_finished(run)}
     if task is None:
-        passed.update({run: "one model per task: pass --task N to use one" for run in runs
+        passed.update({run: per_task for run in runs
                        if run not in passed and len(model_dirs(run)) > 1})
     left_out = "".join(f" ({', '.join(str(run) for run in passed if passed[run] == why)}: {why})"
                        for why in dict.fromkeys(passed.values()))

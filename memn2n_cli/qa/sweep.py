@@ -13,8 +13,6 @@ so running the same command again skips it and completes the rest.
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import time
 from dataclasses import asdict, dataclass, fields
@@ -26,6 +24,7 @@ from typing import Callable
 
 import torch
 
+from memn2n_cli import sweeps
 from memn2n_cli.allocator import keep_freed_memory
 from memn2n_cli.checkpoint import write_json, write_run, writing
 from memn2n_cli.configs import ModelOptions, TrainConfig, qa_settings
@@ -252,17 +251,13 @@ def summarize(spec: SweepSpec, results: list[dict], out: Path) -> dict:
 
 def write_results(out: Path, summary: dict) -> None:
     """results.json (everything), results.csv (one row per restart and task), results.md (the matrix)."""
-    write_json(out / "results.json", summary)
-    rows = io.StringIO()
-    writer = csv.writer(rows, lineterminator="\n")
-    writer.writerow(["configuration", "task", "restart", "seed", "train_error", "valid_error", "test_error", "selected"])
+    rows = [["configuration", "task", "restart", "seed", "train_error", "valid_error", "test_error", "selected"]]
     for result in summary["trials"]:
         for r, restart in enumerate(result["restarts"]):
             for row in restart["tasks"]:
-                writer.writerow([result["label"], row["task"], r, restart["seed"], f"{row['train_error']:.2f}",
-                                 f"{row['valid_error']:.2f}", f"{row['test_error']:.2f}", int(r == result["selected"])])
-    (out / "results.csv").write_text(rows.getvalue())
-    (out / "results.md").write_text(results_markdown(summary))
+                rows.append([result["label"], row["task"], r, restart["seed"], f"{row['train_error']:.2f}",
+                             f"{row['valid_error']:.2f}", f"{row['test_error']:.2f}", int(r == result["selected"])])
+    sweeps.write_results(out, summary, rows, results_markdown(summary))
 
 
 def paper_columns(summary: dict) -> dict[str, dict]:

@@ -106,7 +106,8 @@ class Runs:
         if checkpoint is not None:
             refuse_other_kinds(run_task(checkpoint), checkpoint)
         else:
-            checkpoint, note = default_run(roots, runs_under(roots, qa_only=True), "question-answering run")
+            checkpoint, note = default_run(roots, runs_under(roots, qa_only=True), "question-answering run",
+                                           per_task="one model per task: each is offered by name, RUN/qaN")
         return cls(checkpoint, roots, data_dir, device, chosen=note is None), note
 
     def scan(self) -> None:

@@ -46,8 +46,15 @@ def evaluate(run: Path, *, split: str, data_dir: Path | None, device: str) -> di
 
 def answer(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: int, next_words: int | None,
            device: str = "auto"):
-    """The predictions of ``run``'s model for every question of a story file's bytes, one batch at
-    a time as they are computed (everything is checked before the first)."""
+    """The predictions of ``run``'s model for every question of a story file's bytes (`memn2n.answer`)."""
+    return list(answers(run, raw=raw, name=name, model_task=model_task, top_k=top_k, next_words=next_words,
+                        device=device))
+
+
+def answers(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: int, next_words: int | None,
+            device: str = "auto"):
+    """`answer`'s predictions one batch at a time, as they are computed (`memn2n predict` prints
+    them so); everything is checked before the first."""
     from memn2n_cli.qa.inference import QARun
 
     refuse({"next_words": next_words}, LM_ONLY, "a language model")

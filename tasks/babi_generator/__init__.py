@@ -20,10 +20,11 @@ def file_rng(seed: int, task: int, split: str) -> random.Random:
 
 
 def write_task_files(task: int, out: Path, train: int, test: int, seed: int) -> list[Path]:
-    """Write the train and test files of one task into ``out``; returns their paths."""
-    written = []
-    for split, questions in (("train", train), ("test", test)):
-        path = out / f"qa{task}_{GENERATORS[task].name}_{split}.txt"
-        path.write_text(generate_file(task, questions, file_rng(seed, task, split)), encoding="utf-8")
-        written.append(path)
-    return written
+    """Write the train and test files of one task into ``out``, both or neither (an interrupted
+    generation leaves no half file to be read as a task); returns their paths."""
+    from memn2n_cli.checkpoint import write_files
+
+    files = {f"qa{task}_{GENERATORS[task].name}_{split}.txt": generate_file(task, questions, file_rng(seed, task, split)).encode()
+             for split, questions in (("train", train), ("test", test))}
+    write_files(out, files)
+    return [out / name for name in files]
