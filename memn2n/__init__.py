@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 
 from memn2n_cli import __version__
-from memn2n_cli.configs import LMConfig, LMTrainConfig, ModelOptions, TrainConfig
+from memn2n_cli.configs import TOP_K, LMConfig, LMTrainConfig, ModelOptions, TrainConfig
 from memn2n_cli.errors import ArgumentError, ConfigError, UserError
 from memn2n_cli.model import MemoryNetwork
 from tasks import available_tasks
@@ -90,7 +90,7 @@ def evaluate(run: str | Path, split: str = "test", *, data_dir: str | Path | Non
     return recipes.for_run(run).evaluate(run, split=split, device=device, data_dir=_folder(data_dir, "data_dir", optional=True))
 
 
-def answer(run: str | Path, story: str, *, task: int | None = None, top_k: int = 3, next_words: int | None = None,
+def answer(run: str | Path, story: str, *, task: int | None = None, top_k: int = TOP_K, next_words: int | None = None,
            device: str = "auto"):
     """What `memn2n predict` computes for ``story`` (text as it reads a story file): a
     question-answering run's predictions (answer, probability, top-k, attention per hop), or a

@@ -53,12 +53,12 @@ def under_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
-def rank_device(name: str | torch.device, argument: str = "device") -> torch.device:
+def rank_device(name: str | torch.device) -> torch.device:
     """This process's device: ``name`` resolved, and under torchrun a CUDA device without an index
     (``auto`` or ``cuda`` on a GPU host) becomes ``cuda:LOCAL_RANK``, one GPU per process."""
-    device = resolve_device(name, argument)
+    device = resolve_device(name)
     if under_torchrun() and device.type == "cuda" and device.index is None:
-        device = resolve_device(f"cuda:{os.environ.get('LOCAL_RANK', '0')}", argument)
+        device = resolve_device(f"cuda:{os.environ.get('LOCAL_RANK', '0')}")
     return device
 
 

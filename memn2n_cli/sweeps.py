@@ -28,7 +28,6 @@ from memn2n_cli.errors import UserError
 
 SPEC_FILE, TRIALS = "sweep.json", "trials"
 RESULTS_FILE = "results.json"  # a sweep's results: everything; results.csv and results.md beside it
-RESTARTS = 10  # Sec. 4.2: each training repeated 10 times, the best kept (Table 2 likewise)
 
 
 def _value(key: str, text: str, types: dict[str, str], given_as: str):

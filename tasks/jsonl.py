@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from memn2n_cli.configs import SPLITS
 from memn2n_cli.errors import ArgumentError
 from tasks.qa import QATask, Question, parse_jsonl
 from tasks.text import read_lines
@@ -41,4 +42,4 @@ class JsonlTask(QATask):
         return parse_jsonl(read_lines(valid), valid, tokenize=self.tokenize) if valid.exists() else None
 
     def data_files(self, data_dir: Path, task_ids: list[int]) -> list[Path]:
-        return [data_dir / f"{split}.jsonl" for split in ("train", "valid", "test") if (data_dir / f"{split}.jsonl").exists()]
+        return [data_dir / f"{split}.jsonl" for split in SPLITS if (data_dir / f"{split}.jsonl").exists()]

@@ -19,7 +19,7 @@ from memn2n_cli.errors import UserError
 from memn2n_cli.lm import training as lm_training
 from memn2n_cli.lm.training import LMState, attention_by_position, continue_text, evaluate_lm, fit_lm
 from memn2n_cli.model import MemN2NLM
-from memn2n_cli.qa.inference import predict
+from memn2n_cli.qa.inference import predictions
 from memn2n_cli.qa.restarts import fit_restarts
 from memn2n_cli.qa.runs import build_model, load_splits, prepare, qa_task
 from memn2n_cli.qa.training import evaluate, fit
@@ -122,12 +122,12 @@ def test_question_answering_trains_evaluates_and_predicts_on_the_device(task2, e
         model = _built_on(DEVICE, lambda: build_model(task, 1, DEVICE))
         history = fit(model, train.to(DEVICE), valid.to(DEVICE), config)
         counts = evaluate(model, valid.to(DEVICE))
-        answers = predict(model, task.vocab, questions)
+        answers = list(predictions(model, task.vocab, questions))
     assert all(_on_device(m) for m in [*restarts, model])
     assert [len(h) for h in histories] == [2, 2]
     assert [r["train_loss"] for r in history] == pytest.approx([r["train_loss"] for r in cpu_history], rel=1e-5)
     assert counts[2]["total"] == 10
-    assert [p.answer for p in answers] == [p.answer for p in predict(on_cpu, task.vocab, questions)]
+    assert [p.answer for p in answers] == [p.answer for p in predictions(on_cpu, task.vocab, questions)]
 
 
 def test_the_language_model_trains_evaluates_and_continues_text_on_the_device():

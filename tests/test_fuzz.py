@@ -68,12 +68,12 @@ def outcome(attempt) -> str:
 
 
 def story_case(rng: random.Random, model, vocab, path: Path) -> str:
-    from memn2n_cli.qa.inference import predict
+    from memn2n_cli.qa.inference import predictions
     from tasks.qa import read_stories
 
     raw = mutate(rng.choice(STORIES), rng)
     path.write_bytes(raw)
-    return outcome(lambda: predict(model, vocab, read_stories(raw, path)))
+    return outcome(lambda: list(predictions(model, vocab, read_stories(raw, path))))
 
 
 def training_file_case(rng: random.Random, folder: Path, babi_lines: bytes, task) -> str:
@@ -91,7 +91,7 @@ def run_directory_case(rng: random.Random, source: Path, folder: Path) -> str:
     """A copy of a trained run with one file mutated (and, half the time, its manifest removed, as
     a run from before manifests or edited by hand), loaded and asked a question."""
     from memn2n_cli.checkpoint import load_model
-    from memn2n_cli.qa.inference import predict
+    from memn2n_cli.qa.inference import predictions
     from tasks.qa import read_stories
 
     shutil.rmtree(folder, ignore_errors=True)
@@ -109,7 +109,7 @@ def run_directory_case(rng: random.Random, source: Path, folder: Path) -> str:
 
     def ask() -> None:
         model, _, vocab = load_model(folder)
-        predict(model, vocab, read_stories(STORIES[0], "story"))
+        list(predictions(model, vocab, read_stories(STORIES[0], "story")))
 
     return outcome(ask)
 

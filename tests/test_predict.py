@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from memn2n_cli.checkpoint import load_model
-from memn2n_cli.qa.inference import predict
+from memn2n_cli.qa.inference import predictions
 from tasks.babi import read_file, task_file
 from tests.conftest import ROOT, assert_one_line_error
 
@@ -55,8 +55,8 @@ def test_predictions_agree_with_eval_on_the_test_file(trained_run, en_dir):
     run, summary = trained_run
     model, _, vocab = load_model(run)
     questions = read_file(task_file(en_dir, 1, "test"), 1)
-    predictions = predict(model, vocab, questions)
-    error = 100 * sum(not p.correct for p in predictions) / len(predictions)
+    answered = list(predictions(model, vocab, questions))
+    error = 100 * sum(not p.correct for p in answered) / len(answered)
     assert error == pytest.approx(summary["tasks"][0]["test_error"])
 
 
@@ -79,7 +79,7 @@ def test_a_story_is_answered_one_batch_at_a_time_as_predict_answers_it(trained_r
     streamed = [first, *answers]
     assert len(passes) == 2
     model, _, vocab = load_model(run)
-    whole = predict(model, vocab, read_file(path, 1))
+    whole = list(predictions(model, vocab, read_file(path, 1), batch_size=1000))  # in one batch
     assert len(streamed) == len(whole) == 1000
     assert [(p.answer, p.probability, p.top, p.attention) for p in streamed] == \
         [(p.answer, p.probability, p.top, p.attention) for p in whole]
@@ -333,9 +333,9 @@ def test_eval_attention_on_support_matches_the_predictions(cli, trained_run, en_
     result = cli("eval", run, "--json", "--data-dir", en_dir)
     row = json.loads(result.stdout)["tasks"][0]
     model, _, vocab = load_model(run)
-    predictions = predict(model, vocab, read_file(task_file(en_dir, 1, "test"), 1))
+    answered = list(predictions(model, vocab, read_file(task_file(en_dir, 1, "test"), 1)))
     hits = [[p.question.line_ids[p.memory[max(range(len(h)), key=h.__getitem__)]] in p.question.supporting
-             for h in p.attention] for p in predictions]
+             for h in p.attention] for p in answered]
     per_hop = [100 * sum(h[k] for h in hits) / len(hits) for k in range(3)]
     assert row["attention_on_support"] == pytest.approx(per_hop)
     assert row["attention_on_support_any"] == pytest.approx(100 * sum(any(h) for h in hits) / len(hits))

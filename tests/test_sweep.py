@@ -13,14 +13,14 @@ from typing import Callable
 import pytest
 import torch
 
-from memn2n_cli.configs import TrainConfig
+from memn2n_cli.configs import EVAL_BATCH, TrainConfig
 from memn2n_cli.errors import UserError
 from memn2n_cli.history import read_history
 from memn2n_cli.qa.restarts import fit_restarts
 from memn2n_cli.qa.runs import ModelOptions, build_model, prepare
 from memn2n_cli.qa.sweep import OPTION_TYPES, SweepSpec, paper_columns, results_markdown, split_restarts
 from memn2n_cli.sweeps import parse_grid, parse_options
-from memn2n_cli.qa.training import EVAL_BATCH, fit
+from memn2n_cli.qa.training import fit
 from tasks.babi import BabiTask
 from tests.conftest import assert_one_line_error
 from tests.test_fuzz import deadline

@@ -10,7 +10,7 @@ import typer
 
 from memn2n_cli.commands.app import app, command
 from memn2n_cli.commands.options import Checkpoint, Device, ModelTask, StoryFile
-from memn2n_cli.configs import NEXT_WORDS
+from memn2n_cli.configs import NEXT_WORDS, TOP_K
 from memn2n_cli.errors import FLAGS
 
 
@@ -20,7 +20,7 @@ def predict_command(
     story: StoryFile,
     checkpoint: Checkpoint = None,
     task: ModelTask = None,
-    top_k: Annotated[int, typer.Option(help="Alternatives listed with --json.")] = 3,
+    top_k: Annotated[int, typer.Option(help="Alternatives listed with --json.")] = TOP_K,
     next_words: Annotated[int | None, typer.Option(FLAGS["next_words"], min=1, help="Language-model runs: words to add to "
                                                                                  f"the prompt. [default: {NEXT_WORDS}]")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object per question (JSON lines) on "

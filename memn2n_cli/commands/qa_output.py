@@ -10,6 +10,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from memn2n_cli.commands.app import stderr, stdout
+from memn2n_cli.configs import SPLITS
 from memn2n_cli.errors import UserError
 from memn2n_cli.recipes import qa as recipe
 
@@ -28,7 +29,7 @@ def train(task: str, *, tasks: list[str], joint: bool, data_dir: Path | None, ou
     if json_output:
         print(json.dumps(summary))
     else:
-        stdout().print(results_table(summary, ("train", "valid", "test")))
+        stdout().print(results_table(summary, SPLITS))
     print(f"saved {out}", file=sys.stderr)
 
 

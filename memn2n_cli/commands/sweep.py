@@ -10,7 +10,7 @@ import typer
 
 from memn2n_cli.commands.app import app, command
 from memn2n_cli.commands.options import DataDir, Device, Json
-from memn2n_cli.configs import JOINT
+from memn2n_cli.configs import JOINT, RESTARTS
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -23,7 +23,7 @@ def sweep(
     task: Annotated[list[str] | None, typer.Option("--task", "-t", help="bAbI task number, repeatable, or 'all'. [default: all]")] = None,
     grid: Annotated[list[str] | None, typer.Option(help="OPTION=V1,V2,... (repeatable): every combination is a configuration; "
                                                    "one value fixes an option, e.g. --grid epochs=50.")] = None,
-    restarts: Annotated[int | None, typer.Option(min=1, help="Restarts per task and configuration. [default: 10; 1 with "
+    restarts: Annotated[int | None, typer.Option(min=1, help=f"Restarts per task and configuration. [default: {RESTARTS}; 1 with "
                                                  "--preset table2, whose best of 10 is ~200 hours on 2 cores]")] = None,
     joint: Annotated[bool, typer.Option(help=f"One model for all the tasks given (d={JOINT['dim']}, {JOINT['epochs']} epochs, halving every {JOINT['anneal_every']}).")] = False,
     preset: Annotated[str | None, typer.Option(help="table1 (bAbI): the paper's nine MemN2N columns of Table 1 (BoW, PE, PE LS, "

@@ -29,7 +29,7 @@ from torch import Tensor
 from memn2n_cli.lm import kernel as lm_kernel
 from memn2n_cli.checkpoint import (CONFIG_FILE, STATE_FILE, config_from, file_checksums, language_model_files,
                                    load_language_model, new_run_config, read_lm_state, run_data_dir, write_run, writing)
-from memn2n_cli.configs import NEXT_WORDS, LMConfig, LMTrainConfig, check_split
+from memn2n_cli.configs import EVAL_BATCH, NEXT_WORDS, LMConfig, LMTrainConfig, check_split
 from memn2n_cli.devices import backend_for, rank_device, resolve_device, sums_device, under_torchrun
 from memn2n_cli.errors import ConfigError, UserError, at_least, of_types
 from memn2n_cli.history import HISTORY_FILE, History
@@ -108,7 +108,7 @@ def summed_over_processes(counts: dict[str, float]) -> dict[str, float]:
 
 
 @torch.no_grad()
-def evaluate_lm(model: MemN2NLM, ids: Tensor, batch_size: int = 512) -> dict[str, float]:
+def evaluate_lm(model: MemN2NLM, ids: Tensor, batch_size: int = EVAL_BATCH) -> dict[str, float]:
     """Summed counts {nll, tokens} over every position with a full memory, in order; under
     torch.distributed each process takes its share of the positions and the counts are summed."""
     rank, world = process_group()
@@ -320,7 +320,7 @@ def _train_lm(task: str, data_dir: Path, out: Path, model_config: dict, config: 
 
 
 @torch.no_grad()
-def attention_by_position(model: MemN2NLM, ids: Tensor, batch_size: int = 512) -> Tensor:
+def attention_by_position(model: MemN2NLM, ids: Tensor, batch_size: int = EVAL_BATCH) -> Tensor:
     """Figure 3: the average attention weight of each memory position (0 = the current word) at
     each hop over every position of ``ids``, each hop's row scaled to a maximum of 1. (K, N)"""
     model.eval()

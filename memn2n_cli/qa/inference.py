@@ -14,6 +14,7 @@ import torch
 from memn2n_cli.qa.batches import make_batch
 from memn2n_cli.checkpoint import (BUNDLED_RUN, CONFIG_FILE, RUNS_DIR, VOCAB_FILE, is_finished, load_model, model_dirs,
                                    read_json, run_data_dir, run_task)
+from memn2n_cli.configs import EVAL_BATCH, TOP_K
 from memn2n_cli.devices import resolve_device
 from memn2n_cli.errors import ArgumentError, UserError
 from memn2n_cli.model import MemN2N
@@ -130,17 +131,12 @@ def choose_model(run: Path, task: int | None) -> tuple[MemN2N, dict, Vocabulary,
     return model, config, vocab, directories[0]
 
 
-def predict(model: MemN2N, vocab: Vocabulary, questions: list[Question], top_k: int = 3) -> list[Prediction]:
+def predictions(model: MemN2N, vocab: Vocabulary, questions: list[Question], top_k: int = TOP_K,
+                batch_size: int = EVAL_BATCH) -> Iterator[Prediction]:
     """Answer each question from the sentences before it in its story, as in training, on the
-    model's device."""
-    return list(predictions(model, vocab, questions, top_k))
-
-
-def predictions(model: MemN2N, vocab: Vocabulary, questions: list[Question], top_k: int = 3,
-                batch_size: int = 512) -> Iterator[Prediction]:
-    """`predict`'s answers one batch at a time, as they are computed: `memn2n predict` prints a
-    story of many questions as it answers it, holding one batch's attention, not every answer's.
-    The warnings on the questions as a whole come before the first answer."""
+    model's device, one batch at a time as they are computed: `memn2n predict` prints a story of
+    many questions as it answers it, holding one batch's attention, not every answer's. The
+    warnings on the questions as a whole come before the first answer."""
     memory_size = model.config.memory_size
     data = encode(questions, vocab, memory_size)
     sizes = data.memory_size.tolist()
@@ -221,14 +217,14 @@ class QARun:
         """The folder of the run's data: ``given``, else where it was trained, else the task's own."""
         return self.task.resolve_data_dir(run_data_dir(self.config, given))
 
-    def answer(self, story: str | list[Question], top_k: int = 3) -> list[Prediction]:
+    def answer(self, story: str | list[Question], top_k: int = TOP_K) -> list[Prediction]:
         """Answer every question of ``story``, text as `memn2n predict` reads it (plain sentences
         with questions ending in '?', the numbered format, or JSON lines), or questions already
         read. Each prediction has the answer, its probability, the ``top_k`` answers and the
         attention of every hop over the sentences in memory."""
         return list(self.answers(story, top_k))
 
-    def answers(self, story: str | list[Question], top_k: int = 3) -> Iterator[Prediction]:
+    def answers(self, story: str | list[Question], top_k: int = TOP_K) -> Iterator[Prediction]:
         """`answer`'s predictions one batch at a time, as they are computed (the story and
         ``top_k`` are checked at once, not when the first is asked for)."""
         check_top_k(top_k)

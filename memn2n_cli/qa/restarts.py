@@ -20,10 +20,10 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from memn2n_cli.qa import kernel as qa_kernel
 from memn2n_cli.qa.batches import make_batch
-from memn2n_cli.configs import TrainConfig
+from memn2n_cli.configs import EVAL_BATCH, TrainConfig
 from memn2n_cli.devices import sums_device
 from memn2n_cli.model import MemN2N
-from memn2n_cli.qa.training import EVAL_BATCH, Schedule, epoch_record, random_noise_time
+from memn2n_cli.qa.training import Schedule, epoch_record, random_noise_time
 from tasks.qa import Encoded
 
 WORD_EMBEDDINGS = ("embedding", "query_embedding")  # whose row 0, the nil word, stays zero

@@ -27,7 +27,7 @@ import torch
 from memn2n_cli import sweeps
 from memn2n_cli.allocator import keep_freed_memory
 from memn2n_cli.checkpoint import write_json, write_run, writing
-from memn2n_cli.configs import ModelOptions, TrainConfig, qa_settings
+from memn2n_cli.configs import SPLITS, ModelOptions, TrainConfig, qa_settings
 from memn2n_cli.devices import resolve_device
 from memn2n_cli.errors import UserError
 from memn2n_cli.history import HISTORY_FILE, history_bytes, read_history, to_tensorboard
@@ -107,9 +107,9 @@ def run_trial(spec: dict, trial: dict, threads: int = 0, restarts: list[int] | N
     results, task = [], qa_task(sweep.task)
     for seed, model in zip(seeds, models):
         rows = error_table({split: evaluate(model, prepared.encoded[split], task=task, answers=prepared.vocab.answers)
-                            for split in ("train", "valid", "test")}, task)
+                            for split in SPLITS}, task)
         results.append({"seed": seed, "tasks": rows,
-                        "mean": {k: sum(r[k] for r in rows) / len(rows) for k in ("train_error", "valid_error", "test_error")}})
+                        "mean": {k: sum(r[k] for r in rows) / len(rows) for k in (f"{split}_error" for split in SPLITS)}})
     best = select_restart(results, sweep.select)
     examples = sum(len(h) for h in histories) * len(prepared.encoded["train"])
     speed = {"train_seconds": seconds, "examples_per_second": examples / seconds}

@@ -12,13 +12,12 @@ line at training time (Sec. 4.1).
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 import torch
 from torch import Tensor
 
 from memn2n_cli.qa.batches import make_batch
-from memn2n_cli.configs import TrainConfig
+from memn2n_cli.configs import EVAL_BATCH, TrainConfig
 from memn2n_cli.model import MemN2N
 from tasks.qa import Encoded, QATask, metrics
 
@@ -40,9 +39,6 @@ def random_noise_time(size: Tensor, slots: int, noise: float, generator: torch.G
     chosen = keys.argsort(dim=1)[:, :slots]  # the first n: a random n-subset of 0..n+n_blank-1
     chosen = chosen.masked_fill(torch.arange(slots, device=device) >= size.unsqueeze(1), positions)  # empty slots last
     return chosen.sort(dim=1).values.clamp(max=slots - 1)
-
-
-EVAL_BATCH = 512  # questions per forward pass when evaluating: bounds memory on 10k and joint data
 
 
 @torch.no_grad()
@@ -138,8 +134,7 @@ def epoch_record(epoch: int, schedule: Schedule, lr: float, counts: dict[str, di
     return record
 
 
-def fit(model: MemN2N, train: Encoded, valid: Encoded, config: TrainConfig,
-        on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
+def fit(model: MemN2N, train: Encoded, valid: Encoded, config: TrainConfig) -> list[dict]:
     """Train ``model`` in place; returns one record per epoch (linear-start epochs included).
 
     The recipe written plainly, one model and PyTorch's optimizer: the reference that
@@ -171,8 +166,6 @@ def fit(model: MemN2N, train: Encoded, valid: Encoded, config: TrainConfig,
             counts["valid"] = summed(evaluate(model, valid))
         record = epoch_record(len(history) + 1, schedule, optimizer.param_groups[0]["lr"], counts)
         history.append(record)
-        if on_epoch:
-            on_epoch(record)
         schedule.end_epoch(record)
     model.linear_start = False
     return history

@@ -49,6 +49,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from memn2n_cli.checkpoint import (BUNDLED_NAME, BUNDLED_RUN, CONFIG_FILE, RUNS_DIR, model_dirs, read_model_files,
                                    refuse_other_kinds, run_data_dir, run_task)
+from memn2n_cli.configs import TOP_K
 from memn2n_cli.devices import resolve_device
 from memn2n_cli.errors import ArgumentError, UserError
 from memn2n_cli.history import is_epoch_line, read_history
@@ -333,7 +334,7 @@ def parse_predict_request(body: bytes) -> tuple[str, str | None, int]:
     unknown = sorted(request.keys() - FIELDS)
     if unknown:
         raise UserError(f"unknown field {unknown[0]!r} (fields: {', '.join(sorted(FIELDS))})")
-    story, checkpoint, top_k = request.get("story"), request.get("checkpoint"), request.get("top_k", 3)
+    story, checkpoint, top_k = request.get("story"), request.get("checkpoint"), request.get("top_k", TOP_K)
     if not isinstance(story, str):
         raise UserError("'story' must be a string: the story, as `memn2n predict` reads a file")
     try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from memn2n_cli.configs import NEXT_WORDS
+from memn2n_cli.configs import NEXT_WORDS, RESTARTS
 from memn2n_cli.errors import UserError
 from memn2n_cli.recipes.options import QA_ONLY, check_backend, check_preset, given, refuse
 
@@ -82,7 +82,6 @@ def sweep_spec(task: str, *, tasks: list[str], grid: dict[str, list], restarts: 
     training; with ``preset`` (table2), the paper's configurations. ``grid``: option -> its
     values, every combination a configuration (one value fixes it)."""
     from memn2n_cli.lm.sweep import LMSweepSpec
-    from memn2n_cli.sweeps import RESTARTS
     from tasks import get_task
     from tasks.lm import resolve_data_dir
 

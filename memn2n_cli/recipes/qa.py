@@ -13,6 +13,7 @@ import random
 from pathlib import Path
 from typing import Callable
 
+from memn2n_cli.configs import RESTARTS
 from memn2n_cli.errors import ArgumentError, UserError
 from memn2n_cli.recipes.options import LM_ONLY, check_backend, check_preset, given, refuse
 
@@ -85,7 +86,6 @@ def sweep_spec(task: str, *, tasks: list[str], grid: dict[str, list], restarts: 
     ``grid``: option -> its values, every combination a configuration (one value fixes it)."""
     from memn2n_cli.qa.runs import qa_task, resolve_data
     from memn2n_cli.qa.sweep import SweepSpec
-    from memn2n_cli.sweeps import RESTARTS
 
     select = select or "train"
     if select not in ("train", "valid"):
