@@ -12,7 +12,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from memn2n_cli.errors import ArgumentError, UserError
+from memn2n_cli.errors import UserError
 
 
 def read_checksums(path: Path) -> dict[str, str]:
@@ -20,14 +20,18 @@ def read_checksums(path: Path) -> dict[str, str]:
     return {name: digest for digest, name in (line.split(maxsplit=1) for line in path.read_text().splitlines() if line)}
 
 
+class DownloadFailed(UserError):
+    """The network, or the address, failed us (offline, say): not the data."""
+
+
 def fetch(url: str, path: Path) -> Path:
-    """Download ``url`` to ``path``; UserError when it cannot."""
+    """Download ``url`` to ``path``; DownloadFailed when it cannot."""
     try:
         with urllib.request.urlopen(url, timeout=60) as response, path.open("wb") as f:
             shutil.copyfileobj(response, f)
     except (urllib.error.URLError, OSError, ValueError) as e:
         reason = getattr(e, "reason", e)
-        raise ArgumentError("data_dir", f"download failed ({reason}); pass {{}} with the folder of the unpacked files instead", url) from None
+        raise DownloadFailed(f"download failed ({reason})", url) from None
     return path
 
 

@@ -101,9 +101,8 @@ def resolve_data_dir(given: Path | None) -> Path:
     if not data_dir.is_dir():
         try:
             download(None, None)
-        except UserError as e:  # a failed download names data_dir (its "{}") already; a bad archive does not
-            named = "" if isinstance(e, ArgumentError) else "; pass {} with a folder of the files"
-            raise ArgumentError("data_dir", f"{e.message}{named}; or set MEMN2N_DATA_DIR=DIR; offline, `memn2n data "
+        except UserError as e:
+            raise ArgumentError("data_dir", f"{e.message}; pass {{}} with a folder of the files, or set MEMN2N_DATA_DIR=DIR; offline, `memn2n data "
                                 "generate babi` writes the 20 tasks with the built-in simulator where every command "
                                 "finds them", e.path) from None
     return data_dir

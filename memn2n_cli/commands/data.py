@@ -24,7 +24,15 @@ def download(
                                                  "ptb.{train,valid,test}.txt. [default: the upstream one]")] = None,
 ) -> None:
     """Download a dataset, verify it against known SHA-256 sums and unpack it; prints its folder."""
-    target = _task_with(name, "download", "download").download(dest, url)
+    from memn2n_cli.download import DownloadFailed
+
+    task = _task_with(name, "download", "download")
+    try:
+        target = task.download(dest, url)
+    except DownloadFailed as e:
+        if not hasattr(task, "generate"):
+            raise
+        raise UserError(f"{e.message}; offline, `memn2n data generate {name}` writes a stand-in", e.path) from None
     print(f"verified and unpacked into {target}", file=sys.stderr)
     print(target)
 
