@@ -190,6 +190,7 @@ SPLITS = ("train", "valid", "test")  # the data splits of every task
 RESTARTS = 10  # a sweep's restarts: Sec. 4.2, each training repeated 10 times, the best kept (Table 2 likewise)
 EVAL_BATCH = 512  # examples per forward pass when evaluating or answering: bounds memory on 10k and joint data
 TOP_K = 3  # the answers listed per question, best first (`predict --top-k`, `run.answer(top_k=)`, the API's top_k)
+DEVICES = "auto, cpu, cuda, cuda:N or mps"  # the names `--device` and device= take (devices.py reads them)
 NEXT_WORDS = 10  # the words a language model adds to a prompt (`predict --next`, `LMRun.continue_text`)
 
 

@@ -11,9 +11,8 @@ import os
 
 import torch
 
+from memn2n_cli.configs import DEVICES
 from memn2n_cli.errors import ArgumentError
-
-NAMES = "auto, cpu, cuda, cuda:N or mps"
 
 
 def resolve_device(name: str | torch.device, argument: str = "device") -> torch.device:
@@ -28,7 +27,7 @@ def resolve_device(name: str | torch.device, argument: str = "device") -> torch.
     except RuntimeError:
         device = None
     if device is None or device.type not in ("cpu", "cuda", "mps") or (device.type != "cuda" and device.index):
-        raise ArgumentError(argument, f"{{}} is {NAMES}, not {name!r}")
+        raise ArgumentError(argument, f"{{}} is {DEVICES}, not {name!r}")
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ArgumentError(argument, f"{{}} {name}: PyTorch finds no CUDA device here "

@@ -106,6 +106,14 @@ def test_data_dir_from_environment(cli, tmp_path, en_dir, monkeypatch):
 
 # Bad input ------------------------------------------------------------------------------------
 
+def test_every_command_that_computes_lists_the_devices_it_takes_in_its_help(cli):
+    """--device's help names every device the check of the test below accepts, mps included."""
+    for command in ("train", "eval", "predict", "visualize", "sweep", "serve"):
+        result = cli(command, "--help")
+        assert result.exit_code == 0, result.stderr
+        assert "auto, cpu, cuda, cuda:N or mps" in " ".join(result.stdout.replace("│", " ").split()), command
+
+
 @pytest.mark.parametrize("device, fragment", [
     ("tpu", "--device is auto, cpu, cuda, cuda:N or mps, not 'tpu'"),
     ("", "--device is auto, cpu, cuda, cuda:N or mps, not ''"),
