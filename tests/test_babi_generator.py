@@ -117,6 +117,15 @@ def test_generate_command_writes_the_same_bytes_for_the_same_seed(cli, tmp_path)
     assert all((tmp_path / "a" / n).read_bytes() == (tmp_path / "b" / n).read_bytes() for n in names)
 
 
+def test_generate_command_writes_upstreams_1k_sizes_by_default(cli, tmp_path):
+    """Without --train and --test, 1,000 questions in each file, as in the upstream 1k set."""
+    result = cli("data", "generate", "babi", "--task", "1", "--out", tmp_path)
+    assert result.exit_code == 0, result.stderr
+    for split in ("train", "test"):
+        text = (tmp_path / f"qa1_single-supporting-fact_{split}.txt").read_text()
+        assert sum("?" in line for line in text.splitlines()) == 1000, split
+
+
 def test_generate_command_bad_input(cli, tmp_path):
     assert_one_line_error(cli("data", "generate", "babi", "--task", "21", "--out", tmp_path), "unknown bAbI task '21'")
     assert_one_line_error(cli("data", "generate", "text8", "--out", tmp_path), "no simulator for 'text8'; available: babi, ptb")

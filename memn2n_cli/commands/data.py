@@ -1,7 +1,7 @@
 """`memn2n data download TASK`: fetch a task's data into the cache and check it (a task with a
 ``download`` method); `memn2n data generate TASK`: write it with a built-in simulator, offline
-(a task with a ``generate`` method: bAbI, and a stand-in for the Penn Treebank made of its
-sentences)."""
+(a task with a ``generate`` method and its default sizes, ``GENERATED_SIZES``: bAbI, and a
+stand-in for the Penn Treebank made of its sentences)."""
 
 from __future__ import annotations
 
@@ -37,6 +37,14 @@ def download(
     print(target)
 
 
+def _sizes(index: int) -> str:
+    """The built-in simulators' default sizes (train, test) at ``index``, for the help."""
+    from tasks.babi import BabiTask
+    from tasks.lm import PennTreebank
+
+    return f"babi {BabiTask.GENERATED_SIZES[index]}, ptb {PennTreebank.GENERATED_SIZES[index]}"
+
+
 @data_app.command()
 @command
 def generate(
@@ -49,10 +57,9 @@ def generate(
     task: Annotated[list[str] | None, typer.Option("--task", "-t", help=(
         "bAbI task number, repeatable, or 'all' (ptb: the tasks whose stories it tells). [default: all]"))] = None,
     train: Annotated[int | None, typer.Option(min=1, help=(
-        "Questions in each training file (babi), lines of ptb.train.txt (ptb). [default: 1000; ptb 2000]"))] = None,
+        f"Questions in each training file (babi), lines of ptb.train.txt (ptb). [default: {_sizes(0)}]"))] = None,
     test: Annotated[int | None, typer.Option(min=1, help=(
-        "Questions in each test file (babi), lines of ptb.valid.txt and of ptb.test.txt (ptb). "
-        "[default: 1000; ptb 200]"))] = None,
+        f"Questions in each test file (babi), lines of ptb.valid.txt and of ptb.test.txt (ptb). [default: {_sizes(1)}]"))] = None,
     seed: Annotated[int, typer.Option(help="The same seed writes the same bytes.")] = 0,
 ) -> None:
     """Simulate a task's data and write it in its files' format (no network needed); prints the folder."""
@@ -61,7 +68,7 @@ def generate(
     if out.exists() and not out.is_dir():
         raise UserError("exists and is not a folder", out)
     out.mkdir(parents=True, exist_ok=True)
-    default_train, default_test = getattr(simulated, "GENERATED_SIZES", (1000, 1000))  # bAbI: questions per file
+    default_train, default_test = simulated.GENERATED_SIZES
     simulated.generate(out, task or [], train or default_train, test or default_test, seed)
     print(f"generated {name} (seed {seed}) into {out}", file=sys.stderr)
     print(out)
