@@ -194,29 +194,23 @@ def _progress(spec, out: Path):
 
 
 def _matrix(summary: dict):
+    """results.md's table, for the terminal: a failed task's cell in red."""
     from rich.table import Table
     from rich.text import Text
 
-    from memn2n_cli.qa.sweep import beside, paper_columns
+    from memn2n_cli.qa.sweep import matrix
     from tasks.qa import PASS_ERROR
 
-    labels, columns = summary["configurations"], summary["columns"]
     spec = summary["spec"]
-    paper = paper_columns(summary)
+    rows, means, failed = matrix(summary)
     table = Table(title=Text(f"Test error (%), best of {spec['restarts']} by {spec['select']} error"
                              f"{' (the paper in brackets)' if spec.get('preset') else ''}  ·  {summary['out']}"), title_justify="left")
     table.add_column("Task", justify="right")
-    for label in labels:
+    for label in summary["configurations"]:
         table.add_column(label, justify="right")
-    for t in sorted({t for label in labels for t in summary["cells"][label]}, key=int):
-        cells = []
-        for label in labels:
-            error = summary["cells"][label][t]["test_error"]
-            text = beside(f"{error:.1f}", paper[label]["tasks"].get(int(t)))
-            cells.append(f"[red]{text}[/]" if error > PASS_ERROR else text)
-        table.add_row(str(t), *cells)
+    for t, cells in rows:
+        table.add_row(t, *(f"[red]{text}[/]" if bad else text for text, bad in cells))
     table.add_section()
-    table.add_row("Mean", *(beside(f"{columns[label]['mean_test_error']:.1f}", paper[label]["mean"]) for label in labels))
-    table.add_row(f"Failed (> {PASS_ERROR:g}%)", *(beside(str(columns[label]["failed_tasks"]), paper[label]["failed"], 0)
-                                                   for label in labels))
+    table.add_row("Mean", *means)
+    table.add_row(f"Failed (> {PASS_ERROR:g}%)", *failed)
     return table

@@ -274,21 +274,31 @@ def beside(ours: str, paper: float | int | None, digits: int = 1) -> str:
     return ours if paper is None else f"{ours} ({paper:.{digits}f})"
 
 
-def results_markdown(summary: dict) -> str:
-    labels = summary["configurations"]
-    tasks = sorted({t for label in labels for t in summary["cells"][label]}, key=int)
-    spec, columns = summary["spec"], summary["columns"]
+def matrix(summary: dict) -> tuple[list[tuple[str, list[tuple[str, bool]]]], list[str], list[str]]:
+    """The table of results.md and of the terminal, as text: per task, each column's cell (ours,
+    the paper's in brackets) and whether the task failed (error > PASS_ERROR); then the mean row
+    and the failed-tasks row."""
+    labels, columns = summary["configurations"], summary["columns"]
     paper = paper_columns(summary)
+    rows = []
+    for t in sorted({t for label in labels for t in summary["cells"][label]}, key=int):
+        errors = [summary["cells"][label][t]["test_error"] for label in labels]
+        rows.append((str(t), [(beside(f"{error:.1f}", paper[label]["tasks"].get(int(t))), error > PASS_ERROR)
+                              for label, error in zip(labels, errors)]))
+    means = [beside(f"{columns[label]['mean_test_error']:.1f}", paper[label]["mean"]) for label in labels]
+    failed = [beside(str(columns[label]["failed_tasks"]), paper[label]["failed"], 0) for label in labels]
+    return rows, means, failed
+
+
+def results_markdown(summary: dict) -> str:
+    labels, spec = summary["configurations"], summary["spec"]
+    rows, means, failed = matrix(summary)
     lines = [f"Test error (%) of the restart with the lowest {spec['select']} error, best of {spec['restarts']}"
              + ("; the paper's figures in brackets." if spec.get("preset") else "."), "",
              "| task | " + " | ".join(labels) + " |", "| ---: |" + " ---: |" * len(labels)]
-    for t in tasks:
-        cells = [beside(f"{summary['cells'][label][t]['test_error']:.1f}", paper[label]["tasks"].get(int(t))) for label in labels]
-        lines.append(f"| {t} | " + " | ".join(cells) + " |")
-    means = [beside(f"{columns[label]['mean_test_error']:.1f}", paper[label]["mean"]) for label in labels]
-    failed = [beside(str(columns[label]["failed_tasks"]), paper[label]["failed"], 0) for label in labels]
+    lines += [f"| {t} | " + " | ".join(text for text, _ in cells) + " |" for t, cells in rows]
     lines.append("| **mean** | " + " | ".join(f"**{c}**" for c in means) + " |")
     lines.append(f"| **failed (> {PASS_ERROR:g}%)** | " + " | ".join(f"**{c}**" for c in failed) + " |")
-    if spec.get("preset") and not paper[labels[0]]["tasks"]:
+    if spec.get("preset") and not paper_columns(summary)[labels[0]]["tasks"]:
         lines += ["", "The paper gives only the mean error and the failed tasks here, over all its tasks."]
     return "\n".join(lines) + "\n"
