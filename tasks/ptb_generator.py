@@ -29,7 +29,6 @@ from pathlib import Path
 from memn2n_cli.configs import SPLITS
 
 MARKER = "GENERATED.md"  # in a generated folder only: never in the one `memn2n data download ptb` fills
-SIZES = (2_000, 200)  # lines of ptb.train.txt, and of ptb.valid.txt and ptb.test.txt each: ~42k and ~4.2k words
 LINE_WORDS = (10, 28)  # a line closes once it holds at least a length drawn from this range: ~21 words on average
 VOCABULARY = 100  # words kept; the rest are <unk>
 UNK = "<unk>"
@@ -82,11 +81,10 @@ def write_corpus(out: Path, train: int, test: int, task_ids: list[int], seed: in
 
     written = corpus(train, test, task_ids, seed)
     out.mkdir(parents=True, exist_ok=True)
-    files = {f"ptb.{split}.txt": "".join(split_lines).encode() for split, split_lines in written.items()}
     sizes = ", ".join(f"{split} {len(ls):,} lines ({sum(len(line.split()) for line in ls):,} words)"
                       for split, ls in written.items())
     tasks = "all 20" if sorted(task_ids) == list(range(1, 21)) else ", ".join(map(str, task_ids))
-    files[MARKER] = (
+    files = {MARKER: (
         "# Not the Penn Treebank\n\n"
         "Sentences of memn2n's bAbI simulator (tasks/babi_generator), written in the format of Mikolov's\n"
         "Penn Treebank files (ptb.train.txt, ptb.valid.txt, ptb.test.txt) so that the language-model\n"
@@ -95,8 +93,12 @@ def write_corpus(out: Path, train: int, test: int, task_ids: list[int], seed: in
         "written <unk>. Perplexities measured on it say nothing about the paper's Table 2.\n\n"
         f"Written by `memn2n data generate ptb` (tasks/ptb_generator.py): seed {seed}, bAbI tasks {tasks}.\n"
         f"{sizes}.\nThe same seed writes the same bytes.\n\n"
-        "The real corpus: `memn2n data download ptb`.\n").encode()
-    write_files(out, files)  # the marker last: a folder without it is not taken for a finished stand-in
+        "The real corpus: `memn2n data download ptb`.\n").encode()}
+    files.update({f"ptb.{split}.txt": "".join(split_lines).encode() for split, split_lines in written.items()})
+    # The marker first: a run cut off between the renames leaves a folder marked as a stand-in with
+    # files missing, which every command refuses and `generate` writes again; marked last, it would
+    # leave stand-in files taken for the real corpus, and a folder `generate` refuses to touch.
+    write_files(out, files)
     return written
 
 

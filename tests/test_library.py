@@ -57,6 +57,13 @@ def test_library_errors_name_the_field(tmp_path, en_dir):
         memn2n.train("babi", tmp_path / "run", data_dir=en_dir, colour="red")
     with pytest.raises(memn2n.UserError, match="unknown task 'nope'"):
         memn2n.train("nope", tmp_path / "run")
+    # An option of the other kind of task, by its keyword here (the command line says --next, --task).
+    with pytest.raises(memn2n.ArgumentError, match="^next_words= is an option of a language model$"):
+        memn2n.answer("bundled", "Mary went home.\nWhere is Mary?\n", next_words=3)
+    with pytest.raises(memn2n.ArgumentError, match="^task= is an option of question answering$"):
+        memn2n.answer(ROOT / "tests" / "data" / "runs-before-24" / "ptb-small", "the cat", task=1)
+    with pytest.raises(memn2n.ArgumentError, match="^linear_dim= is an option of a language model$"):
+        memn2n.train("babi", tmp_path / "run", data_dir=en_dir, linear_dim=5)
 
 
 def test_missing_data_from_python_names_data_dir_as_python_writes_it(tmp_path, monkeypatch):
@@ -75,6 +82,9 @@ def test_missing_data_from_python_names_data_dir_as_python_writes_it(tmp_path, m
     assert "\n" not in message and not (tmp_path / "runs").exists()
     with pytest.raises(memn2n.ArgumentError, match="jsonl trains on your own data: pass data_dir=, a folder"):
         memn2n.train("jsonl", tmp_path / "run")
+    # A sweep's bad folder is named before any data is looked for (here it would be a failed download).
+    with pytest.raises(memn2n.ArgumentError, match="^out= must be a folder's path"):
+        memn2n.sweep("babi", 7)
 
 
 def test_the_library_loads_no_command_line_and_checks_its_arguments(en_dir, tmp_path):

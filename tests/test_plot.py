@@ -169,7 +169,6 @@ def cell_colours(figure, picture, rows: int, columns: int) -> dict[tuple[int, in
     return colours
 
 
-@needs_matplotlib
 def test_bundled_names_the_model_that_comes_with_memn2n_as_everywhere(cli, tmp_path, monkeypatch):
     from memn2n_cli.checkpoint import BUNDLED_RUN
 
@@ -181,6 +180,7 @@ def test_bundled_names_the_model_that_comes_with_memn2n_as_everywhere(cli, tmp_p
     assert [c.values for m in named.models for c in m.curves] == [c.values for m in bundled.models for c in m.curves]
 
 
+@needs_matplotlib
 def test_a_babi_sweep_as_a_heatmap_whose_colours_follow_the_errors(cli, babi_sweep, tmp_path):
     data = plots.read_plot(babi_sweep)
     assert data.columns == ["BoW", "PE"] and data.rows == ["task 1", "task 4", "mean"]

@@ -57,6 +57,34 @@ def test_generate_ptb_writes_a_marked_folder_in_the_cache_that_ptb_reads(cli, tm
     assert (tmp_path / "real" / "ptb.train.txt").read_text() == " the company said \n"
 
 
+def test_a_stand_in_cut_off_between_its_files_is_marked_and_written_again(cli, tmp_path, monkeypatch):
+    """The marker is renamed into place first: a write cut off after it leaves a folder every
+    command refuses (files missing) and `generate` writes again, never stand-in files without
+    their marker, which would be taken for the real corpus and refused by `generate`."""
+    import os
+
+    from memn2n_cli import checkpoint
+
+    replace, renamed = os.replace, []
+
+    def cut_off(source, target):
+        if renamed:
+            raise KeyboardInterrupt  # killed after the first rename
+        renamed.append(target)
+        replace(source, target)
+
+    monkeypatch.setattr(checkpoint.os, "replace", cut_off)
+    with pytest.raises(KeyboardInterrupt):
+        ptb_generator.write_corpus(tmp_path / "gen", 30, 5, [1], seed=0)
+    monkeypatch.setattr(checkpoint.os, "replace", replace)
+    assert sorted(p.name for p in (tmp_path / "gen").iterdir()) == [ptb_generator.MARKER]
+    assert_one_line_error(cli("train", "ptb", "--data-dir", tmp_path / "gen", "--out", tmp_path / "run", *TINY),
+                          "missing ptb.train.txt")
+    result = cli("data", "generate", "ptb", "--train", "30", "--test", "5", "--out", tmp_path / "gen")
+    assert result.exit_code == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "gen").iterdir()) == sorted(FILES + [ptb_generator.MARKER])
+
+
 def test_generate_bad_input(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     assert_one_line_error(cli("data", "generate", "ptb", "--task", "21"), "unknown bAbI task '21'")

@@ -1,7 +1,8 @@
 """`memn2n data download TASK`: fetch a task's data into the cache and check it (a task with a
 ``download`` method); `memn2n data generate TASK`: write it with a built-in simulator, offline
-(a task with a ``generate`` method and its default sizes, ``GENERATED_SIZES``: bAbI, and a
-stand-in for the Penn Treebank made of its sentences)."""
+(a task with a ``generate`` method: bAbI, and a stand-in for the Penn Treebank made of its
+sentences; their default sizes are `configs.GENERATED_SIZES`, and a plugin's simulator is given
+--train and --test)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Annotated
 import typer
 
 from memn2n_cli.commands.app import command, data_app
+from memn2n_cli.configs import GENERATED_SIZES
 from memn2n_cli.errors import UserError
 
 
@@ -39,10 +41,7 @@ def download(
 
 def _sizes(index: int) -> str:
     """The built-in simulators' default sizes (train, test) at ``index``, for the help."""
-    from tasks.babi import BabiTask
-    from tasks.lm import PennTreebank
-
-    return f"babi {BabiTask.GENERATED_SIZES[index]}, ptb {PennTreebank.GENERATED_SIZES[index]}"
+    return ", ".join(f"{name} {sizes[index]}" for name, sizes in GENERATED_SIZES.items())
 
 
 @data_app.command()
@@ -64,12 +63,14 @@ def generate(
 ) -> None:
     """Simulate a task's data and write it in its files' format (no network needed); prints the folder."""
     simulated = _task_with(name, "generate", "simulator")
+    train, test = (given or default for given, default in zip((train, test), GENERATED_SIZES.get(name, (None, None))))
+    if not (train and test):
+        raise UserError(f"{name!r} has no default sizes: pass --train and --test")
     out = out or simulated.generated_data_dir()
     if out.exists() and not out.is_dir():
         raise UserError("exists and is not a folder", out)
     out.mkdir(parents=True, exist_ok=True)
-    default_train, default_test = simulated.GENERATED_SIZES
-    simulated.generate(out, task or [], train or default_train, test or default_test, seed)
+    simulated.generate(out, task or [], train, test, seed)
     print(f"generated {name} (seed {seed}) into {out}", file=sys.stderr)
     print(out)
 

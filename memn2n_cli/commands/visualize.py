@@ -26,7 +26,7 @@ def visualize(
     seed: Annotated[int, typer.Option(help="Which test stories are sampled.")] = 0,
     errors: Annotated[bool, typer.Option("--errors", help="Sample only questions the model gets wrong.")] = False,
     data_dir: DataDir = None,
-    out: Annotated[Path | None, typer.Option(help="Also save the view: FILE.svg or FILE.html (--hops), FILE.png (--memory-positions).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Also save the view: FILE.svg or FILE.html (--hops), FILE.png or FILE.svg (--memory-positions).")] = None,
     device: Device = "auto",
 ) -> None:
     """Where attention goes: Figure 2 (--hops, question-answering runs) or Figure 3 (--memory-positions, language models)."""

@@ -17,10 +17,10 @@ def given(options: dict) -> dict:
 
 
 def refuse(options: dict, names: tuple[str, ...], kind: str) -> None:
-    """A UserError naming the first of ``names`` given in ``options``: an option of ``kind`` only."""
+    """An ArgumentError naming the first of ``names`` given in ``options``: an option of ``kind`` only."""
     for name in names:
         if options.get(name) is not None:
-            raise UserError(f"{flag(name)} is an option of {kind}")
+            raise ArgumentError(name, f"{{}} is an option of {kind}")
 
 
 def check_preset(task: str, presets: dict[str, dict[str, dict]], preset: str | None, column: list[str],
@@ -40,7 +40,7 @@ def check_preset(task: str, presets: dict[str, dict[str, dict]], preset: str | N
         raise UserError(f"--preset {preset} names its columns: it takes no --grid of several values")
     clash = sorted(options.keys() & {k for chosen in presets[preset].values() for k in chosen})
     if clash:
-        raise UserError(f"--preset {preset} sets --{clash[0].replace('_', '-')} for its columns itself")
+        raise UserError(f"--preset {preset} sets {flag(clash[0])} for its columns itself")
 
 
 BACKENDS = ("local", "ray")  # a sweep's: a pool of processes here, or Ray tasks on a cluster
