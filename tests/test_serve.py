@@ -30,7 +30,7 @@ from starlette.testclient import TestClient
 
 from memn2n_cli.history import read_history
 from memn2n_cli.model_card import read_card
-from memn2n_cli.qa.inference import BUNDLED_RUN
+from memn2n_cli.qa.inference import BUNDLED_RUN, QARun
 from memn2n_cli.qa.web import (MAX_BODY, MAX_QUESTIONS, Runs, ThisMachineOnly, create_app, http_server, listen,
                                 client_left, names_this_machine, read_body)
 from tasks.qa import read_stories
@@ -528,6 +528,42 @@ def test_requests_past_the_connection_limit_are_503():
         assert second.getresponse().status == 503
         first.close()
         second.close()
+
+
+def test_at_most_computing_predictions_are_computed_at_once_the_others_wait(here, monkeypatch):
+    """Eight clients at once over HTTP: every one answered, never more than COMPUTING computing together."""
+    from memn2n_cli.qa import web
+
+    lock, now, most = threading.Lock(), [0], [0]
+    answer = QARun.answer
+
+    def counted(self, questions, top_k):
+        with lock:
+            now[0] += 1
+            most[0] = max(most[0], now[0])
+        time.sleep(0.2)  # long enough for the others to arrive
+        with lock:
+            now[0] -= 1
+        return answer(self, questions, top_k)
+
+    monkeypatch.setattr(QARun, "answer", counted)
+    runs, _ = Runs.find(None)
+    answers = []
+
+    def ask(port: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.request("POST", "/api/predict", json.dumps({"story": README_STORY}), {"Content-Type": "application/json"})
+        answers.append([a["answer"] for a in json.loads(connection.getresponse().read())])
+        connection.close()
+
+    with running(create_app(runs)) as (_, port):
+        clients = [threading.Thread(target=ask, args=(port,)) for _ in range(8)]
+        for thread in clients:
+            thread.start()
+        for thread in clients:
+            thread.join(60)
+    assert answers == [["bathroom", "kitchen", "office"]] * 8
+    assert most[0] == web.COMPUTING
 
 
 @pytest.fixture(scope="module")

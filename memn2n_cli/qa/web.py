@@ -15,7 +15,8 @@ Bad input is a 4xx whose body is {"error": LINE}, LINE being what the CLI prints
 (a story's line numbers count from its first line, named "<story>"). A request body holds at most
 MAX_BODY bytes; a connection whose request headers take over HEADER_TIMEOUT seconds is closed, one
 whose request body takes over BODY_TIMEOUT is answered 408 and closed, and past MAX_CONNECTIONS open
-at once a request is answered 503 (`http_server`). Starlette and uvicorn are imported here only,
+at once a request is answered 503 (`http_server`). At most COMPUTING predictions are computed at
+once; the others wait their turn. Starlette and uvicorn are imported here only,
 and this module only by the `serve` command: `memn2n --help` loads neither.
 """
 
@@ -65,6 +66,9 @@ FIELDS = {"story", "checkpoint", "top_k"}
 HEADER_TIMEOUT = 10.0  # seconds for a request's headers: a browser sends them in one packet; a slow link needs a few
 BODY_TIMEOUT = 30.0  # seconds for a request's body once its headers are in: MAX_BODY in 30 s is 33 kB/s, a slow mobile link
 MAX_CONNECTIONS = 100  # open at once, else 503 (uvicorn's limit_concurrency): a browser opens 6, the load benchmark 32
+COMPUTING = 2  # predictions computed at once, the others waiting their turn: more only fight over the GIL and the
+# cores, each holding its story's attention (BENCHMARKS "serve under load": at 8 and 32 clients 1.5-2x the
+# requests/s and half the p99 of letting every request compute at once; 1 or 2 measured alike on 2 cores)
 
 
 class Runs:
@@ -82,6 +86,7 @@ class Runs:
         self._checked: dict[Path, tuple[int, dict | None]] = {}  # a model directory: its config.json's time, its config
         self._loaded: dict[str, QARun] = {}
         self._lock = threading.Lock()  # for loading a model, and for looking through the folders
+        self._computing = threading.BoundedSemaphore(COMPUTING)
         self._rng = random.Random()
         self.pinned = {}  # the first run's models: offered whatever the folders hold
         for directory in model_dirs(first):
@@ -198,10 +203,11 @@ class Runs:
     def answer(self, story: str, checkpoint: str | None, top_k: int) -> list[dict]:
         """What `memn2n predict --json` prints for ``story``, as a list; 413 past MAX_QUESTIONS questions."""
         run = self.model(checkpoint)
-        questions = run.read(story.encode(), "<story>")
-        if len(questions) > MAX_QUESTIONS:
-            raise HTTPException(413, f"the story asks {len(questions):,} questions; a request asks at most {MAX_QUESTIONS:,}")
-        return [p.to_json() for p in run.answer(questions, top_k)]
+        with self._computing:  # COMPUTING at once
+            questions = run.read(story.encode(), "<story>")
+            if len(questions) > MAX_QUESTIONS:
+                raise HTTPException(413, f"the story asks {len(questions):,} questions; a request asks at most {MAX_QUESTIONS:,}")
+            return [p.to_json() for p in run.answer(questions, top_k)]
 
     def about(self, checkpoint: str | None) -> dict:
         """What GET /api/about returns: the run's model card (its front matter; None for a run
