@@ -198,7 +198,8 @@ def model_curves(name: str, title: str, kind: str, lines: list[dict]) -> ModelCu
 def read_sweep(sweep: Path) -> TablePlot | TrendPlot:
     """A sweep's results.json as a heatmap (question answering) or as trends (a language model)."""
     if not (sweep / RESULTS_FILE).is_file():
-        raise UserError("this sweep has no results.json yet: it is written once the sweep's trials are done", sweep)
+        raise UserError("this sweep has no results.json yet: a language-model sweep writes it as each trial "
+                        "finishes, a bAbI sweep once all its trials are done", sweep)
     summary = read_json(sweep / RESULTS_FILE)
     try:
         kind = get_task(str(summary["spec"]["task"])).kind

@@ -307,7 +307,7 @@ def test_bad_input_is_one_line_and_exit_2(cli, tmp_path):
     unfinished = tmp_path / "unfinished"
     unfinished.mkdir()
     (unfinished / "sweep.json").write_text(json.dumps({"task": "babi"}))
-    assert_one_line_error(cli("plot", unfinished), "no results.json yet")
+    assert_one_line_error(cli("plot", unfinished), "no results.json yet: a language-model sweep writes it as each trial finishes")
     (unfinished / "results.json").write_text(json.dumps({"spec": {"task": "babi"}}))
     assert_one_line_error(cli("plot", unfinished), "results.json", "not the results of a memn2n sweep")
     assert not (tmp_path / "curves.jpg").exists()
