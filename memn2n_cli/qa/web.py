@@ -16,8 +16,8 @@ Bad input is a 4xx whose body is {"error": LINE}, LINE being what the CLI prints
 MAX_BODY bytes; a connection whose request headers take over HEADER_TIMEOUT seconds is closed, one
 whose request body takes over BODY_TIMEOUT is answered 408 and closed, and past MAX_CONNECTIONS open
 at once a request is answered 503 (`http_server`). At most COMPUTING predictions are computed at
-once; the others wait their turn. Starlette and uvicorn are imported here only,
-and this module only by the `serve` command: `memn2n --help` loads neither.
+once; the others wait their turn. Starlette and uvicorn are imported here only, and this module
+only by the `serve` command: `memn2n --help` loads neither.
 """
 
 from __future__ import annotations
@@ -67,8 +67,8 @@ HEADER_TIMEOUT = 10.0  # seconds for a request's headers: a browser sends them i
 BODY_TIMEOUT = 30.0  # seconds for a request's body once its headers are in: MAX_BODY in 30 s is 33 kB/s, a slow mobile link
 MAX_CONNECTIONS = 100  # open at once, else 503 (uvicorn's limit_concurrency): a browser opens 6, the load benchmark 32
 COMPUTING = 2  # predictions computed at once, the others waiting their turn: more only fight over the GIL and the
-# cores, each holding its story's attention (BENCHMARKS "serve under load": at 8 and 32 clients 1.5-2x the
-# requests/s and half the p99 of letting every request compute at once; 1 or 2 measured alike on 2 cores)
+# cores, each holding its story's attention (BENCHMARKS "Two predictions at a time": at 8 and 32 clients 1.5-2.2x
+# the requests/s and 0.55-0.65x the p99 of letting every request compute at once; 1 or 2 alike on 2 cores)
 
 
 class Runs:
