@@ -68,7 +68,7 @@ BODY_TIMEOUT = 30.0  # seconds for a request's body once its headers are in: MAX
 MAX_CONNECTIONS = 100  # open at once, else 503 (uvicorn's limit_concurrency): a browser opens 6, the load benchmark 32
 COMPUTING = 2  # predictions computed at once, the others waiting their turn: more only fight over the GIL and the
 # cores, each holding its story's attention (BENCHMARKS "Two predictions at a time": at 8 and 32 clients 1.5-2.2x
-# the requests/s and 0.55-0.65x the p99 of letting every request compute at once; 1 or 2 alike on 2 cores)
+# the requests/s and 0.53-0.73x the p99 of letting every request compute at once; 1 or 2 alike on 2 cores)
 
 
 class Runs:
