@@ -531,7 +531,9 @@ def test_requests_past_the_connection_limit_are_503():
 
 
 def test_at_most_computing_predictions_are_computed_at_once_the_others_wait(here, monkeypatch):
-    """Eight clients at once over HTTP: every one answered, never more than COMPUTING computing together."""
+    """48 clients at once over HTTP, more than the 40 threads of the pool: every one answered, never
+    more than COMPUTING computing together, and GET /api/runs answered at once meanwhile (a waiting
+    prediction holds no thread)."""
     from memn2n_cli.qa import web
 
     lock, now, most = threading.Lock(), [0], [0]
@@ -541,7 +543,7 @@ def test_at_most_computing_predictions_are_computed_at_once_the_others_wait(here
         with lock:
             now[0] += 1
             most[0] = max(most[0], now[0])
-        time.sleep(0.2)  # long enough for the others to arrive
+        time.sleep(0.25)  # a prediction's time: long enough for the others to arrive
         with lock:
             now[0] -= 1
         return answer(self, questions, top_k)
@@ -551,18 +553,26 @@ def test_at_most_computing_predictions_are_computed_at_once_the_others_wait(here
     answers = []
 
     def ask(port: int) -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         connection.request("POST", "/api/predict", json.dumps({"story": README_STORY}), {"Content-Type": "application/json"})
         answers.append([a["answer"] for a in json.loads(connection.getresponse().read())])
         connection.close()
 
     with running(create_app(runs)) as (_, port):
-        clients = [threading.Thread(target=ask, args=(port,)) for _ in range(8)]
+        clients = [threading.Thread(target=ask, args=(port,)) for _ in range(48)]
         for thread in clients:
             thread.start()
+        time.sleep(1.0)  # the predictions queued, a few done
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        started = time.monotonic()
+        connection.request("GET", "/api/runs")
+        assert connection.getresponse().status == 200
+        listed, pending = time.monotonic() - started, sum(thread.is_alive() for thread in clients)
+        connection.close()
         for thread in clients:
             thread.join(60)
-    assert answers == [["bathroom", "kitchen", "office"]] * 8
+    assert pending > 10 and listed < 0.25, (pending, listed)  # 48 x 0.25 s / COMPUTING: about 6 s in all
+    assert answers == [["bathroom", "kitchen", "office"]] * 48
     assert most[0] == web.COMPUTING
 
 

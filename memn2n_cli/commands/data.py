@@ -50,10 +50,10 @@ def generate(
         "bAbI task number, repeatable, or 'all' (ptb: the tasks whose stories it tells). [default: all]"))] = None,
     train: Annotated[int | None, typer.Option(min=1, help=(
         "Questions in each training file (babi), lines of ptb.train.txt (ptb). [default: the task's own: "
-        "babi as upstream's 1k set]"))] = None,
+        "babi as upstream's 1k set; ptb a small corpus, its GENERATED.md says how small]"))] = None,
     test: Annotated[int | None, typer.Option(min=1, help=(
         "Questions in each test file (babi), lines of ptb.valid.txt and of ptb.test.txt (ptb). [default: the "
-        "task's own: babi as upstream's 1k set]"))] = None,
+        "task's own, as for --train]"))] = None,
     seed: Annotated[int, typer.Option(help="The same seed writes the same bytes.")] = 0,
 ) -> None:
     """Simulate a task's data and write it in its files' format (no network needed); prints the folder."""

@@ -37,10 +37,11 @@ from collections.abc import Sequence
 from http import HTTPStatus
 from pathlib import Path
 
+import anyio
+import anyio.to_thread
 import h11
 import uvicorn
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
@@ -66,9 +67,10 @@ FIELDS = {"story", "checkpoint", "top_k"}
 HEADER_TIMEOUT = 10.0  # seconds for a request's headers: a browser sends them in one packet; a slow link needs a few
 BODY_TIMEOUT = 30.0  # seconds for a request's body once its headers are in: MAX_BODY in 30 s is 33 kB/s, a slow mobile link
 MAX_CONNECTIONS = 100  # open at once, else 503 (uvicorn's limit_concurrency): a browser opens 6, the load benchmark 32
-COMPUTING = 2  # predictions computed at once, the others waiting their turn: more only fight over the GIL and the
-# cores, each holding its story's attention (BENCHMARKS "Two predictions at a time": at 8 and 32 clients 1.5-2.2x
-# the requests/s and 0.53-0.73x the p99 of letting every request compute at once; 1 or 2 alike on 2 cores)
+COMPUTING = 2  # predictions computed at once, the others waiting their turn in the event loop (holding no thread,
+# so the GET requests' threads stay free): more only fight over the GIL, each holding its story's attention, while
+# torch spreads each one's tensor work over every core (or the GPU) anyway. BENCHMARKS "Two predictions at a time":
+# at 8 and 32 clients 1.5-2.2x the requests/s and 0.53-0.73x the p99 of every request computing at once.
 
 
 class Runs:
@@ -86,7 +88,6 @@ class Runs:
         self._checked: dict[Path, tuple[int, dict | None]] = {}  # a model directory: its config.json's time, its config
         self._loaded: dict[str, QARun] = {}
         self._lock = threading.Lock()  # for loading a model, and for looking through the folders
-        self._computing = threading.BoundedSemaphore(COMPUTING)
         self._rng = random.Random()
         self.pinned = {}  # the first run's models: offered whatever the folders hold
         for directory in model_dirs(first):
@@ -203,11 +204,10 @@ class Runs:
     def answer(self, story: str, checkpoint: str | None, top_k: int) -> list[dict]:
         """What `memn2n predict --json` prints for ``story``, as a list; 413 past MAX_QUESTIONS questions."""
         run = self.model(checkpoint)
-        with self._computing:  # COMPUTING at once
-            questions = run.read(story.encode(), "<story>")
-            if len(questions) > MAX_QUESTIONS:
-                raise HTTPException(413, f"the story asks {len(questions):,} questions; a request asks at most {MAX_QUESTIONS:,}")
-            return [p.to_json() for p in run.answer(questions, top_k)]
+        questions = run.read(story.encode(), "<story>")
+        if len(questions) > MAX_QUESTIONS:
+            raise HTTPException(413, f"the story asks {len(questions):,} questions; a request asks at most {MAX_QUESTIONS:,}")
+        return [p.to_json() for p in run.answer(questions, top_k)]
 
     def about(self, checkpoint: str | None) -> dict:
         """What GET /api/about returns: the run's model card (its front matter; None for a run
@@ -292,9 +292,13 @@ def create_app(runs: Runs) -> Starlette:
     def list_runs(request: Request) -> JSONResponse:
         return JSONResponse(runs.listing())
 
+    computing: list[anyio.CapacityLimiter] = []  # made in the event loop, on the first prediction
+
     async def predict(request: Request) -> JSONResponse:
         story, checkpoint, top_k = parse_predict_request(await read_body(request))
-        return JSONResponse(await run_in_threadpool(runs.answer, story, checkpoint, top_k))
+        if not computing:
+            computing.append(anyio.CapacityLimiter(COMPUTING))
+        return JSONResponse(await anyio.to_thread.run_sync(runs.answer, story, checkpoint, top_k, limiter=computing[0]))
 
     def about(request: Request) -> JSONResponse:
         return JSONResponse(runs.about(request.query_params.get("checkpoint")))
