@@ -70,7 +70,7 @@ MAX_CONNECTIONS = 100  # open at once, else 503 (uvicorn's limit_concurrency): a
 COMPUTING = 2  # predictions computed at once, the others waiting their turn in the event loop (holding no thread,
 # so the GET requests' threads stay free): more only fight over the GIL, each holding its story's attention, while
 # torch spreads each one's tensor work over every core (or the GPU) anyway. BENCHMARKS "Two predictions at a time":
-# at 8 and 32 clients 1.5-2.2x the requests/s and 0.53-0.73x the p99 of every request computing at once.
+# at 8 and 32 clients 1.6-2.2x the requests/s and 0.49-0.64x the p99 of every request computing at once.
 
 
 class Runs:
