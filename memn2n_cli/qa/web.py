@@ -292,13 +292,11 @@ def create_app(runs: Runs) -> Starlette:
     def list_runs(request: Request) -> JSONResponse:
         return JSONResponse(runs.listing())
 
-    computing: list[anyio.CapacityLimiter] = []  # made in the event loop, on the first prediction
+    computing = anyio.CapacityLimiter(COMPUTING)
 
     async def predict(request: Request) -> JSONResponse:
         story, checkpoint, top_k = parse_predict_request(await read_body(request))
-        if not computing:
-            computing.append(anyio.CapacityLimiter(COMPUTING))
-        return JSONResponse(await anyio.to_thread.run_sync(runs.answer, story, checkpoint, top_k, limiter=computing[0]))
+        return JSONResponse(await anyio.to_thread.run_sync(runs.answer, story, checkpoint, top_k, limiter=computing))
 
     def about(request: Request) -> JSONResponse:
         return JSONResponse(runs.about(request.query_params.get("checkpoint")))
