@@ -531,9 +531,12 @@ def read_model_files(directory: Path) -> tuple[dict, ModelConfig, Vocabulary]:
     for key, kind in (("tasks", list), ("training", dict), ("data", dict)):
         if not isinstance(config.get(key), kind):
             raise UserError(f"no {key!r} {kind.__name__} in config.json", directory / CONFIG_FILE)
-    if not all(isinstance(t, int) and not isinstance(t, bool) for t in config["tasks"]) or \
-            not isinstance(config["data"].get("dir", ""), str):  # the bundled model records no folder
-        raise UserError("config.json: 'tasks' must be task numbers and 'data' name the data's folder", directory / CONFIG_FILE)
+    files = config["data"].get("files")  # each data file's checksum, which `eval` compares
+    if (not all(isinstance(t, int) and not isinstance(t, bool) for t in config["tasks"])
+            or not isinstance(config["data"].get("dir", ""), str)  # the bundled model records no folder
+            or not (isinstance(files, dict) and all(isinstance(v, str) for v in files.values()))):
+        raise UserError("'tasks' must be task numbers, and 'data' name the data's folder and its files' checksums",
+                        directory / CONFIG_FILE)
     model_config = config_from(ModelConfig, config.get("model"), "model", directory / CONFIG_FILE)
     parameters = counted(MemN2N, model_config, directory)
     data = read_json(directory / VOCAB_FILE)

@@ -63,12 +63,11 @@ class ModelConfig(ModelOptions):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.vocab_size < 1 or not self.answer_word_ids:
-            raise ValueError("vocab_size and the answer vocabulary must be positive")
-        at_most(self, MAX_VOCABULARY, "vocab_size")
-        at_most(self, MAX_VOCABULARY, "sentence_size")
-        if not isinstance(self.answer_word_ids, list) or not all(
-                isinstance(i, int) and not isinstance(i, bool) and 0 < i < self.vocab_size for i in self.answer_word_ids):
+        at_least(self, 1, "vocab_size", "sentence_size")  # J = 0 divides by zero in the position encoding
+        at_most(self, MAX_VOCABULARY, "vocab_size", "sentence_size")
+        ids = self.answer_word_ids
+        if not (isinstance(ids, list) and ids and all(
+                isinstance(i, int) and not isinstance(i, bool) and 0 < i < self.vocab_size for i in ids)):
             raise ConfigError(f"{{answer_word_ids}} must be word ids from 1 to {self.vocab_size - 1}")
 
 
@@ -94,8 +93,8 @@ class TrainConfig:
         at_least(self, 0, "lr", "validation_fraction", "ls_lr", "ls_patience", "random_noise", "seed", "split_seed")
         more_than(self, 0, "max_grad_norm")  # clipping to 0 scales every gradient to nothing: it would train nothing
         at_most(self, MAX_SEED, "seed", "split_seed")
-        if self.validation_fraction > 0.9 or self.random_noise > 1:
-            raise ConfigError("{validation_fraction} is at most 0.9, {random_noise} at most 1")
+        at_most(self, 0.9, "validation_fraction")
+        at_most(self, 1, "random_noise")
         if self.linear_start and self.ls_patience and self.validation_fraction == 0:
             raise ConfigError("{ls_patience} watches the validation loss: it needs {validation_fraction} > 0")
 

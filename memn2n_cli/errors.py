@@ -1,15 +1,16 @@
 """The exception types for bad input: missing or malformed data, unknown names, corrupt runs
-(UserError), and option values that cannot be trained (ConfigError); and for a run that failed
-for want of disk space (DiskFull).
+(UserError), and option values that cannot be trained (ConfigError); and for a run that failed:
+for want of disk space (DiskFull), or because its weights diverged (Diverged).
 
 The CLI prints each as a single line on stderr, without a traceback, and exits with code 2 for
-bad input, 1 for a full disk.
+bad input, 1 for a failed run.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import errno
+import math
 import re
 from pathlib import Path
 from typing import Callable
@@ -64,6 +65,20 @@ class ConfigError(ValueError):
         return self.render(lambda field: field)
 
 
+class Diverged(Exception):
+    """A question-answering model whose training loss stopped being finite in ``epoch``: its
+    training stopped there, and ``run`` holds what it reached (weights of NaN or infinity, which
+    nothing loads). A failed run, not bad input: the options were valid, the training was not."""
+
+    def __init__(self, run: str | Path, epoch: int):
+        super().__init__(run, epoch)
+        self.run, self.epoch = run, epoch
+
+    def __str__(self) -> str:
+        return (f"{self.run}: diverged in epoch {self.epoch} (training loss not finite) and stopped; "
+                "a smaller learning rate trains it")
+
+
 class DiskFull(OSError):
     """The disk (or the user's quota) filled while ``run`` was being written: a failed run, not bad
     input. Every file is written aside and renamed into place, so what the run had saved is whole;
@@ -92,20 +107,22 @@ def flag(field: str) -> str:
     return FLAGS.get(field) or "--" + field.replace("_", "-")
 
 
-_KINDS = {"int": ((int,), "a whole number"), "float": ((int, float), "a number"), "bool": ((bool,), "true or false"),
+_KINDS = {"int": ((int,), "a whole number"), "float": ((int, float), "a finite number"), "bool": ((bool,), "true or false"),
           "str": ((str,), "a string")}
 
 
 def of_types(config) -> None:
     """ConfigError unless every field of the dataclass ``config`` declared int, float, bool or str
-    (or one of them ``| None``) holds a value of that type: True is no number, 20.0 no whole number."""
+    (or one of them ``| None``) holds a value of that type: True is no number, 20.0 no whole number,
+    NaN and infinity no number to train with (a learning rate of NaN trained a run of NaN weights)."""
     for field in dataclasses.fields(config):
         kind, _, optional = str(field.type).partition(" | ")
         value = getattr(config, field.name)
         if kind not in _KINDS or (value is None and optional == "None"):
             continue
         types, described = _KINDS[kind]
-        if isinstance(value, bool) != (kind == "bool") or not isinstance(value, types):
+        if (isinstance(value, bool) != (kind == "bool") or not isinstance(value, types)
+                or (kind == "float" and not math.isfinite(value))):
             raise ConfigError(f"{{{field.name}}} must be {described}, not {value!r}")
 
 
@@ -117,16 +134,16 @@ def more_than(config, minimum: float, *fields: str) -> None:
 
 
 def at_least(config, minimum: float, *fields: str) -> None:
-    """ConfigError unless every one of ``fields`` of ``config`` is at least ``minimum``."""
+    """ConfigError unless every one of ``fields`` of ``config`` is at least ``minimum`` (NaN is not)."""
     for field in fields:
-        if getattr(config, field) < minimum:
+        if not getattr(config, field) >= minimum:
             raise ConfigError(f"{{{field}}} must be at least {minimum:g}, not {getattr(config, field)!r}")
 
 
 def at_most(config, maximum: float, *fields: str) -> None:
-    """ConfigError unless every one of ``fields`` of ``config`` is at most ``maximum``."""
+    """ConfigError unless every one of ``fields`` of ``config`` is at most ``maximum`` (NaN is not)."""
     for field in fields:
-        if getattr(config, field) > maximum:
+        if not getattr(config, field) <= maximum:
             raise ConfigError(f"{{{field}}} must be at most {maximum:,}, not {getattr(config, field)!r}")
 
 

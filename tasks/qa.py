@@ -14,6 +14,7 @@ Nothing here assumes English: the same reader serves bAbI's ``en``, ``hn`` (Hind
 
 from __future__ import annotations
 
+import bisect
 import json
 import random
 import re
@@ -140,6 +141,10 @@ class _Story:
     def ask(self, task: int, text: str, answer: str | None, supporting: tuple[int, ...], path, lineno: int) -> Question:
         if not self.tokens:
             raise UserError("question with no sentence before it", path, lineno)
+        for line_id in supporting:  # line ids rise through a story: a binary search of the sentences' ids
+            i = bisect.bisect_left(self.line_ids, line_id)
+            if i == len(self.line_ids) or self.line_ids[i] != line_id:
+                raise UserError(f"supporting id {line_id} is not a sentence of this story before the question", path, lineno)
         question = question_words(text, path, lineno, self.tokenize)
         self.questions += 1
         n = len(self.tokens)

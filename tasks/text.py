@@ -3,6 +3,7 @@ or undecodable file (naming the file, and the line where there is one)."""
 
 from __future__ import annotations
 
+import codecs
 from pathlib import Path
 
 from memn2n_cli.errors import UserError
@@ -18,7 +19,9 @@ def read_lines(path: Path) -> list[str]:
 
 
 def decode_lines(raw: bytes, path) -> list[str]:
-    """UTF-8 text as lines; binary, empty or undecodable input raises UserError."""
+    """UTF-8 text as lines; binary, empty or undecodable input raises UserError. A byte-order mark
+    (which Windows editors write first) is no part of the first line."""
+    raw = raw.removeprefix(codecs.BOM_UTF8)
     if b"\x00" in raw:
         raise UserError("not a text file", path)
     if not raw.decode("utf-8", "replace").strip():  # Unicode blanks too

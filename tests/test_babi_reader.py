@@ -103,6 +103,11 @@ def test_validation_split_holds_out_whole_stories(en_dir):
     (b"1 Mary went home.\n2 Where is Mary?\t\t1\n", 2, "question<TAB>answer"),
     (b"1 Where is Mary?\thome\t1\n", 1, "no sentence before"),
     (b"1 Mary went home.\n2 Where is Mary?\thome\tx\n", 2, "supporting ids"),
+    # A supporting id is a sentence of the story told before the question (the JSON-lines reader's rule too).
+    (b"1 Mary went home.\n2 Where is Mary?\thome\t7\n", 2, "supporting id 7 is not a sentence of this story"),
+    (b"1 Mary went home.\n2 Where is Mary?\thome\t2\n", 2, "supporting id 2 is not a sentence"),
+    (b"1 Mary went home.\n2 Is Mary home?\tyes\t1\n3 John left.\n4 Where is Mary?\thome\t2 1\n", 4,
+     "supporting id 2 is not a sentence"),
     (b"1 Mary went home.\n2 John went home.\n", None, "no questions"),
 ])
 def test_malformed_files_name_file_and_line(tmp_path, content, line, fragment):

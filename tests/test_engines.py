@@ -6,6 +6,7 @@ call raises) and their serial build (without OpenMP), which gives the threaded b
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -210,3 +211,35 @@ def test_the_lm_kernels_boundary_refuses_what_its_c_code_would_misread():
         lm_kernel.hops_forward(context, query, A, C[:9], T_A, T_C, H, 2, 4)
     with pytest.raises(ValueError, match=r"H must have shape \(8, 8\)"):
         lm_kernel.hops_forward(context, query, A, C, T_A, T_C, H[:, :4].contiguous(), 2, 4)
+
+
+def test_a_diverged_restart_stops_and_the_others_train_on(task1):
+    """A restart whose training loss is not finite (its weights lost) trains no further epoch, on
+    either engine and in `fit`; the other restarts train their epochs as if it were not there."""
+    config, seeds = TrainConfig(epochs=3, linear_start=False, random_noise=0.0), [3, 7]
+    for kernel in (True, False):
+        models = [build_model(task1, seed, torch.device("cpu")) for seed in seeds]
+        with torch.no_grad():
+            models[1].embedding.fill_(1e30)  # every score infinite: the loss is NaN from the first step
+        histories = fit_restarts(models, task1.encoded["train"], task1.encoded["valid"], config, seeds, kernel=kernel)
+        assert [len(h) for h in histories] == [3, 1]
+        assert math.isnan(histories[1][0]["train_loss"]) and all(math.isfinite(h["train_loss"]) for h in histories[0])
+        healthy = build_model(task1, seeds[0], torch.device("cpu"))
+        alone = fit(healthy, task1.encoded["train"], task1.encoded["valid"], TrainConfig(**{**vars(config), "seed": 3}))
+        assert [h["train_loss"] for h in histories[0]] == pytest.approx([h["train_loss"] for h in alone], rel=1e-4)
+    lost = build_model(task1, seeds[1], torch.device("cpu"))
+    with torch.no_grad():
+        lost.embedding.fill_(1e30)
+    assert len(fit(lost, task1.encoded["train"], task1.encoded["valid"], config)) == 1
+
+
+def test_a_diverged_question_answering_run_is_one_line_and_exit_1(cli, en_dir, tmp_path):
+    """--lr 1e30 is a valid number that no model survives: one line naming the run and the epoch,
+    exit 1 (a failed run, not bad input), after the first epoch rather than all of them."""
+    out = tmp_path / "diverged"
+    result = cli("train", "babi", "--task", "1", "--data-dir", en_dir, "--no-linear-start", "--lr", "1e30",
+                 "--epochs", "5", "--out", out)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {out}: diverged in epoch 1 (training loss not finite) and stopped; a smaller learning rate trains it")
+    assert len((out / "history.jsonl").read_text().splitlines()) == 1

@@ -51,6 +51,16 @@ def test_both_formats_give_the_same_answers(cli, trained_run, test_stories):
     assert plain.stderr.strip() == "" and babi.stderr.startswith("accuracy ")
 
 
+def test_a_byte_order_mark_is_no_part_of_the_story(cli, trained_run, test_stories, tmp_path):
+    """A file saved with a UTF-8 byte-order mark (Windows editors write one) answers as without it:
+    the mark made the first line no bAbI line and the first word unknown."""
+    for path in test_stories:
+        marked = tmp_path / path.name
+        marked.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+        plain, with_mark = (cli("predict", story, "-c", trained_run[0]) for story in (path, marked))
+        assert with_mark.exit_code == 0 and (with_mark.stdout, with_mark.stderr) == (plain.stdout, plain.stderr), path
+
+
 def test_predictions_agree_with_eval_on_the_test_file(trained_run, en_dir):
     run, summary = trained_run
     model, _, vocab = load_model(run)

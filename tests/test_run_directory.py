@@ -80,6 +80,12 @@ HOSTILE = {  # issue 29, item 3: each within its fields' own bounds, or not a fi
     "dim 20.0": ([edit("config.json", lambda c: c["model"].update(dim=20.0))], "dim must be a whole number, not 20.0"),
     "answer ids true": ([edit("config.json", lambda c: c["model"].update(answer_word_ids=[True]))],
                         "answer_word_ids must be word ids"),
+    "data without its files' checksums": ([edit("config.json", lambda c: c["data"].pop("files"))],
+                                         "config.json: 'tasks' must be task numbers, and 'data' name the data's folder and "
+                                         "its files' checksums"),
+    # J = 0 divided by zero in the position encoding: every answer NaN, exit 0.
+    "sentence_size 0": ([edit("config.json", lambda c: c["model"].update(sentence_size=0))],
+                        "config.json: model settings: sentence_size must be at least 1, not 0"),
     "deeply nested config.json": ([lambda run: nested(run / "config.json")],
                                   "config.json: corrupt JSON: nested more than 32 deep"),
     "deeply nested vocab.json": ([lambda run: nested(run / "vocab.json")], "vocab.json: corrupt JSON: nested more than 32 deep"),

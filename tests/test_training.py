@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -108,7 +111,7 @@ def test_configs_check_their_own_values_and_name_the_fields():
     """The same checks for the library, the CLI (which shows the fields as flags) and sweep grids."""
     from memn2n_cli.configs import lm_settings
     from memn2n_cli.configs import qa_settings
-    from memn2n_cli.errors import ConfigError
+    from memn2n_cli.errors import ConfigError, at_least, at_most
 
     for build, message in [
         (lambda: qa_settings({"encoding": "cnn"}), "encoding is pe or bow, not 'cnn'"),
@@ -127,7 +130,17 @@ def test_configs_check_their_own_values_and_name_the_fields():
         (lambda: lm_settings({"seed": -1}), "seed must be at least 0, not -1"),
         (lambda: qa_settings({"memory_size": True}), "memory_size must be a whole number, not True"),
         (lambda: lm_settings({"dim": 20.0}), "dim must be a whole number, not 20.0"),
-        (lambda: qa_settings({"lr": "0.1"}), "lr must be a number, not '0.1'"),
+        (lambda: qa_settings({"lr": "0.1"}), "lr must be a finite number, not '0.1'"),
+        # NaN is no number to train with: it passed every "at least" check and trained a run of NaN weights.
+        (lambda: qa_settings({"lr": math.nan, "linear_start": False}), "lr must be a finite number, not nan"),
+        (lambda: lm_settings({"query": math.inf}), "query must be a finite number, not inf"),
+        (lambda: qa_settings({"random_noise": 1.5}), "random_noise must be at most 1, not 1.5"),
+        (lambda: qa_settings({"validation_fraction": 0.95}), "validation_fraction must be at most 0.9, not 0.95"),
+        (lambda: at_least(SimpleNamespace(x=math.nan), 0, "x"), "x must be at least 0, not nan"),
+        (lambda: at_most(SimpleNamespace(x=math.nan), 1, "x"), "x must be at most 1, not nan"),
+        # J = 0 (a damaged config.json) divided by zero in the position encoding: every score NaN, exit 0.
+        (lambda: ModelConfig(vocab_size=5, answer_word_ids=[1], sentence_size=0), "sentence_size must be at least 1, not 0"),
+        (lambda: ModelConfig(vocab_size=5, answer_word_ids=[]), "answer_word_ids must be word ids from 1 to 4"),
         (lambda: qa_settings({"temporal": 1}), "temporal must be true or false, not 1"),
         (lambda: lm_settings({"linear_dim": 2.5}), "linear_dim must be a whole number, not 2.5"),
     ]:

@@ -17,7 +17,7 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from memn2n_cli.allocator import keep_freed_memory
-from memn2n_cli.errors import FULL_DISK, ArgumentError, ConfigError, DiskFull, UserError, flag
+from memn2n_cli.errors import FULL_DISK, ArgumentError, ConfigError, DiskFull, Diverged, UserError, flag
 
 try:
     from typer import _click as click  # recent Typer carries its own copy of Click
@@ -92,7 +92,8 @@ class _StderrHandler(logging.Handler):
 def command(function):
     """Register a command; a UserError or ConfigError becomes one line on stderr and exit code 2, and
     so does an OSError on a path (a file given as --out, a folder that cannot be made), naming it.
-    A disk that fills is one line too, with exit code 1: the run failed, and it says how to resume."""
+    A disk that fills, or a model that diverges, is one line too, with exit code 1: the run failed,
+    and the line says how to go on."""
 
     @functools.wraps(function)
     def run(*args, **kwargs):
@@ -112,7 +113,7 @@ def command(function):
         except ConfigError as e:
             print(f"error: {e.render(flag)}", file=sys.stderr)
             raise typer.Exit(2) from None
-        except DiskFull as e:  # while a run was being written: it can be resumed
+        except (DiskFull, Diverged) as e:  # a failed run: a full disk can be resumed, a diverged one says what to change
             print(f"error: {e}", file=sys.stderr)
             raise typer.Exit(1) from None
         except OSError as e:

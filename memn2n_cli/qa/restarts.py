@@ -23,7 +23,7 @@ from memn2n_cli.qa.batches import make_batch
 from memn2n_cli.configs import EVAL_BATCH, TrainConfig
 from memn2n_cli.devices import sums_device
 from memn2n_cli.model import MemN2N
-from memn2n_cli.qa.training import Schedule, epoch_record, random_noise_time
+from memn2n_cli.qa.training import Schedule, diverged, epoch_record, random_noise_time
 from tasks.qa import Encoded
 
 WORD_EMBEDDINGS = ("embedding", "query_embedding")  # whose row 0, the nil word, stays zero
@@ -103,9 +103,9 @@ def fit_restarts(models: list[MemN2N], train: Encoded, valid: Encoded, config: T
     device = train.answer.device
     sums = sums_device(device)  # the float64 sums' (the host's for mps)
     slots = torch.arange(train.memory.shape[1], device=device)
-    while not all(s.done for s in schedules):
+    while any(training := [not s.done and not diverged(h) for s, h in zip(schedules, histories)]):
         linear = torch.tensor([s.linear for s in schedules], device=device)
-        lr = torch.tensor([0.0 if s.done else s.lr for s in schedules], device=device)  # a finished restart stays as it is
+        lr = torch.tensor([s.lr if t else 0.0 for s, t in zip(schedules, training)], device=device)  # a finished or diverged restart stays as it is
         time = None
         if config.random_noise > 0 and models[0].temporal is not None:
             time = torch.stack([random_noise_time(train.memory_size, len(slots), config.random_noise, g) for g in generators])
@@ -134,7 +134,7 @@ def fit_restarts(models: list[MemN2N], train: Encoded, valid: Encoded, config: T
                     v_correct += (logits.argmax(-1) == valid.answer[index]).sum(1)
             valid_counts = [{"correct": int(c), "total": len(valid), "loss": float(l)} for c, l in zip(v_correct, v_loss)]
         for r, schedule in enumerate(schedules):
-            if schedule.done:
+            if not training[r]:
                 continue
             counts = {"train": {"correct": float(correct[r]), "total": len(train), "loss": float(loss_sum[r])}}
             if valid_counts:

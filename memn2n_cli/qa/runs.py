@@ -21,12 +21,12 @@ from memn2n_cli.checkpoint import (CONFIG_FILE, METRICS_FILE, config_from, file_
                                    write_progress, write_run, writing)
 from memn2n_cli.configs import SPLITS, ModelConfig, ModelOptions, TrainConfig, check_split
 from memn2n_cli.devices import resolve_device
-from memn2n_cli.errors import UserError
+from memn2n_cli.errors import Diverged, UserError
 from memn2n_cli.history import HISTORY_FILE, History
 from memn2n_cli.model_card import CARD_FILE, qa_card
 from memn2n_cli.model import MemN2N
 from memn2n_cli.qa.restarts import fit_restarts
-from memn2n_cli.qa.training import evaluate
+from memn2n_cli.qa.training import diverged, evaluate
 from tasks.qa import PASS_ERROR, Encoded, QATask, Question, Vocabulary, encode, metrics, qa_task, split_validation
 
 log = logging.getLogger("memn2n")
@@ -147,6 +147,8 @@ def train_model(task: str, task_ids: list[int], data_dir: Path, directory: Path,
     rows, files = trained_files(model, prepared, config, {**speed, "history": history})
     write_run(directory, {HISTORY_FILE: history_file.content(), **files}, finished=True)
     history_file.close()
+    if diverged(history):
+        raise Diverged(directory, len(history))
     return rows
 
 

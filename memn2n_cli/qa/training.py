@@ -134,6 +134,12 @@ def epoch_record(epoch: int, schedule: Schedule, lr: float, counts: dict[str, di
     return record
 
 
+def diverged(history: list[dict]) -> bool:
+    """Whether the last epoch's training loss is not finite: the weights are lost (NaN or infinity),
+    and that model's training stops there, as the language model's does."""
+    return bool(history) and not math.isfinite(history[-1]["train_loss"])
+
+
 def fit(model: MemN2N, train: Encoded, valid: Encoded, config: TrainConfig) -> list[dict]:
     """Train ``model`` in place; returns one record per epoch (linear-start epochs included).
 
@@ -144,7 +150,7 @@ def fit(model: MemN2N, train: Encoded, valid: Encoded, config: TrainConfig) -> l
     model.train()
     schedule = Schedule(config)
     history: list[dict] = []
-    while not schedule.done:
+    while not schedule.done and not diverged(history):
         model.linear_start = schedule.linear
         for group in optimizer.param_groups:
             group["lr"] = schedule.lr
