@@ -44,7 +44,7 @@ from safetensors.torch import save as safetensors_bytes  # bytes of a .safetenso
 from memn2n_cli import __version__
 from memn2n_cli.configs import MAX_PARAMETERS, LMConfig, ModelConfig, TrainConfig
 from memn2n_cli.download import sha256_file
-from memn2n_cli.errors import FULL_DISK, ConfigError, DiskFull, UserError
+from memn2n_cli.errors import FULL_DISK, ArgumentError, ConfigError, DiskFull, UserError
 from memn2n_cli.model import MemN2N, MemN2NLM, check_size
 from memn2n_cli.qa.restarts import Progress
 from memn2n_cli.qa.training import Schedule
@@ -105,6 +105,20 @@ def file_checksums(paths: list[Path]) -> dict[str, str]:
     """The SHA-256 of each data file, by name: what config.json records of a run's data (read a
     block at a time: Text8 is 100 MB)."""
     return {p.name: sha256_file(p) for p in paths}
+
+
+def data_record(data_dir: Path, files: list[Path]) -> dict:
+    """What a run records of its data: the folder, and each file's SHA-256 (`file_checksums`)."""
+    return {"dir": str(data_dir.resolve()), "files": file_checksums(files)}
+
+
+def check_same_data(recorded, data: dict, run: Path) -> None:
+    """An ArgumentError (``data_dir``) unless ``data`` (`data_record`) holds the files a run being
+    resumed recorded (``recorded``, its own record; a run saved before it recorded its data, or a
+    damaged record, is not checked here): it goes on on the data it started on, not on other files."""
+    if isinstance(recorded, dict) and isinstance(recorded.get("files"), dict) and recorded["files"] != data["files"]:
+        raise ArgumentError("data_dir", f"was trained on other data files than {data['dir']}'s: resume it with "
+                            f"{{}} {recorded.get('dir')}", run)
 
 
 def json_bytes(data: dict) -> bytes:
@@ -258,8 +272,13 @@ def read_progress(directory: Path, settings: dict, model: MemN2N) -> Progress | 
         schedules, histories = json_value(metadata["schedules"]), json_value(metadata["histories"])
     except (KeyError, TypeError, ValueError) as e:
         raise UserError(f"corrupt training progress: {type(e).__name__} {e}", path) from None
-    if saved != json.loads(json.dumps(settings)):
+    expected = json.loads(json.dumps(settings))
+    if not isinstance(saved, dict):
+        raise UserError("corrupt training progress: its settings are not an object", path)
+    recorded = saved.pop("data", None)  # progress saved before it recorded its data has none
+    if saved != {k: v for k, v in expected.items() if k != "data"}:
         raise UserError("holds the training of a model with other options or tasks; resume with the same ones", directory)
+    check_same_data(recorded, expected["data"], directory)
     params = {name.removeprefix("params."): value for name, value in tensors.items() if name.startswith("params.")}
     expected = {name: ((1, *p.shape), p.dtype) for name, p in model.named_parameters()}  # one restart's
     keys = set(Schedule(TrainConfig()).state())

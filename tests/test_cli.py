@@ -12,6 +12,7 @@ import torch
 
 from memn2n_cli.checkpoint import check_manifest, load_model
 from memn2n_cli.history import read_history
+from tasks import get_task
 from tests.conftest import assert_one_line_error, die_after_saves
 
 FAST = ["--epochs", "3", "--ls-epochs", "2"]
@@ -429,6 +430,12 @@ def test_resume_keeps_finished_models_and_trains_the_rest(cli, tmp_path, en_dir)
         assert_one_line_error(cli("train", "babi", *args, "--data-dir", en_dir, "--resume", out, *FAST), fragment)
     assert_one_line_error(cli("train", "babi", "--task", "2", "--data-dir", en_dir, "--resume", out / "qa1", *FAST),
                           "holds a model of babi task(s) [1], not of babi [2]")
+    edited = tmp_path / "edited"  # a finished model is kept only on the data it was trained on
+    edited.mkdir()
+    for path in get_task("babi").data_files(en_dir, [1, 4]):
+        (edited / path.name).write_bytes(path.read_bytes() + b"\n")
+    assert_one_line_error(cli("train", "babi", "--task", "1", "--task", "4", "--data-dir", edited, "--resume", out, *FAST),
+                          f"{out / 'qa1'}: was trained on other data files than {edited.resolve()}'s")
     assert {f: f.read_bytes() for f in sorted(out.rglob("*")) if f.is_file()} == files  # nothing touched
 
 
@@ -467,6 +474,13 @@ def test_a_run_killed_after_an_epoch_resumes_to_the_same_model(cli, tmp_path, en
     with open(parts / "history.jsonl", "a") as f:
         f.write(json.dumps({**read_history(parts)[-1], "epoch": 4}) + "\n")
     assert_one_line_error(cli(*args, "--resume", parts, "--hops", "2"), "with other options or tasks")
+    other = tmp_path / "other-data"  # the same questions, other bytes: a run goes on on the files it started on
+    other.mkdir()
+    for path in get_task("babi").data_files(en_dir, [2]):
+        (other / path.name).write_bytes(path.read_bytes() + b"\n")
+    assert_one_line_error(cli(*[a if a != en_dir else other for a in args], "--resume", parts),
+                          f"{parts}: was trained on other data files than {other.resolve()}'s: resume it with "
+                          f"--data-dir {en_dir.resolve()}")
     resumed = cli(*args, "--resume", parts)
     assert resumed.exit_code == 0 and "resuming after epoch 3" in resumed.stderr
     assert json.loads(resumed.stdout)["tasks"] == json.loads(whole.stdout)["tasks"]

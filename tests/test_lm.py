@@ -172,6 +172,29 @@ def test_resume_reaches_the_same_result_as_an_uninterrupted_run(cli, small_ptb, 
     assert states[0] == states[1]
 
 
+def test_resume_reads_the_data_it_started_on_and_refuses_other_files(cli, small_ptb, tmp_path, monkeypatch):
+    """Without --data-dir a resumed run reads the folder it recorded (the default folder holds no
+    corpus here: it was "no ptb data"); other files, even of the same vocabulary, are refused,
+    naming the folder it started on."""
+    import shutil
+
+    out = tmp_path / "lm"
+    stopped = cli("train", "ptb", "--data-dir", small_ptb, *SMALL, "--max-steps", "20", "--out", out)
+    assert stopped.exit_code == 0, stopped.stderr
+    other = shutil.copytree(small_ptb, tmp_path / "other")
+    lines = (other / "ptb.train.txt").read_text().splitlines(keepends=True)
+    (other / "ptb.train.txt").write_text("".join(lines[1:] + lines[:1]))  # the same words, another file
+    state = (out / "state.json").read_bytes()
+    assert_one_line_error(cli("train", "ptb", "--data-dir", other, "--resume", out, "--max-steps", "40"),
+                          f"{out}: was trained on other data files than {other.resolve()}'s: resume it with "
+                          f"--data-dir {small_ptb.resolve()}")
+    assert (out / "state.json").read_bytes() == state  # nothing written
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no corpus where the task looks by default
+    resumed = cli("train", "ptb", "--resume", out, "--max-steps", "40")
+    assert resumed.exit_code == 0 and "resuming at epoch 1, step 20" in resumed.stderr, resumed.stderr
+    assert json.loads((out / "state.json").read_text())["steps"] == 40
+
+
 def test_zero_is_an_option_value_not_the_default(cli, small_ptb, tmp_path):
     """--init-std 0 is kept (it once became 0.05); unset options are the language model's defaults."""
     out = tmp_path / "zero"

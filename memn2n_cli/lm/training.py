@@ -27,8 +27,9 @@ import torch.distributed as dist
 from torch import Tensor
 
 from memn2n_cli.lm import kernel as lm_kernel
-from memn2n_cli.checkpoint import (CONFIG_FILE, STATE_FILE, config_from, file_checksums, language_model_files,
-                                   load_language_model, new_run_config, read_lm_state, run_data_dir, write_run, writing)
+from memn2n_cli.checkpoint import (CONFIG_FILE, STATE_FILE, check_same_data, config_from, data_record,
+                                   language_model_files, load_language_model, new_run_config, read_lm_state, run_data_dir,
+                                   write_run, writing)
 from memn2n_cli.configs import EVAL_BATCH, NEXT_WORDS, LMConfig, LMTrainConfig, check_split
 from memn2n_cli.devices import backend_for, rank_device, resolve_device, sums_device, under_torchrun
 from memn2n_cli.errors import ConfigError, UserError, at_least, of_types
@@ -253,9 +254,11 @@ def _train_lm(task: str, data_dir: Path, out: Path, model_config: dict, config: 
               on_epoch: Callable[[dict], None] | None, device: torch.device,
               on_progress: Callable[[dict], None] | None) -> dict:
     corpus = get_task(task).load(data_dir)
+    recorded = data_record(data_dir, get_task(task).data_files(data_dir))
     generator = torch.Generator()
     if resume and (out / CONFIG_FILE).exists():
         model, saved, words = load_lm(out)
+        check_same_data(saved.get("data"), recorded, out)
         if words != corpus.words:
             raise UserError("the data's vocabulary differs from the run's", data_dir)
         saved_state, generator_state = read_lm_state(out)
@@ -288,8 +291,7 @@ def _train_lm(task: str, data_dir: Path, out: Path, model_config: dict, config: 
 
     history = History(out, "step", state.steps, state.history) if rank == 0 else None  # from where the checkpoint is
     steps_per_epoch, metrics = math.ceil(len(corpus.ids["train"]) / config.batch_size), get_task(task).metrics
-    data = {"dir": str(data_dir.resolve()), "tokens": {k: len(v) for k, v in corpus.ids.items()},
-            "files": file_checksums(get_task(task).data_files(data_dir)),
+    data = {**recorded, "tokens": {k: len(v) for k, v in corpus.ids.items()},
             "generated": is_generated(data_dir),  # the stand-in of `memn2n data generate`, not the real corpus
             # What a prompt shorter than the memory is read after (continue_text): text, as in training.
             "last_words": [corpus.words[i] for i in corpus.ids["train"][-model.config.memory_size:].tolist()]}

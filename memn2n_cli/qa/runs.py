@@ -16,9 +16,9 @@ from typing import Callable
 
 import torch
 
-from memn2n_cli.checkpoint import (CONFIG_FILE, METRICS_FILE, config_from, file_checksums, load_model, model_dirs,
-                                   model_files, new_run_config, read_json, read_model_files, read_progress, run_data_dir, write_json,
-                                   write_progress, write_run, writing)
+from memn2n_cli.checkpoint import (CONFIG_FILE, METRICS_FILE, check_same_data, config_from, data_record, file_checksums,
+                                   load_model, model_dirs, model_files, new_run_config, read_json, read_model_files,
+                                   read_progress, run_data_dir, write_json, write_progress, write_run, writing)
 from memn2n_cli.configs import SPLITS, ModelConfig, ModelOptions, TrainConfig, check_split
 from memn2n_cli.devices import resolve_device
 from memn2n_cli.errors import Diverged, UserError
@@ -80,6 +80,7 @@ class Prepared:
     task: str  # the registered task's name
     task_ids: list[int]
     data_dir: Path
+    data: dict  # what the run records of its data (`data_record`)
     vocab: Vocabulary
     encoded: dict[str, Encoded]
     model_config: ModelConfig
@@ -96,7 +97,8 @@ def prepare(task: str, task_ids: list[int], data_dir: Path, options: ModelOption
     model_config = ModelConfig(vocab_size=len(vocab.words), answer_word_ids=vocab.answer_word_ids(),
                                **{**asdict(options), "memory_size": memory_size},
                                sentence_size=encoded["train"].sentences.shape[1])
-    return Prepared(task, task_ids, data_dir, vocab, encoded, model_config)
+    data = data_record(data_dir, qa.data_files(data_dir, task_ids))
+    return Prepared(task, task_ids, data_dir, data, vocab, encoded, model_config)
 
 
 def build_model(prepared: Prepared, seed: int, device: torch.device) -> MemN2N:
@@ -110,9 +112,7 @@ def trained_files(model: MemN2N, prepared: Prepared, config: TrainConfig, metric
     task = qa_task(prepared.task)
     rows = error_table({split: evaluate(model, prepared.encoded[split], task=task, answers=prepared.vocab.answers)
                         for split in SPLITS}, task)
-    files = task.data_files(prepared.data_dir, prepared.task_ids)
-    run_config = new_run_config(prepared.task, vars(model.config), asdict(config),
-                                {"dir": str(prepared.data_dir.resolve()), "files": file_checksums(files)},
+    run_config = new_run_config(prepared.task, vars(model.config), asdict(config), prepared.data,
                                 tasks=prepared.task_ids, joint=len(prepared.task_ids) > 1)
     return rows, {CARD_FILE: qa_card(run_config, rows),
                   **model_files(model.cpu(), run_config, prepared.vocab, {"tasks": rows, **metrics})}
@@ -126,7 +126,8 @@ def train_model(task: str, task_ids: list[int], data_dir: Path, directory: Path,
     an uninterrupted run trains."""
     prepared = prepare(task, task_ids, data_dir, options, config, device)
     model = build_model(prepared, config.seed, device)
-    settings = {"task": task, "tasks": task_ids, "model": asdict(options), "training": asdict(config)}
+    settings = {"task": task, "tasks": task_ids, "model": asdict(options), "training": asdict(config),
+                "data": prepared.data}
     start = read_progress(directory, settings, model) if resume else None
     earlier = start.histories[0] if start else []
     if start is not None:
@@ -152,7 +153,7 @@ def train_model(task: str, task_ids: list[int], data_dir: Path, directory: Path,
     return rows
 
 
-def finished_rows(directory: Path, task: str, task_ids: list[int], options: ModelOptions,
+def finished_rows(directory: Path, task: str, task_ids: list[int], data_dir: Path, options: ModelOptions,
                   config: TrainConfig) -> list[dict] | None:
     """The results of a model already trained in ``directory`` on these tasks with these options
     (for --resume); None when there is none; a UserError when it is another one, or damaged."""
@@ -165,6 +166,7 @@ def finished_rows(directory: Path, task: str, task_ids: list[int], options: Mode
     chosen = {k: v for k, v in saved.get("model", {}).items() if k in asdict(options) and k != "memory_size"}
     if saved.get("training") != asdict(config) or chosen != {k: v for k, v in asdict(options).items() if k != "memory_size"}:
         raise UserError("holds a model trained with other options; resume with the same options or another --out", directory)
+    check_same_data(saved["data"], data_record(data_dir, qa_task(task).data_files(data_dir, task_ids)), directory)
     rows = read_json(directory / METRICS_FILE).get("tasks")
     if not isinstance(rows, list) or not all(isinstance(r, dict) and isinstance(r.get("test_error"), (int, float)) for r in rows):
         raise UserError("corrupt metrics: 'tasks' must be the model's rows of figures", directory / METRICS_FILE)
@@ -219,7 +221,7 @@ def _train_qa(task: str, task_ids: list[int], joint: bool, data_dir: Path | None
     rows = []
     for label, group in groups:
         directory = out if len(groups) == 1 else out / label
-        done = finished_rows(directory, task, group, options, config) if resume else None
+        done = finished_rows(directory, task, group, data_dir, options, config) if resume else None
         if done is not None:
             log.info("%s: already trained, kept", directory)
             rows += done

@@ -32,6 +32,7 @@ def fit(task: str, *, tasks: list[str], joint: bool, data_dir: Path | None, out:
     """Train (or resume) to the stopping rule with the options given (the rest the configs'
     defaults); the summary. ``report(record)`` follows every epoch, ``progress(record)`` every
     checkpoint within one."""
+    from memn2n_cli.checkpoint import CONFIG_FILE, read_config, run_data_dir
     from memn2n_cli.configs import lm_settings
     from memn2n_cli.lm.training import train_lm
     from tasks.lm import resolve_data_dir
@@ -40,6 +41,8 @@ def fit(task: str, *, tasks: list[str], joint: bool, data_dir: Path | None, out:
         raise UserError("--task and --joint are options of question answering")
     refuse(options, QA_ONLY, "question answering")
     model, config = lm_settings(given(options))
+    if resume and data_dir is None and (out / CONFIG_FILE).is_file():
+        data_dir = run_data_dir(read_config(out), None)  # the folder it started on, while it is there
     return train_lm(task, resolve_data_dir(task, data_dir), out, model, config, resume, report, device, progress)
 
 
