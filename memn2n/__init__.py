@@ -116,8 +116,7 @@ def sweep(task: str, out: str | Path, *, grid: dict[str, list] | None = None, ta
 
     out = _folder(out, "out")  # before the data is looked for (or downloaded)
     recipe = recipes.for_task(task)
-    fixed = {k: [v] for k, v in options.items()}
-    spec = recipe.sweep_spec(task, tasks=_task_list(tasks), grid={**(grid or {}), **fixed},
+    spec = recipe.sweep_spec(task, tasks=_task_list(tasks), grid=grid or {}, fixed={k: [v] for k, v in options.items()},
                              restarts=restarts, joint=joint, preset=preset, column=list(columns or []), select=select,
                              seed=seed, data_dir=_folder(data_dir, "data_dir", optional=True))
     # A language model's preset trains the columns named now (its cells); bAbI's spec holds them.

@@ -170,6 +170,8 @@ def _write_task(folder, train: bytes, test: bytes = b"1 Mary went home.\n2 Where
     (["train", "babi", "--linear-dim", "5"], ["--linear-dim is an option of a language model"]),
     (["train", "ptb", "--encoding", "bow"], ["--encoding is an option of question answering"]),
     (["predict", "-", "-c", "bundled", "--next", "3"], ["--next is an option of a language model"]),
+    (["sweep", "babi", "--grid", "hops=1,2", "--hops", "3"], ["--hops is given both as an option and in the grid"]),
+    (["sweep", "ptb", "--grid", "hops=1,2", "--hops", "3"], ["--hops is given both as an option and in the grid"]),
     (["train", "ptb", "--task", "2"], ["--task and --joint are options of question answering"]),
     (["train", "ptb", "--dim", "8", "--linear-dim", "9"], ["--linear-dim 9 is more than --dim 8"]),
 ])

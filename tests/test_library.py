@@ -87,6 +87,18 @@ def test_missing_data_from_python_names_data_dir_as_python_writes_it(tmp_path, m
         memn2n.sweep("babi", 7)
 
 
+
+@pytest.mark.parametrize("task", ["babi", "ptb"])
+def test_a_sweep_refuses_an_option_given_both_fixed_and_in_the_grid(task, tmp_path):
+    """hops=3 beside grid={"hops": [1, 2]} once swept hops 3 alone, the grid dropped; the command
+    line refuses --hops with --grid hops=..., and so does the library, naming its keyword."""
+    import memn2n
+
+    with pytest.raises(memn2n.ArgumentError, match="^hops= is given both as an option and in the grid$"):
+        memn2n.sweep(task, tmp_path / "sweep", grid={"hops": [1, 2]}, hops=3)
+    assert not (tmp_path / "sweep").exists()
+
+
 def test_the_library_loads_no_command_line_and_checks_its_arguments(en_dir, tmp_path):
     """A script that trains, loads, answers and evaluates through `memn2n` never imports Typer or
     Rich (a fresh process: this one has the CLI loaded), and a bad split is a UserError naming

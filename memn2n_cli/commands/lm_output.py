@@ -102,10 +102,11 @@ def sweep(task: str, *, out: Path, tasks: list[str], grid: list[str], args: list
     from memn2n_cli.lm.sweep import results_markdown
 
     from memn2n_cli.lm.sweep import OPTION_TYPES
-    from memn2n_cli.sweeps import grid_and_options
+    from memn2n_cli.sweeps import parse_grid, parse_options
 
-    spec = recipe.sweep_spec(task, tasks=tasks, grid=grid_and_options(grid, args, OPTION_TYPES), restarts=restarts,
-                             joint=joint, preset=preset, column=column, select=select, seed=seed, data_dir=data_dir)
+    spec = recipe.sweep_spec(task, tasks=tasks, grid=parse_grid(grid, OPTION_TYPES),
+                             fixed=parse_options(args, OPTION_TYPES), restarts=restarts, joint=joint, preset=preset,
+                             column=column, select=select, seed=seed, data_dir=data_dir)
 
     def on_trial(result: dict, done: int, total: int) -> None:
         print(f"[{done}/{total}] {task} {result['label']} restart {result['restart']}: valid perplexity "

@@ -76,18 +76,20 @@ def memory_positions(run: Path, *, data_dir: Path | None, device: str = "auto"):
     return attention_by_position(model.to(torch_device), corpus.ids["test"].to(torch_device)).cpu(), config
 
 
-def sweep_spec(task: str, *, tasks: list[str], grid: dict[str, list], restarts: int | None, joint: bool,
-               preset: str | None, column: list[str], select: str | None, seed: int, data_dir: Path | None):
+def sweep_spec(task: str, *, tasks: list[str], grid: dict[str, list], fixed: dict[str, list], restarts: int | None,
+               joint: bool, preset: str | None, column: list[str], select: str | None, seed: int, data_dir: Path | None):
     """The sweep the options describe (an `lm.sweep.LMSweepSpec`), every rule checked before any
     training; with ``preset`` (table2), the paper's configurations. ``grid``: option -> its
-    values, every combination a configuration (one value fixes it)."""
+    values, every combination a configuration; ``fixed``: the options given for all of them
+    (option -> [value]), none of them in ``grid``."""
     from memn2n_cli.lm.sweep import LMSweepSpec
+    from memn2n_cli.sweeps import grid_and_options
     from tasks import get_task
     from tasks.lm import resolve_data_dir
 
+    options = grid_and_options(grid, fixed)
     if tasks or joint or select not in (None, "valid"):
         raise UserError("a language-model sweep takes no --task or --joint, and selects by validation perplexity")
-    options = dict(grid)
     check_preset(task, get_task(task).presets(), preset, column, options)
     spec = LMSweepSpec(task=task, restarts=restarts or (1 if preset else RESTARTS), seed=seed, grid=options,
                        data_dir=str(resolve_data_dir(task, data_dir).resolve()), preset=preset)

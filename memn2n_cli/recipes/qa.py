@@ -80,19 +80,21 @@ def attention(run: Path, *, story: tuple[bytes, str] | None, model_task: int | N
     return [predictions[i] for i in picked]
 
 
-def sweep_spec(task: str, *, tasks: list[str], grid: dict[str, list], restarts: int | None, joint: bool,
-               preset: str | None, column: list[str], select: str | None, seed: int, data_dir: Path | None):
+def sweep_spec(task: str, *, tasks: list[str], grid: dict[str, list], fixed: dict[str, list], restarts: int | None,
+               joint: bool, preset: str | None, column: list[str], select: str | None, seed: int, data_dir: Path | None):
     """The sweep the options describe (a `sweep.SweepSpec`), every rule checked before any training.
-    ``grid``: option -> its values, every combination a configuration (one value fixes it)."""
+    ``grid``: option -> its values, every combination a configuration; ``fixed``: the options
+    given for all of them (option -> [value]), none of them in ``grid``."""
     from memn2n_cli.qa.runs import qa_task, resolve_data
     from memn2n_cli.qa.sweep import SweepSpec
+    from memn2n_cli.sweeps import grid_and_options
 
+    options = grid_and_options(grid, fixed)
     select = select or "train"
     if select not in ("train", "valid"):
         raise ArgumentError("select", "{} is train or valid, not " + repr(select))
     qa = qa_task(task)
     task_ids = qa.parse_task_ids(tasks, default="all")
-    options = dict(grid)
     presets = qa.presets()
     check_preset(task, presets, preset, column, options)
     if preset is not None:
