@@ -155,9 +155,17 @@ def test_library_calls_with_bad_values_raise_its_own_errors(trained_run, tmp_pat
     assert memn2n.load(trained_run[0], task="1").config["tasks"] == [1]  # "1" is task 1, not "not of task 1"
     with pytest.raises(memn2n.ArgumentError, match="task= must be a task number, not 1.5"):
         memn2n.load(trained_run[0], task=1.5)
+    lm = ROOT / "tests" / "data" / "runs-before-24" / "ptb-small"
     for prompt in ("", " \n "):
         with pytest.raises(memn2n.UserError, match="the prompt has no words to continue"):
-            memn2n.load(ROOT / "tests" / "data" / "runs-before-24" / "ptb-small").continue_text(prompt)
+            memn2n.load(lm).continue_text(prompt)
+    # No words to add is an error, as `predict --next 0` is (0 and -1 gave [], next_words=0 ten words).
+    for count in (0, -1, 2.0, True):
+        with pytest.raises(memn2n.ArgumentError, match=rf"^count= must be a whole number of at least 1, not {count!r}$"):
+            memn2n.load(lm).continue_text("the company said", count)
+        with pytest.raises(memn2n.ArgumentError, match=rf"^next_words= must be a whole number of at least 1, not {count!r}$"):
+            memn2n.answer(lm, "the company said", next_words=count)
+    assert len(memn2n.load(lm).continue_text("the company said", 1)) == 1
     out = tmp_path / "run"
     # "12" is task 12 (it was tasks 1 and 2, trained jointly), "21" task 21 (it was tasks 2 and 1).
     with pytest.raises(memn2n.UserError, match="--joint needs at least two tasks"):

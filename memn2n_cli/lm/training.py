@@ -29,7 +29,7 @@ from torch import Tensor
 from memn2n_cli.lm import kernel as lm_kernel
 from memn2n_cli.checkpoint import (CONFIG_FILE, STATE_FILE, config_from, file_checksums, language_model_files,
                                    load_language_model, new_run_config, read_lm_state, run_data_dir, write_run, writing)
-from memn2n_cli.configs import EVAL_BATCH, NEXT_WORDS, LMConfig, LMTrainConfig, check_split
+from memn2n_cli.configs import EVAL_BATCH, NEXT_WORDS, LMConfig, LMTrainConfig, check_next_words, check_split
 from memn2n_cli.devices import backend_for, rank_device, resolve_device, sums_device, under_torchrun
 from memn2n_cli.errors import ConfigError, UserError, at_least, of_types
 from memn2n_cli.history import HISTORY_FILE, History
@@ -412,6 +412,7 @@ class LMRun:
 
     def continue_text(self, prompt: str, count: int = NEXT_WORDS) -> list[tuple[str, float]]:
         """The ``count`` most likely next words after ``prompt``, one at a time, with their probabilities."""
+        check_next_words(count, "count")
         words = self.task.tokenize(prompt)
         if not words:
             raise UserError(f"the prompt has no words to continue: {prompt[:40]!r}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from memn2n_cli.configs import NEXT_WORDS, RESTARTS
+from memn2n_cli.configs import NEXT_WORDS, RESTARTS, check_next_words
 from memn2n_cli.errors import UserError
 from memn2n_cli.recipes.options import QA_ONLY, check_backend, check_preset, given, refuse
 
@@ -58,11 +58,13 @@ def answer(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: i
     from tasks.text import decode_lines
 
     refuse({"model_task": model_task}, QA_ONLY, "question answering")
+    next_words = NEXT_WORDS if next_words is None else next_words
+    check_next_words(next_words)  # named as given here (next_words=, --next), before the run is read
     torch_device = resolve_device(device)
     loaded = LMRun.load(run)
     loaded.model.to(torch_device)
     prompt = " ".join(decode_lines(raw, name))
-    return {"prompt": loaded.task.tokenize(prompt), "next": loaded.continue_text(prompt, next_words or NEXT_WORDS)}
+    return {"prompt": loaded.task.tokenize(prompt), "next": loaded.continue_text(prompt, next_words)}
 
 
 def memory_positions(run: Path, *, data_dir: Path | None, device: str = "auto"):
