@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 
 from memn2n_cli import __version__
-from memn2n_cli.configs import TOP_K, LMConfig, LMTrainConfig, ModelOptions, TrainConfig
+from memn2n_cli.configs import LMConfig, LMTrainConfig, ModelOptions, TrainConfig
 from memn2n_cli.errors import ArgumentError, ConfigError, UserError
 from memn2n_cli.model import MemoryNetwork
 from tasks import available_tasks
@@ -90,11 +90,14 @@ def evaluate(run: str | Path, split: str = "test", *, data_dir: str | Path | Non
     return recipes.for_run(run).evaluate(run, split=split, device=device, data_dir=_folder(data_dir, "data_dir", optional=True))
 
 
-def answer(run: str | Path, story: str, *, task: int | None = None, top_k: int = TOP_K, next_words: int | None = None,
-           device: str = "auto"):
+def answer(run: str | Path, story: str, *, task: int | None = None, top_k: int | None = None,
+           next_words: int | None = None, device: str = "auto"):
     """What `memn2n predict` computes for ``story`` (text as it reads a story file): a
-    question-answering run's predictions (answer, probability, top-k, attention per hop), or a
-    language model's next words after the prompt ({prompt, next})."""
+    question-answering run's predictions (answer, probability, the ``top_k`` best answers,
+    attention per hop), or a language model's ``next_words`` most likely next words after the
+    prompt ({prompt, next}); left out, each is `predict`'s default. ``task`` and ``top_k`` are
+    options of question answering, ``next_words`` of a language model: an ArgumentError for a run
+    of the other kind."""
     from memn2n_cli import recipes
 
     run = _folder(run, "run")

@@ -171,6 +171,7 @@ def _write_task(folder, train: bytes, test: bytes = b"1 Mary went home.\n2 Where
     (["train", "babi", "--linear-dim", "5"], ["--linear-dim is an option of a language model"]),
     (["train", "ptb", "--encoding", "bow"], ["--encoding is an option of question answering"]),
     (["predict", "-", "-c", "bundled", "--next", "3"], ["--next is an option of a language model"]),
+    (["predict", "-", "-c", OLD_LM, "--top-k", "5"], ["--top-k is an option of question answering"]),
     (["predict", "-", "-c", OLD_LM, "--next", "0"], ["--next must be a whole number of at least 1, not 0"]),
     (["sweep", "babi", "--grid", "hops=1,2", "--hops", "3"], ["--hops is given both as an option and in the grid"]),
     (["sweep", "ptb", "--grid", "hops=1,2", "--hops", "3"], ["--hops is given both as an option and in the grid"]),

@@ -62,6 +62,9 @@ def test_library_errors_name_the_field(tmp_path, en_dir):
         memn2n.answer("bundled", "Mary went home.\nWhere is Mary?\n", next_words=3)
     with pytest.raises(memn2n.ArgumentError, match="^task= is an option of question answering$"):
         memn2n.answer(ROOT / "tests" / "data" / "runs-before-24" / "ptb-small", "the cat", task=1)
+    with pytest.raises(memn2n.ArgumentError, match="^top_k= is an option of question answering$"):  # it was ignored
+        memn2n.answer(ROOT / "tests" / "data" / "runs-before-24" / "ptb-small", "the cat", top_k=5)
+    assert [len(p.top) for p in memn2n.answer("bundled", "Mary went home.\nWhere is Mary?\n")] == [3]  # TOP_K, not given
     with pytest.raises(memn2n.ArgumentError, match="^linear_dim= is an option of a language model$"):
         memn2n.train("babi", tmp_path / "run", data_dir=en_dir, linear_dim=5)
 

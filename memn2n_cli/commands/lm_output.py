@@ -53,7 +53,7 @@ def evaluate(run: Path, *, split: str, data_dir: Path | None, device: str, json_
           f"{split} perplexity {summary['perplexity']:.2f} over {summary['tokens']} tokens  ·  {run}")
 
 
-def predict(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: int, next_words: int | None,
+def predict(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: int | None, next_words: int | None,
             json_output: bool, device: str) -> None:
     """STORY is a prompt: print its most likely next words."""
     produced = recipe.answer(run, raw=raw, name=name, model_task=model_task, top_k=top_k, next_words=next_words,

@@ -43,7 +43,7 @@ def evaluate(run: Path, *, split: str, data_dir: Path | None, device: str, json_
         stdout().print(results_table(summary, (split,)))
 
 
-def predict(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: int, next_words: int | None,
+def predict(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: int | None, next_words: int | None,
             json_output: bool, device: str) -> None:
     """Each answer printed as it is computed (a pipe gets the first before the story's last is
     answered); the accuracy, where the story gives answers, after them on stderr."""

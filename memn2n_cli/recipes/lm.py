@@ -50,14 +50,14 @@ def evaluate(run: Path, *, split: str, data_dir: Path | None, device: str) -> di
     return evaluate_lm_run(run, split, data_dir, device)
 
 
-def answer(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: int, next_words: int | None,
+def answer(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: int | None, next_words: int | None,
            device: str = "auto") -> dict:
     """A story file's bytes as a prompt: {prompt (its tokens), next: the most likely next words}."""
     from memn2n_cli.devices import resolve_device
     from memn2n_cli.lm.training import LMRun
     from tasks.text import decode_lines
 
-    refuse({"model_task": model_task}, QA_ONLY, "question answering")
+    refuse({"model_task": model_task, "top_k": top_k}, QA_ONLY, "question answering")
     next_words = NEXT_WORDS if next_words is None else next_words
     check_next_words(next_words)  # named as given here (next_words=, --next), before the run is read
     torch_device = resolve_device(device)

@@ -13,7 +13,7 @@ import random
 from pathlib import Path
 from typing import Callable
 
-from memn2n_cli.configs import RESTARTS
+from memn2n_cli.configs import RESTARTS, TOP_K
 from memn2n_cli.errors import ArgumentError, UserError
 from memn2n_cli.recipes.options import LM_ONLY, check_backend, check_preset, given, refuse
 
@@ -45,22 +45,22 @@ def evaluate(run: Path, *, split: str, data_dir: Path | None, device: str) -> di
     return {"split": split, **evaluate_run(run, split, data_dir, device)}
 
 
-def answer(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: int, next_words: int | None,
+def answer(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: int | None, next_words: int | None,
            device: str = "auto"):
     """The predictions of ``run``'s model for every question of a story file's bytes (`memn2n.answer`)."""
     return list(answers(run, raw=raw, name=name, model_task=model_task, top_k=top_k, next_words=next_words,
                         device=device))
 
 
-def answers(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: int, next_words: int | None,
+def answers(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: int | None, next_words: int | None,
             device: str = "auto"):
     """`answer`'s predictions one batch at a time, as they are computed (`memn2n predict` prints
-    them so); everything is checked before the first."""
+    them so); everything is checked before the first. ``top_k``: None for the default, `TOP_K`."""
     from memn2n_cli.qa.inference import QARun
 
     refuse({"next_words": next_words}, LM_ONLY, "a language model")
     loaded = QARun.load(run, model_task, device)
-    return loaded.answers(loaded.read(raw, name), top_k)
+    return loaded.answers(loaded.read(raw, name), TOP_K if top_k is None else top_k)
 
 
 def attention(run: Path, *, story: tuple[bytes, str] | None, model_task: int | None, sample: int, seed: int,
