@@ -21,7 +21,7 @@ from pathlib import Path
 
 from memn2n_cli import __version__
 from memn2n_cli.configs import LMConfig, LMTrainConfig, ModelOptions, TrainConfig
-from memn2n_cli.errors import ArgumentError, ConfigError, UserError
+from memn2n_cli.errors import ArgumentError, ConfigError, UserError, check_text
 from memn2n_cli.model import MemoryNetwork
 from tasks import available_tasks
 
@@ -101,6 +101,7 @@ def answer(run: str | Path, story: str, *, task: int | None = None, top_k: int |
     from memn2n_cli import recipes
 
     run = _folder(run, "run")
+    check_text(story, "story")
     return recipes.for_run(run).answer(run, raw=story.encode(), name="<story>", model_task=task, top_k=top_k,
                                        next_words=next_words, device=device)
 

@@ -153,8 +153,11 @@ def test_library_calls_with_bad_values_raise_its_own_errors(trained_run, tmp_pat
     for top_k in (0, -1, 101, 2.0, True):
         with pytest.raises(memn2n.ArgumentError, match=rf"top_k= must be a whole number from 1 to 100, not {top_k!r}"):
             run.answer(story, top_k=top_k)
-    with pytest.raises(memn2n.ArgumentError, match="story= must be a story's text or a list of one or more Questions"):
-        run.answer([])
+    for story in ([], None, 7, b"Where is Mary?"):  # None and 7 were a TypeError
+        with pytest.raises(memn2n.ArgumentError, match="^story= must be a story's text or a list of one or more Questions$"):
+            run.answer(story)
+    with pytest.raises(memn2n.ArgumentError, match="^story= must be a string, not None$"):  # an AttributeError
+        memn2n.answer(trained_run[0], None)
     assert memn2n.load(trained_run[0], task="1").config["tasks"] == [1]  # "1" is task 1, not "not of task 1"
     with pytest.raises(memn2n.ArgumentError, match="task= must be a task number, not 1.5"):
         memn2n.load(trained_run[0], task=1.5)
@@ -169,6 +172,9 @@ def test_library_calls_with_bad_values_raise_its_own_errors(trained_run, tmp_pat
         with pytest.raises(memn2n.ArgumentError, match=rf"^next_words= must be a whole number of at least 1, not {count!r}$"):
             memn2n.answer(lm, "the company said", next_words=count)
     assert len(memn2n.load(lm).continue_text("the company said", 1)) == 1
+    for prompt, shown in ((None, "None"), (b"the company", "b'the company'")):  # an AttributeError
+        with pytest.raises(memn2n.ArgumentError, match=f"^prompt= must be a string, not {re.escape(shown)}$"):
+            memn2n.load(lm).continue_text(prompt)
     out = tmp_path / "run"
     # "12" is task 12 (it was tasks 1 and 2, trained jointly), "21" task 21 (it was tasks 2 and 1).
     with pytest.raises(memn2n.UserError, match="--joint needs at least two tasks"):

@@ -31,7 +31,7 @@ from memn2n_cli.checkpoint import (CONFIG_FILE, STATE_FILE, config_from, file_ch
                                    load_language_model, new_run_config, read_lm_state, run_data_dir, write_run, writing)
 from memn2n_cli.configs import EVAL_BATCH, NEXT_WORDS, LMConfig, LMTrainConfig, check_next_words, check_split
 from memn2n_cli.devices import backend_for, rank_device, resolve_device, sums_device, under_torchrun
-from memn2n_cli.errors import ConfigError, UserError, at_least, of_types
+from memn2n_cli.errors import ConfigError, UserError, at_least, check_text, of_types
 from memn2n_cli.history import HISTORY_FILE, History
 from memn2n_cli.model_card import CARD_FILE, lm_card
 from memn2n_cli.model import MemN2NLM
@@ -412,6 +412,7 @@ class LMRun:
 
     def continue_text(self, prompt: str, count: int = NEXT_WORDS) -> list[tuple[str, float]]:
         """The ``count`` most likely next words after ``prompt``, one at a time, with their probabilities."""
+        check_text(prompt, "prompt")
         check_next_words(count, "count")
         words = self.task.tokenize(prompt)
         if not words:
