@@ -172,6 +172,30 @@ def test_resume_reaches_the_same_result_as_an_uninterrupted_run(cli, small_ptb, 
     assert states[0] == states[1]
 
 
+def test_train_reports_the_last_valid_and_the_test_perplexity(cli, small_ptb, tmp_path, monkeypatch):
+    """The summary (--json, and the last line) has the last epoch's valid perplexity and, once the run
+    has finished, the test perplexity its card holds and `eval` computes: evaluated once, for both;
+    a finished run resumed reports its card's without evaluating again."""
+    from memn2n_cli.lm import training
+
+    evaluated = []  # every evaluate_lm of training: one per epoch (valid), and the test set's
+    monkeypatch.setattr(training, "evaluate_lm", lambda *args: evaluated.append(1) or evaluate_lm(*args))
+    args, out = ["train", "ptb", "--data-dir", small_ptb, *SMALL, "--max-epochs", "2", "--json"], tmp_path / "lm"
+    stopped = json.loads(cli(*args, "--max-steps", "3", "--out", out).stdout)  # within epoch 1
+    assert (stopped["valid_perplexity"], stopped["test_perplexity"], evaluated) == (None, None, [])
+    summary = json.loads(cli(*args, "--resume", out).stdout)
+    assert summary["finished"] and len(evaluated) == 2 + 1
+    assert summary["valid_perplexity"] == summary["history"][-1]["valid_perplexity"]
+    card = front_matter((out / "README.md").read_text())["results"]
+    assert summary["test_perplexity"] == card["test_perplexity"]
+    assert summary["test_perplexity"] == pytest.approx(json.loads(cli("eval", out, "--json").stdout)["perplexity"])
+    del evaluated[:]
+    again = cli(*args[:-1], "--resume", out)  # finished already: nothing trained, nothing evaluated
+    assert again.exit_code == 0 and evaluated == [], again.stderr
+    assert again.stdout.strip() == (f"ptb: 2 epochs, {summary['steps']} steps, finished; valid perplexity "
+                                    f"{summary['valid_perplexity']:.1f}, test perplexity {summary['test_perplexity']:.1f}")
+
+
 def test_zero_is_an_option_value_not_the_default(cli, small_ptb, tmp_path):
     """--init-std 0 is kept (it once became 0.05); unset options are the language model's defaults."""
     out = tmp_path / "zero"

@@ -37,8 +37,12 @@ def train(task: str, *, tasks: list[str], joint: bool, data_dir: Path | None, ou
     else:
         state = ("diverged" if summary["diverged"] else "finished" if summary["finished"]
                  else "stopped; continue with --resume")
-        valid = f"; valid perplexity {summary['history'][-1]['valid_perplexity']:.1f}" if summary["history"] else ""
-        stdout().print(f"{task}: {summary['epochs']} epochs, {summary['steps']} steps, {state}{valid}")
+        line = f"{task}: {summary['epochs']} epochs, {summary['steps']} steps, {state}"
+        if summary["valid_perplexity"] is not None:
+            line += f"; valid perplexity {summary['valid_perplexity']:.1f}"
+        if summary["test_perplexity"] is not None:
+            line += f", test perplexity {summary['test_perplexity']:.1f}"
+        stdout().print(line)
     print(f"saved {out}", file=sys.stderr)
     if summary["diverged"]:
         print(f"error: {out}: diverged in epoch {summary['epochs']} (validation perplexity not finite) and stopped; "
