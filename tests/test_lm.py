@@ -33,17 +33,6 @@ def test_ptb_counts_match_the_manifest(ptb, ptb_dir):
     assert [ptb.words[i] for i in ptb.ids["valid"][: len(first) + 1]] == first + [EOS]
 
 
-@pytest.fixture(scope="module")
-def small_ptb(tmp_path_factory, ptb_lines):
-    """A PTB-format corpus of 300 training sentences (valid and test drawn from them)."""
-    folder = tmp_path_factory.mktemp("ptb")
-    lines = ptb_lines
-    (folder / "ptb.train.txt").write_text("".join(lines))
-    (folder / "ptb.valid.txt").write_text("".join(lines[:40]))
-    (folder / "ptb.test.txt").write_text("".join(lines[40:80]))
-    return folder
-
-
 def test_text8_reader_splits_by_characters_and_maps_rare_words_to_unk(tmp_path, monkeypatch):
     from tasks.lm import Text8
 
