@@ -20,13 +20,14 @@ import os
 from pathlib import Path
 
 from memn2n_cli import __version__
-from memn2n_cli.configs import TOP_K, LMConfig, LMTrainConfig, ModelOptions, TrainConfig
-from memn2n_cli.errors import ArgumentError, ConfigError, UserError
+from memn2n_cli.configs import LMConfig, LMTrainConfig, ModelOptions, TrainConfig
+from memn2n_cli.errors import ArgumentError, ConfigError, Diverged, UserError, check_text
 from memn2n_cli.model import MemoryNetwork
 from tasks import available_tasks
 
 __all__ = ["train", "load", "evaluate", "answer", "sweep", "available_tasks", "MemoryNetwork", "ModelOptions",
-           "TrainConfig", "LMConfig", "LMTrainConfig", "ArgumentError", "ConfigError", "UserError", "__version__"]
+           "TrainConfig", "LMConfig", "LMTrainConfig", "ArgumentError", "ConfigError", "Diverged", "UserError",
+           "__version__"]
 
 
 def train(task: str, out: str | Path, *, data_dir: str | Path | None = None, tasks: list[int | str] | None = None,
@@ -38,7 +39,8 @@ def train(task: str, out: str | Path, *, data_dir: str | Path | None = None, tas
     ``tasks``: a numbered task of the data or a list of them (bAbI: 1-20 or "all"; default 1), one model each or,
     with ``joint``, one for all. ``options``: the fields of ModelOptions and TrainConfig, or of
     LMConfig and LMTrainConfig (``dim=50, epochs=60``); the others take the paper's defaults.
-    A value that cannot be trained raises ConfigError; bad data, UserError."""
+    A value that cannot be trained raises ConfigError; bad data, UserError; a question-answering
+    model whose training loss stops being finite, Diverged (a language model's figures say "diverged")."""
     from memn2n_cli import recipes
     from memn2n_cli.checkpoint import check_new_run
 
@@ -90,14 +92,18 @@ def evaluate(run: str | Path, split: str = "test", *, data_dir: str | Path | Non
     return recipes.for_run(run).evaluate(run, split=split, device=device, data_dir=_folder(data_dir, "data_dir", optional=True))
 
 
-def answer(run: str | Path, story: str, *, task: int | None = None, top_k: int = TOP_K, next_words: int | None = None,
-           device: str = "auto"):
+def answer(run: str | Path, story: str, *, task: int | None = None, top_k: int | None = None,
+           next_words: int | None = None, device: str = "auto"):
     """What `memn2n predict` computes for ``story`` (text as it reads a story file): a
-    question-answering run's predictions (answer, probability, top-k, attention per hop), or a
-    language model's next words after the prompt ({prompt, next})."""
+    question-answering run's predictions (answer, probability, the ``top_k`` best answers,
+    attention per hop), or a language model's ``next_words`` most likely next words after the
+    prompt ({prompt, next}); left out, each is `predict`'s default. ``task`` and ``top_k`` are
+    options of question answering, ``next_words`` of a language model: an ArgumentError for a run
+    of the other kind."""
     from memn2n_cli import recipes
 
     run = _folder(run, "run")
+    check_text(story, "story")
     return recipes.for_run(run).answer(run, raw=story.encode(), name="<story>", model_task=task, top_k=top_k,
                                        next_words=next_words, device=device)
 
@@ -116,8 +122,7 @@ def sweep(task: str, out: str | Path, *, grid: dict[str, list] | None = None, ta
 
     out = _folder(out, "out")  # before the data is looked for (or downloaded)
     recipe = recipes.for_task(task)
-    fixed = {k: [v] for k, v in options.items()}
-    spec = recipe.sweep_spec(task, tasks=_task_list(tasks), grid={**(grid or {}), **fixed},
+    spec = recipe.sweep_spec(task, tasks=_task_list(tasks), grid=grid or {}, fixed={k: [v] for k, v in options.items()},
                              restarts=restarts, joint=joint, preset=preset, column=list(columns or []), select=select,
                              seed=seed, data_dir=_folder(data_dir, "data_dir", optional=True))
     # A language model's preset trains the columns named now (its cells); bAbI's spec holds them.

@@ -197,3 +197,11 @@ def check_split(split: str) -> None:
     """An ArgumentError unless ``split`` names a split (`eval --split`, `run.evaluate(split)`)."""
     if split not in SPLITS:
         raise ArgumentError("split", "{} is one of " + ", ".join(SPLITS) + f", not {split!r}")
+
+
+def check_next_words(count, argument: str = "next_words") -> None:
+    """An ArgumentError unless ``count``, the words to add to a prompt, is a whole number of at least
+    1 (`predict --next`, `memn2n.answer(next_words=)`, `LMRun.continue_text(prompt, count)`: its
+    ``argument``)."""
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise ArgumentError(argument, f"{{}} must be a whole number of at least 1, not {count!r}")

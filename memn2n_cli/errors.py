@@ -12,6 +12,7 @@ import dataclasses
 import errno
 import math
 import re
+import reprlib
 from pathlib import Path
 from typing import Callable
 
@@ -99,6 +100,12 @@ FULL_DISK = (errno.ENOSPC, errno.EDQUOT)  # no space left, or the user's quota u
 
 FLAGS = {"next_words": "--next", "model_task": "--task"}  # the options whose flag is not their name
 KEYWORDS = {"model_task": "task"}  # the options whose keyword in the library (memn2n.answer) is not their name
+
+
+def check_text(value, argument: str) -> None:
+    """An ArgumentError unless ``value``, the library's ``argument`` (a story, a prompt), is a string."""
+    if not isinstance(value, str):
+        raise ArgumentError(argument, f"{{}} must be a string, not {reprlib.repr(value)}")
 
 
 def flag(field: str) -> str:

@@ -24,7 +24,7 @@ import torch
 
 from memn2n_cli.checkpoint import json_bytes, read_json, write_files, write_json
 from memn2n_cli.devices import worker_devices
-from memn2n_cli.errors import UserError
+from memn2n_cli.errors import ArgumentError, UserError
 
 SPEC_FILE, TRIALS = "sweep.json", "trials"
 RESULTS_FILE = "results.json"  # a sweep's results: everything; results.csv and results.md beside it
@@ -85,13 +85,14 @@ def parse_options(args: list[str], types: dict[str, str]) -> dict[str, list]:
     return fixed
 
 
-def grid_and_options(grid: list[str], args: list[str], types: dict[str, str]) -> dict[str, list]:
-    """--grid's values and train's options given directly, as one grid; an option in both is refused."""
-    varied, fixed = parse_grid(grid, types), parse_options(args, types)
-    both = sorted(varied.keys() & fixed.keys())
+def grid_and_options(grid: dict[str, list], fixed: dict[str, list]) -> dict[str, list]:
+    """A sweep's options as one grid: ``grid``'s values (--grid, ``grid=``) and ``fixed``, train's
+    options given to the sweep, one value each; an option in both is refused (the recipes' sweep_spec
+    checks it, for the command line and the library alike)."""
+    both = sorted(grid.keys() & fixed.keys())
     if both:
-        raise UserError(f"--{both[0].replace('_', '-')} is given both as an option and in --grid")
-    return {**varied, **fixed}
+        raise ArgumentError(both[0], "{} is given both as an option and in the grid")
+    return {**grid, **fixed}
 
 
 def configurations(grid: dict[str, list]) -> list[tuple[str, dict]]:

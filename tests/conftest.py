@@ -89,6 +89,17 @@ def ptb_lines() -> list[str]:
     return ptb_generator.corpus(300, 1, list(range(1, 21)), seed=0)["train"]
 
 
+@pytest.fixture(scope="module")
+def small_ptb(tmp_path_factory, ptb_lines):
+    """A PTB-format corpus of 300 training sentences (valid and test drawn from them)."""
+    folder = tmp_path_factory.mktemp("ptb")
+    lines = ptb_lines
+    (folder / "ptb.train.txt").write_text("".join(lines))
+    (folder / "ptb.valid.txt").write_text("".join(lines[:40]))
+    (folder / "ptb.test.txt").write_text("".join(lines[40:80]))
+    return folder
+
+
 @pytest.fixture
 def cli(monkeypatch):
     """Run `memn2n ARGS...` in-process; returns the click Result (stdout, stderr, exit_code)."""

@@ -13,9 +13,10 @@ import torch
 from memn2n_cli.checkpoint import check_manifest, load_model
 from memn2n_cli.history import read_history
 from tasks import get_task
-from tests.conftest import assert_one_line_error, die_after_saves
+from tests.conftest import ROOT, assert_one_line_error, die_after_saves
 
 FAST = ["--epochs", "3", "--ls-epochs", "2"]
+OLD_LM = ROOT / "tests" / "data" / "runs-before-24" / "ptb-small"  # a language-model run
 
 
 def test_train_writes_a_complete_run_and_reports_json(trained_run):
@@ -171,6 +172,10 @@ def _write_task(folder, train: bytes, test: bytes = b"1 Mary went home.\n2 Where
     (["train", "babi", "--linear-dim", "5"], ["--linear-dim is an option of a language model"]),
     (["train", "ptb", "--encoding", "bow"], ["--encoding is an option of question answering"]),
     (["predict", "-", "-c", "bundled", "--next", "3"], ["--next is an option of a language model"]),
+    (["predict", "-", "-c", OLD_LM, "--top-k", "5"], ["--top-k is an option of question answering"]),
+    (["predict", "-", "-c", OLD_LM, "--next", "0"], ["--next must be a whole number of at least 1, not 0"]),
+    (["sweep", "babi", "--grid", "hops=1,2", "--hops", "3"], ["--hops is given both as an option and in the grid"]),
+    (["sweep", "ptb", "--grid", "hops=1,2", "--hops", "3"], ["--hops is given both as an option and in the grid"]),
     (["train", "ptb", "--task", "2"], ["--task and --joint are options of question answering"]),
     (["train", "ptb", "--dim", "8", "--linear-dim", "9"], ["--linear-dim 9 is more than --dim 8"]),
 ])

@@ -62,6 +62,9 @@ def test_library_errors_name_the_field(tmp_path, en_dir):
         memn2n.answer("bundled", "Mary went home.\nWhere is Mary?\n", next_words=3)
     with pytest.raises(memn2n.ArgumentError, match="^task= is an option of question answering$"):
         memn2n.answer(ROOT / "tests" / "data" / "runs-before-24" / "ptb-small", "the cat", task=1)
+    with pytest.raises(memn2n.ArgumentError, match="^top_k= is an option of question answering$"):  # it was ignored
+        memn2n.answer(ROOT / "tests" / "data" / "runs-before-24" / "ptb-small", "the cat", top_k=5)
+    assert [len(p.top) for p in memn2n.answer("bundled", "Mary went home.\nWhere is Mary?\n")] == [3]  # TOP_K, not given
     with pytest.raises(memn2n.ArgumentError, match="^linear_dim= is an option of a language model$"):
         memn2n.train("babi", tmp_path / "run", data_dir=en_dir, linear_dim=5)
 
@@ -85,6 +88,18 @@ def test_missing_data_from_python_names_data_dir_as_python_writes_it(tmp_path, m
     # A sweep's bad folder is named before any data is looked for (here it would be a failed download).
     with pytest.raises(memn2n.ArgumentError, match="^out= must be a folder's path"):
         memn2n.sweep("babi", 7)
+
+
+
+@pytest.mark.parametrize("task", ["babi", "ptb"])
+def test_a_sweep_refuses_an_option_given_both_fixed_and_in_the_grid(task, tmp_path):
+    """hops=3 beside grid={"hops": [1, 2]} once swept hops 3 alone, the grid dropped; the command
+    line refuses --hops with --grid hops=..., and so does the library, naming its keyword."""
+    import memn2n
+
+    with pytest.raises(memn2n.ArgumentError, match="^hops= is given both as an option and in the grid$"):
+        memn2n.sweep(task, tmp_path / "sweep", grid={"hops": [1, 2]}, hops=3)
+    assert not (tmp_path / "sweep").exists()
 
 
 def test_the_library_loads_no_command_line_and_checks_its_arguments(en_dir, tmp_path):
@@ -138,14 +153,28 @@ def test_library_calls_with_bad_values_raise_its_own_errors(trained_run, tmp_pat
     for top_k in (0, -1, 101, 2.0, True):
         with pytest.raises(memn2n.ArgumentError, match=rf"top_k= must be a whole number from 1 to 100, not {top_k!r}"):
             run.answer(story, top_k=top_k)
-    with pytest.raises(memn2n.ArgumentError, match="story= must be a story's text or a list of one or more Questions"):
-        run.answer([])
+    for story in ([], None, 7, b"Where is Mary?"):  # None and 7 were a TypeError
+        with pytest.raises(memn2n.ArgumentError, match="^story= must be a story's text or a list of one or more Questions$"):
+            run.answer(story)
+    with pytest.raises(memn2n.ArgumentError, match="^story= must be a string, not None$"):  # an AttributeError
+        memn2n.answer(trained_run[0], None)
     assert memn2n.load(trained_run[0], task="1").config["tasks"] == [1]  # "1" is task 1, not "not of task 1"
     with pytest.raises(memn2n.ArgumentError, match="task= must be a task number, not 1.5"):
         memn2n.load(trained_run[0], task=1.5)
+    lm = ROOT / "tests" / "data" / "runs-before-24" / "ptb-small"
     for prompt in ("", " \n "):
         with pytest.raises(memn2n.UserError, match="the prompt has no words to continue"):
-            memn2n.load(ROOT / "tests" / "data" / "runs-before-24" / "ptb-small").continue_text(prompt)
+            memn2n.load(lm).continue_text(prompt)
+    # No words to add is an error, as `predict --next 0` is (0 and -1 gave [], next_words=0 ten words).
+    for count in (0, -1, 2.0, True):
+        with pytest.raises(memn2n.ArgumentError, match=rf"^count= must be a whole number of at least 1, not {count!r}$"):
+            memn2n.load(lm).continue_text("the company said", count)
+        with pytest.raises(memn2n.ArgumentError, match=rf"^next_words= must be a whole number of at least 1, not {count!r}$"):
+            memn2n.answer(lm, "the company said", next_words=count)
+    assert len(memn2n.load(lm).continue_text("the company said", 1)) == 1
+    for prompt, shown in ((None, "None"), (b"the company", "b'the company'")):  # an AttributeError
+        with pytest.raises(memn2n.ArgumentError, match=f"^prompt= must be a string, not {re.escape(shown)}$"):
+            memn2n.load(lm).continue_text(prompt)
     out = tmp_path / "run"
     # "12" is task 12 (it was tasks 1 and 2, trained jointly), "21" task 21 (it was tasks 2 and 1).
     with pytest.raises(memn2n.UserError, match="--joint needs at least two tasks"):
@@ -160,3 +189,13 @@ def test_library_calls_with_bad_values_raise_its_own_errors(trained_run, tmp_pat
         with pytest.raises(memn2n.ConfigError, match=message):
             memn2n.train("babi", out, data_dir=en_dir, **options)
     assert not out.exists()
+
+
+def test_a_diverged_model_raises_diverged_naming_the_run(tmp_path, en_dir):
+    """A question-answering model whose training loss stops being finite raises memn2n.Diverged
+    (the command line's exit 1) after that epoch, not a summary of NaN weights."""
+    import memn2n
+
+    out = tmp_path / "diverged"
+    with pytest.raises(memn2n.Diverged, match=f"{out}: diverged in epoch 1"):
+        memn2n.train("babi", out, data_dir=en_dir, tasks=1, linear_start=False, lr=1e30, epochs=3)

@@ -33,17 +33,6 @@ def test_ptb_counts_match_the_manifest(ptb, ptb_dir):
     assert [ptb.words[i] for i in ptb.ids["valid"][: len(first) + 1]] == first + [EOS]
 
 
-@pytest.fixture(scope="module")
-def small_ptb(tmp_path_factory, ptb_lines):
-    """A PTB-format corpus of 300 training sentences (valid and test drawn from them)."""
-    folder = tmp_path_factory.mktemp("ptb")
-    lines = ptb_lines
-    (folder / "ptb.train.txt").write_text("".join(lines))
-    (folder / "ptb.valid.txt").write_text("".join(lines[:40]))
-    (folder / "ptb.test.txt").write_text("".join(lines[40:80]))
-    return folder
-
-
 def test_text8_reader_splits_by_characters_and_maps_rare_words_to_unk(tmp_path, monkeypatch):
     from tasks.lm import Text8
 
@@ -193,6 +182,30 @@ def test_resume_reads_the_data_it_started_on_and_refuses_other_files(cli, small_
     resumed = cli("train", "ptb", "--resume", out, "--max-steps", "40")
     assert resumed.exit_code == 0 and "resuming at epoch 1, step 20" in resumed.stderr, resumed.stderr
     assert json.loads((out / "state.json").read_text())["steps"] == 40
+
+
+def test_train_reports_the_last_valid_and_the_test_perplexity(cli, small_ptb, tmp_path, monkeypatch):
+    """The summary (--json, and the last line) has the last epoch's valid perplexity and, once the run
+    has finished, the test perplexity its card holds and `eval` computes: evaluated once, for both;
+    a finished run resumed reports its card's without evaluating again."""
+    from memn2n_cli.lm import training
+
+    evaluated = []  # every evaluate_lm of training: one per epoch (valid), and the test set's
+    monkeypatch.setattr(training, "evaluate_lm", lambda *args: evaluated.append(1) or evaluate_lm(*args))
+    args, out = ["train", "ptb", "--data-dir", small_ptb, *SMALL, "--max-epochs", "2", "--json"], tmp_path / "lm"
+    stopped = json.loads(cli(*args, "--max-steps", "3", "--out", out).stdout)  # within epoch 1
+    assert (stopped["valid_perplexity"], stopped["test_perplexity"], evaluated) == (None, None, [])
+    summary = json.loads(cli(*args, "--resume", out).stdout)
+    assert summary["finished"] and len(evaluated) == 2 + 1
+    assert summary["valid_perplexity"] == summary["history"][-1]["valid_perplexity"]
+    card = front_matter((out / "README.md").read_text())["results"]
+    assert summary["test_perplexity"] == card["test_perplexity"]
+    assert summary["test_perplexity"] == pytest.approx(json.loads(cli("eval", out, "--json").stdout)["perplexity"])
+    del evaluated[:]
+    again = cli(*args[:-1], "--resume", out)  # finished already: nothing trained, nothing evaluated
+    assert again.exit_code == 0 and evaluated == [], again.stderr
+    assert again.stdout.strip() == (f"ptb: 2 epochs, {summary['steps']} steps, finished; valid perplexity "
+                                    f"{summary['valid_perplexity']:.1f}, test perplexity {summary['test_perplexity']:.1f}")
 
 
 def test_zero_is_an_option_value_not_the_default(cli, small_ptb, tmp_path):

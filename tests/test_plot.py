@@ -18,7 +18,6 @@ import pytest
 from memn2n_cli import plots
 from memn2n_cli.history import HISTORY_FILE, read_history
 from tests.conftest import ROOT, assert_one_line_error
-from tests.test_lm import small_ptb  # noqa: F401 (a fixture: a PTB-format corpus of 300 sentences)
 
 OLD = ROOT / "tests" / "data" / "runs-before-24"
 needs_matplotlib = pytest.mark.skipif(__import__("importlib").util.find_spec("matplotlib") is None,

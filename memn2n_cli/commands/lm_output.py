@@ -37,8 +37,12 @@ def train(task: str, *, tasks: list[str], joint: bool, data_dir: Path | None, ou
     else:
         state = ("diverged" if summary["diverged"] else "finished" if summary["finished"]
                  else "stopped; continue with --resume")
-        valid = f"; valid perplexity {summary['history'][-1]['valid_perplexity']:.1f}" if summary["history"] else ""
-        stdout().print(f"{task}: {summary['epochs']} epochs, {summary['steps']} steps, {state}{valid}")
+        line = f"{task}: {summary['epochs']} epochs, {summary['steps']} steps, {state}"
+        if summary["valid_perplexity"] is not None:
+            line += f"; valid perplexity {summary['valid_perplexity']:.1f}"
+        if summary["test_perplexity"] is not None:
+            line += f", test perplexity {summary['test_perplexity']:.1f}"
+        stdout().print(line)
     print(f"saved {out}", file=sys.stderr)
     if summary["diverged"]:
         print(f"error: {out}: diverged in epoch {summary['epochs']} (validation perplexity not finite) and stopped; "
@@ -53,7 +57,7 @@ def evaluate(run: Path, *, split: str, data_dir: Path | None, device: str, json_
           f"{split} perplexity {summary['perplexity']:.2f} over {summary['tokens']} tokens  ·  {run}")
 
 
-def predict(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: int, next_words: int | None,
+def predict(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: int | None, next_words: int | None,
             json_output: bool, device: str) -> None:
     """STORY is a prompt: print its most likely next words."""
     produced = recipe.answer(run, raw=raw, name=name, model_task=model_task, top_k=top_k, next_words=next_words,
@@ -102,10 +106,11 @@ def sweep(task: str, *, out: Path, tasks: list[str], grid: list[str], args: list
     from memn2n_cli.lm.sweep import results_markdown
 
     from memn2n_cli.lm.sweep import OPTION_TYPES
-    from memn2n_cli.sweeps import grid_and_options
+    from memn2n_cli.sweeps import parse_grid, parse_options
 
-    spec = recipe.sweep_spec(task, tasks=tasks, grid=grid_and_options(grid, args, OPTION_TYPES), restarts=restarts,
-                             joint=joint, preset=preset, column=column, select=select, seed=seed, data_dir=data_dir)
+    spec = recipe.sweep_spec(task, tasks=tasks, grid=parse_grid(grid, OPTION_TYPES),
+                             fixed=parse_options(args, OPTION_TYPES), restarts=restarts, joint=joint, preset=preset,
+                             column=column, select=select, seed=seed, data_dir=data_dir)
 
     def on_trial(result: dict, done: int, total: int) -> None:
         print(f"[{done}/{total}] {task} {result['label']} restart {result['restart']}: valid perplexity "

@@ -20,9 +20,10 @@ def predict_command(
     story: StoryFile,
     checkpoint: Checkpoint = None,
     task: ModelTask = None,
-    top_k: Annotated[int, typer.Option(help="Alternatives listed with --json.")] = TOP_K,
-    next_words: Annotated[int | None, typer.Option(FLAGS["next_words"], min=1, help="Language-model runs: words to add to "
-                                                                                 f"the prompt. [default: {NEXT_WORDS}]")] = None,
+    top_k: Annotated[int | None, typer.Option(help="Question-answering runs: alternatives listed with --json. "
+                                                   f"[default: {TOP_K}]")] = None,
+    next_words: Annotated[int | None, typer.Option(FLAGS["next_words"], help="Language-model runs: words to add to "
+                                                                          f"the prompt. [default: {NEXT_WORDS}]")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object per question (JSON lines) on "
                                                             "stdout; a language model's, one for the prompt.")] = False,
     device: Device = "auto",

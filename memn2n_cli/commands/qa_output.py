@@ -43,7 +43,7 @@ def evaluate(run: Path, *, split: str, data_dir: Path | None, device: str, json_
         stdout().print(results_table(summary, (split,)))
 
 
-def predict(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: int, next_words: int | None,
+def predict(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: int | None, next_words: int | None,
             json_output: bool, device: str) -> None:
     """Each answer printed as it is computed (a pipe gets the first before the story's last is
     answered); the accuracy, where the story gives answers, after them on stderr."""
@@ -93,10 +93,11 @@ def sweep(task: str, *, out: Path, tasks: list[str], grid: list[str], args: list
           preset: str | None, column: list[str], select: str | None, seed: int, backend: str, workers: int,
           data_dir: Path | None, json_output: bool, device: str) -> None:
     from memn2n_cli.qa.sweep import OPTION_TYPES
-    from memn2n_cli.sweeps import grid_and_options
+    from memn2n_cli.sweeps import parse_grid, parse_options
 
-    spec = recipe.sweep_spec(task, tasks=tasks, grid=grid_and_options(grid, args, OPTION_TYPES), restarts=restarts,
-                             joint=joint, preset=preset, column=column, select=select, seed=seed, data_dir=data_dir)
+    spec = recipe.sweep_spec(task, tasks=tasks, grid=parse_grid(grid, OPTION_TYPES),
+                             fixed=parse_options(args, OPTION_TYPES), restarts=restarts, joint=joint, preset=preset,
+                             column=column, select=select, seed=seed, data_dir=data_dir)
     on_trial, on_epoch, progress = _progress(spec, out)
     with progress or nullcontext():
         summary = recipe.sweep(spec, out, backend=backend, workers=workers, on_trial=on_trial, on_epoch=on_epoch,

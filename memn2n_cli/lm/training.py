@@ -30,11 +30,11 @@ from memn2n_cli.lm import kernel as lm_kernel
 from memn2n_cli.checkpoint import (CONFIG_FILE, STATE_FILE, check_same_data, config_from, data_record,
                                    language_model_files, load_language_model, new_run_config, read_lm_state, run_data_dir,
                                    write_run, writing)
-from memn2n_cli.configs import EVAL_BATCH, NEXT_WORDS, LMConfig, LMTrainConfig, check_split
+from memn2n_cli.configs import EVAL_BATCH, NEXT_WORDS, LMConfig, LMTrainConfig, check_next_words, check_split
 from memn2n_cli.devices import backend_for, rank_device, resolve_device, sums_device, under_torchrun
-from memn2n_cli.errors import ConfigError, UserError, at_least, of_types
+from memn2n_cli.errors import ConfigError, UserError, at_least, check_text, of_types
 from memn2n_cli.history import HISTORY_FILE, History
-from memn2n_cli.model_card import CARD_FILE, lm_card
+from memn2n_cli.model_card import CARD_FILE, lm_card, read_card
 from memn2n_cli.model import MemN2NLM
 from tasks import get_task
 from tasks.lm import UNK, Corpus, resolve_data_dir
@@ -296,7 +296,12 @@ def _train_lm(task: str, data_dir: Path, out: Path, model_config: dict, config: 
             # What a prompt shorter than the memory is read after (continue_text): text, as in training.
             "last_words": [corpus.words[i] for i in corpus.ids["train"][-model.config.memory_size:].tolist()]}
 
+    # The test perplexity, once the run has finished: for its card and the summary, computed once (a
+    # run resumed finished trains no further, and its card has it).
+    test = (read_card(out) or {}).get("results", {}).get("test_perplexity") if state.finished else None
+
     def checkpoint(state: LMState) -> None:
+        nonlocal test
         # A finished run's card has its test perplexity (every process takes part in evaluating it).
         test = metrics(evaluate_lm(trained, corpus.ids["test"]))["perplexity"] if state.finished else None
         if rank == 0:  # one process writes
@@ -315,8 +320,10 @@ def _train_lm(task: str, data_dir: Path, out: Path, model_config: dict, config: 
                    on_progress if rank == 0 else None, metrics=metrics)
     if history is not None:
         history.close()
+    valid = state.history[-1]["valid_perplexity"] if state.history else None  # the last epoch's
     return {"task": task, "epochs": state.epoch, "steps": state.steps, "lr": state.lr, "finished": state.finished,
-            "diverged": diverged(state.history), "train_seconds": state.seconds,
+            "diverged": diverged(state.history), "valid_perplexity": valid, "test_perplexity": test,
+            "train_seconds": state.seconds,
             "tokens_per_second": state.steps * config.batch_size / max(state.seconds, 1e-9),
             "history": state.history, "run": str(out)}
 
@@ -414,6 +421,8 @@ class LMRun:
 
     def continue_text(self, prompt: str, count: int = NEXT_WORDS) -> list[tuple[str, float]]:
         """The ``count`` most likely next words after ``prompt``, one at a time, with their probabilities."""
+        check_text(prompt, "prompt")
+        check_next_words(count, "count")
         words = self.task.tokenize(prompt)
         if not words:
             raise UserError(f"the prompt has no words to continue: {prompt[:40]!r}")

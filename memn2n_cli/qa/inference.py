@@ -228,7 +228,8 @@ class QARun:
         """`answer`'s predictions one batch at a time, as they are computed (the story and
         ``top_k`` are checked at once, not when the first is asked for)."""
         check_top_k(top_k)
-        questions = self.read(story.encode(), "<story>") if isinstance(story, str) else list(story)
+        questions = (self.read(story.encode(), "<story>") if isinstance(story, str)
+                     else list(story) if isinstance(story, Sequence) else None)
         if not questions or not all(isinstance(q, Question) for q in questions):
             raise ArgumentError("story", "{} must be a story's text or a list of one or more Questions")
         return predictions(self.model, self.vocab, questions, top_k)

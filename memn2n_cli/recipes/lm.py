@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from memn2n_cli.configs import NEXT_WORDS, RESTARTS
+from memn2n_cli.configs import NEXT_WORDS, RESTARTS, check_next_words
 from memn2n_cli.errors import UserError
 from memn2n_cli.recipes.options import QA_ONLY, check_backend, check_preset, given, refuse
 
@@ -53,19 +53,21 @@ def evaluate(run: Path, *, split: str, data_dir: Path | None, device: str) -> di
     return evaluate_lm_run(run, split, data_dir, device)
 
 
-def answer(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: int, next_words: int | None,
+def answer(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: int | None, next_words: int | None,
            device: str = "auto") -> dict:
     """A story file's bytes as a prompt: {prompt (its tokens), next: the most likely next words}."""
     from memn2n_cli.devices import resolve_device
     from memn2n_cli.lm.training import LMRun
     from tasks.text import decode_lines
 
-    refuse({"model_task": model_task}, QA_ONLY, "question answering")
+    refuse({"model_task": model_task, "top_k": top_k}, QA_ONLY, "question answering")
+    next_words = NEXT_WORDS if next_words is None else next_words
+    check_next_words(next_words)  # named as given here (next_words=, --next), before the run is read
     torch_device = resolve_device(device)
     loaded = LMRun.load(run)
     loaded.model.to(torch_device)
     prompt = " ".join(decode_lines(raw, name))
-    return {"prompt": loaded.task.tokenize(prompt), "next": loaded.continue_text(prompt, next_words or NEXT_WORDS)}
+    return {"prompt": loaded.task.tokenize(prompt), "next": loaded.continue_text(prompt, next_words)}
 
 
 def memory_positions(run: Path, *, data_dir: Path | None, device: str = "auto"):
@@ -79,18 +81,20 @@ def memory_positions(run: Path, *, data_dir: Path | None, device: str = "auto"):
     return attention_by_position(model.to(torch_device), corpus.ids["test"].to(torch_device)).cpu(), config
 
 
-def sweep_spec(task: str, *, tasks: list[str], grid: dict[str, list], restarts: int | None, joint: bool,
-               preset: str | None, column: list[str], select: str | None, seed: int, data_dir: Path | None):
+def sweep_spec(task: str, *, tasks: list[str], grid: dict[str, list], fixed: dict[str, list], restarts: int | None,
+               joint: bool, preset: str | None, column: list[str], select: str | None, seed: int, data_dir: Path | None):
     """The sweep the options describe (an `lm.sweep.LMSweepSpec`), every rule checked before any
     training; with ``preset`` (table2), the paper's configurations. ``grid``: option -> its
-    values, every combination a configuration (one value fixes it)."""
+    values, every combination a configuration; ``fixed``: the options given for all of them
+    (option -> [value]), none of them in ``grid``."""
     from memn2n_cli.lm.sweep import LMSweepSpec
+    from memn2n_cli.sweeps import grid_and_options
     from tasks import get_task
     from tasks.lm import resolve_data_dir
 
+    options = grid_and_options(grid, fixed)
     if tasks or joint or select not in (None, "valid"):
         raise UserError("a language-model sweep takes no --task or --joint, and selects by validation perplexity")
-    options = dict(grid)
     check_preset(task, get_task(task).presets(), preset, column, options)
     spec = LMSweepSpec(task=task, restarts=restarts or (1 if preset else RESTARTS), seed=seed, grid=options,
                        data_dir=str(resolve_data_dir(task, data_dir).resolve()), preset=preset)

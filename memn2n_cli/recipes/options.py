@@ -7,7 +7,7 @@ from memn2n_cli.configs import LMConfig, LMTrainConfig, ModelOptions, TrainConfi
 from memn2n_cli.errors import ArgumentError, UserError, flag
 
 _QA, _LM = fields_of(ModelOptions) | fields_of(TrainConfig), fields_of(LMConfig) | fields_of(LMTrainConfig)
-QA_ONLY = (*sorted(_QA - _LM), "model_task")  # and `predict`/`visualize --task`
+QA_ONLY = (*sorted(_QA - _LM), "model_task", "top_k")  # and `predict`/`visualize --task`, `predict --top-k`
 LM_ONLY = (*sorted(_LM - _QA), "next_words")  # and `predict --next`
 
 

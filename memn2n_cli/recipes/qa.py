@@ -13,7 +13,7 @@ import random
 from pathlib import Path
 from typing import Callable
 
-from memn2n_cli.configs import RESTARTS
+from memn2n_cli.configs import RESTARTS, TOP_K
 from memn2n_cli.errors import ArgumentError, UserError
 from memn2n_cli.recipes.options import LM_ONLY, check_backend, check_preset, given, refuse
 
@@ -45,22 +45,22 @@ def evaluate(run: Path, *, split: str, data_dir: Path | None, device: str) -> di
     return {"split": split, **evaluate_run(run, split, data_dir, device)}
 
 
-def answer(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: int, next_words: int | None,
+def answer(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: int | None, next_words: int | None,
            device: str = "auto"):
     """The predictions of ``run``'s model for every question of a story file's bytes (`memn2n.answer`)."""
     return list(answers(run, raw=raw, name=name, model_task=model_task, top_k=top_k, next_words=next_words,
                         device=device))
 
 
-def answers(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: int, next_words: int | None,
+def answers(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: int | None, next_words: int | None,
             device: str = "auto"):
     """`answer`'s predictions one batch at a time, as they are computed (`memn2n predict` prints
-    them so); everything is checked before the first."""
+    them so); everything is checked before the first. ``top_k``: None for the default, `TOP_K`."""
     from memn2n_cli.qa.inference import QARun
 
     refuse({"next_words": next_words}, LM_ONLY, "a language model")
     loaded = QARun.load(run, model_task, device)
-    return loaded.answers(loaded.read(raw, name), top_k)
+    return loaded.answers(loaded.read(raw, name), TOP_K if top_k is None else top_k)
 
 
 def attention(run: Path, *, story: tuple[bytes, str] | None, model_task: int | None, sample: int, seed: int,
@@ -80,19 +80,21 @@ def attention(run: Path, *, story: tuple[bytes, str] | None, model_task: int | N
     return [predictions[i] for i in picked]
 
 
-def sweep_spec(task: str, *, tasks: list[str], grid: dict[str, list], restarts: int | None, joint: bool,
-               preset: str | None, column: list[str], select: str | None, seed: int, data_dir: Path | None):
+def sweep_spec(task: str, *, tasks: list[str], grid: dict[str, list], fixed: dict[str, list], restarts: int | None,
+               joint: bool, preset: str | None, column: list[str], select: str | None, seed: int, data_dir: Path | None):
     """The sweep the options describe (a `sweep.SweepSpec`), every rule checked before any training.
-    ``grid``: option -> its values, every combination a configuration (one value fixes it)."""
+    ``grid``: option -> its values, every combination a configuration; ``fixed``: the options
+    given for all of them (option -> [value]), none of them in ``grid``."""
     from memn2n_cli.qa.runs import qa_task, resolve_data
     from memn2n_cli.qa.sweep import SweepSpec
+    from memn2n_cli.sweeps import grid_and_options
 
+    options = grid_and_options(grid, fixed)
     select = select or "train"
     if select not in ("train", "valid"):
         raise ArgumentError("select", "{} is train or valid, not " + repr(select))
     qa = qa_task(task)
     task_ids = qa.parse_task_ids(tasks, default="all")
-    options = dict(grid)
     presets = qa.presets()
     check_preset(task, presets, preset, column, options)
     if preset is not None:
