@@ -44,7 +44,7 @@ from safetensors.torch import save as safetensors_bytes  # bytes of a .safetenso
 from memn2n_cli import __version__
 from memn2n_cli.configs import MAX_PARAMETERS, LMConfig, ModelConfig, TrainConfig
 from memn2n_cli.download import sha256_file
-from memn2n_cli.errors import FULL_DISK, ArgumentError, ConfigError, DiskFull, UserError
+from memn2n_cli.errors import FULL_DISK, ArgumentError, ConfigError, DiskFull, UserError, not_a
 from memn2n_cli.model import MemN2N, MemN2NLM, check_size
 from memn2n_cli.qa.restarts import Progress
 from memn2n_cli.qa.training import Schedule
@@ -544,7 +544,7 @@ def read_model_files(directory: Path) -> tuple[dict, ModelConfig, Vocabulary]:
     `load_model` makes short of reading the weights' values (what `serve` checks of each run it
     lists), so that nothing large is allocated for a damaged one."""
     if not directory.is_dir():
-        raise UserError("run directory not found", directory)
+        raise not_a(directory, "run directory")
     config = read_config(directory)
     refuse_other_kinds(str(config.get("task")), directory)
     for key, kind in (("tasks", list), ("training", dict), ("data", dict)):
@@ -623,7 +623,7 @@ def model_dirs(run: Path) -> list[Path]:
     run itself, or its per-task subdirectories in task order."""
     run = run_directory(run)
     if not run.is_dir():
-        raise UserError("run directory not found", run)
+        raise not_a(run, "run directory")
     if (run / CONFIG_FILE).exists():
         return [run]
     found = sorted((d for d in run.iterdir() if (d / CONFIG_FILE).exists()), key=lambda d: (len(d.name), d.name))

@@ -33,6 +33,15 @@ class UserError(Exception):
         return where + self.message
 
 
+def not_a(path: Path, what: str) -> UserError:
+    """The error for ``path``, which is not the ``what`` asked for ("story file", "data directory"):
+    not there at all, or something else is ("is a folder, not a story file")."""
+    if not path.exists():
+        return UserError(f"{what} not found", path)
+    found = "a folder" if path.is_dir() else "a file" if path.is_file() else "a device or a pipe"
+    return UserError(f"is {found}, not a {what}", path)
+
+
 class ArgumentError(UserError):
     """A bad argument of a command or of a library function, by a rule the library checks once:
     the message names the argument as its caller wrote it, ``--data-dir`` on the command line and

@@ -14,7 +14,7 @@ import os
 import random
 from pathlib import Path
 
-from memn2n_cli.errors import ArgumentError, UserError
+from memn2n_cli.errors import ArgumentError, UserError, not_a
 from tasks import qa, register_task
 from tasks.qa import Question, parse_babi
 from tasks.text import read_lines
@@ -91,7 +91,7 @@ def resolve_data_dir(given: Path | None) -> Path:
     given = named_data_dir(given)
     if given is not None:
         if not given.is_dir():
-            raise UserError("data directory not found", given)
+            raise not_a(given, "data directory")
         return given
     data_dir, generated = default_data_dir(), generated_data_dir()
     if not data_dir.is_dir() and generated.is_dir():

@@ -28,7 +28,7 @@ from typing import Callable
 
 import torch
 
-from memn2n_cli.errors import ArgumentError, UserError
+from memn2n_cli.errors import ArgumentError, UserError, not_a
 from tasks.text import decode_lines
 
 PASS_ERROR = 5.0  # a task passes with test error <= 5% (Table 1)
@@ -446,7 +446,7 @@ class QATask:
         if given is None:
             raise ArgumentError("data_dir", f"{self.name} needs {{}}")
         if not given.is_dir():
-            raise UserError("data directory not found", given)
+            raise not_a(given, "data directory")
         return given
 
     def numbered(self) -> bool:

@@ -185,6 +185,8 @@ def test_bad_options(cli, args, fragments):
 
 def test_missing_data_directory(cli, tmp_path):
     assert_one_line_error(cli("train", "babi", "--data-dir", tmp_path / "none"), "data directory not found")
+    (tmp_path / "story.txt").write_text("Mary went home.\nWhere is Mary?\n")
+    assert_one_line_error(cli("train", "babi", "--data-dir", tmp_path / "story.txt"), "is a file, not a data directory")
 
 
 def test_data_directory_without_the_task(cli, tmp_path):

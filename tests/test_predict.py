@@ -199,6 +199,10 @@ def test_bad_run_or_missing_story(cli, trained_run, tmp_path):
     (tmp_path / "s.txt").write_text(STORY)
     assert_one_line_error(cli("predict", tmp_path / "s.txt", "-c", tmp_path / "nope"), "run directory not found")
     assert_one_line_error(cli("predict", tmp_path / "none.txt", "-c", trained_run[0]), "story file not found")
+    # Something else where a story or a run is named: said as it is, not "not found".
+    assert_one_line_error(cli("predict", tmp_path, "-c", trained_run[0]), f"{tmp_path}: is a folder, not a story file")
+    assert_one_line_error(cli("predict", "/dev/null", "-c", trained_run[0]), "/dev/null: is a device or a pipe, not a story file")
+    assert_one_line_error(cli("predict", tmp_path / "s.txt", "-c", tmp_path / "s.txt"), "s.txt: is a file, not a run directory")
     corrupt = shutil.copytree(trained_run[0], tmp_path / "corrupt")
     (corrupt / "model.safetensors").write_bytes(b"garbage")
     assert_one_line_error(cli("predict", tmp_path / "s.txt", "-c", corrupt), "model.safetensors is not the file manifest.json names")

@@ -16,7 +16,7 @@ import typer
 from memn2n_cli.commands.app import app, command
 from memn2n_cli.commands.options import DataDir, Device, Json
 from memn2n_cli.configs import JOINT, LMConfig, LMTrainConfig, ModelOptions, TrainConfig
-from memn2n_cli.errors import UserError
+from memn2n_cli.errors import UserError, not_a
 
 QA, LM = "Model and training: question answering (Sections 2, 4)", "Model and training: language model (Section 5)"
 Q, T, L, LT = ModelOptions, TrainConfig, LMConfig, LMTrainConfig  # where each default is written
@@ -79,7 +79,7 @@ def train(
         if out is not None and out != resume:
             raise UserError("--resume names the run directory: leave out --out")
         if not resume.is_dir():
-            raise UserError("run directory not found", resume)
+            raise not_a(resume, "run directory")
         out = resume
     from memn2n_cli.checkpoint import RUNS_DIR, check_new_run
 

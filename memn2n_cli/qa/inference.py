@@ -16,7 +16,7 @@ from memn2n_cli.checkpoint import (BUNDLED_RUN, CONFIG_FILE, RUNS_DIR, VOCAB_FIL
                                    read_json, run_data_dir, run_task)
 from memn2n_cli.configs import EVAL_BATCH, TOP_K
 from memn2n_cli.devices import resolve_device
-from memn2n_cli.errors import ArgumentError, UserError
+from memn2n_cli.errors import ArgumentError, UserError, not_a
 from memn2n_cli.model import MemN2N
 from tasks import get_task
 from tasks.qa import QATask, Question, Vocabulary, encode, qa_task, read_stories
@@ -182,7 +182,7 @@ def read_story_input(story: str) -> tuple[bytes, str]:
         return sys.stdin.buffer.read(), "<stdin>"
     path = Path(story)
     if not path.is_file():
-        raise UserError("story file not found", path)
+        raise not_a(path, "story file")
     return path.read_bytes(), str(path)
 
 

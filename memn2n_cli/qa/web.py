@@ -53,7 +53,7 @@ from memn2n_cli.checkpoint import (BUNDLED_NAME, BUNDLED_RUN, CONFIG_FILE, RUNS_
                                    refuse_other_kinds, run_data_dir, run_task)
 from memn2n_cli.configs import TOP_K
 from memn2n_cli.devices import resolve_device
-from memn2n_cli.errors import ArgumentError, UserError
+from memn2n_cli.errors import ArgumentError, UserError, not_a
 from memn2n_cli.history import is_epoch_line, read_history
 from memn2n_cli.model_card import read_card
 from memn2n_cli.qa.inference import QARun, check_top_k, default_run, is_qa_run, runs_under
@@ -105,7 +105,7 @@ class Runs:
         questions), else the newest run under ``roots``, else the bundled model, as for `predict`;
         and the line that says which, when none was named."""
         if data_dir is not None and not data_dir.is_dir():
-            raise UserError("data directory not found", data_dir)
+            raise not_a(data_dir, "data directory")
         for root in roots:
             if not root.is_dir() and root != RUNS_DIR:  # ./checkpoints: none until the first run
                 raise UserError("folder of runs not found", root)
