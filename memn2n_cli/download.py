@@ -84,7 +84,7 @@ def download_archive(url: str, dest: Path, checksums: Path) -> Path:
     with tempfile.TemporaryDirectory(dir=dest, prefix=".download-") as tmp:
         archive = fetch(url, Path(tmp) / "archive.tar.gz")
         try:
-            with tarfile.open(archive) as tar:
+            with tarfile.open(archive, "r:gz") as tar:  # one format: one reason when it is not one
                 tar.extractall(Path(tmp) / "unpacked", filter="data")
         except (tarfile.TarError, EOFError, OSError) as e:
             raise UserError(f"not a readable .tar.gz archive: {e}", url) from None

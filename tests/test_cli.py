@@ -392,6 +392,13 @@ def test_download_verifies_and_unpacks(cli, tmp_path, upstream_en_dir, monkeypat
                           "checksum mismatch")
 
 
+def test_a_download_that_is_no_archive_is_one_line(cli, tmp_path):
+    """tarfile tries every compression it knows and lists each failure on a line of its own."""
+    (tmp_path / "x.txt").write_text("not an archive\n")
+    assert_one_line_error(cli("data", "download", "babi", "--url", (tmp_path / "x.txt").as_uri(), "--dest", tmp_path / "c"),
+                          "x.txt: not a readable .tar.gz archive: not a gzip file")
+
+
 def test_text8_download_checks_size_and_checksum(cli, tmp_path, monkeypatch):
     import hashlib
     import zipfile
