@@ -340,6 +340,9 @@ def test_visualize_samples_test_stories_and_writes_svg(cli, trained_run, tmp_pat
     again = cli("visualize", "-c", trained_run[0], "--sample", "2", "--errors", "--data-dir", en_dir)
     assert again.stdout == result.stdout  # the same seed picks the same stories
     assert_one_line_error(cli("visualize", "-c", trained_run[0], "--out", tmp_path / "fig.png"), ".svg or .html")
+    (tmp_path / "s.txt").write_text(STORY)  # --errors samples the test questions: with a story it was ignored
+    assert_one_line_error(cli("visualize", tmp_path / "s.txt", "-c", trained_run[0], "--errors"),
+                          "--errors picks among the test questions: it takes no story")
 
 
 def test_eval_attention_on_support_matches_the_predictions(cli, trained_run, en_dir):

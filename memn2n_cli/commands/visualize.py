@@ -22,7 +22,7 @@ def visualize(
     hops: Annotated[bool, typer.Option("--hops", help="Question-answering runs: attention of every hop over the story's sentences (Figure 2).")] = False,
     memory_positions: Annotated[bool, typer.Option("--memory-positions", help="Language-model runs: average attention of each memory position per hop over the test set (Figure 3).")] = False,
     task: ModelTask = None,
-    sample: Annotated[int, typer.Option(min=1, help="Test stories to show when no STORY is given.")] = 3,
+    sample: Annotated[int, typer.Option(min=1, help="Test questions to show when no STORY is given.")] = 3,
     seed: Annotated[int, typer.Option(help="Which test stories are sampled.")] = 0,
     errors: Annotated[bool, typer.Option("--errors", help="Sample only questions the model gets wrong.")] = False,
     data_dir: DataDir = None,

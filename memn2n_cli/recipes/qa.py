@@ -69,6 +69,8 @@ def attention(run: Path, *, story: tuple[bytes, str] | None, model_task: int | N
     else of ``sample`` test questions drawn with ``seed`` (with ``errors``, among the wrong ones)."""
     from memn2n_cli.qa.inference import QARun
 
+    if story is not None and errors:
+        raise ArgumentError("errors", "{} picks among the test questions: it takes no story")
     loaded = QARun.load(run, model_task, device)
     if story is not None:
         return loaded.answer(loaded.read(*story))
