@@ -272,13 +272,13 @@ def read_progress(directory: Path, settings: dict, model: MemN2N) -> Progress | 
         schedules, histories = json_value(metadata["schedules"]), json_value(metadata["histories"])
     except (KeyError, TypeError, ValueError) as e:
         raise UserError(f"corrupt training progress: {type(e).__name__} {e}", path) from None
-    expected = json.loads(json.dumps(settings))
     if not isinstance(saved, dict):
         raise UserError("corrupt training progress: its settings are not an object", path)
+    wanted = json.loads(json.dumps(settings))
     recorded = saved.pop("data", None)  # progress saved before it recorded its data has none
-    if saved != {k: v for k, v in expected.items() if k != "data"}:
+    if saved != {k: v for k, v in wanted.items() if k != "data"}:
         raise UserError("holds the training of a model with other options or tasks; resume with the same ones", directory)
-    check_same_data(recorded, expected["data"], directory)
+    check_same_data(recorded, wanted["data"], directory)
     params = {name.removeprefix("params."): value for name, value in tensors.items() if name.startswith("params.")}
     expected = {name: ((1, *p.shape), p.dtype) for name, p in model.named_parameters()}  # one restart's
     keys = set(Schedule(TrainConfig()).state())
