@@ -105,7 +105,8 @@ def fit_restarts(models: list[MemN2N], train: Encoded, valid: Encoded, config: T
     slots = torch.arange(train.memory.shape[1], device=device)
     while any(training := [not s.done and not diverged(h) for s, h in zip(schedules, histories)]):
         linear = torch.tensor([s.linear for s in schedules], device=device)
-        lr = torch.tensor([s.lr if t else 0.0 for s, t in zip(schedules, training)], device=device)  # a finished or diverged restart stays as it is
+        # A finished or diverged restart stays as it is: a learning rate of 0.
+        lr = torch.tensor([s.lr if t else 0.0 for s, t in zip(schedules, training)], device=device)
         time = None
         if config.random_noise > 0 and models[0].temporal is not None:
             time = torch.stack([random_noise_time(train.memory_size, len(slots), config.random_noise, g) for g in generators])
