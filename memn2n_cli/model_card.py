@@ -19,6 +19,7 @@ from pathlib import Path
 from memn2n_cli import __version__
 from memn2n_cli.configs import qa_settings
 from memn2n_cli.errors import UserError
+from memn2n_cli.wording import counted
 from tasks import get_task
 
 CARD_FILE = "README.md"
@@ -132,12 +133,12 @@ def qa_card(config: dict, rows: list[dict]) -> bytes:
         "joint") else f"tasks {', '.join(map(str, tasks))}"
     lines = [f"# memn2n: {config['task']} {which}", "",
              f"An End-To-End Memory Network ({PAPER}) that answers questions about a story: "
-             f"{model['hops']} hops, d = {model['dim']}, memory of {model['memory_size']} sentences, "
+             f"{counted(model['hops'], 'hop')}, d = {model['dim']}, memory of {counted(model['memory_size'], 'sentence')}, "
              f"{'position encoding' if model['encoding'] == 'pe' else 'bag of words'}"
              f"{', temporal encoding' if model.get('temporal') else ''}, {model['tying']} weight tying; "
              f"trained {'with linear start' if training['linear_start'] else 'without linear start'}"
              f"{', random noise ' + str(training['random_noise']) if training['random_noise'] else ''}, "
-             f"{training['epochs']} epochs, seed {training['seed']}.", "",
+             f"{counted(training['epochs'], 'epoch')}, seed {training['seed']}.", "",
              "## Results", "", "Test error (%), lower is better" + (f"; the paper's Table 1, column {column}:" if paper else ":"),
              "", "| task | test error | valid error |" + (" paper |" if paper else ""),
              "|---|---|---|" + ("---|" if paper else "")]
@@ -169,10 +170,11 @@ def lm_card(config: dict, history: list[dict], test_perplexity: float | None, fi
               "results": {"epochs": len(history), "finished": finished, "valid_perplexity": last.get("valid_perplexity"),
                           "test_perplexity": test_perplexity},
               "paper": paper, **_provenance(config)}
-    status = f"finished after {len(history)} epochs" if finished else f"in training ({len(history)} epochs done)"
+    epochs = counted(len(history), "epoch")
+    status = f"finished after {epochs}" if finished else f"in training ({epochs} done)"
     lines = [f"# memn2n: {config['task']} language model", "",
              f"An End-To-End Memory Network ({PAPER}) that predicts the next word from the "
-             f"{model['memory_size']} before it: {model['hops']} hops, d = {model['dim']}; {status}.", "",
+             f"{model['memory_size']} before it: {counted(model['hops'], 'hop')}, d = {model['dim']}; {status}.", "",
              *([f"Trained on a generated stand-in for {config['task']} (`memn2n data generate {config['task']}`: "
                 "sentences of the bAbI simulator), not the real corpus: its perplexities are not comparable to "
                 "the paper's.", ""] if generated else []),

@@ -101,7 +101,7 @@ def test_a_diverged_run_stops_and_says_so(cli, small_ptb, tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith(
         f"error: {out}: diverged in epoch 1 (validation perplexity not finite) and stopped")
     assert "Traceback" not in result.stderr
-    assert result.stdout.startswith("ptb: 1 epochs,") and "diverged" in result.stdout and "finished" not in result.stdout
+    assert result.stdout.startswith("ptb: 1 epoch, ") and "diverged" in result.stdout and "finished" not in result.stdout
     state = json.loads((out / "state.json").read_text())
     assert state["epoch"] == 1 and state["finished"] and len(state["history"]) == 1
     assert not math.isfinite(state["history"][0]["valid_perplexity"])
@@ -328,13 +328,20 @@ def test_figure_3_in_the_terminal_and_as_png(cli, small_lm, small_ptb, tmp_path)
 SWEEP = ["--grid", "dim=16", "--grid", "memory_size=8", "--grid", "batch_size=32", "--grid", "max_epochs=2"]
 
 
-def test_language_model_sweep_selects_by_validation_and_resumes(cli, small_ptb, tmp_path):
-    """Table 2's protocol: per configuration, best of N restarts by validation perplexity."""
+def test_language_model_sweep_selects_by_validation_and_resumes(cli, small_ptb, tmp_path, monkeypatch):
+    """Table 2's protocol: per configuration, best of N restarts by validation perplexity; each
+    trial's test set evaluated once."""
+    from memn2n_cli.lm import training
+
+    evaluated = []  # the size of every set evaluated: each epoch's validation set, each trial's test set
+    monkeypatch.setattr(training, "evaluate_lm", lambda model, ids, *a: evaluated.append(len(ids)) or evaluate_lm(model, ids, *a))
     out = tmp_path / "sweep"
     args = ["sweep", "ptb", "--data-dir", small_ptb, "--grid", "hops=1,2", *SWEEP, "--restarts", "2",
             "--workers", "1", "--out", out, "--json"]
     result = cli(*args)
     assert result.exit_code == 0, result.stderr
+    corpus = get_task("ptb").load(small_ptb).ids
+    assert sorted(evaluated) == sorted([len(corpus["valid"])] * 2 * 4 + [len(corpus["test"])] * 4)
     rows = json.loads(result.stdout)["rows"]
     assert [(r["configuration"], r["hops"], r["memory_size"]) for r in rows] == [("hops=1", 1, 8), ("hops=2", 2, 8)]
     trials = json.loads((out / "results.json").read_text())["trials"]
@@ -356,8 +363,9 @@ def test_language_model_sweep_selects_by_validation_and_resumes(cli, small_ptb, 
     assert len((out / "results.csv").read_text().splitlines()) == 1 + 4
     # Run again: nothing is trained; a lost trial file is recomputed from its finished run directory.
     (out / "trials" / "hops=2" / "restart1.json").unlink()
+    del evaluated[:]
     again = cli(*args)
-    assert again.exit_code == 0 and json.loads(again.stdout)["rows"] == rows
+    assert again.exit_code == 0 and json.loads(again.stdout)["rows"] == rows and evaluated == []  # from its card
     assert "(lr " not in again.stderr and again.stderr.count("[4/4]") == 1  # no epoch was trained
     other = ["sweep", "ptb", "--data-dir", small_ptb, "--grid", "hops=1,2", *SWEEP, "--restarts", "3", "--out", out]
     assert_one_line_error(cli(*other), "other settings")

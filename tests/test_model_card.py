@@ -96,4 +96,7 @@ def test_a_language_model_card_names_table_2s_figures_for_its_configuration():
     card = lm_card({**config, "data": {"generated": True}}, [{"epoch": 1, "valid_perplexity": 5.0}], 5.0, True).decode()
     assert front_matter(card)["paper"] is None and front_matter(card)["data"]["generated"] is True  # not Table 2's
     assert "Trained on a generated stand-in for ptb" in card and "Table 2" not in card
+    assert "6 hops, d = 150; finished after 1 epoch." in card  # one epoch, not "1 epochs"
+    assert "1 hop, d = 16; in training (2 epochs done)." in lm_card(
+        {**config, "model": {"dim": 16, "hops": 1, "memory_size": 8}}, [{"epoch": 1}, {"epoch": 2}], None, False).decode()
     assert BabiTask.TABLE_1["PE LS RN joint"][1] == (12.4, 11)  # the figure the bundled card quotes

@@ -15,6 +15,7 @@ from memn2n_cli.commands.app import stdout
 from memn2n_cli.configs import LMTrainConfig
 from memn2n_cli.errors import UserError
 from memn2n_cli.recipes import lm as recipe
+from memn2n_cli.wording import counted
 
 
 def train(task: str, *, tasks: list[str], joint: bool, data_dir: Path | None, out: Path, resume: bool, device: str,
@@ -37,7 +38,7 @@ def train(task: str, *, tasks: list[str], joint: bool, data_dir: Path | None, ou
     else:
         state = ("diverged" if summary["diverged"] else "finished" if summary["finished"]
                  else "stopped; continue with --resume")
-        line = f"{task}: {summary['epochs']} epochs, {summary['steps']} steps, {state}"
+        line = f"{task}: {counted(summary['epochs'], 'epoch')}, {counted(summary['steps'], 'step')}, {state}"
         if summary["valid_perplexity"] is not None:
             line += f"; valid perplexity {summary['valid_perplexity']:.1f}"
         if summary["test_perplexity"] is not None:

@@ -30,7 +30,7 @@ from memn2n_cli.allocator import keep_freed_memory
 from memn2n_cli.checkpoint import write_json, writing
 from memn2n_cli.configs import LMConfig, LMTrainConfig, lm_settings
 from memn2n_cli.devices import resolve_device
-from memn2n_cli.lm.training import evaluate_lm_run, train_lm
+from memn2n_cli.lm.training import train_lm
 from memn2n_cli.sweeps import (configurations, folder, lanes, open_sweep_dir, ray_resources, read_trial, run_on_lanes,
                                start_ray, trial_file, worker_pool)
 from tasks import get_task
@@ -82,11 +82,10 @@ def run_trial(spec: dict, trial: dict, out: str, threads: int = 0, device: str |
         print(f"{prefix}: epoch {record['epoch']} (lr {record['lr']:.5f}), valid perplexity "
               f"{record['valid_perplexity']:.1f}", file=sys.stderr, flush=True)
 
+    # Trained to the stopping rule: the summary has the test perplexity (computed once, in train_lm).
     summary = train_lm(sweep.task, Path(sweep.data_dir), run, model, config, resume=True, on_epoch=report, device=device)
-    last = summary["history"][-1]
-    test = evaluate_lm_run(run, "test", Path(sweep.data_dir), device)
     return {**trial, "seed": config.seed, "epochs": summary["epochs"],
-            "valid_perplexity": last["valid_perplexity"], "test_perplexity": test["perplexity"],
+            "valid_perplexity": summary["valid_perplexity"], "test_perplexity": summary["test_perplexity"],
             "train_seconds": summary["train_seconds"], "tokens_per_second": summary["tokens_per_second"],
             "run": str(run)}
 
