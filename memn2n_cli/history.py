@@ -153,7 +153,13 @@ class EventFile:
         from tensorboard.compat.proto.event_pb2 import Event, SessionLog
         from tensorboard.summary.writer.record_writer import RecordWriter
 
-        name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{next(_EVENT_FILES)}"
+        # TensorBoard reads a folder's files in the order of their names: the time to the
+        # nanosecond, then this process's count, both of fixed width, order them as they were
+        # made (SummaryWriter's name, to the second with an unpadded pid and count, did not
+        # within a second: "...999.9" after "...1000.10").
+        now = time.time_ns()
+        name = (f"events.out.tfevents.{now // 10**9:010d}.{now % 10**9:09d}.{next(_EVENT_FILES):06d}."
+                f"{socket.gethostname()}.{os.getpid()}")
         self.path = directory / name
         with naming(self.path):
             self.file = open(self.path, "wb")

@@ -137,3 +137,34 @@ def test_a_full_disk_while_copying_a_sweep_trial_to_tensorboard_is_one_line(cli,
     assert cli(*args).exit_code == 0
     [trial] = [model for model in out.glob("*/qa1")]
     assert [step for step, _ in scalars(trial, "valid_error")] == [line["epoch"] for line in read_history(trial)]
+
+
+@pytest.mark.parametrize("case", ["this process, its 10th file after its 9th", "a new process, pid 1000 after 999"])
+def test_event_files_of_the_same_second_are_read_in_the_order_they_were_written(tmp_path, monkeypatch, case):
+    """TensorBoard reads a run's event files in the order of their names, and drops an earlier
+    file's events at or after a later file's purge step: a run resumed within the second it
+    stopped in (the library, a test, a kill and a quick resume) must name its file after the
+    first, or TensorBoard shows only the epochs before the resume."""
+    pytest.importorskip("tensorboard", reason="TensorBoard's event files need the optional extra memn2n[tensorboard]")
+    import itertools
+
+    from memn2n_cli import history
+
+    second = 1_800_000_000
+    new_process = case.startswith("a new process")
+    moments = iter([second * 10**9 + 100_000_000, second * 10**9 + 900_000_000])  # in the same second
+    monkeypatch.setattr(history.time, "time_ns", lambda: next(moments) if new_process else second * 10**9)
+    monkeypatch.setattr(history.time, "time", lambda: second + 0.5)
+    monkeypatch.setattr(history, "_EVENT_FILES", itertools.count(9))
+    pids = iter([999, 1000] if new_process else [1000, 1000])
+    monkeypatch.setattr(history.os, "getpid", lambda: next(pids))
+    first = history.EventFile(tmp_path, purge_step=0)
+    for epoch in (1, 2):
+        first.add({"epoch": epoch, "valid_error": 10.0 * epoch}, "epoch")
+    first.close()
+    resumed = history.EventFile(tmp_path, purge_step=3)  # after the checkpoint of epoch 2
+    for epoch in (3, 4):
+        resumed.add({"epoch": epoch, "valid_error": 10.0 * epoch}, "epoch")
+    resumed.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [first.path.name, resumed.path.name]
+    assert scalars(tmp_path, "valid_error") == [(1, 10.0), (2, 20.0), (3, 30.0), (4, 40.0)]
