@@ -133,7 +133,8 @@ def qa_card(config: dict, rows: list[dict]) -> bytes:
         "joint") else f"tasks {', '.join(map(str, tasks))}"
     lines = [f"# memn2n: {config['task']} {which}", "",
              f"An End-To-End Memory Network ({PAPER}) that answers questions about a story: "
-             f"{counted(model['hops'], 'hop')}, d = {model['dim']}, memory of {counted(model['memory_size'], 'sentence')}, "
+             f"{counted(model['hops'], 'hop')}, d = {model['dim']}, "
+             f"memory of {counted(model['memory_size'], 'sentence')}, "
              f"{'position encoding' if model['encoding'] == 'pe' else 'bag of words'}"
              f"{', temporal encoding' if model.get('temporal') else ''}, {model['tying']} weight tying; "
              f"trained {'with linear start' if training['linear_start'] else 'without linear start'}"
