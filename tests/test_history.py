@@ -152,17 +152,23 @@ def test_event_files_of_the_same_second_are_read_in_the_order_they_were_written(
 
     second = 1_800_000_000
     new_process = case.startswith("a new process")
-    moments = iter([second * 10**9 + 100_000_000, second * 10**9 + 900_000_000])  # in the same second
-    monkeypatch.setattr(history.time, "time_ns", lambda: next(moments) if new_process else second * 10**9)
-    monkeypatch.setattr(history.time, "time", lambda: second + 0.5)
     monkeypatch.setattr(history, "_EVENT_FILES", itertools.count(9))
-    pids = iter([999, 1000] if new_process else [1000, 1000])
-    monkeypatch.setattr(history.os, "getpid", lambda: next(pids))
-    first = history.EventFile(tmp_path, purge_step=0)
+
+    def event_file(moment: int, pid: int, purge_step: int) -> history.EventFile:
+        """A file made at ``moment`` (ns) by process ``pid``: the clock and the pid changed only meanwhile."""
+        with monkeypatch.context() as m:
+            m.setattr(history.time, "time_ns", lambda: moment)
+            m.setattr(history.os, "getpid", lambda: pid)
+            return history.EventFile(tmp_path, purge_step)
+
+    # The same second: 0.1 s and 0.9 s into it, or (one process) the same nanosecond.
+    moments = [second * 10**9 + 100_000_000, second * 10**9 + 900_000_000] if new_process else [second * 10**9] * 2
+    pids = [999, 1000] if new_process else [1000, 1000]
+    first = event_file(moments[0], pids[0], purge_step=0)
     for epoch in (1, 2):
         first.add({"epoch": epoch, "valid_error": 10.0 * epoch}, "epoch")
     first.close()
-    resumed = history.EventFile(tmp_path, purge_step=3)  # after the checkpoint of epoch 2
+    resumed = event_file(moments[1], pids[1], purge_step=3)  # after the checkpoint of epoch 2
     for epoch in (3, 4):
         resumed.add({"epoch": epoch, "valid_error": 10.0 * epoch}, "epoch")
     resumed.close()
