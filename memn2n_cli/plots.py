@@ -140,15 +140,18 @@ def read_run(run: Path) -> RunPlot:
     except UserError:
         raise UserError("not a memn2n run or sweep: no config.json, sweep.json or results.json in it "
                         "or its subdirectories", run) from None
-    models = []
+    models, recorded = [], False
     for directory in directories:
         config = read_config(directory)
         task = str(config.get("task"))
-        model = model_curves(directory.name, _trained_on(task, config), get_task(task).kind, read_history(directory))
+        lines = read_history(directory)
+        recorded = recorded or bool(lines)
+        model = model_curves(directory.name, _trained_on(task, config), get_task(task).kind, lines)
         if model.curves or model.within_epochs:
             models.append(model)
     if not models:
-        raise UserError("no history to draw: no epoch of training is recorded yet", run)
+        raise UserError("no history to draw: " + ("no figure recorded is finite (the run diverged)" if recorded
+                                                  else "no epoch of training is recorded yet"), run)
     return RunPlot(run, models)
 
 

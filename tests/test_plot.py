@@ -302,7 +302,10 @@ def test_bad_input_is_one_line_and_exit_2(cli, tmp_path):
     no_history = tmp_path / "no-history"
     shutil.copytree(OLD / "babi-task1", no_history)
     (no_history / HISTORY_FILE).write_text("")
-    assert_one_line_error(cli("plot", no_history), "no history to draw")
+    assert_one_line_error(cli("plot", no_history), "no history to draw: no epoch of training is recorded yet")
+    (no_history / HISTORY_FILE).write_text('{"epoch": 1, "lr": 0.01, "train_loss": NaN, "train_error": NaN, '
+                                           '"valid_error": NaN}\n')  # diverged in its first epoch
+    assert_one_line_error(cli("plot", no_history), "no history to draw: no figure recorded is finite (the run diverged)")
     unfinished = tmp_path / "unfinished"
     unfinished.mkdir()
     (unfinished / "sweep.json").write_text(json.dumps({"task": "babi"}))
