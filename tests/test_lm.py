@@ -161,6 +161,56 @@ def test_resume_reaches_the_same_result_as_an_uninterrupted_run(cli, small_ptb, 
     assert states[0] == states[1]
 
 
+def test_a_smaller_max_epochs_on_resume_ends_the_run_at_an_epochs_end_and_is_refused_inside_one(cli, small_ptb, tmp_path):
+    """A run stopped at the end of epoch 1 and resumed with --max-epochs 1 is finished there as a
+    run asked for one epoch from the start is: the same weights and state, its test perplexity on
+    its card. Stopped inside epoch 2, --max-epochs 1 is refused (a finished run's weights are an
+    epoch's), and nothing is written."""
+    args = ["train", "ptb", "--data-dir", small_ptb, *SMALL]
+    one, two, inside = (tmp_path / name for name in ("one", "two", "inside"))
+    assert cli(*args, "--max-epochs", "1", "--out", one).exit_code == 0
+    steps = json.loads((one / "state.json").read_text())["steps"]  # an epoch's
+    assert cli(*args, "--max-epochs", "3", "--max-steps", steps, "--out", two).exit_code == 0
+    summary = json.loads(cli(*args, "--max-epochs", "1", "--resume", two, "--json").stdout)
+    assert summary["finished"] and summary["test_perplexity"] is not None
+    assert (two / "model.safetensors").read_bytes() == (one / "model.safetensors").read_bytes()
+    states = [json.loads((run / "state.json").read_text()) for run in (one, two)]
+    for state in states:  # all but the time it took
+        del state["seconds"], state["epoch_seconds"]
+        assert all(record.pop("train_seconds") > 0 for record in state["history"])
+    assert states[0] == states[1] and states[1]["finished"]
+    cards = [front_matter((run / "README.md").read_text())["results"] for run in (one, two)]
+    assert cards[0] == cards[1] and cards[1]["test_perplexity"] == summary["test_perplexity"]
+    assert cli(*args, "--max-epochs", "3", "--max-steps", steps + 5, "--out", inside).exit_code == 0
+    state = (inside / "state.json").read_bytes()
+    assert_one_line_error(cli(*args, "--max-epochs", "1", "--resume", inside),
+                          f"{inside}: --max-epochs is 1, but the run has trained 1 epoch and 5 steps of the next: it "
+                          "cannot end inside an epoch; resume with a larger --max-epochs (2 or more)")
+    assert (inside / "state.json").read_bytes() == state
+
+
+def test_a_diverged_trial_whose_file_was_lost_is_read_from_its_run_again(cli, small_ptb, tmp_path):
+    """A trial whose run diverged (its test perplexity not finite: null on its card) and whose
+    trial file was lost (a kill between the run's last write and the trial file's) is taken from
+    its run again, and the sweep ends as it did; --json is standard JSON, null where not finite."""
+    out = tmp_path / "sweep"
+    args = ["sweep", "ptb", "--data-dir", small_ptb, "--out", out, "--grid", "lr=0.01,10000", *SMALL, "--restarts", "1",
+            "--max-epochs", "2", "--max-grad-norm", "1e30", "--workers", "1", "--json"]
+
+    def strict(text: str):
+        return json.loads(text, parse_constant=lambda constant: pytest.fail(f"not standard JSON: {constant}"))
+
+    first = cli(*args)
+    assert first.exit_code == 0, first.stderr
+    rows = strict(first.stdout)["rows"]
+    assert rows[1]["configuration"] == "lr=10000.0" and rows[1]["test_perplexity"] is None  # diverged
+    (out / "trials" / "lr=10000.0" / "restart0.json").unlink()
+    again = cli(*args)
+    assert again.exit_code == 0, again.stderr
+    assert strict(again.stdout)["rows"] == rows and "(lr " not in again.stderr  # nothing trained
+    assert not math.isfinite(json.loads((out / "trials" / "lr=10000.0" / "restart0.json").read_text())["test_perplexity"])
+
+
 def test_resume_reads_the_data_it_started_on_and_refuses_other_files(cli, small_ptb, tmp_path, monkeypatch):
     """Without --data-dir a resumed run reads the folder it recorded (the default folder holds no
     corpus here: it was "no ptb data"); other files, even of the same vocabulary, are refused,
@@ -485,10 +535,12 @@ def test_results_table_names_the_papers_figures_for_table_2_configurations():
     spec = LMSweepSpec(task="ptb", restarts=2, seed=0, grid={"hops": [2, 7], "memory_size": [100]}, data_dir=".")
     trials = [{"label": f"hops={h}", "restart": r, "seed": r, "epochs": 40, "run": f"r{h}{r}",
                "valid_perplexity": v, "test_perplexity": v - 5} for h, r, v in [(2, 0, 131.0), (2, 1, 129.5),
-                                                                                 (7, 0, math.nan), (7, 1, 125.0)]]
+                                                                                 (7, 0, 130.0), (7, 1, math.nan), (7, 2, 125.0)]]
     table = results_markdown(summarize(spec, trials, Path("out")))
     assert "| 150 | 2 | 100 | 129.5 | 124.5 | 128 | 121 | 129.5-131.0 | 40 |" in table
-    assert "| 150 | 7 | 100 | 125.0 | 120.0 | 120 | 114 |" in table  # a diverged restart (nan) is never kept
+    # A diverged restart (nan) is never kept, and its perplexity is the range's high end (sorted()
+    # alone leaves a NaN where it finds it: "130.0-125.0").
+    assert "| 150 | 7 | 100 | 125.0 | 120.0 | 120 | 114 | 125.0-nan | 40 |" in table
 
 
 def test_each_loader_names_the_kind_of_run_it_takes(small_lm, trained_run):

@@ -8,7 +8,9 @@ Data goes to stdout, progress and logs to stderr. Exit codes: 0 ok, 1 failed run
 from __future__ import annotations
 
 import functools
+import json
 import logging
+import math
 import sys
 from typing import Annotated
 
@@ -72,6 +74,20 @@ def main(version: Annotated[bool, typer.Option("--version", callback=_print_vers
     """End-To-End Memory Networks (Sukhbaatar et al. 2015): train, evaluate, inspect."""
 data_app = typer.Typer(no_args_is_help=True, rich_markup_mode="markdown", help="Get datasets.")
 app.add_typer(data_app, name="data")
+
+
+def print_json(value) -> None:
+    """``value`` as one line of standard JSON on stdout (--json): a number that is not finite (a
+    diverged run's perplexity) as null, as in a model card; json.dumps would write NaN or
+    Infinity, which strict parsers refuse."""
+    def finite(item):
+        if isinstance(item, float) and not math.isfinite(item):
+            return None
+        if isinstance(item, dict):
+            return {key: finite(v) for key, v in item.items()}
+        return [finite(v) for v in item] if isinstance(item, (list, tuple)) else item
+
+    print(json.dumps(finite(value), allow_nan=False))
 
 
 def stdout() -> Console:

@@ -4,14 +4,13 @@ and results on stdout."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
 
 import typer
 
-from memn2n_cli.commands.app import stdout
+from memn2n_cli.commands.app import print_json, stdout
 from memn2n_cli.configs import LMTrainConfig
 from memn2n_cli.errors import UserError
 from memn2n_cli.recipes import lm as recipe
@@ -34,7 +33,7 @@ def train(task: str, *, tasks: list[str], joint: bool, data_dir: Path | None, ou
     if int(os.environ.get("RANK", "0")) != 0:
         return  # under torchrun, one process reports
     if json_output:
-        print(json.dumps(summary))
+        print_json(summary)
     else:
         state = ("diverged" if summary["diverged"] else "finished" if summary["finished"]
                  else "stopped; continue with --resume")
@@ -54,8 +53,10 @@ def train(task: str, *, tasks: list[str], joint: bool, data_dir: Path | None, ou
 
 def evaluate(run: Path, *, split: str, data_dir: Path | None, device: str, json_output: bool) -> None:
     summary = recipe.evaluate(run, split=split, data_dir=data_dir, device=device)
-    print(json.dumps(summary) if json_output else
-          f"{split} perplexity {summary['perplexity']:.2f} over {summary['tokens']} tokens  ·  {run}")
+    if json_output:
+        print_json(summary)
+    else:
+        print(f"{split} perplexity {summary['perplexity']:.2f} over {summary['tokens']} tokens  ·  {run}")
 
 
 def predict(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: int | None, next_words: int | None,
@@ -64,8 +65,7 @@ def predict(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: 
     produced = recipe.answer(run, raw=raw, name=name, model_task=model_task, top_k=top_k, next_words=next_words,
                              device=device)
     if json_output:
-        print(json.dumps({"prompt": produced["prompt"],
-                          "next": [{"word": w, "probability": p} for w, p in produced["next"]]}))
+        print_json({"prompt": produced["prompt"], "next": [{"word": w, "probability": p} for w, p in produced["next"]]})
     else:
         print(" ".join(w for w, _ in produced["next"]))
 
@@ -120,7 +120,7 @@ def sweep(task: str, *, out: Path, tasks: list[str], grid: list[str], args: list
     summary = recipe.sweep(spec, out, backend=backend, workers=workers, only=column or None, on_trial=on_trial,
                            device=device)
     if json_output:
-        print(json.dumps({k: summary[k] for k in ("rows", "out")}))
+        print_json({k: summary[k] for k in ("rows", "out")})
     else:
         stdout().print(results_markdown(summary), markup=False, highlight=False)
     print(f"results in {out}/results.{{json,csv,md}}", file=sys.stderr)

@@ -4,12 +4,11 @@ progress on stderr and results on stdout."""
 
 from __future__ import annotations
 
-import json
 import sys
 from contextlib import nullcontext
 from pathlib import Path
 
-from memn2n_cli.commands.app import stderr, stdout
+from memn2n_cli.commands.app import print_json, stderr, stdout
 from memn2n_cli.configs import SPLITS
 from memn2n_cli.errors import UserError
 from memn2n_cli.recipes import qa as recipe
@@ -27,7 +26,7 @@ def train(task: str, *, tasks: list[str], joint: bool, data_dir: Path | None, ou
         summary = recipe.fit(task, tasks=tasks, joint=joint, data_dir=data_dir, out=out, resume=resume, device=device,
                              options=options, report=report)
     if json_output:
-        print(json.dumps(summary))
+        print_json(summary)
     else:
         stdout().print(results_table(summary, SPLITS))
     print(f"saved {out}", file=sys.stderr)
@@ -38,7 +37,7 @@ def evaluate(run: Path, *, split: str, data_dir: Path | None, device: str, json_
 
     summary = recipe.evaluate(run, split=split, data_dir=data_dir, device=device)
     if json_output:
-        print(json.dumps(summary))
+        print_json(summary)
     else:
         stdout().print(results_table(summary, (split,)))
 
@@ -54,7 +53,7 @@ def predict(run: Path, *, raw: bytes, name: str, model_task: int | None, top_k: 
         if p.correct is not None:
             judged, right = judged + 1, right + p.correct
         if json_output:
-            print(json.dumps(p.to_json()))
+            print_json(p.to_json())
             continue
         verdict = "" if p.correct is None else "\tright" if p.correct else f"\twrong: {p.question.answer}"
         print(f"{p.question.text}\t{p.answer}\t{p.probability:.4f}{verdict}")
@@ -103,7 +102,7 @@ def sweep(task: str, *, out: Path, tasks: list[str], grid: list[str], args: list
         summary = recipe.sweep(spec, out, backend=backend, workers=workers, on_trial=on_trial, on_epoch=on_epoch,
                                device=device)
     if json_output:
-        print(json.dumps({k: summary[k] for k in ("configurations", "cells", "columns", "out")}))
+        print_json({k: summary[k] for k in ("configurations", "cells", "columns", "out")})
     else:
         stdout().print(_matrix(summary))
     print(f"results in {out}/results.{{json,csv,md}}", file=sys.stderr)

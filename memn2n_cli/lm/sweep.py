@@ -153,13 +153,20 @@ def summarize(spec: LMSweepSpec, results: list[dict], out: Path) -> dict:
                "paper": paper.get((model.dim, model.hops, model.memory_size)), "restarts": 0}
         restarts = [r for r in results if r["label"] == label]
         if restarts:
-            best = min(restarts, key=lambda r: (not math.isfinite(r["valid_perplexity"]), r["valid_perplexity"], r["seed"]))
-            valid = sorted(r["valid_perplexity"] for r in restarts)
+            best = min(restarts, key=lambda r: (*valid_order(r["valid_perplexity"]), r["seed"]))
+            valid = sorted((r["valid_perplexity"] for r in restarts), key=valid_order)
             row.update(restarts=len(restarts), selected=best["restart"], seed=best["seed"], epochs=best["epochs"],
                        valid_perplexity=best["valid_perplexity"], test_perplexity=best["test_perplexity"],
                        train_seconds=best.get("train_seconds"), valid_range=[valid[0], valid[-1]], run=best["run"])
         rows.append(row)
     return {"spec": asdict(spec), "rows": rows, "trials": results, "out": str(out)}
+
+
+def valid_order(perplexity: float) -> tuple[bool, float]:
+    """Where a restart's validation perplexity sorts: lowest first, a diverged restart's (not
+    finite; NaN compares with nothing, so sorted() alone would leave it anywhere) last."""
+    finite = math.isfinite(perplexity)
+    return not finite, perplexity if finite else 0.0
 
 
 def write_results(out: Path, summary: dict) -> None:

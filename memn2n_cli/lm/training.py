@@ -32,10 +32,11 @@ from memn2n_cli.checkpoint import (CONFIG_FILE, STATE_FILE, check_same_data, con
                                    write_run, writing)
 from memn2n_cli.configs import EVAL_BATCH, NEXT_WORDS, LMConfig, LMTrainConfig, check_next_words, check_split
 from memn2n_cli.devices import backend_for, rank_device, resolve_device, sums_device, under_torchrun
-from memn2n_cli.errors import ConfigError, UserError, at_least, check_text, of_types
+from memn2n_cli.errors import ArgumentError, ConfigError, UserError, at_least, check_text, of_types
 from memn2n_cli.history import HISTORY_FILE, History
 from memn2n_cli.model_card import CARD_FILE, lm_card, read_card
 from memn2n_cli.model import MemN2NLM
+from memn2n_cli.wording import counted
 from tasks import get_task
 from tasks.lm import UNK, Corpus, resolve_data_dir
 from tasks.ptb_generator import is_generated
@@ -272,7 +273,12 @@ def _train_lm(task: str, data_dir: Path, out: Path, model_config: dict, config: 
         saved_config = config_from(LMTrainConfig, saved.get("training"), "training", out / CONFIG_FILE)
         config = replace(saved_config, max_epochs=config.max_epochs, max_steps=config.max_steps,
                          checkpoint_every=config.checkpoint_every)  # how far, and how often to save: not the recipe
-        state.finished = stops(state, config)  # --max-epochs may have grown
+        finished, state.finished = state.finished, stops(state, config)  # --max-epochs may have grown, or shrunk
+        if state.finished and not finished and state.step:
+            raise ArgumentError("max_epochs", f"{{}} is {config.max_epochs}, but the run has trained "
+                                f"{counted(state.epoch, 'epoch')} and {counted(state.step, 'step')} of the next: "
+                                f"it cannot end inside an epoch; resume with a larger {{}} ({state.epoch + 1} or more)",
+                                out)
         log.info("%s: resuming at epoch %d, step %d", out, state.epoch + 1, state.step)
     else:
         torch.manual_seed(config.seed)
@@ -316,6 +322,10 @@ def _train_lm(task: str, data_dir: Path, out: Path, model_config: dict, config: 
                      **language_model_files(model, run_config, corpus.words, asdict(state), generator.get_state())}
             write_run(out, {HISTORY_FILE: history.content(), **files} if state.finished else files)
 
+    if state.finished and test is None:
+        # Finished by this resume's --max-epochs, or a card without the figure (a diverged run's is
+        # not finite, which a card writes as null): evaluated and written as a finished run.
+        checkpoint(state)
     state = fit_lm(trained, corpus, config, state, generator, checkpoint, on_epoch if rank == 0 else None,
                    on_progress if rank == 0 else None, metrics=metrics)
     if history is not None:
