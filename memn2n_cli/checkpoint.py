@@ -294,6 +294,24 @@ def read_progress(directory: Path, settings: dict, model: MemN2N) -> Progress | 
     return Progress(params, generators, schedules, histories)
 
 
+def training_settings(directory: Path) -> dict:
+    """What the question-answering model in training in ``directory`` is (its task, tasks and
+    options: `write_progress`'s settings), read from its progress file's header alone; a UserError
+    for a damaged one."""
+    path = directory / PROGRESS_FILE
+    with open_file(path, MAX_WEIGHTS_BYTES + MAX_GENERATOR_BYTES) as f:
+        size = int.from_bytes(f.read(8), "little")
+        try:
+            if not 0 < size <= HEADER_BYTES:
+                raise ValueError(f"a header of {size} bytes")
+            settings = json_value(json_value(f.read(size))["__metadata__"]["settings"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise UserError(f"corrupt training progress: {type(e).__name__} {e}", path) from None
+    if not isinstance(settings, dict) or not isinstance(settings.get("task"), str):
+        raise UserError("corrupt training progress: its settings name no task", path)
+    return settings
+
+
 def _generator_state(state) -> bool:
     """Whether ``state`` is a state that torch.Generator().set_state takes."""
     like = torch.Generator().get_state()
@@ -618,15 +636,20 @@ def run_directory(run: Path) -> Path:
     return BUNDLED_RUN if run == Path(BUNDLED_NAME) and not run.exists() else run
 
 
-def model_dirs(run: Path) -> list[Path]:
+def model_dirs(run: Path, in_training: bool = False) -> list[Path]:
     """The model directories of a run (``bundled``: the bundled model's, see `run_directory`): the
-    run itself, or its per-task subdirectories in task order."""
+    run itself, or its per-task subdirectories in task order; with ``in_training``, also those of
+    question-answering models not yet complete (their progress file, no config.json yet)."""
     run = run_directory(run)
     if not run.is_dir():
         raise not_a(run, "run directory")
-    if (run / CONFIG_FILE).exists():
+
+    def model(directory: Path) -> bool:
+        return (directory / CONFIG_FILE).exists() or in_training and (directory / PROGRESS_FILE).exists()
+
+    if model(run):
         return [run]
-    found = sorted((d for d in run.iterdir() if (d / CONFIG_FILE).exists()), key=lambda d: (len(d.name), d.name))
+    found = sorted((d for d in run.iterdir() if model(d)), key=lambda d: (len(d.name), d.name))
     if not found:
         raise UserError("not a memn2n run: no config.json in it or in its subdirectories", run)
     return found

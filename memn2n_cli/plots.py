@@ -25,7 +25,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from memn2n_cli.checkpoint import model_dirs, read_config, read_json, run_directory, write_files
+from memn2n_cli.checkpoint import (CONFIG_FILE, model_dirs, read_config, read_json, run_directory, training_settings,
+                                   write_files)
 from memn2n_cli.errors import ArgumentError, UserError
 from memn2n_cli.history import is_epoch_line, read_history
 from memn2n_cli.sweeps import RESULTS_FILE, SPEC_FILE
@@ -133,16 +134,17 @@ def read_plot(path: Path) -> RunPlot | TablePlot | TrendPlot:
 
 
 def read_run(run: Path) -> RunPlot:
-    """A run's learning curves, one model directory after another; those with no epoch yet are
-    left out, and a run with none at all is a UserError."""
+    """A run's learning curves, one model directory after another, those still training included
+    (history.jsonl grows as they train); those with no epoch yet are left out, and a run with none
+    at all is a UserError."""
     try:
-        directories = model_dirs(run)
+        directories = model_dirs(run, in_training=True)
     except UserError:
         raise UserError("not a memn2n run or sweep: no config.json, sweep.json or results.json in it "
                         "or its subdirectories", run) from None
     models, recorded = [], False
     for directory in directories:
-        config = read_config(directory)
+        config = read_config(directory) if (directory / CONFIG_FILE).exists() else training_settings(directory)
         task = str(config.get("task"))
         lines = read_history(directory)
         recorded = recorded or bool(lines)

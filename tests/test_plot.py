@@ -328,3 +328,32 @@ def test_without_matplotlib_the_picture_names_the_extra_and_the_terminal_view_st
     assert done.stderr.splitlines() == ["exit 0", "error: drawing a picture needs matplotlib: pip install 'memn2n[plot]'",
                                         "exit 2"], done.stderr
     assert "59.4%" in done.stdout and not (tmp_path / "curves.png").exists()
+
+
+def test_a_run_in_training_draws_its_models_so_far_those_still_training_included(cli, en_dir, tmp_path, monkeypatch):
+    """Killed in task 4's second epoch, one model per task: `plot` draws task 1's complete model
+    and task 4's in training (its progress file and history.jsonl, no config.json yet), whose
+    history grows epoch by epoch; a damaged progress file is one line."""
+    import memn2n_cli.qa.runs as runs
+    from tests.conftest import die_after_saves
+
+    run = tmp_path / "run"
+    die_after_saves(monkeypatch, runs, "write_progress", 4 + 2)  # task 1's four epochs, task 4's first two
+    killed = cli("train", "babi", "--task", "1", "--task", "4", "--data-dir", en_dir, "--out", run, "--epochs", "3",
+                 "--ls-epochs", "1")
+    assert isinstance(killed.exception, SystemError)
+    monkeypatch.undo()
+    assert (run / "qa1" / "config.json").is_file() and not (run / "qa4" / "config.json").exists()
+    data = plots.read_plot(run)
+    assert [(m.name, m.title) for m in data.models] == [("qa1", "babi task 1"), ("qa4", "babi task 4")]
+    train, valid = data.models[1].curves
+    assert valid.epochs == [1, 2] and valid.values == [line["valid_error"] for line in read_history(run / "qa4")]
+    shown = cli("plot", run)
+    assert shown.exit_code == 0 and "babi task 4" in shown.stdout, shown.stderr
+    (run / "qa4" / "progress.safetensors").write_bytes((2).to_bytes(8, "little") + b"{}")
+    assert_one_line_error(cli("plot", run), f"{run / 'qa4' / 'progress.safetensors'}: corrupt training progress")
+    one = tmp_path / "one"  # one model, in the run's own folder
+    die_after_saves(monkeypatch, runs, "write_progress", 2)
+    assert isinstance(cli("train", "babi", "--task", "1", "--data-dir", en_dir, "--out", one).exception, SystemError)
+    monkeypatch.undo()
+    assert [(m.name, m.title, m.curves[1].epochs) for m in plots.read_plot(one).models] == [("one", "babi task 1", [1, 2])]
