@@ -636,6 +636,12 @@ def run_directory(run: Path) -> Path:
     return BUNDLED_RUN if run == Path(BUNDLED_NAME) and not run.exists() else run
 
 
+def is_model_dir(directory: Path, in_training: bool = False) -> bool:
+    """Whether ``directory`` holds a model: a complete one (its config.json) or, with
+    ``in_training``, a question-answering model not yet complete (its progress file)."""
+    return (directory / CONFIG_FILE).exists() or in_training and (directory / PROGRESS_FILE).exists()
+
+
 def model_dirs(run: Path, in_training: bool = False) -> list[Path]:
     """The model directories of a run (``bundled``: the bundled model's, see `run_directory`): the
     run itself, or its per-task subdirectories in task order; with ``in_training``, also those of
@@ -643,13 +649,9 @@ def model_dirs(run: Path, in_training: bool = False) -> list[Path]:
     run = run_directory(run)
     if not run.is_dir():
         raise not_a(run, "run directory")
-
-    def model(directory: Path) -> bool:
-        return (directory / CONFIG_FILE).exists() or in_training and (directory / PROGRESS_FILE).exists()
-
-    if model(run):
+    if is_model_dir(run, in_training):
         return [run]
-    found = sorted((d for d in run.iterdir() if model(d)), key=lambda d: (len(d.name), d.name))
+    found = sorted((d for d in run.iterdir() if is_model_dir(d, in_training)), key=lambda d: (len(d.name), d.name))
     if not found:
         raise UserError("not a memn2n run: no config.json in it or in its subdirectories", run)
     return found

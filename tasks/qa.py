@@ -229,6 +229,10 @@ def parse_json_line(line: str, path, lineno: int, answers_required: bool = True,
         record = json.loads(line)
     except json.JSONDecodeError as e:
         raise UserError(f"not JSON: {e.msg} (column {e.colno})", path, lineno) from None
+    except ValueError as e:  # a number of more digits than Python converts
+        raise UserError(f"not JSON this reads: {str(e).split(';')[0]}", path, lineno) from None
+    except RecursionError:
+        raise UserError("not JSON this reads: nested too deeply", path, lineno) from None
     if not isinstance(record, dict):
         raise UserError(f"expected a JSON object, got {type(record).__name__}", path, lineno)
     unknown = sorted(record.keys() - FIELDS)
@@ -241,6 +245,9 @@ def parse_json_line(line: str, path, lineno: int, answers_required: bool = True,
         raise UserError("'question' must be a non-empty string", path, lineno)
     if (answers_required or answer is not None) and (not isinstance(answer, str) or not answer.strip()):
         raise UserError("'answer' must be a non-empty string", path, lineno)
+    for field, texts in (("story", story), ("question", [question]), ("answer", [answer or ""])):
+        if any(not text.isascii() and any("\ud800" <= c <= "\udfff" for c in text) for text in texts):
+            raise UserError(f"'{field}' holds half of a UTF-16 surrogate pair (\\ud800-\\udfff): not text", path, lineno)
     supporting = record.get("supporting", [])
     if (not isinstance(supporting, list)
             or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < len(story) for i in supporting)):
@@ -286,7 +293,7 @@ def split_validation(questions: list[Question], fraction: float, seed: int) -> t
     held = set()
     for task in sorted({t for t, _ in stories}):
         of_task = [s for s in stories if s[0] == task]
-        held.update(of_task[: round(fraction * len(of_task))])
+        held.update(of_task[: min(round(fraction * len(of_task)), len(of_task) - 1)])  # one story at least trains
     return [q for q in questions if (q.task, q.story_id) not in held], [q for q in questions if (q.task, q.story_id) in held]
 
 

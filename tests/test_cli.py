@@ -444,6 +444,10 @@ def test_resume_keeps_finished_models_and_trains_the_rest(cli, tmp_path, en_dir)
         assert_one_line_error(cli("train", "babi", *args, "--data-dir", en_dir, "--resume", out, *FAST), fragment)
     assert_one_line_error(cli("train", "babi", "--task", "2", "--data-dir", en_dir, "--resume", out / "qa1", *FAST),
                           "holds a model of babi task(s) [1], not of babi [2]")
+    (out / "qa4" / "config.json").rename(out / "qa4" / "progress.safetensors")  # as if task 4 were still training
+    assert_one_line_error(cli("train", "babi", "--task", "1", "--task", "2", "--data-dir", en_dir, "--resume", out, *FAST),
+                          "holds models of qa4 not asked for")  # not left orphaned behind a finished run
+    (out / "qa4" / "progress.safetensors").rename(out / "qa4" / "config.json")
     edited = tmp_path / "edited"  # a finished model is kept only on the data it was trained on
     edited.mkdir()
     for path in get_task("babi").data_files(en_dir, [1, 4]):
@@ -506,6 +510,9 @@ def test_a_run_killed_after_an_epoch_resumes_to_the_same_model(cli, tmp_path, en
     lines = read_history(parts)
     assert [{k: v for k, v in line.items() if k != "seconds"} for line in lines] == history[0]
     assert all(a["seconds"] < b["seconds"] for a, b in zip(lines, lines[1:]))
+    assert json.loads((parts / "metrics.json").read_text())["train_seconds"] >= lines[-1]["seconds"]  # both sittings
+    # The schedule's rates (0.005, 0.01, ...), not their float32 copies (0.004999999888241291).
+    assert all(line["lr"] == float(f"{line['lr']:.8g}") for line in lines), [line["lr"] for line in lines]
     check_manifest(parts)  # the finished run's manifest covers the file
     assert "history.jsonl" in json.loads((parts / "manifest.json").read_text())["sha256"]
 

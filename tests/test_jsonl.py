@@ -95,6 +95,11 @@ def test_without_valid_jsonl_training_stories_are_held_out(cli, task2_jsonl, tmp
     ('{"story": ["a b."], "question": "q?"}', "'answer' must be a non-empty string"),
     ('{"story": ["a b."], "question": "q?", "answer": "x", "supporting": [1]}', "indices into 'story' (0 to 0)"),
     ('{"story": ["a b."], "question": "q?", "answer": "x", "suporting": [0]}', "unknown field 'suporting'"),
+    ('{"story": ["a b."], "question": "q?", "answer": "x", "supporting": [' + "1" * 5000 + "]}",
+     "not JSON this reads: Exceeds the limit (4300 digits)"),
+    ('{"story": ' + "[" * 100_000 + "]" * 100_000 + "}", "not JSON this reads: nested too deeply"),
+    ('{"story": ["a b."], "question": "Where is \\ud800?", "answer": "x"}', "'question' holds half of a UTF-16 surrogate"),
+    ('{"story": ["a \\udfff b."], "question": "q?", "answer": "x"}', "'story' holds half of a UTF-16 surrogate"),
 ])
 def test_a_malformed_line_is_one_error_naming_file_and_line(cli, tmp_path, line, fragment):
     good = '{"story": ["Mary went home."], "question": "Where is Mary?", "answer": "home"}'
@@ -102,6 +107,18 @@ def test_a_malformed_line_is_one_error_naming_file_and_line(cli, tmp_path, line,
     (tmp_path / "test.jsonl").write_text(good + "\n")
     result = cli("train", "jsonl", "--data-dir", tmp_path, "--out", tmp_path / "run")
     assert_one_line_error(result, f"{tmp_path / 'train.jsonl'}:3: ", fragment)
+
+
+def test_a_training_split_is_never_empty(cli, tmp_path):
+    """--validation-fraction holds out stories of each task, but never all of them: one story of
+    one question trains with 0.6 held out (it was held out, and the first epoch divided by zero)."""
+    good = '{"story": ["Mary went home."], "question": "Where is Mary?", "answer": "home"}'
+    (tmp_path / "train.jsonl").write_text(good + "\n")
+    (tmp_path / "test.jsonl").write_text(good + "\n")
+    result = cli("train", "jsonl", "--data-dir", tmp_path, "--out", tmp_path / "run", "--epochs", "2", "--ls-epochs", "1",
+                 "--validation-fraction", "0.6", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["tasks"][0]["test_error"] in (0.0, 100.0)
 
 
 def test_missing_files_and_options_that_do_not_apply(cli, tmp_path):
@@ -120,3 +137,16 @@ def test_sweep_jsonl(cli, task2_jsonl, tmp_path):
     assert cell["seed"] in (0, 1)
     evaluated = cli("eval", cell["run"], "--json")
     assert evaluated.exit_code == 0 and json.loads(evaluated.stdout)["tasks"][0]["test_error"] == cell["test_error"]
+
+
+def test_a_sweep_without_validation_questions_is_one_line(cli, tmp_path):
+    """A sweep selects its restarts, and breaks their ties, on the validation questions: with none
+    (--validation-fraction 0, or too few stories to hold one out) it says so, not a KeyError."""
+    good = '{"story": ["Mary went home."], "question": "Where is Mary?", "answer": "home"}'
+    (tmp_path / "train.jsonl").write_text((good + "\n") * 5)
+    (tmp_path / "test.jsonl").write_text(good + "\n")
+    for fraction in ("0", "0.1"):  # 0.1 of 5 stories rounds to none
+        result = cli("sweep", "jsonl", "--data-dir", tmp_path, "--out", tmp_path / f"sweep{fraction}", "--restarts", "1",
+                     "--workers", "1", "--validation-fraction", fraction, *EPOCHS)
+        assert_one_line_error(result, f"{tmp_path}: holds no validation questions for tasks [1] (--validation-fraction "
+                              f"{float(fraction)} of too few stories?)")

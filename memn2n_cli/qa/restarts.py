@@ -140,7 +140,7 @@ def fit_restarts(models: list[MemN2N], train: Encoded, valid: Encoded, config: T
             counts = {"train": {"correct": float(correct[r]), "total": len(train), "loss": float(loss_sum[r])}}
             if valid_counts:
                 counts["valid"] = valid_counts[r]
-            record = epoch_record(len(histories[r]) + 1, schedule, float(lr[r]), counts)
+            record = epoch_record(len(histories[r]) + 1, schedule, schedule.lr, counts)  # not lr[r], a float32
             histories[r].append(record)
             if on_epoch:
                 on_epoch(r, record)

@@ -17,8 +17,9 @@ from typing import Callable
 import torch
 
 from memn2n_cli.checkpoint import (CONFIG_FILE, METRICS_FILE, check_same_data, config_from, data_record, file_checksums,
-                                   load_model, model_dirs, model_files, new_run_config, read_json, read_model_files,
-                                   read_progress, run_data_dir, write_json, write_progress, write_run, writing)
+                                   is_model_dir, load_model, model_dirs, model_files, new_run_config, read_json,
+                                   read_model_files, read_progress, run_data_dir, write_json, write_progress, write_run,
+                                   writing)
 from memn2n_cli.configs import SPLITS, ModelConfig, ModelOptions, TrainConfig, check_split
 from memn2n_cli.devices import resolve_device
 from memn2n_cli.errors import Diverged, UserError
@@ -144,7 +145,8 @@ def train_model(task: str, task_ids: list[int], data_dir: Path, directory: Path,
                            on_record, start, lambda progress: write_progress(directory, progress, settings))[0]
     seconds = time.perf_counter() - started
     epochs = len(history) - len(earlier)  # trained in this sitting
-    speed = {"train_seconds": seconds, "examples_per_second": epochs * len(prepared.encoded["train"]) / seconds}
+    speed = {"train_seconds": before + seconds,  # every sitting's, as history.jsonl counts them
+             "examples_per_second": epochs * len(prepared.encoded["train"]) / seconds}
     rows, files = trained_files(model, prepared, config, {**speed, "history": history})
     write_run(directory, {HISTORY_FILE: history_file.content(), **files}, finished=True)
     history_file.close()
@@ -177,11 +179,12 @@ def check_layout(out: Path, labels: list[str]) -> None:
     """Refuse to resume ``out`` as a run of the models ``labels`` when it holds others: a run of one
     model per task resumed as one model (or the reverse, or with other tasks) would leave its
     models orphaned and its summary replaced."""
-    held = sorted(d.name for d in out.iterdir() if (d / CONFIG_FILE).exists()) if out.is_dir() else []
+    held = sorted(d.name for d in out.iterdir() if is_model_dir(d, in_training=True)) if out.is_dir() else []
     if len(labels) == 1 and held:
         raise UserError(f"holds one model per task ({', '.join(held)}): resume it with the same --task and --joint", out)
-    if len(labels) > 1 and ((out / CONFIG_FILE).exists() or set(held) - set(labels)):
-        what = "one model" if (out / CONFIG_FILE).exists() else f"models of {', '.join(sorted(set(held) - set(labels)))}"
+    one = is_model_dir(out, in_training=True)
+    if len(labels) > 1 and (one or set(held) - set(labels)):
+        what = "one model" if one else f"models of {', '.join(sorted(set(held) - set(labels)))}"
         raise UserError(f"holds {what} not asked for: resume it with the same --task and --joint", out)
 
 

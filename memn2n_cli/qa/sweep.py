@@ -92,6 +92,10 @@ def run_trial(spec: dict, trial: dict, threads: int = 0, restarts: list[int] | N
     options, config = sweep.settings(trial["overrides"])
     device = resolve_device(device)
     prepared = prepare(sweep.task, trial["tasks"], Path(sweep.data_dir), options, config, device)
+    if not len(prepared.encoded["valid"]):  # the restarts are chosen, and their ties broken, on it
+        raise UserError(f"holds no validation questions for tasks {trial['tasks']} (--validation-fraction "
+                        f"{config.validation_fraction} of too few stories?): a sweep selects its restarts with them",
+                        Path(sweep.data_dir))
     seeds = [sweep.seed + r for r in (range(sweep.restarts) if restarts is None else restarts)]
     models = [build_model(prepared, seed, device) for seed in seeds]
     lines: list[list[dict]] = [[] for _ in seeds]  # each restart's history.jsonl
