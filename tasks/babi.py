@@ -40,6 +40,12 @@ def task_file(data_dir: Path, task: int, split: str) -> Path:
     return matches[0]
 
 
+def _validation_files(data_dir: Path, task_ids: list[int]) -> list[Path]:
+    """Each task's validation file, where every one of ``task_ids`` has one (the en-valid folders); else []."""
+    files = [sorted(data_dir.glob(f"qa{task}_*valid.txt")) for task in task_ids]
+    return [found[0] for found in files] if all(files) else []
+
+
 def parse_task_ids(values: list[str], default: str = "1") -> list[int]:
     """``["1", "3"]`` -> [1, 3]; ``["all"]`` -> 1..20; ``[]`` -> ``default``."""
     ids: set[int] = set()
@@ -178,8 +184,15 @@ class BabiTask(qa.QATask):
     def read(self, data_dir: Path, task_ids: list[int], split: str) -> list[Question]:
         return [q for t in task_ids for q in read_file(task_file(data_dir, t, split), t, self.tokenize)]
 
+    def read_validation(self, data_dir: Path, task_ids: list[int]) -> list[Question] | None:
+        """The en-valid folders' own validation questions (``qaN_valid.txt``: the 100 questions
+        their ``qaN_train.txt`` leaves out of upstream's 1,000), where every task has them; else
+        None, and 10% of the training stories are held out (Sec. 4.2)."""
+        files = _validation_files(data_dir, task_ids)
+        return [q for t, f in zip(task_ids, files) for q in read_file(f, t, self.tokenize)] if files else None
+
     def data_files(self, data_dir: Path, task_ids: list[int]) -> list[Path]:
-        return [task_file(data_dir, t, s) for t in task_ids for s in ("train", "test")]
+        return [task_file(data_dir, t, s) for t in task_ids for s in ("train", "test")] + _validation_files(data_dir, task_ids)
 
     def download(self, dest: Path | None, url: str | None) -> Path:
         return download(dest, url)

@@ -65,6 +65,23 @@ def test_en_valid_file_names_are_found(shared_babi):
     assert task_file(shared_babi / "v1.2" / "en-valid", 3, "valid").name == "qa3_valid.txt"
 
 
+def test_en_valid_folders_validate_on_their_own_validation_files(shared_babi, en_dir, tmp_path):
+    """en-valid's qaN_train.txt leaves 100 of upstream's 1,000 training questions out, in
+    qaN_valid.txt: those validate (as a jsonl folder's valid.jsonl does) and their checksums are
+    recorded; a folder without them (en) holds 10% of its training stories out."""
+    from memn2n_cli.qa.runs import load_splits
+    from tasks import get_task
+
+    babi, folder = get_task("babi"), shared_babi / "v1.2" / "en-valid"
+    splits = load_splits(babi, folder, [1, 3], 0.1, 0)
+    assert (len(splits["train"]), len(splits["valid"])) == (1800, 200)
+    assert [q.source for q in splits["valid"]][::100] == [f"{folder / name}:{line}" for name, line in
+                                                           (("qa1_valid.txt", 3), ("qa3_valid.txt", 25))]  # first questions
+    assert [p.name for p in babi.data_files(folder, [3])] == ["qa3_train.txt", "qa3_test.txt", "qa3_valid.txt"]
+    upstream = load_splits(babi, en_dir, [1], 0.1, 0)
+    assert (len(upstream["train"]), len(upstream["valid"])) == (900, 100) and len(babi.data_files(en_dir, [1])) == 2
+
+
 def test_encoding_puts_the_most_recent_sentence_in_slot_0_and_caps_memory(en_dir):
     questions = read_file(task_file(en_dir, 3, "train"), 3)
     vocab = Vocabulary.build(questions)
