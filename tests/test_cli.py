@@ -438,6 +438,11 @@ def test_resume_keeps_finished_models_and_trains_the_rest(cli, tmp_path, en_dir)
     assert [r["task"] for r in json.loads(again.stdout)["tasks"]] == [1, 4]
     other = cli("train", "babi", "--task", "1", "--task", "4", "--data-dir", en_dir, "--resume", out, *FAST, "--hops", "2")
     assert_one_line_error(other, "trained with other options")
+    # A memory shorter than the model's is another model; a longer one than any training story is the same.
+    resume = ["train", "babi", "--task", "1", "--task", "4", "--data-dir", en_dir, "--resume", out, *FAST]
+    assert_one_line_error(cli(*resume, "--memory-size", "3"), "qa1: holds a model trained with other options")
+    longer = cli(*resume, "--memory-size", "500")
+    assert longer.exit_code == 0 and "qa1: already trained, kept" in longer.stderr, longer.stderr
     files = {f: f.read_bytes() for f in sorted(out.rglob("*")) if f.is_file()}
     for tasks, fragment in ((["1"], "holds one model per task (qa1, qa4)"), (["1", "2"], "holds models of qa4 not asked for")):
         args = [a for t in tasks for a in ("--task", t)]

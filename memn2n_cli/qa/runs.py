@@ -87,13 +87,19 @@ class Prepared:
     model_config: ModelConfig
 
 
+def model_memory(options: ModelOptions, train: list[Question]) -> int:
+    """The memory a model of ``options`` has: --memory-size, or the longest training story where
+    that is shorter (the config.json of a run records this one)."""
+    return min(options.memory_size, max(len(q.story) for q in train))
+
+
 def prepare(task: str, task_ids: list[int], data_dir: Path, options: ModelOptions, config: TrainConfig,
             device: torch.device) -> Prepared:
     """Read the tasks, hold out validation stories, build the vocabulary and encode every split."""
     qa = qa_task(task)
     splits = load_splits(qa, data_dir, task_ids, config.validation_fraction, config.split_seed)
     vocab = qa.vocabulary(splits["all_train"])
-    memory_size = min(options.memory_size, max(len(q.story) for q in splits["all_train"]))
+    memory_size = model_memory(options, splits["all_train"])
     encoded = encode_splits(splits, vocab, memory_size, device)
     model_config = ModelConfig(vocab_size=len(vocab.words), answer_word_ids=vocab.answer_word_ids(),
                                **{**asdict(options), "memory_size": memory_size},
@@ -165,8 +171,9 @@ def finished_rows(directory: Path, task: str, task_ids: list[int], data_dir: Pat
     if (saved.get("task"), saved.get("tasks")) != (task, task_ids):
         raise UserError(f"holds a model of {saved.get('task')} task(s) {saved.get('tasks')}, not of {task} {task_ids}: "
                         "resume it with the same --task and --joint, or train into another --out", directory)
-    chosen = {k: v for k, v in saved.get("model", {}).items() if k in asdict(options) and k != "memory_size"}
-    if saved.get("training") != asdict(config) or chosen != {k: v for k, v in asdict(options).items() if k != "memory_size"}:
+    wanted = {**asdict(options), "memory_size": model_memory(options, qa_task(task).read(data_dir, task_ids, "train"))}
+    chosen = {k: v for k, v in saved.get("model", {}).items() if k in wanted}
+    if saved.get("training") != asdict(config) or chosen != wanted:
         raise UserError("holds a model trained with other options; resume with the same options or another --out", directory)
     check_same_data(saved["data"], data_record(data_dir, qa_task(task).data_files(data_dir, task_ids)), directory)
     rows = read_json(directory / METRICS_FILE).get("tasks")
