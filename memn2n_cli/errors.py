@@ -86,7 +86,7 @@ class Diverged(Exception):
 
     def __str__(self) -> str:
         return (f"{self.run}: diverged in epoch {self.epoch} (training loss not finite) and stopped; "
-                "a smaller learning rate trains it")
+                "train it again, into another folder, with a smaller learning rate")
 
 
 class DiskFull(OSError):

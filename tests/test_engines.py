@@ -241,5 +241,6 @@ def test_a_diverged_question_answering_run_is_one_line_and_exit_1(cli, en_dir, t
                  "--epochs", "5", "--out", out)
     assert result.exit_code == 1, result.output
     assert result.stderr.strip().splitlines()[-1] == (
-        f"error: {out}: diverged in epoch 1 (training loss not finite) and stopped; a smaller learning rate trains it")
+        f"error: {out}: diverged in epoch 1 (training loss not finite) and stopped; train it again, into another "
+        "folder, with a smaller learning rate")
     assert len((out / "history.jsonl").read_text().splitlines()) == 1
