@@ -92,6 +92,10 @@ def grid_and_options(grid: dict[str, list], fixed: dict[str, list]) -> dict[str,
     both = sorted(grid.keys() & fixed.keys())
     if both:
         raise ArgumentError(both[0], "{} is given both as an option and in the grid")
+    for key, values in grid.items():  # the same trial twice, in one folder
+        twice = [value for i, value in enumerate(values) if value in values[:i]]
+        if twice:
+            raise ArgumentError(key, f"{{}} takes {twice[0]!r} twice in the grid")
     return {**grid, **fixed}
 
 

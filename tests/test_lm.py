@@ -470,6 +470,7 @@ def test_language_model_sweep_backends_agree(cli, small_ptb, tmp_path):
     (["--max-epochs", "0"], "--max-epochs must be at least 1, not 0"),
     (["--encoding", "bow"], "no such option: --encoding"),
     (["--grid", "hops=1,2", "--hops", "3"], "--hops is given both"),
+    (["--grid", "hops=2,1,2"], "--hops takes 2 twice in the grid"),
     (["--preset", "table1"], "--preset is table2, not 'table1'"),
     (["--preset", "table2", "--hops", "3"], "--preset table2 sets --hops for its columns itself"),
     (["--preset", "table2", "--grid", "lr=0.01,0.02"], "no --grid of several values"),
