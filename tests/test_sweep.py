@@ -127,6 +127,18 @@ def test_table1_preset_has_the_papers_columns():
     assert [label for label, _ in some.configurations()] == ["BoW", "PE LS LW joint"] and len(some.trials()) == 21
 
 
+def test_a_preset_sweeps_columns_are_the_same_sweep_in_any_order(en_dir):
+    """`--column B --column A` is the sweep `--column A --column B` is: its folder takes either."""
+    from memn2n_cli.recipes.qa import sweep_spec
+
+    def spec(*columns):
+        return sweep_spec("babi", tasks=["1", "4"], grid={}, fixed={}, restarts=1, joint=False, preset="table1",
+                          column=list(columns), select=None, seed=0, data_dir=en_dir)
+
+    assert spec("PE LS LW joint", "BoW") == spec("BoW", "PE LS LW joint")
+    assert spec("PE LS LW joint", "BoW").columns == ["BoW", "PE LS LW joint"]
+
+
 @pytest.mark.slow
 def test_table1_preset_trains_its_columns_and_lays_results_out_as_table_1(cli, tmp_path, en_dir):
     """Two tasks, one restart, one epoch: every column trains with its own options, and results.md
