@@ -107,7 +107,7 @@ def sweep_spec(task: str, *, tasks: list[str], grid: dict[str, list], fixed: dic
             raise UserError(f"--preset {preset} has joint columns: it needs at least two tasks (e.g. --task all)")
     spec = SweepSpec(task=task, task_ids=task_ids, joint=joint, restarts=restarts or RESTARTS, seed=seed, select=select,
                      grid=options, data_dir=str(resolve_data(qa, data_dir, task_ids).resolve()), preset=preset,
-                     columns=[name for name in presets[preset] if name in column] if column else None)  # the preset's order
+                     columns=[name for name in presets[preset] if name in column] if column else None)  # its order
     for _, overrides in spec.configurations():
         spec.settings(overrides)  # an impossible option value fails here, before any training
     return spec
