@@ -56,6 +56,7 @@ STATE_FILE, GENERATOR_FILE = "state.json", "generator.safetensors"  # a language
 MANIFEST_FILE = "manifest.json"  # written last: each file's SHA-256
 PROGRESS_FILE = "progress.safetensors"  # a question-answering model in training: removed once it is complete
 LOCK_FILE = ".memn2n.lock"  # while a process writes the folder: its id and command line (`writing`)
+RENAMES_FILE = ".memn2n.renames.json"  # while `write_files` renames several files into place: which temporary is which
 FORMAT = "memn2n-run/1"
 # A joint bAbI model that comes with memn2n (all 20 tasks, PE LS RN, best of 10: BENCHMARKS.md,
 # "The bundled joint model"), for `predict`, `visualize` and `serve` before any training; wherever a
@@ -226,11 +227,15 @@ def _lock(directory: Path) -> int:
 
 
 def _remove_stale(directory: Path) -> None:
-    """Remove the temporary files left in ``directory`` by a writer that was killed: only by the
-    process that holds it (or a folder above it), and none where another holds it."""
+    """Finish the renames of a writer killed inside `write_files`, then remove the temporary files
+    it left in ``directory``: only by the process that holds it (or a folder above it), and none
+    where another holds it."""
     held = any(folder in _HELD for folder in [directory.resolve(), *directory.resolve().parents])
     if not held or (directory / LOCK_FILE).exists() and directory.resolve() not in _HELD:
         return
+    if (directory / RENAMES_FILE).exists():
+        _rename(directory, _read_renames(directory / RENAMES_FILE))
+        (directory / RENAMES_FILE).unlink()
     for stale in directory.glob(".*.tmp") if directory.is_dir() else []:
         stale.unlink(missing_ok=True)
 
@@ -239,12 +244,13 @@ def write_run(directory: Path, files: dict[str, bytes], finished: bool = False) 
     """A model directory's files, each written aside, then renamed into place with manifest.json
     last, which holds every file's SHA-256: a reader checks the files against it (`check_manifest`),
     so a directory caught between two renames, or damaged since, is refused rather than read as a
-    mixture; a disk that fills while they are written aside leaves the directory as it was.
+    mixture; a disk that fills while they are written aside leaves the directory as it was, and
+    renames cut off by a kill are finished by the folder's next writer (`write_files`, ``listed``).
     Temporary files left by a writer that was killed are removed first (by the folder's writer,
     `writing`); a ``finished`` question-answering model's training progress (`write_progress`) after."""
     _remove_stale(directory)
     digests = {name: hashlib.sha256(content).hexdigest() for name, content in files.items()}
-    write_files(directory, {**files, MANIFEST_FILE: json_bytes({"format": FORMAT, "sha256": digests})})
+    write_files(directory, {**files, MANIFEST_FILE: json_bytes({"format": FORMAT, "sha256": digests})}, listed=True)
     if finished:
         (directory / PROGRESS_FILE).unlink(missing_ok=True)
 
@@ -528,19 +534,46 @@ def load_language_model(directory: Path) -> tuple[MemN2NLM, dict, list[str]]:
     return model, config, words
 
 
-def write_files(directory: Path, files: dict[str, bytes]) -> None:
+def write_files(directory: Path, files: dict[str, bytes], listed: bool = False) -> None:
     """Write every file under a temporary name, then rename each into place, in order: a write that
-    fails (a full disk) leaves the folder as it was, and no temporary file."""
-    aside: list[tuple[str, Path]] = []
+    fails (a full disk) leaves the folder as it was, and no temporary file. ``listed`` (a run's
+    files, `write_run`): the renames follow a list of them (RENAMES_FILE) written first, so a
+    writer stopped between two renames leaves the list, and the folder's next writer finishes them
+    (`_remove_stale`): the folder holds the new files, never a mixture of old and new."""
+    renames: dict[str, str] = {}  # a file's name: its temporary's
     try:
         for name, content in files.items():
-            aside.append((_write_aside(directory / name, content), directory / name))
-        for tmp, path in aside:
-            os.replace(tmp, path)
+            renames[name] = Path(_write_aside(directory / name, content)).name
+        if listed:
+            write_files(directory, {RENAMES_FILE: json_bytes(renames)})
+    except BaseException:
+        for tmp in renames.values():
+            (directory / tmp).unlink(missing_ok=True)
+        raise
+    try:
+        _rename(directory, renames)
     finally:
-        for tmp, _ in aside:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        for tmp in [] if listed else renames.values():
+            (directory / tmp).unlink(missing_ok=True)
+    if listed:
+        (directory / RENAMES_FILE).unlink()
+
+
+def _rename(directory: Path, renames: dict[str, str]) -> None:
+    """Rename each of ``renames``' temporaries still there into place (`write_files`)."""
+    for name, tmp in renames.items():
+        if (directory / tmp).exists():
+            os.replace(directory / tmp, directory / name)
+
+
+def _read_renames(path: Path) -> dict[str, str]:
+    """The renames a killed writer left (`write_files`): each a file of the folder and a temporary
+    of that file's, or a UserError."""
+    renames = read_json(path)
+    if not all(isinstance(t, str) and Path(n).name == n and Path(t).name == t and t.startswith(f".{n}.")
+               and t.endswith(".tmp") for n, t in renames.items()):
+        raise UserError("corrupt list of renames", path)
+    return renames
 
 
 def refuse_other_kinds(task: str, run: Path) -> None:

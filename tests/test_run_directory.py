@@ -239,6 +239,52 @@ def test_a_folder_has_one_writer_and_its_files_are_left_alone(cli, trained_run, 
     assert cli(*train, "--out", fresh).exit_code == 0  # a folder holding only a dead writer's lock is empty
 
 
+# A writer killed while saving ---------------------------------------------------------------------
+
+
+def test_a_writer_killed_between_two_renames_leaves_a_save_the_next_writer_finishes(cli, trained_run, tmp_path, en_dir):
+    """A save renames a model's files into place one by one: a writer killed between two renames
+    leaves a folder that is neither the old model nor the new (refused by its manifest); the next
+    writer (`train --resume`) finishes the renames, and the folder is the new model, whole."""
+    run = copy_run(trained_run[0], tmp_path / "run", manifest=True)
+    code = ("import json, os, sys\nfrom pathlib import Path\nfrom memn2n_cli import checkpoint\n"
+            "run = Path(sys.argv[1])\n"
+            "files = {n: json.dumps(json.loads((run / n).read_text()), indent=1).encode() for n in ('config.json', 'metrics.json')}\n"
+            "files |= {n: (run / n).read_bytes() for n in ('model.safetensors', 'vocab.json')}\n"
+            "(run / 'new').mkdir()\n"
+            "for name, content in files.items():\n    (run / 'new' / name).write_bytes(content)\n"
+            "replace, renamed = os.replace, []\n"
+            "def killed(source, target):\n"
+            "    if Path(target).name != checkpoint.RENAMES_FILE:\n"
+            "        if renamed:\n            os._exit(9)\n"
+            "        renamed.append(target)\n"
+            "    replace(source, target)\n"
+            "os.replace = killed\n"
+            "checkpoint.write_run(run, files)\n")
+    killed = subprocess.run([sys.executable, "-c", code, str(run)], env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert killed.returncode == 9
+    new = {p.name: p.read_bytes() for p in (run / "new").iterdir()}
+    shutil.rmtree(run / "new")
+    assert (run / "config.json").read_bytes() == new["config.json"] and (run / "metrics.json").read_bytes() != new["metrics.json"]
+    with pytest.raises(checkpoint.UserError, match="not the file manifest.json names"):
+        checkpoint.check_manifest(run)
+    resumed = cli("train", "babi", "--task", "1", "--data-dir", en_dir, "--epochs", "15", "--ls-epochs", "5", "--resume", run)
+    assert resumed.exit_code == 0, resumed.stderr
+    checkpoint.check_manifest(run)
+    assert {name: (run / name).read_bytes() for name in new} == new
+    assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_list_of_renames_that_names_other_files_is_refused_and_renames_nothing(cli, trained_run, tmp_path, en_dir):
+    """The list of renames a killed writer leaves is only followed where each temporary is one of
+    that file's own: a list that would move one of the run's files onto another is one line."""
+    run = copy_run(trained_run[0], tmp_path / "run", manifest=True)
+    (run / checkpoint.RENAMES_FILE).write_text(json.dumps({"config.json": "manifest.json"}))
+    resume = ["train", "babi", "--task", "1", "--data-dir", en_dir, "--epochs", "15", "--ls-epochs", "5", "--resume", run]
+    assert_one_line_error(cli(*resume), f"{checkpoint.RENAMES_FILE}: corrupt list of renames")
+    checkpoint.check_manifest(run)
+
+
 # A full disk --------------------------------------------------------------------------------------
 
 
