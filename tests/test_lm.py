@@ -17,7 +17,7 @@ from tasks import get_task
 from tasks.lm import EOS, UNK
 from memn2n_cli.checkpoint import check_manifest
 from memn2n_cli.history import read_history
-from tests.conftest import ROOT, assert_one_line_error, die_after_saves
+from tests.conftest import ROOT, assert_one_line_error, die_after_saves, published
 from tests.test_model_card import front_matter
 
 
@@ -518,9 +518,11 @@ def test_table2_sweep_trains_the_cells_asked_for_and_lays_out_all_twelve(cli, sm
     assert (out / "2-hops" / "restart0" / "model.safetensors").is_file()
     table = (out / "results.md").read_text()
     row = trained[0]
-    assert (f"| 2 hops | 150 | 2 | 100 | {row['valid_perplexity']:.1f} | {row['test_perplexity']:.1f} | 128 | 121 | "
-            in table)
-    assert "| memory 25 | 150 | 6 | 25 | not trained yet |  | 125 | 118 |" in table
+    # A 300-sentence corpus, not Penn Treebank as published: no paper's figures beside it
+    # (test_results_table_names_the_papers_figures_for_table_2_configurations has them).
+    assert f"| 2 hops | 150 | 2 | 100 | {row['valid_perplexity']:.1f} | {row['test_perplexity']:.1f} |  |  | " in table
+    assert "| memory 25 | 150 | 6 | 25 | not trained yet |  |  |  |" in table
+    assert "the paper has no figures for these data or configurations." in table
     assert "| 7 hops, memory 200 | 150 | 7 | 200 | not trained yet |" in table
     # The next cell, in the same folder: the first is kept, not trained again.
     again = cli(*args, "--column", "memory 25")
@@ -537,11 +539,17 @@ def test_results_table_names_the_papers_figures_for_table_2_configurations():
     trials = [{"label": f"hops={h}", "restart": r, "seed": r, "epochs": 40, "run": f"r{h}{r}",
                "valid_perplexity": v, "test_perplexity": v - 5} for h, r, v in [(2, 0, 131.0), (2, 1, 129.5),
                                                                                  (7, 0, 130.0), (7, 1, math.nan), (7, 2, 125.0)]]
-    table = results_markdown(summarize(spec, trials, Path("out")))
+    table = results_markdown(summarize(spec, trials, Path("out"), published("ptb.sha256")))
     assert "| 150 | 2 | 100 | 129.5 | 124.5 | 128 | 121 | 129.5-131.0 | 40 |" in table
     # A diverged restart (nan) is never kept, and its perplexity is the range's high end (sorted()
     # alone leaves a NaN where it finds it: "130.0-125.0").
     assert "| 150 | 7 | 100 | 125.0 | 120.0 | 120 | 114 | 125.0-nan | 40 |" in table
+    assert "the paper's Table 2 (best of 10) beside it." in table
+    # Data other than the corpus as published (a generated stand-in, one file edited): no paper's figures.
+    edited = {**published("ptb.sha256"), "ptb.test.txt": "0" * 64}
+    table = results_markdown(summarize(spec, trials, Path("out"), edited))
+    assert "| 150 | 2 | 100 | 129.5 | 124.5 |  |  | 129.5-131.0 | 40 |" in table
+    assert "the paper has no figures for these data or configurations." in table
 
 
 def test_each_loader_names_the_kind_of_run_it_takes(small_lm, trained_run):

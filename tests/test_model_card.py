@@ -10,9 +10,9 @@ import pytest
 from memn2n_cli.checkpoint import check_manifest, read_json
 from memn2n_cli.configs import qa_settings
 from memn2n_cli.errors import UserError
-from memn2n_cli.model_card import CARD_FILE, _table_1_column, lm_card
+from memn2n_cli.model_card import CARD_FILE, _table_1_column, lm_card, qa_card
 from tasks.babi import TABLE_1_COLUMNS, BabiTask
-from tests.conftest import ROOT
+from tests.conftest import ROOT, published
 
 
 def front_matter(card: str) -> dict:
@@ -28,7 +28,7 @@ def front_matter(card: str) -> dict:
     return fields
 
 
-def test_a_trained_run_has_a_card_with_its_results_beside_table_1(trained_run):
+def test_a_trained_run_has_a_card_with_its_results_beside_table_1(trained_run, en_is_upstream):
     out, summary = trained_run
     card = (out / CARD_FILE).read_text()
     fields = front_matter(card)
@@ -37,8 +37,13 @@ def test_a_trained_run_has_a_card_with_its_results_beside_table_1(trained_run):
     assert fields["training"] == config["training"] and fields["model"]["dim"] == config["model"]["dim"]
     assert fields["data"]["files"] == config["data"]["files"]
     assert fields["results"]["test_error"] == {"1": summary["tasks"][0]["test_error"]}
-    # The run has the defaults: Table 1's PE LS RN column, whose task 1 error is 0.0.
-    assert fields["paper"] == {"table": "Table 1", "column": "PE LS RN", "test_error": {"1": 0.0}, "mean_test_error": 0.0}
+    # The run has the defaults: Table 1's PE LS RN column, whose task 1 error is 0.0; on the
+    # simulator's tasks, not the paper's data, none.
+    table_1 = {"table": "Table 1", "column": "PE LS RN", "test_error": {"1": 0.0}, "mean_test_error": 0.0}
+    assert fields["paper"] == (table_1 if en_is_upstream else None)
+    assert ("the paper's Table 1, column PE LS RN" in card) == en_is_upstream
+    hindi = {**config, "data": {"files": published("babi_v1.2.sha256", "hn/")}}
+    assert front_matter(qa_card(hindi, summary["tasks"]).decode())["paper"] is None
     assert fields["command"] is None  # trained in this process, not from a command line (see below)
     assert fields["memn2n_version"] == config["memn2n_version"]
     assert f"| 1 | {summary['tasks'][0]['test_error']:.1f} |" in card and "memn2n predict story.txt" in card
@@ -87,12 +92,14 @@ def test_the_bundled_model_has_a_card():
 
 def test_a_language_model_card_names_table_2s_figures_for_its_configuration():
     config = {"task": "ptb", "model": {"dim": 150, "hops": 6, "memory_size": 100}, "training": {"seed": 0},
-              "data": {"tokens": {"train": 1}}, "created": "2026-12-07T00:00:00+00:00"}
+              "data": {"tokens": {"train": 1}, "files": published("ptb.sha256")}, "created": "2026-12-07T00:00:00+00:00"}
     fields = front_matter(lm_card(config, [{"epoch": 1, "valid_perplexity": 130.0}], 125.0, True).decode())
     assert fields["paper"] == {"table": "Table 2", "valid_perplexity": 122, "test_perplexity": 115}
     assert fields["results"] == {"epochs": 1, "finished": True, "valid_perplexity": 130.0, "test_perplexity": 125.0}
     other = front_matter(lm_card({**config, "model": {"dim": 16, "hops": 2, "memory_size": 8}}, [], None, False).decode())
     assert other["paper"] is None and other["results"]["test_perplexity"] is None
+    edited = {**published("ptb.sha256"), "ptb.valid.txt": "0" * 64}
+    assert front_matter(lm_card({**config, "data": {"files": edited}}, [], None, False).decode())["paper"] is None
     card = lm_card({**config, "data": {"generated": True}}, [{"epoch": 1, "valid_perplexity": 5.0}], 5.0, True).decode()
     assert front_matter(card)["paper"] is None and front_matter(card)["data"]["generated"] is True  # not Table 2's
     assert "Trained on a generated stand-in for ptb" in card and "Table 2" not in card

@@ -17,7 +17,7 @@ import pytest
 
 from memn2n_cli import plots
 from memn2n_cli.history import HISTORY_FILE, read_history
-from tests.conftest import ROOT, assert_one_line_error
+from tests.conftest import ROOT, assert_one_line_error, published
 
 OLD = ROOT / "tests" / "data" / "runs-before-24"
 needs_matplotlib = pytest.mark.skipif(__import__("importlib").util.find_spec("matplotlib") is None,
@@ -132,7 +132,8 @@ def test_restarts_draw_a_curve_each_and_progress_lines_are_not_epochs(cli, tmp_p
 @pytest.fixture(scope="module")
 def babi_sweep(tmp_path_factory, en_dir):
     """A real `--preset table1` sweep of two columns on tasks 1 and 4, then its test errors set to
-    known, different values (the paper's: BoW 0.6 and 32.0, PE 0.1 and 3.8)."""
+    known, different values (the paper's: BoW 0.6 and 32.0, PE 0.1 and 3.8) and its data files to
+    upstream's English ones."""
     from typer.testing import CliRunner
 
     from memn2n_cli.cli import app
@@ -144,6 +145,7 @@ def babi_sweep(tmp_path_factory, en_dir):
     assert result.exit_code == 0, (result.stderr, result.exception)
     summary = json.loads((out / "results.json").read_text())
     known = {"BoW": {"1": 10.0, "4": 70.0}, "PE": {"1": 40.0, "4": 0.0}}
+    summary["data_files"] = published("babi_v1.2.sha256", "en/")  # upstream's English tasks, wherever en_dir is from
     for label, errors in known.items():
         for task, error in errors.items():
             summary["cells"][label][task]["test_error"] = error
@@ -272,7 +274,7 @@ def test_table_2_trends_hops_at_memory_100_and_memory_at_6_hops(cli, tmp_path):
     from dataclasses import asdict
 
     open_sweep_dir(out, asdict(spec))
-    write_results(out, summarize(spec, trials, out))
+    write_results(out, summarize(spec, trials, out, published("ptb.sha256")))
     data = plots.read_plot(out)
     hops, memory = data.panels
     assert (hops.option, hops.fixed, [p.value for p in hops.points]) == ("hops", {"memory_size": 100}, [2, 3, 4, 5, 6, 7])

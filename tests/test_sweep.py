@@ -21,8 +21,8 @@ from memn2n_cli.qa.runs import ModelOptions, build_model, prepare
 from memn2n_cli.qa.sweep import OPTION_TYPES, SweepSpec, paper_columns, results_markdown, split_restarts
 from memn2n_cli.sweeps import parse_grid, parse_options
 from memn2n_cli.qa.training import fit
-from tasks.babi import BabiTask
-from tests.conftest import assert_one_line_error
+from tasks.babi import BabiTask, english_size
+from tests.conftest import assert_one_line_error, published
 from tests.test_fuzz import deadline
 
 QUICK = ["--epochs", "2", "--ls-epochs", "1"]  # train's options, fixed for every configuration
@@ -140,9 +140,10 @@ def test_a_preset_sweeps_columns_are_the_same_sweep_in_any_order(en_dir):
 
 
 @pytest.mark.slow
-def test_table1_preset_trains_its_columns_and_lays_results_out_as_table_1(cli, tmp_path, en_dir):
+def test_table1_preset_trains_its_columns_and_lays_results_out_as_table_1(cli, tmp_path, en_dir, en_is_upstream):
     """Two tasks, one restart, one epoch: every column trains with its own options, and results.md
-    shows the paper's figure beside each cell, its mean and failures over the same two tasks."""
+    shows the paper's figure beside each cell, its mean and failures over the same two tasks (on
+    upstream's files; on the simulator's, none)."""
     out = tmp_path / "table1"
     result = cli("sweep", "babi", "--preset", "table1", "--task", "1", "--task", "4", "--restarts", "1", "--epochs", "1",
                  "--ls-epochs", "1", "--out", out, "--data-dir", en_dir, "--workers", "2", "--json")
@@ -159,27 +160,51 @@ def test_table1_preset_trains_its_columns_and_lays_results_out_as_table_1(cli, t
     assert table[2] == "| task | " + " | ".join(BabiTask.TABLE_1) + " |"
     summary = json.loads(result.stdout)
     row4 = table[5].split(" | ")
-    assert row4[1] == f"{summary['cells']['BoW']['4']['test_error']:.1f} (32.0)"  # the paper's BoW on task 4
-    assert row4[-1].startswith(f"{summary['cells']['PE LS LW joint']['4']['test_error']:.1f} (17.5)")
-    assert f"**{summary['columns']['BoW']['mean_test_error']:.1f} (16.3)**" in table[6]  # (0.6 + 32.0) / 2
-    assert f"**{summary['columns']['BoW']['failed_tasks']} (1)**" in table[7]
+    bow4, joint4, mean, failed = (" (32.0)", " (17.5)", " (16.3)", " (1)") if en_is_upstream else ("", "", "", "")
+    assert row4[1] == f"{summary['cells']['BoW']['4']['test_error']:.1f}{bow4}"  # the paper's BoW on task 4
+    assert row4[-1] == f"{summary['cells']['PE LS LW joint']['4']['test_error']:.1f}{joint4} |"
+    assert f"**{summary['columns']['BoW']['mean_test_error']:.1f}{mean}**" in table[6]  # (0.6 + 32.0) / 2
+    assert f"**{summary['columns']['BoW']['failed_tasks']}{failed}**" in table[7]
+    assert table[0].endswith("; the paper's figures in brackets." if en_is_upstream else "; the paper has no figures for these data.")
 
 
 def test_paper_figures_beside_a_whole_column_and_on_10k():
     """With all 20 tasks the printed mean and failures (2 hops: 11, its task 10 printed as 5.0);
-    on 10k, the printed 10k figures and no per-task ones."""
+    on 10k, the printed 10k figures and no per-task ones; on other data, none."""
     labels = list(BabiTask.TABLE_1)
     cells = {label: {str(t): {"test_error": 1.0} for t in range(1, 21)} for label in labels}
     spec = {"task": "babi", "preset": "table1", "data_dir": "/data/en", "select": "train", "restarts": 10}
-    summary = {"spec": spec, "configurations": labels, "cells": cells,
+    summary = {"spec": spec, "configurations": labels, "cells": cells, "data_files": published("babi_v1.2.sha256", "en/"),
                "columns": {label: {"mean_test_error": 1.0, "failed_tasks": 0} for label in labels}}
     one_k = paper_columns(summary)
     assert (one_k["PE LS RN"]["mean"], one_k["PE LS RN"]["failed"], one_k["PE LS RN"]["tasks"][3]) == (13.9, 11, 40.3)
     assert one_k["2 hops PE LS joint"]["failed"] == 11
-    ten_k = paper_columns({**summary, "spec": {**spec, "data_dir": "/data/en-10k"}})
-    assert ten_k["PE LS RN"] == {"tasks": {}, "mean": 6.6, "failed": 4}
-    assert "| **1.0 (6.6)** |" in results_markdown({**summary, "spec": {**spec, "data_dir": "/data/en-10k"}})
+    ten_k = {**summary, "data_files": published("babi_v1.2.sha256", "en-10k/")}
+    assert paper_columns(ten_k)["PE LS RN"] == {"tasks": {}, "mean": 6.6, "failed": 4}
+    assert "| **1.0 (6.6)** |" in results_markdown(ten_k)
     assert paper_columns({**summary, "spec": {**spec, "preset": None}})["BoW"] == {"tasks": {}, "mean": None, "failed": None}
+    none = {"tasks": {}, "mean": None, "failed": None}
+    before = {k: v for k, v in summary.items() if k != "data_files"}  # written before sweeps recorded their files
+    for other in ({**summary, "data_files": published("babi_v1.2.sha256", "hn/")}, {**summary, "data_files": {}}, before):
+        assert paper_columns(other)["BoW"] == none
+    assert "the paper has no figures for these data." in results_markdown({**summary, "data_files": {}})
+
+
+def test_the_papers_data_is_known_by_its_files_checksums():
+    """Table 1's data: upstream's English files, 1k or 10k, as each of its folders has them (the
+    en-valid folders' training files are 1k's and 10k's less the validation questions). Any other
+    file (another language, the shuffled words, a file edited or generated) makes it not the paper's."""
+    en, en_10k = published("babi_v1.2.sha256", "en/"), published("babi_v1.2.sha256", "en-10k/")
+    assert english_size(en) == "1k" and english_size(en_10k) == "10k"
+    assert english_size(published("babi_v1.2.sha256", "en-valid/")) == "1k"
+    assert english_size(published("babi_v1.2.sha256", "en-valid-10k/")) == "10k"
+    for folder in ("hn/", "hn-10k/", "shuffled/", "shuffled-10k/"):
+        assert english_size(published("babi_v1.2.sha256", folder)) is None, folder
+    train = "qa1_single-supporting-fact_train.txt"
+    assert english_size({**en, train: en_10k[train]}) is None  # 10k training beside 1k's
+    assert english_size({**en, train: "0" * 64}) is None
+    assert english_size({"qa1_single-supporting-fact_test.txt": en["qa1_single-supporting-fact_test.txt"]}) is None  # both sizes'
+    assert english_size({}) is None
 
 
 @pytest.fixture(scope="module")

@@ -109,9 +109,10 @@ def _run_lm_sweep(spec: LMSweepSpec, out: Path, backend: str, workers: int,
     trials = spec.trials()
     results = {trial_file(out, t): read_trial(out, t, RESULT_FIELDS) for t in trials if trial_file(out, t).exists()}
     pending = [t for t in trials if trial_file(out, t) not in results and (only is None or t["label"] in only)]
+    files = sweeps.data_files(get_task(spec.task).data_files(Path(spec.data_dir)))
 
     def summary() -> dict:  # written after each trial: a long sweep's table and pictures as they fill in
-        done = summarize(spec, [results[trial_file(out, t)] for t in trials if trial_file(out, t) in results], out)
+        done = summarize(spec, [results[trial_file(out, t)] for t in trials if trial_file(out, t) in results], out, files)
         write_results(out, done)
         return done
 
@@ -141,11 +142,12 @@ def _run_lm_sweep(spec: LMSweepSpec, out: Path, backend: str, workers: int,
     return summary()
 
 
-def summarize(spec: LMSweepSpec, results: list[dict], out: Path) -> dict:
+def summarize(spec: LMSweepSpec, results: list[dict], out: Path, data_files: dict[str, str]) -> dict:
     """Per configuration: its options, the selected restart (lowest validation perplexity; ties to
     the lower seed; a diverged restart, whose perplexity is not finite, last) and its figures (None
-    while no restart has finished), the paper's where Table 2 has the configuration."""
-    paper = get_task(spec.task).TABLE_2
+    while no restart has finished), the paper's where Table 2 has the configuration and the
+    ``data_files`` (name: SHA-256) are the corpus as published (`paper_table`)."""
+    paper = get_task(spec.task).paper_table(data_files)
     rows = []
     for label, overrides in spec.configurations():
         model = LMConfig(vocab_size=1, **spec.settings(overrides)[0])
@@ -183,9 +185,11 @@ def results_markdown(summary: dict) -> str:
     """Table 2's layout: one row per configuration, ours beside the paper's; a row not yet trained
     says so."""
     spec = summary["spec"]
+    beside = ("the paper's Table 2 (best of 10) beside it" if any(row["paper"] for row in summary["rows"])
+              else "the paper has no figures for these data or configurations")
     lines = [f"{spec['task']}: perplexity of the restart with the lowest validation perplexity, best of "
-             f"{spec['restarts']}; the paper's Table 2 (best of 10) beside it. Hours: the selected restart's "
-             "training steps, on whatever else the machine ran.", "",
+             f"{spec['restarts']}; {beside}. Hours: the selected restart's training steps, on whatever else "
+             "the machine ran.", "",
              "| configuration | hidden | hops | memory | valid | test | paper valid | paper test "
              "| valid, all restarts | epochs | hours |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]

@@ -189,7 +189,8 @@ def _run_sweep(spec: SweepSpec, out: Path, backend: str, workers: int, on_trial:
     else:
         for trial in pending:
             finished(run_trial(asdict(spec), trial, on_epoch=partial(on_epoch, trial), device=device))
-    summary = summarize(spec, [results[trial_file(out, t)] for t in trials], out)
+    files = sweeps.data_files(qa_task(spec.task).data_files(Path(spec.data_dir), spec.task_ids))
+    summary = summarize(spec, [results[trial_file(out, t)] for t in trials], out, files)
     write_results(out, summary)
     return summary
 
@@ -237,8 +238,9 @@ def _run_pool(spec: SweepSpec, pending: list[dict], lanes: list[torch.device], f
                                    for i, p in jobs], part_done, report_epochs)
 
 
-def summarize(spec: SweepSpec, results: list[dict], out: Path) -> dict:
-    """Per configuration and task, the selected restart's figures; per configuration, mean and failures."""
+def summarize(spec: SweepSpec, results: list[dict], out: Path, data_files: dict[str, str]) -> dict:
+    """Per configuration and task, the selected restart's figures; per configuration, mean and
+    failures; the data files (name: SHA-256), which say whether the paper's figures are for them."""
     labels = [label for label, _ in spec.configurations()]
     cells: dict[str, dict[int, dict]] = {label: {} for label in labels}
     for result in results:
@@ -250,7 +252,7 @@ def summarize(spec: SweepSpec, results: list[dict], out: Path) -> dict:
                        "failed_tasks": sum(c["test_error"] > PASS_ERROR for c in cells[label].values())}
                for label in labels}
     return {"spec": asdict(spec), "configurations": labels, "cells": cells, "columns": columns,
-            "trials": results, "out": str(out)}
+            "trials": results, "out": str(out), "data_files": data_files}
 
 
 def write_results(out: Path, summary: dict) -> None:
@@ -265,11 +267,12 @@ def write_results(out: Path, summary: dict) -> None:
 
 
 def paper_columns(summary: dict) -> dict[str, dict]:
-    """The paper's figures beside each column of a sweep (the task's `paper_figures`): {tasks:
-    {task: error}, mean, failed}, empty and None where it has none."""
+    """The paper's figures beside each column of a sweep (the task's `paper_figures` of its data
+    files; a summary written before it recorded them has none): {tasks: {task: error}, mean,
+    failed}, empty and None where it has none."""
     spec = summary["spec"]
     tasks = sorted({int(t) for cells in summary["cells"].values() for t in cells})
-    papers = get_task(spec["task"]).paper_figures(spec.get("preset"), Path(spec["data_dir"]), tasks) if spec.get("preset") else {}
+    papers = get_task(spec["task"]).paper_figures(spec["preset"], summary.get("data_files", {}), tasks) if spec.get("preset") else {}
     return {label: papers.get(label, {"tasks": {}, "mean": None, "failed": None}) for label in summary["configurations"]}
 
 
@@ -297,12 +300,14 @@ def matrix(summary: dict) -> tuple[list[tuple[str, list[tuple[str, bool]]]], lis
 def results_markdown(summary: dict) -> str:
     labels, spec = summary["configurations"], summary["spec"]
     rows, means, failed = matrix(summary)
+    paper = paper_columns(summary)[labels[0]]
     lines = [f"Test error (%) of the restart with the lowest {spec['select']} error, best of {spec['restarts']}"
-             + ("; the paper's figures in brackets." if spec.get("preset") else "."), "",
+             + ("; the paper's figures in brackets." if paper["mean"] is not None else
+                "; the paper has no figures for these data." if spec.get("preset") else "."), "",
              "| task | " + " | ".join(labels) + " |", "| ---: |" + " ---: |" * len(labels)]
     lines += [f"| {t} | " + " | ".join(text for text, _ in cells) + " |" for t, cells in rows]
     lines.append("| **mean** | " + " | ".join(f"**{c}**" for c in means) + " |")
     lines.append(f"| **failed (> {PASS_ERROR:g}%)** | " + " | ".join(f"**{c}**" for c in failed) + " |")
-    if spec.get("preset") and not paper_columns(summary)[labels[0]]["tasks"]:
+    if paper["mean"] is not None and not paper["tasks"]:
         lines += ["", "The paper gives only the mean error and the failed tasks here, over all its tasks."]
     return "\n".join(lines) + "\n"
