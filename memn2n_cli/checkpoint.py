@@ -567,11 +567,11 @@ def _rename(directory: Path, renames: dict[str, str]) -> None:
 
 
 def _read_renames(path: Path) -> dict[str, str]:
-    """The renames a killed writer left (`write_files`): each a file of the folder and a temporary
-    of that file's, or a UserError."""
+    """The renames a killed writer left (`write_files`): each a file of the run (a name of the
+    folder's own, not hidden like its lock) and a temporary of that file's, or a UserError."""
     renames = read_json(path)
-    if not all(isinstance(t, str) and Path(n).name == n and Path(t).name == t and t.startswith(f".{n}.")
-               and t.endswith(".tmp") for n, t in renames.items()):
+    if not all(isinstance(t, str) and n and not n.startswith(".") and Path(n).name == n and Path(t).name == t
+               and t.startswith(f".{n}.") and t.endswith(".tmp") for n, t in renames.items()):
         raise UserError("corrupt list of renames", path)
     return renames
 

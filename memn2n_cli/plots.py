@@ -216,7 +216,7 @@ def read_sweep(sweep: Path) -> TablePlot | TrendPlot:
 def results_table(sweep: Path, summary: dict) -> TablePlot:
     """Table 1's layout: per task and configuration our selected restart's test error beside the
     paper's (memn2n_cli/qa/sweep.py's `paper_columns`), then the mean; failed tasks per column."""
-    from memn2n_cli.qa.sweep import paper_columns
+    from memn2n_cli.qa.sweep import has_paper, paper_columns
 
     spec, labels = summary["spec"], summary["configurations"]
     paper = paper_columns(summary)
@@ -232,7 +232,7 @@ def results_table(sweep: Path, summary: dict) -> TablePlot:
     papers.append([paper[label]["mean"] for label in labels])
     failed = [(summary["columns"][label]["failed_tasks"], paper[label]["failed"]) for label in labels]
     caption = (f"test error (%) of the restart with the lowest {spec['select']} error, best of {spec['restarts']}"
-               + ("; in brackets the paper's and our difference" if spec.get("preset") else ""))
+               + ("; in brackets the paper's and our difference" if has_paper(summary) else ""))
     return TablePlot(sweep, str(spec["task"]), caption, list(labels), [f"task {t}" for t in tasks] + ["mean"], ours,
                      papers, failed)
 

@@ -22,7 +22,7 @@ from typing import Callable
 
 import torch
 
-from memn2n_cli.checkpoint import file_checksums, json_bytes, read_json, write_files, write_json
+from memn2n_cli.checkpoint import json_bytes, read_json, write_files, write_json
 from memn2n_cli.devices import worker_devices
 from memn2n_cli.errors import ArgumentError, UserError
 
@@ -177,12 +177,6 @@ def start_ray():
     if not ray.is_initialized():
         ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=False)  # a cluster if one is set, else local
     return ray
-
-
-def data_files(paths: list[Path]) -> dict[str, str]:
-    """A sweep's data files as its summary records them (name: SHA-256), to say whether the paper's
-    figures are for them: those still there (a finished sweep is summarized again without its data)."""
-    return file_checksums([path for path in paths if path.is_file()])
 
 
 def write_results(out: Path, summary: dict, csv_rows: list[list], markdown: str) -> None:

@@ -23,6 +23,7 @@ TASK_IDS = range(1, 21)
 DOWNLOAD_URL = "http://www.thespermwhale.com/jaseweston/babi/tasks_1-20_v1-2.tar.gz"
 ARCHIVE_ROOT = "tasks_1-20_v1-2"  # the folder the upstream archive unpacks to
 CHECKSUMS = Path(__file__).with_name("babi_v1.2.sha256")
+V1_1_CHECKSUMS = Path(__file__).with_name("babi_v1.1.sha256")  # its en folder, the paper's data: task 16 differs from v1.2's
 log = logging.getLogger("memn2n")
 
 
@@ -79,13 +80,15 @@ ENGLISH_SIZES = {"en": "1k", "en-valid": "1k", "en-10k": "10k", "en-valid-10k": 
 
 def english_size(files: dict[str, str]) -> str | None:
     """Which of Table 1's data ``files`` (name: SHA-256, as a run records them) are: "1k" or "10k"
-    where each is upstream's English file of that name (v1.1's are v1.2's; both sizes share their
-    test files), else None: another language, the shuffled words, generated or edited files."""
+    where each is upstream's English file of that name, v1.1 (the paper's) or v1.2 (both sizes
+    share their test files), else None: another language, the shuffled words, generated or edited
+    files."""
     from memn2n_cli.download import read_checksums
 
-    published, sizes = read_checksums(CHECKSUMS), set(ENGLISH_SIZES.values())
+    published = [(path, digest) for checksums in (V1_1_CHECKSUMS, CHECKSUMS) for path, digest in read_checksums(checksums).items()]
+    sizes = set(ENGLISH_SIZES.values())
     for name, digest in files.items():
-        sizes &= {ENGLISH_SIZES.get(path.split("/")[0]) for path, d in published.items() if d == digest and path.endswith(f"/{name}")}
+        sizes &= {ENGLISH_SIZES.get(path.split("/")[0]) for path, d in published if d == digest and path.endswith(f"/{name}")}
     return sizes.pop() if len(sizes) == 1 else None
 
 
@@ -241,6 +244,8 @@ class BabiTask(qa.QATask):
         size, papers = english_size(files), {}
         if size is None:
             return papers
+        if not set(task_ids) <= set(TASK_IDS):  # a damaged results.json (`memn2n plot` says so in one line)
+            raise ValueError(f"no bAbI task {min(set(task_ids) - set(TASK_IDS))}")
         for label, (errors, (mean, failed), (mean_10k, failed_10k)) in self.TABLE_1.items():
             if size == "10k":
                 papers[label] = {"tasks": {}, "mean": mean_10k, "failed": failed_10k}

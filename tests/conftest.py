@@ -80,8 +80,10 @@ def en_is_upstream() -> bool:
 def published(checksums: str, folder: str = "") -> dict[str, str]:
     """The files of a published data set as a run records them (name: SHA-256), from the list of
     checksums in tasks/ (``checksums``), those under ``folder``."""
-    lines = (line.split() for line in (ROOT / "tasks" / checksums).read_text().splitlines())
-    return {path.removeprefix(folder): digest for digest, path in lines if path.startswith(folder)}
+    from memn2n_cli.download import read_checksums
+
+    listed = read_checksums(ROOT / "tasks" / checksums)
+    return {path.removeprefix(folder): digest for path, digest in listed.items() if path.startswith(folder)}
 
 
 @pytest.fixture(scope="session")

@@ -314,6 +314,11 @@ def test_bad_input_is_one_line_and_exit_2(cli, tmp_path):
     assert_one_line_error(cli("plot", unfinished), "no results.json yet: a language-model sweep writes it as each trial finishes")
     (unfinished / "results.json").write_text(json.dumps({"spec": {"task": "babi"}}))
     assert_one_line_error(cli("plot", unfinished), "results.json", "not the results of a memn2n sweep")
+    preset = {"task": "babi", "preset": "table1", "select": "train", "restarts": 1}
+    (unfinished / "results.json").write_text(json.dumps({  # a task bAbI does not have, on the paper's data
+        "spec": preset, "configurations": ["BoW"], "cells": {"BoW": {"25": {"test_error": 1.0}}},
+        "columns": {"BoW": {"mean_test_error": 1.0, "failed_tasks": 0}}, "data_files": published("babi_v1.2.sha256", "en/")}))
+    assert_one_line_error(cli("plot", unfinished), "results.json", "not the results of a memn2n sweep", "no bAbI task 25")
     assert not (tmp_path / "curves.jpg").exists()
 
 

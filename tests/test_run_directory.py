@@ -275,11 +275,17 @@ def test_a_writer_killed_between_two_renames_leaves_a_save_the_next_writer_finis
     assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == []
 
 
-def test_a_list_of_renames_that_names_other_files_is_refused_and_renames_nothing(cli, trained_run, tmp_path, en_dir):
-    """The list of renames a killed writer leaves is only followed where each temporary is one of
-    that file's own: a list that would move one of the run's files onto another is one line."""
+@pytest.mark.parametrize("renames", [{"config.json": "manifest.json"}, {checkpoint.LOCK_FILE: f".{checkpoint.LOCK_FILE}.x.tmp"},
+                                     {"": "..tmp"}, {"..": "....tmp"}, {"sub/config.json": ".config.json.x.tmp"}])
+def test_a_list_of_renames_that_names_other_files_is_refused_and_renames_nothing(cli, trained_run, tmp_path, en_dir, renames):
+    """The list of renames a killed writer leaves is only followed where each is a file of the run
+    and a temporary of that file's own: a list that would move one of the run's files onto
+    another, replace the lock the resume holds, or reach outside the folder is one line."""
     run = copy_run(trained_run[0], tmp_path / "run", manifest=True)
-    (run / checkpoint.RENAMES_FILE).write_text(json.dumps({"config.json": "manifest.json"}))
+    (run / checkpoint.RENAMES_FILE).write_text(json.dumps(renames))
+    for tmp in renames.values():
+        if tmp.startswith("."):
+            (run / tmp).write_text("planted")  # each temporary the list names is there (not manifest.json)
     resume = ["train", "babi", "--task", "1", "--data-dir", en_dir, "--epochs", "15", "--ls-epochs", "5", "--resume", run]
     assert_one_line_error(cli(*resume), f"{checkpoint.RENAMES_FILE}: corrupt list of renames")
     checkpoint.check_manifest(run)

@@ -18,7 +18,7 @@ from memn2n_cli.errors import UserError
 from memn2n_cli.history import read_history
 from memn2n_cli.qa.restarts import fit_restarts
 from memn2n_cli.qa.runs import ModelOptions, build_model, prepare
-from memn2n_cli.qa.sweep import OPTION_TYPES, SweepSpec, paper_columns, results_markdown, split_restarts
+from memn2n_cli.qa.sweep import OPTION_TYPES, SweepSpec, has_paper, paper_columns, results_markdown, split_restarts
 from memn2n_cli.sweeps import parse_grid, parse_options
 from memn2n_cli.qa.training import fit
 from tasks.babi import BabiTask, english_size
@@ -188,6 +188,7 @@ def test_paper_figures_beside_a_whole_column_and_on_10k():
     for other in ({**summary, "data_files": published("babi_v1.2.sha256", "hn/")}, {**summary, "data_files": {}}, before):
         assert paper_columns(other)["BoW"] == none
     assert "the paper has no figures for these data." in results_markdown({**summary, "data_files": {}})
+    assert not has_paper({**summary, "data_files": {}}) and has_paper(summary) and has_paper(ten_k)
 
 
 def test_the_papers_data_is_known_by_its_files_checksums():
@@ -196,6 +197,7 @@ def test_the_papers_data_is_known_by_its_files_checksums():
     file (another language, the shuffled words, a file edited or generated) makes it not the paper's."""
     en, en_10k = published("babi_v1.2.sha256", "en/"), published("babi_v1.2.sha256", "en-10k/")
     assert english_size(en) == "1k" and english_size(en_10k) == "10k"
+    assert english_size(published("babi_v1.1.sha256", "en/")) == "1k"  # the paper's version: its task 16 is not v1.2's
     assert english_size(published("babi_v1.2.sha256", "en-valid/")) == "1k"
     assert english_size(published("babi_v1.2.sha256", "en-valid-10k/")) == "10k"
     for folder in ("hn/", "hn-10k/", "shuffled/", "shuffled-10k/"):
@@ -488,14 +490,14 @@ def test_a_trial_file_of_other_types_is_one_line_naming_it(cli, small_sweep, tmp
     assert_one_line_error(result, f"{tmp_path / 'sweep' / TRIAL}: ", fragment)
 
 
-def test_a_language_model_trial_file_of_other_types_is_refused_naming_it(tmp_path):
+def test_a_language_model_trial_file_of_other_types_is_refused_naming_it(tmp_path, small_ptb):
     """The language model's sweep reads its trials back the same way (`run_lm_sweep` on a sweep
     whose one trial is done: it summarizes, and trains nothing)."""
     from memn2n_cli.checkpoint import write_json
     from memn2n_cli.lm.sweep import LMSweepSpec, run_lm_sweep
     from memn2n_cli.sweeps import trial_file
 
-    spec = LMSweepSpec("ptb", restarts=1, seed=0, grid={"dim": [16], "memory_size": [8]}, data_dir=str(tmp_path))
+    spec = LMSweepSpec("ptb", restarts=1, seed=0, grid={"dim": [16], "memory_size": [8]}, data_dir=str(small_ptb))
     [trial] = spec.trials()
     result = {**trial, "seed": 0, "epochs": 2, "valid_perplexity": 300.0, "test_perplexity": 310.0,
               "train_seconds": 5.0, "tokens_per_second": 1000.0, "run": str(tmp_path / "run")}

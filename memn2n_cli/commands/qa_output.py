@@ -198,13 +198,13 @@ def _matrix(summary: dict):
     from rich.table import Table
     from rich.text import Text
 
-    from memn2n_cli.qa.sweep import matrix
+    from memn2n_cli.qa.sweep import has_paper, matrix
     from tasks.qa import PASS_ERROR
 
     spec = summary["spec"]
     rows, means, failed = matrix(summary)
     table = Table(title=Text(f"Test error (%), best of {spec['restarts']} by {spec['select']} error"
-                             f"{' (the paper in brackets)' if spec.get('preset') else ''}  ·  {summary['out']}"), title_justify="left")
+                             f"{' (the paper in brackets)' if has_paper(summary) else ''}  ·  {summary['out']}"), title_justify="left")
     table.add_column("Task", justify="right")
     for label in summary["configurations"]:
         table.add_column(label, justify="right")

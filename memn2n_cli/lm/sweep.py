@@ -27,7 +27,7 @@ import torch
 
 from memn2n_cli import sweeps
 from memn2n_cli.allocator import keep_freed_memory
-from memn2n_cli.checkpoint import write_json, writing
+from memn2n_cli.checkpoint import file_checksums, write_json, writing
 from memn2n_cli.configs import LMConfig, LMTrainConfig, lm_settings
 from memn2n_cli.devices import resolve_device
 from memn2n_cli.lm.training import train_lm
@@ -109,7 +109,7 @@ def _run_lm_sweep(spec: LMSweepSpec, out: Path, backend: str, workers: int,
     trials = spec.trials()
     results = {trial_file(out, t): read_trial(out, t, RESULT_FIELDS) for t in trials if trial_file(out, t).exists()}
     pending = [t for t in trials if trial_file(out, t) not in results and (only is None or t["label"] in only)]
-    files = sweeps.data_files(get_task(spec.task).data_files(Path(spec.data_dir)))
+    files = file_checksums(get_task(spec.task).data_files(Path(spec.data_dir)))  # whether the paper's figures are for them
 
     def summary() -> dict:  # written after each trial: a long sweep's table and pictures as they fill in
         done = summarize(spec, [results[trial_file(out, t)] for t in trials if trial_file(out, t) in results], out, files)

@@ -248,6 +248,8 @@ def train_lm(task: str, data_dir: Path, out: Path, model_config: dict, config: L
     device = join_processes(device)
     resume_it = f"resume it (`memn2n train {task} --resume {out}`, or resume=True) to go on from there"
     with writing(out, resume_it) if process_group()[0] == 0 else nullcontext():
+        if process_group()[1] > 1:
+            dist.barrier()  # the others read the run once its writer holds it (and has finished a killed save)
         return _train_lm(task, data_dir, out, model_config, config, resume, on_epoch, device, on_progress)
 
 

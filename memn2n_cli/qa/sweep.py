@@ -26,7 +26,7 @@ import torch
 
 from memn2n_cli import sweeps
 from memn2n_cli.allocator import keep_freed_memory
-from memn2n_cli.checkpoint import write_json, write_run, writing
+from memn2n_cli.checkpoint import file_checksums, write_json, write_run, writing
 from memn2n_cli.configs import SPLITS, ModelOptions, TrainConfig, qa_settings
 from memn2n_cli.devices import resolve_device
 from memn2n_cli.errors import UserError
@@ -189,7 +189,7 @@ def _run_sweep(spec: SweepSpec, out: Path, backend: str, workers: int, on_trial:
     else:
         for trial in pending:
             finished(run_trial(asdict(spec), trial, on_epoch=partial(on_epoch, trial), device=device))
-    files = sweeps.data_files(qa_task(spec.task).data_files(Path(spec.data_dir), spec.task_ids))
+    files = file_checksums(qa_task(spec.task).data_files(Path(spec.data_dir), spec.task_ids))  # whether the paper's figures are for them
     summary = summarize(spec, [results[trial_file(out, t)] for t in trials], out, files)
     write_results(out, summary)
     return summary
@@ -276,6 +276,11 @@ def paper_columns(summary: dict) -> dict[str, dict]:
     return {label: papers.get(label, {"tasks": {}, "mean": None, "failed": None}) for label in summary["configurations"]}
 
 
+def has_paper(summary: dict) -> bool:
+    """Whether the paper's figures are beside a sweep's (its preset's, on the paper's data)."""
+    return any(column["mean"] is not None for column in paper_columns(summary).values())
+
+
 def beside(ours: str, paper: float | int | None, digits: int = 1) -> str:
     """A cell: ours, and the paper's figure in brackets where it has one."""
     return ours if paper is None else f"{ours} ({paper:.{digits}f})"
@@ -300,14 +305,13 @@ def matrix(summary: dict) -> tuple[list[tuple[str, list[tuple[str, bool]]]], lis
 def results_markdown(summary: dict) -> str:
     labels, spec = summary["configurations"], summary["spec"]
     rows, means, failed = matrix(summary)
-    paper = paper_columns(summary)[labels[0]]
     lines = [f"Test error (%) of the restart with the lowest {spec['select']} error, best of {spec['restarts']}"
-             + ("; the paper's figures in brackets." if paper["mean"] is not None else
+             + ("; the paper's figures in brackets." if has_paper(summary) else
                 "; the paper has no figures for these data." if spec.get("preset") else "."), "",
              "| task | " + " | ".join(labels) + " |", "| ---: |" + " ---: |" * len(labels)]
     lines += [f"| {t} | " + " | ".join(text for text, _ in cells) + " |" for t, cells in rows]
     lines.append("| **mean** | " + " | ".join(f"**{c}**" for c in means) + " |")
     lines.append(f"| **failed (> {PASS_ERROR:g}%)** | " + " | ".join(f"**{c}**" for c in failed) + " |")
-    if paper["mean"] is not None and not paper["tasks"]:
+    if has_paper(summary) and not any(column["tasks"] for column in paper_columns(summary).values()):
         lines += ["", "The paper gives only the mean error and the failed tasks here, over all its tasks."]
     return "\n".join(lines) + "\n"
