@@ -16,9 +16,10 @@ import os
 import signal
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
@@ -131,9 +132,21 @@ def end_with_the_sweep() -> None:
         ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def worker_pool(processes: int) -> ProcessPoolExecutor:
-    """The local backend's processes (spawned: each starts clean), which end with the sweep."""
-    return ProcessPoolExecutor(processes, mp_context=get_context("spawn"), initializer=end_with_the_sweep)
+@contextmanager
+def worker_pool(processes: int) -> Iterator[ProcessPoolExecutor]:
+    """The local backend's processes (spawned: each starts clean), which end with the sweep: when
+    the block ends, or at once when it fails (a trial's error, Ctrl-C), so that the error is told
+    without waiting, hours for a language model, for the trials beside it, which resume from their
+    last checkpoint when the sweep is run again."""
+    pool = ProcessPoolExecutor(processes, mp_context=get_context("spawn"), initializer=end_with_the_sweep)
+    try:
+        yield pool
+    except BaseException:
+        for process in list((pool._processes or {}).values()):  # no public way to stop a running job before 3.14
+            process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 def lanes(device: torch.device, workers: int) -> list[torch.device]:

@@ -388,6 +388,46 @@ def test_a_sweep_stopped_leaves_no_process_behind(en_dir, tmp_path, signal_name)
     assert not alive
 
 
+def _train_for_a_minute(pid_file: str, device) -> None:
+    """A trial of the pool test below: says where it runs, then trains (sleeps) a minute."""
+    import os
+    import time
+
+    Path(pid_file).write_text(str(os.getpid()))
+    time.sleep(60)
+
+
+def _fail_once_the_other_runs(pid_file: str, device) -> None:
+    import time
+
+    while not Path(pid_file).exists():
+        time.sleep(0.05)
+    raise UserError("this trial's data is damaged")
+
+
+def test_a_trial_failing_in_a_pool_is_told_at_once_and_the_trial_beside_it_stopped(tmp_path):
+    """A trial's error ends the pool at once: the sweep does not wait for the trials beside it
+    (hours for a language model, which resume from their last checkpoint) before saying it."""
+    import subprocess
+    import time
+
+    from memn2n_cli.sweeps import run_on_lanes, worker_pool
+
+    pid_file, started = str(tmp_path / "pid"), time.monotonic()
+    with pytest.raises(UserError, match="this trial's data is damaged"):
+        with worker_pool(2) as pool:
+            run_on_lanes(pool, [torch.device("cpu")] * 2, [(_train_for_a_minute, (pid_file,)), (_fail_once_the_other_runs, (pid_file,))],
+                         lambda i, result: None)
+    assert time.monotonic() - started < 45  # the first trial alone takes 60 s, after its start-up
+    other = int(Path(pid_file).read_text())
+    for _ in range(50):
+        state = subprocess.run(["ps", "-p", str(other), "-o", "stat="], capture_output=True, text=True).stdout.strip()
+        if not state or state.startswith("Z"):
+            break
+        time.sleep(0.1)
+    assert not state or state.startswith("Z"), f"the trial beside it still runs ({state})"
+
+
 def test_a_sweep_killed_and_run_again_gives_the_uninterrupted_numbers(en_dir, tmp_path):
     """kill -9 once a trial has finished; the same command again completes the others, and every
     cell, restart and seed is what a sweep never interrupted gives (the compiled kernel computes
