@@ -552,9 +552,11 @@ def write_files(directory: Path, files: dict[str, bytes], listed: bool = False) 
         raise
     try:
         _rename(directory, renames)
-    finally:
-        for tmp in [] if listed else renames.values():
-            (directory / tmp).unlink(missing_ok=True)
+    except BaseException:
+        if not listed:  # a listed save's temporaries stay: the folder's next writer renames them
+            for tmp in renames.values():
+                (directory / tmp).unlink(missing_ok=True)
+        raise
     if listed:
         (directory / RENAMES_FILE).unlink()
 
