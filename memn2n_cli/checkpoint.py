@@ -27,6 +27,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import math
 import os
 import shlex
 import stat
@@ -122,8 +123,20 @@ def check_same_data(recorded, data: dict, run: Path) -> None:
                             f"{{}} {recorded.get('dir')}", run)
 
 
-def json_bytes(data: dict) -> bytes:
-    return (json.dumps(data, indent=2) + "\n").encode()
+def json_bytes(data: dict, standard: bool = False) -> bytes:
+    """``data`` as indented JSON: as Python writes it (NaN, Infinity) for the files memn2n alone
+    reads back, or ``standard`` (`finite_or_null`) for those people and other programs read."""
+    return (json.dumps(finite_or_null(data) if standard else data, indent=2, allow_nan=not standard) + "\n").encode()
+
+
+def finite_or_null(value):
+    """``value`` with every number that is not finite (a diverged run's perplexity) as None, so
+    that it is standard JSON: NaN and Infinity, which Python writes, strict parsers refuse."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: finite_or_null(v) for key, v in value.items()}
+    return [finite_or_null(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
 def write_json(path: Path, data: dict) -> None:

@@ -263,9 +263,15 @@ def trends(sweep: Path, summary: dict) -> TrendPlot:
 
 
 def _point(value, label: str, row: dict) -> TrendPoint:
+    """A configuration's point: None where it has no restart yet; NaN for a trained one whose
+    perplexity is null in results.json (diverged)."""
     paper = row.get("paper") or (None, None)
-    return TrendPoint(value, label, row.get("valid_perplexity") if row.get("restarts") else None,
-                      row.get("test_perplexity") if row.get("restarts") else None, paper[0], paper[1])
+
+    def trained(figure):
+        return None if not row.get("restarts") else math.nan if figure is None else figure
+
+    return TrendPoint(value, label, trained(row.get("valid_perplexity")), trained(row.get("test_perplexity")),
+                      paper[0], paper[1])
 
 
 def heat_colour(error: float) -> tuple[int, int, int]:

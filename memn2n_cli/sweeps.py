@@ -193,12 +193,12 @@ def start_ray():
 
 
 def write_results(out: Path, summary: dict, csv_rows: list[list], markdown: str) -> None:
-    """A sweep's results.json (``summary``), results.csv (``csv_rows``, the header first) and
-    results.md (``markdown``), each written whole or not at all (a sweep stopped while writing
-    them leaves the last ones)."""
+    """A sweep's results.json (``summary``, standard JSON: a diverged restart's perplexity is
+    null), results.csv (``csv_rows``, the header first) and results.md (``markdown``), each written
+    whole or not at all (a sweep stopped while writing them leaves the last ones)."""
     table = io.StringIO()
     csv.writer(table, lineterminator="\n").writerows(csv_rows)
-    write_files(out, {RESULTS_FILE: json_bytes(summary), "results.csv": table.getvalue().encode(),
+    write_files(out, {RESULTS_FILE: json_bytes(summary, standard=True), "results.csv": table.getvalue().encode(),
                       "results.md": markdown.encode()})
 
 

@@ -192,7 +192,8 @@ def test_a_smaller_max_epochs_on_resume_ends_the_run_at_an_epochs_end_and_is_ref
 def test_a_diverged_trial_whose_file_was_lost_is_read_from_its_run_again(cli, small_ptb, tmp_path):
     """A trial whose run diverged (its test perplexity not finite: null on its card) and whose
     trial file was lost (a kill between the run's last write and the trial file's) is taken from
-    its run again, and the sweep ends as it did; --json is standard JSON, null where not finite."""
+    its run again, and the sweep ends as it did; --json and results.json are standard JSON, null
+    where not finite."""
     out = tmp_path / "sweep"
     args = ["sweep", "ptb", "--data-dir", small_ptb, "--out", out, "--grid", "lr=0.01,10000", *SMALL, "--restarts", "1",
             "--max-epochs", "2", "--max-grad-norm", "1e30", "--workers", "1", "--json"]
@@ -209,6 +210,12 @@ def test_a_diverged_trial_whose_file_was_lost_is_read_from_its_run_again(cli, sm
     assert again.exit_code == 0, again.stderr
     assert strict(again.stdout)["rows"] == rows and "(lr " not in again.stderr  # nothing trained
     assert not math.isfinite(json.loads((out / "trials" / "lr=10000.0" / "restart0.json").read_text())["test_perplexity"])
+    # results.json, which people and other programs read, is standard JSON too; `plot` reads its
+    # null as the diverged configuration's, not as one not trained yet.
+    assert strict((out / "results.json").read_text())["rows"][1]["test_perplexity"] is None
+    shown = cli("plot", out)
+    assert shown.exit_code == 0, shown.stderr
+    assert "nan" in shown.stdout and "not trained yet" not in shown.stdout
 
 
 def test_resume_reads_the_data_it_started_on_and_refuses_other_files(cli, small_ptb, tmp_path, monkeypatch):

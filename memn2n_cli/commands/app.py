@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import math
 import sys
 from typing import Annotated
 
@@ -78,16 +77,10 @@ app.add_typer(data_app, name="data")
 
 def print_json(value) -> None:
     """``value`` as one line of standard JSON on stdout (--json): a number that is not finite (a
-    diverged run's perplexity) as null, as in a model card; json.dumps would write NaN or
-    Infinity, which strict parsers refuse."""
-    def finite(item):
-        if isinstance(item, float) and not math.isfinite(item):
-            return None
-        if isinstance(item, dict):
-            return {key: finite(v) for key, v in item.items()}
-        return [finite(v) for v in item] if isinstance(item, (list, tuple)) else item
+    diverged run's perplexity) as null (`finite_or_null`), as in a model card."""
+    from memn2n_cli.checkpoint import finite_or_null
 
-    print(json.dumps(finite(value), allow_nan=False))
+    print(json.dumps(finite_or_null(value), allow_nan=False))
 
 
 def stdout() -> Console:
