@@ -356,10 +356,11 @@ def test_typer_errors_are_one_line_too(cli):
     assert_one_line_error(cli("train", "babi", "--no-such-option"), "No such option")
 
 
-@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGKILL"])
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM", "SIGKILL"])
 def test_a_sweep_stopped_leaves_no_process_behind(en_dir, tmp_path, signal_name):
-    """SIGTERM (or kill -9) to `memn2n sweep` ends its worker processes and its manager too,
-    where four processes trained on for nobody."""
+    """Ctrl-C, SIGTERM (kill, a scheduler's time limit) or kill -9 to `memn2n sweep` ends its worker
+    processes and its manager too, where four processes trained on for nobody. Ctrl-C and SIGTERM
+    end it quietly (exit code 130 or 143), where SIGTERM left Python's warning of leaked semaphores."""
     import os
     import signal
     import subprocess
@@ -368,7 +369,8 @@ def test_a_sweep_stopped_leaves_no_process_behind(en_dir, tmp_path, signal_name)
 
     command = [sys.executable, "-m", "memn2n_cli", "sweep", "babi", "--task", "1", "--task", "2", "--data-dir", str(en_dir),
                "--out", str(tmp_path / "sweep"), "--restarts", "4", "--workers", "2", "--epochs", "500"]
-    sweep = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    errors = (tmp_path / "stderr").open("w+")
+    sweep = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
     children: list[int] = []
     for _ in range(300):  # until both workers run (the spawned processes import torch first)
         time.sleep(0.1)
@@ -386,6 +388,10 @@ def test_a_sweep_stopped_leaves_no_process_behind(en_dir, tmp_path, signal_name)
             break
         time.sleep(0.1)
     assert not alive
+    if signal_name != "SIGKILL":
+        assert sweep.returncode == 128 + getattr(signal, signal_name)
+        errors.seek(0)
+        assert "Warning" not in errors.read()
 
 
 def _train_for_a_minute(pid_file: str, device) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import signal
 import sys
 from typing import Annotated
 
@@ -98,6 +99,13 @@ class _StderrHandler(logging.Handler):
         print(f"{record.levelname.lower()}: {record.getMessage()}", file=sys.stderr)
 
 
+def _stop(signum, frame) -> None:
+    """SIGTERM (kill, a scheduler's time limit) ends a command as Ctrl-C does, unwinding: a sweep's
+    workers are stopped and its pool closed (killed outright, Python warned of leaked semaphores),
+    a write half done is undone. Exit code 143, the shell's 128 + 15."""
+    raise SystemExit(128 + signum)
+
+
 def command(function):
     """Register a command; a UserError or ConfigError becomes one line on stderr and exit code 2, and
     so does an OSError on a path (a file given as --out, a folder that cannot be made), naming it.
@@ -107,6 +115,7 @@ def command(function):
     @functools.wraps(function)
     def run(*args, **kwargs):
         keep_freed_memory()  # training steps free and re-allocate the same large tensors
+        signal.signal(signal.SIGTERM, _stop)
         logger = logging.getLogger("memn2n")
         if not logger.handlers:
             logger.addHandler(_StderrHandler())
