@@ -2,7 +2,7 @@
 the consoles, the warnings on stderr. It imports no command (memn2n_cli/cli.py assembles them),
 and nothing outside memn2n_cli/commands imports it: the library never loads Typer or Rich.
 
-Data goes to stdout, progress and logs to stderr. Exit codes: 0 ok, 1 failed run, 2 bad input.
+Data goes to stdout, progress and logs to stderr. Exit codes: 0 ok, 1 failed run, 2 bad input, 130 Ctrl-C, 143 SIGTERM.
 """
 
 from __future__ import annotations
