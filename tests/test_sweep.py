@@ -369,8 +369,8 @@ def test_a_sweep_stopped_leaves_no_process_behind(en_dir, tmp_path, signal_name)
 
     command = [sys.executable, "-m", "memn2n_cli", "sweep", "babi", "--task", "1", "--task", "2", "--data-dir", str(en_dir),
                "--out", str(tmp_path / "sweep"), "--restarts", "4", "--workers", "2", "--epochs", "500"]
-    errors = (tmp_path / "stderr").open("w+")
-    sweep = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
+    with (tmp_path / "stderr").open("w") as errors:
+        sweep = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
     children: list[int] = []
     for _ in range(300):  # until both workers run (the spawned processes import torch first)
         time.sleep(0.1)
@@ -390,8 +390,7 @@ def test_a_sweep_stopped_leaves_no_process_behind(en_dir, tmp_path, signal_name)
     assert not alive
     if signal_name != "SIGKILL":
         assert sweep.returncode == 128 + getattr(signal, signal_name)
-        errors.seek(0)
-        assert "Warning" not in errors.read()
+        assert "Warning" not in (tmp_path / "stderr").read_text()
 
 
 def _train_for_a_minute(pid_file: str, device) -> None:
