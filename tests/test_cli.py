@@ -584,3 +584,20 @@ def test_an_output_folder_that_cannot_be_written_is_one_line_naming_it(cli, tmp_
         result = cli("train", "babi", "--data-dir", en_dir, "--epochs", "1", "--ls-epochs", "1", "--out", out)
         assert_one_line_error(result, f"error: {out}", "Not a directory")
     assert a_file.read_text() == "mine\n"
+
+
+def test_a_command_runs_outside_the_main_thread():
+    """A command invoked from another thread (an app embedding memn2n, a threaded runner) runs:
+    only the main thread takes SIGTERM's handler (signal.signal raises ValueError elsewhere)."""
+    import threading
+
+    from typer.testing import CliRunner
+
+    from memn2n_cli.cli import app
+
+    results = []
+    thread = threading.Thread(target=lambda: results.append(CliRunner().invoke(app, ["tasks"])))
+    thread.start()
+    thread.join(60)
+    assert results[0].exception is None and results[0].exit_code == 0
+    assert "babi" in results[0].stdout

@@ -12,6 +12,7 @@ import json
 import logging
 import signal
 import sys
+import threading
 from typing import Annotated
 
 import typer
@@ -115,7 +116,8 @@ def command(function):
     @functools.wraps(function)
     def run(*args, **kwargs):
         keep_freed_memory()  # training steps free and re-allocate the same large tensors
-        signal.signal(signal.SIGTERM, _stop)
+        if threading.current_thread() is threading.main_thread():  # only there can Python take a signal
+            signal.signal(signal.SIGTERM, _stop)
         logger = logging.getLogger("memn2n")
         if not logger.handlers:
             logger.addHandler(_StderrHandler())
